@@ -1,0 +1,1 @@
+//! Phone numbers and WhatsApp ids (cloud-api-facts.md §1.1).

@@ -1,0 +1,1 @@
+//! The policy engine: one module per rule, each pure over (state, now).

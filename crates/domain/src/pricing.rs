@@ -1,0 +1,1 @@
+//! Per-message pricing (cloud-api-facts.md §11.1).

@@ -1,0 +1,1 @@
+//! Webhook payload values (cloud-api-facts.md §10).
