@@ -18,7 +18,10 @@ pub struct OffsetClock<F: Fn() -> Millis + Send + Sync> {
 
 impl<F: Fn() -> Millis + Send + Sync> OffsetClock<F> {
     pub fn new(wall: F, offset: Millis) -> Self {
-        Self { wall, offset: AtomicI64::new(offset) }
+        Self {
+            wall,
+            offset: AtomicI64::new(offset),
+        }
     }
     pub fn offset(&self) -> Millis {
         self.offset.load(Ordering::SeqCst)

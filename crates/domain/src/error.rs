@@ -49,7 +49,12 @@ impl std::error::Error for ApiError {}
 pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
-    pub fn new(status: u16, code: i64, title: impl Into<String>, details: impl Into<String>) -> Self {
+    pub fn new(
+        status: u16,
+        code: i64,
+        title: impl Into<String>,
+        details: impl Into<String>,
+    ) -> Self {
         ApiError {
             status,
             code,
@@ -114,7 +119,12 @@ impl ApiError {
 
     /// 190: missing, malformed or unknown access token (HTTP 401).
     pub fn invalid_token(details: impl Into<String>) -> Self {
-        ApiError::new(401, 190, "Invalid OAuth access token - Cannot parse access token", details)
+        ApiError::new(
+            401,
+            190,
+            "Invalid OAuth access token - Cannot parse access token",
+            details,
+        )
     }
 
     /// 100 with subcode 33: the object does not exist *or the caller may not see it*. Both cases
@@ -150,7 +160,12 @@ impl ApiError {
 
     /// 10: authenticated, but the token may not do this (e.g. a tenant token on an admin route).
     pub fn permission_denied(details: impl Into<String>) -> Self {
-        ApiError::new(403, 10, "Application does not have permission for this action", details)
+        ApiError::new(
+            403,
+            10,
+            "Application does not have permission for this action",
+            details,
+        )
     }
 
     /// 2: transient service failure (database unreachable, overload). Nothing was committed.
@@ -160,8 +175,13 @@ impl ApiError {
 
     /// 1: an unexpected internal failure. The text never carries internal details.
     pub fn internal() -> Self {
-        ApiError::new(500, 1, "An unknown error occurred", "An internal error occurred; it has been logged. Retry the request.")
-            .transient()
+        ApiError::new(
+            500,
+            1,
+            "An unknown error occurred",
+            "An internal error occurred; it has been logged. Retry the request.",
+        )
+        .transient()
     }
 
     // ---- WhatsApp message errors (§2.3) -------------------------------------------------
@@ -188,10 +208,20 @@ impl ApiError {
         ApiError::new(400, 131053, "Media upload error", details)
     }
     pub fn template_param_count(details: impl Into<String>) -> Self {
-        ApiError::new(400, 132000, "Number of parameters does not match the expected number of params", details)
+        ApiError::new(
+            400,
+            132000,
+            "Number of parameters does not match the expected number of params",
+            details,
+        )
     }
     pub fn template_not_found(details: impl Into<String>) -> Self {
-        ApiError::new(404, 132001, "Template name does not exist in the translation", details)
+        ApiError::new(
+            404,
+            132001,
+            "Template name does not exist in the translation",
+            details,
+        )
     }
     pub fn template_text_too_long(details: impl Into<String>) -> Self {
         ApiError::new(400, 132005, "Translated text too long", details)
@@ -208,8 +238,13 @@ impl ApiError {
 
     /// greenlight's idempotency rule: the same key with a different body.
     pub fn idempotency_conflict(details: impl Into<String>) -> Self {
-        ApiError::new(422, 1900001, "Idempotency key reused with a different request", details)
-            .with_type(ErrorType::GreenlightPolicy)
+        ApiError::new(
+            422,
+            1900001,
+            "Idempotency key reused with a different request",
+            details,
+        )
+        .with_type(ErrorType::GreenlightPolicy)
     }
 }
 
@@ -221,11 +256,17 @@ mod tests {
     fn envelope_has_meta_shape() {
         let e = ApiError::invalid_value("`to` must be a phone number");
         let v = e.envelope("Abc123");
-        assert_eq!(v["error"]["message"], "(#131009) Parameter value is not valid");
+        assert_eq!(
+            v["error"]["message"],
+            "(#131009) Parameter value is not valid"
+        );
         assert_eq!(v["error"]["type"], "OAuthException");
         assert_eq!(v["error"]["code"], 131009);
         assert_eq!(v["error"]["error_data"]["messaging_product"], "whatsapp");
-        assert_eq!(v["error"]["error_data"]["details"], "`to` must be a phone number");
+        assert_eq!(
+            v["error"]["error_data"]["details"],
+            "`to` must be a phone number"
+        );
         assert_eq!(v["error"]["fbtrace_id"], "Abc123");
         assert!(v["error"].get("error_subcode").is_none());
     }

@@ -5,6 +5,7 @@
 //! and the HTTP layer depend on this crate; it depends on nothing of theirs.
 #![forbid(unsafe_code)]
 
+pub mod bsuid;
 pub mod clock;
 pub mod error;
 pub mod message;

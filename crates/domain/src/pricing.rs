@@ -1,1 +1,76 @@
-//! Per-message pricing (cloud-api-facts.md §11.1).
+//! Per-message pricing (PMP, since 2025-07-01; cloud-api-facts.md §11.1, §10.5).
+//!
+//! Only delivered templates are charged, by template category. Non-template messages (possible
+//! only inside a customer-service window) are free `service` messages; utility templates inside a
+//! window are free; everything inside a 72 h free entry point is free.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Pricing {
+    pub billable: bool,
+    pub pricing_model: &'static str,
+    #[serde(rename = "type")]
+    pub pricing_type: &'static str,
+    pub category: &'static str,
+}
+
+/// `template_category` is the lowercase category of the template (`marketing`, `utility`,
+/// `authentication`) or `None` for a non-template message.
+pub fn price(template_category: Option<&'static str>, in_window: bool, in_fep: bool) -> Pricing {
+    let free = |pricing_type, category| Pricing {
+        billable: false,
+        pricing_model: "PMP",
+        pricing_type,
+        category,
+    };
+    if in_fep {
+        return free("free_entry_point", "referral_conversion");
+    }
+    match template_category {
+        None => free("free_customer_service", "service"),
+        Some("utility") if in_window => free("free_customer_service", "utility"),
+        Some(category) => Pricing {
+            billable: true,
+            pricing_model: "PMP",
+            pricing_type: "regular",
+            category,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_messages_are_free() {
+        let p = price(None, true, false);
+        assert_eq!(
+            (p.billable, p.category, p.pricing_type),
+            (false, "service", "free_customer_service")
+        );
+    }
+
+    #[test]
+    fn utility_free_in_window_charged_outside() {
+        assert!(!price(Some("utility"), true, false).billable);
+        let p = price(Some("utility"), false, false);
+        assert_eq!((p.billable, p.pricing_type), (true, "regular"));
+    }
+
+    #[test]
+    fn marketing_charged_even_in_window() {
+        let p = price(Some("marketing"), true, false);
+        assert_eq!((p.billable, p.category), (true, "marketing"));
+    }
+
+    #[test]
+    fn everything_free_in_fep() {
+        let p = price(Some("marketing"), false, true);
+        assert_eq!(
+            (p.billable, p.pricing_type, p.category),
+            (false, "free_entry_point", "referral_conversion")
+        );
+    }
+}

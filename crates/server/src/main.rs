@@ -1,1 +1,142 @@
-fn main(){}
+//! `greenlight`: the server binary.
+#![forbid(unsafe_code)]
+
+use clap::{Parser, Subcommand};
+use greenlight::config::{self, Layer};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "greenlight",
+    version,
+    about = "A WhatsApp Cloud API server that enforces Meta's compliance rules"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (sandbox mode by default).
+    Serve(ServeArgs),
+    /// Print the built-in default configuration (a commented TOML file).
+    DefaultConfig,
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "GREENLIGHT_CONFIG")]
+    config: Option<String>,
+    /// Address to listen on (host:port).
+    #[arg(long)]
+    listen: Option<String>,
+    /// sqlite://<path>
+    #[arg(long)]
+    database_url: Option<String>,
+    /// sandbox | gateway
+    #[arg(long)]
+    mode: Option<String>,
+    /// Upstream Graph API base URL (gateway mode).
+    #[arg(long)]
+    upstream_url: Option<String>,
+    /// Folder for uploaded media.
+    #[arg(long)]
+    media_dir: Option<String>,
+    /// Base URL put in links greenlight hands out.
+    #[arg(long)]
+    public_url: Option<String>,
+    /// Log filter, e.g. info or greenlight=debug.
+    #[arg(long)]
+    log: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::DefaultConfig => {
+            print!("{}", config::DEFAULTS);
+            ExitCode::SUCCESS
+        }
+        Command::Serve(args) => serve(args),
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let env = match Layer::from_env(|k| std::env::var(k).ok()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("greenlight: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let flags = Layer {
+        listen: args.listen,
+        database_url: args.database_url,
+        mode: args.mode,
+        upstream_url: args.upstream_url,
+        media_dir: args.media_dir,
+        public_url: args.public_url,
+        log: args.log,
+        ..Layer::default()
+    };
+    let config = match config::load(args.config.as_deref(), &env, &flags) {
+        Ok(c) => c,
+        Err(errs) => {
+            eprintln!("greenlight: the configuration is not valid:");
+            for e in errs {
+                eprintln!("  - {e}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&config.log)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_target(false)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("greenlight: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(config.listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("greenlight: cannot listen on {}: {e} (set GREENLIGHT_LISTEN or --listen to a free address)", config.listen);
+                return ExitCode::FAILURE;
+            }
+        };
+        let generated_admin = config.admin_token_generated.then(|| config.admin_token.clone());
+        let running = match greenlight::run(config, listener).await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("greenlight: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        };
+        tracing::info!(addr = %running.addr, mode = ?running.state.config.mode, "greenlight is listening");
+        // Printed on stdout for the person who started it, never logged.
+        if let Some(t) = generated_admin {
+            println!("Admin token (generated for this run; set GREENLIGHT_ADMIN_TOKEN to choose one): {t}\n");
+        }
+        match greenlight::ensure_demo_tenant(&running.state).await {
+            Ok(Some(banner)) => println!("{banner}"),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "could not create the demo tenant"),
+        }
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+        running.stop().await;
+        ExitCode::SUCCESS
+    })
+}

@@ -1,1 +1,111 @@
-pub fn x(){}
+//! The store: one trait, [`Store`], that every backend implements, and the SQLite backend.
+//!
+//! Rules are not implemented here. A write that depends on state (a send, an inbound message)
+//! runs as one unit of work inside the backend: load the facts, call the pure engine in
+//! `greenlight_domain::policy`, write the effects and the webhook events it implies. The
+//! backend guarantees that units of work do not interleave (SQLite: one writer thread that
+//! group-commits; PostgreSQL: row locks) and that an `Ok` means committed.
+//!
+//! Every method that reads or writes tenant data takes the tenant's [`Scope`]: there is no
+//! unscoped lookup to forget a filter on.
+#![forbid(unsafe_code)]
+
+pub mod ids;
+pub mod sqlite;
+mod types;
+
+pub use types::*;
+
+use async_trait::async_trait;
+use greenlight_domain::{ApiError, Millis};
+use serde_json::Value;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A refusal for the client, in Meta's terms.
+    #[error("{0}")]
+    Api(ApiError),
+    /// The database cannot be reached or is overloaded: transient, nothing was committed.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or corrupted data. Logged; the client sees an opaque 500.
+    #[error("store internal error: {0}")]
+    Internal(String),
+}
+
+impl From<ApiError> for StoreError {
+    fn from(e: ApiError) -> Self {
+        StoreError::Api(e)
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Is the database reachable? (`/readyz`)
+    async fn ping(&self) -> StoreResult<()>;
+
+    // ---- the instance ------------------------------------------------------------------
+    /// The virtual clock's offset from wall time (sandbox), persisted across restarts.
+    async fn clock_offset(&self) -> StoreResult<Millis>;
+    async fn set_clock_offset(&self, offset: Millis) -> StoreResult<()>;
+    async fn tenant_count(&self) -> StoreResult<u64>;
+    /// Operator-only: the tenant that owns a phone number (for admin-token sandbox calls).
+    async fn scope_of_phone(&self, phone_id: &str) -> StoreResult<Option<Scope>>;
+
+    // ---- tenants and auth --------------------------------------------------------------
+    async fn create_tenant(&self, t: NewTenant, now: Millis) -> StoreResult<CreatedTenant>;
+    /// The tenant a token (by its hash) belongs to, with its WABAs and numbers.
+    async fn principal_by_token_hash(&self, hash: &str) -> StoreResult<Option<Principal>>;
+    async fn phone_number(&self, scope: &Scope, id: &str) -> StoreResult<Option<PhoneNumber>>;
+    async fn waba(&self, scope: &Scope, id: &str) -> StoreResult<Option<Waba>>;
+    async fn phone_numbers_of_waba(
+        &self,
+        scope: &Scope,
+        waba_id: &str,
+    ) -> StoreResult<Vec<PhoneNumber>>;
+    async fn business_profile(&self, scope: &Scope, phone_id: &str) -> StoreResult<Value>;
+    async fn set_business_profile(
+        &self,
+        scope: &Scope,
+        phone_id: &str,
+        patch: Value,
+    ) -> StoreResult<()>;
+    async fn tenant_settings(&self, scope: &Scope) -> StoreResult<TenantSettings>;
+    async fn set_tenant_settings(&self, scope: &Scope, s: TenantSettings) -> StoreResult<()>;
+
+    // ---- messaging ---------------------------------------------------------------------
+    /// Decide and, if accepted, commit one outbound message with its statuses and events.
+    async fn send(&self, scope: &Scope, cmd: SendCommand) -> StoreResult<SendResult>;
+    /// Evaluate a send without sending anything.
+    async fn check(&self, scope: &Scope, cmd: SendCommand) -> StoreResult<CheckResult>;
+    /// The business marks a customer's message as read. `false` when no such message exists.
+    async fn mark_read(
+        &self,
+        scope: &Scope,
+        phone_id: &str,
+        message_id: &str,
+        now: Millis,
+    ) -> StoreResult<bool>;
+    /// A simulated customer writes to a business number.
+    async fn inbound(&self, scope: &Scope, cmd: InboundCommand) -> StoreResult<String>;
+    /// A simulated customer acts (read, block, report, stop_marketing…).
+    async fn customer_action(&self, scope: &Scope, cmd: CustomerAction) -> StoreResult<Value>;
+    /// Instance-wide simulated user settings (e.g. `on_whatsapp`).
+    async fn set_user(&self, wa_id: &str, on_whatsapp: bool, now: Millis) -> StoreResult<Value>;
+    async fn message(&self, scope: &Scope, wamid: &str) -> StoreResult<Option<MessageRecord>>;
+    async fn thread(
+        &self,
+        scope: &Scope,
+        phone_id: &str,
+        wa_id: &str,
+    ) -> StoreResult<Vec<MessageRecord>>;
+    /// Run whatever has fallen due by `now` (delivered statuses, …). Returns how many ran.
+    async fn run_due(&self, now: Millis, limit: usize) -> StoreResult<usize>;
+
+    // ---- media -------------------------------------------------------------------------
+    async fn insert_media(&self, scope: &Scope, m: MediaRecord) -> StoreResult<()>;
+    async fn media(&self, scope: &Scope, id: &str) -> StoreResult<Option<MediaRecord>>;
+    async fn delete_media(&self, scope: &Scope, id: &str) -> StoreResult<bool>;
+}

@@ -1,1 +1,10 @@
-//! The policy engine: one module per rule, each pure over (state, now).
+//! The policy engine: one module per rule, each pure over (state, now), each named for the rule
+//! it models. [`engine::decide_send`] runs them in order and returns every verdict, so a refusal
+//! can always be explained (`GET /greenlight/v1/messages/{wamid}`, `…/messages/check`).
+
+pub mod engine;
+pub mod verdict;
+pub mod window;
+
+pub use engine::{decide_send, Decision, Outcome, SendFacts, TemplateFacts, TemplateStatus};
+pub use verdict::{RuleOutcome, Verdict};

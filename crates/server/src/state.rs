@@ -1,0 +1,98 @@
+//! Shared state of one running server.
+
+use crate::config::Config;
+use greenlight_domain::clock::{Clock, OffsetClock};
+use greenlight_domain::Millis;
+use greenlight_store::{Principal, Store, StoreError};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use tokio::sync::Notify;
+
+pub fn wall_ms() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as Millis)
+        .unwrap_or(0)
+}
+
+pub type SandboxClock = OffsetClock<fn() -> Millis>;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<SandboxClock>,
+    /// Access-token hash → principal. Tokens are never kept in clear.
+    principals: Arc<RwLock<HashMap<String, Arc<Principal>>>>,
+    pub addr: SocketAddr,
+    /// Wakes the scheduler (clock advanced, new work).
+    pub due: Arc<Notify>,
+    /// Serialises clock advances.
+    pub clock_lock: Arc<tokio::sync::Mutex<()>>,
+    pub store_closer: Option<Arc<dyn Fn() + Send + Sync>>,
+}
+
+impl AppState {
+    pub async fn new(
+        config: Config,
+        store: Arc<dyn Store>,
+        addr: SocketAddr,
+        store_closer: Option<Arc<dyn Fn() + Send + Sync>>,
+    ) -> anyhow::Result<Self> {
+        let offset = store
+            .clock_offset()
+            .await
+            .map_err(|e| anyhow::anyhow!("reading the clock offset: {e}"))?;
+        let clock = Arc::new(OffsetClock::new(wall_ms as fn() -> Millis, offset));
+        Ok(AppState {
+            config: Arc::new(config),
+            store,
+            clock,
+            principals: Arc::new(RwLock::new(HashMap::new())),
+            addr,
+            due: Arc::new(Notify::new()),
+            clock_lock: Arc::new(tokio::sync::Mutex::new(())),
+            store_closer,
+        })
+    }
+
+    pub fn now(&self) -> Millis {
+        self.clock.now()
+    }
+
+    /// Base URL for links greenlight hands out.
+    pub fn public_url(&self) -> String {
+        self.config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.addr))
+    }
+
+    /// The principal of a token, from the cache or the store.
+    pub async fn principal(&self, token_hash: &str) -> Result<Option<Arc<Principal>>, StoreError> {
+        if let Some(p) = self
+            .principals
+            .read()
+            .ok()
+            .and_then(|m| m.get(token_hash).cloned())
+        {
+            return Ok(Some(p));
+        }
+        let p = self.store.principal_by_token_hash(token_hash).await?;
+        Ok(p.map(|p| {
+            let p = Arc::new(p);
+            if let Ok(mut m) = self.principals.write() {
+                m.insert(token_hash.to_string(), p.clone());
+            }
+            p
+        }))
+    }
+
+    /// Forget cached principals of a tenant (its numbers or WABAs changed).
+    pub fn invalidate_tenant(&self, business_id: &str) {
+        if let Ok(mut m) = self.principals.write() {
+            m.retain(|_, p| p.scope.business_id != business_id);
+        }
+    }
+}

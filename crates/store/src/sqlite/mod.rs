@@ -1,0 +1,287 @@
+//! The SQLite backend: the default, embedded store.
+//!
+//! **One writer, group commit.** Every write is a job sent to a single writer thread. The
+//! thread takes the first job waiting, opens a transaction, then keeps running jobs for as long
+//! as more are queued (up to [`MAX_BATCH`]), and commits them all at once: one `fsync` for many
+//! concurrent sends. Each job runs inside its own `SAVEPOINT`, so a job that refuses rolls back
+//! alone. Callers are answered only after the `COMMIT` returned: an `Ok` means durable. Because
+//! jobs run one after another on one connection, a job's reads and the engine's decision cannot
+//! interleave with another job's writes: decisions are serializable without locks.
+//!
+//! **Readers.** Plain reads (GET endpoints) use a small pool of read-only connections; WAL mode
+//! lets them run beside the writer and see only committed data.
+//!
+//! **Settings** (see docs/ARCHITECTURE.md): `journal_mode=WAL` (readers never block the
+//! writer), `synchronous=FULL` by default (a committed batch survives power loss; `NORMAL` is a
+//! setting for those who accept losing the last batches on power loss but never on a crash),
+//! `busy_timeout=5000`, `foreign_keys=OFF` (integrity is kept by the single writer's code),
+//! a 64 MiB page cache, `temp_store=MEMORY`.
+
+mod ops;
+mod read;
+
+use crate::{StoreError, StoreResult};
+use rusqlite::Connection;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+
+/// Most jobs committed in one transaction.
+pub const MAX_BATCH: usize = 512;
+
+const SCHEMA: &str = include_str!("schema.sql");
+
+type Finisher = Box<dyn FnOnce(Result<(), String>) + Send>;
+type Job = Box<dyn FnOnce(&Connection) -> Finisher + Send>;
+
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// `FULL` (default) or `NORMAL`.
+    pub synchronous: String,
+    pub readers: usize,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            synchronous: "FULL".into(),
+            readers: 4,
+        }
+    }
+}
+
+pub struct SqliteStore {
+    writer: Mutex<Option<mpsc::Sender<Job>>>,
+    readers: Arc<Vec<Mutex<Connection>>>,
+    next_reader: AtomicUsize,
+    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// `sqlite://path`, `sqlite:path` or a bare path → the file path.
+pub fn path_from_url(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = rest.split('?').next().unwrap_or(rest);
+    if rest.is_empty() {
+        None
+    } else {
+        Some(rest.to_string())
+    }
+}
+
+fn configure(conn: &Connection, synchronous: &str) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_millis(5000))?;
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous={synchronous}; PRAGMA foreign_keys=OFF; \
+         PRAGMA temp_store=MEMORY; PRAGMA cache_size=-65536;"
+    ))?;
+    conn.set_prepared_statement_cache_capacity(128);
+    Ok(())
+}
+
+pub(crate) fn internal(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Internal(e.to_string())
+}
+
+fn map_sqlite(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode::*;
+    match e.sqlite_error_code() {
+        Some(DatabaseBusy | DatabaseLocked | CannotOpen | DiskFull | SystemIoFailure) => {
+            StoreError::Unavailable(e.to_string())
+        }
+        _ => StoreError::Internal(e.to_string()),
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        map_sqlite(e)
+    }
+}
+
+impl SqliteStore {
+    pub fn open(path: &str, opts: SqliteOptions) -> StoreResult<Self> {
+        if let Some(parent) = std::path::Path::new(path).parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    StoreError::Unavailable(format!("cannot create {}: {e}", parent.display()))
+                })?;
+            }
+        }
+        let writer = Connection::open(path)
+            .map_err(|e| StoreError::Unavailable(format!("cannot open {path}: {e}")))?;
+        configure(&writer, &opts.synchronous)?;
+        writer.execute_batch(SCHEMA)?;
+        writer.execute(
+            "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '1')",
+            [],
+        )?;
+
+        let mut readers = Vec::new();
+        for _ in 0..opts.readers.max(1) {
+            let r = Connection::open_with_flags(
+                path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
+                    | rusqlite::OpenFlags::SQLITE_OPEN_URI,
+            )
+            .map_err(|e| StoreError::Unavailable(format!("cannot open {path} for reading: {e}")))?;
+            r.busy_timeout(std::time::Duration::from_millis(5000))?;
+            r.set_prepared_statement_cache_capacity(64);
+            readers.push(Mutex::new(r));
+        }
+
+        let (tx, rx) = mpsc::channel::<Job>();
+        let handle = std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer_loop(writer, rx))
+            .map_err(internal)?;
+        Ok(SqliteStore {
+            writer: Mutex::new(Some(tx)),
+            readers: Arc::new(readers),
+            next_reader: AtomicUsize::new(0),
+            writer_thread: Mutex::new(Some(handle)),
+        })
+    }
+
+    /// Runs `f` on the writer thread inside a savepoint of the current batch; resolves after the
+    /// batch committed. An `Err` from `f` rolls back `f`'s writes only.
+    pub(crate) async fn write<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel::<StoreResult<T>>();
+        let job: Job = Box::new(move |conn: &Connection| -> Finisher {
+            if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+                let err = map_sqlite(e);
+                return Box::new(move |_| {
+                    let _ = tx.send(Err(err));
+                });
+            }
+            let r = f(conn);
+            match r {
+                Ok(v) => {
+                    let released = conn.execute_batch("RELEASE job");
+                    Box::new(move |commit: Result<(), String>| {
+                        let out = match (released, commit) {
+                            (Err(e), _) => Err(map_sqlite(e)),
+                            (_, Err(e)) => Err(StoreError::Unavailable(e)),
+                            (Ok(()), Ok(())) => Ok(v),
+                        };
+                        let _ = tx.send(out);
+                    })
+                }
+                Err(e) => {
+                    let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+                    Box::new(move |_| {
+                        let _ = tx.send(Err(e));
+                    })
+                }
+            }
+        });
+        {
+            let guard = self.writer.lock().map_err(internal)?;
+            let sender = guard
+                .as_ref()
+                .ok_or_else(|| StoreError::Unavailable("store is shutting down".into()))?;
+            sender
+                .send(job)
+                .map_err(|_| StoreError::Unavailable("the writer thread stopped".into()))?;
+        }
+        rx.await
+            .map_err(|_| StoreError::Unavailable("the writer thread stopped".into()))?
+    }
+
+    /// Runs `f` on a read-only connection off the async threads.
+    pub(crate) async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        tokio::task::spawn_blocking(move || {
+            let n = readers.len();
+            // take a free connection if there is one, otherwise wait for ours
+            for i in 0..n {
+                if let Ok(conn) = readers[(start + i) % n].try_lock() {
+                    return f(&conn);
+                }
+            }
+            let conn = readers[start % n].lock().map_err(internal)?;
+            f(&conn)
+        })
+        .await
+        .map_err(internal)?
+    }
+
+    /// Stops the writer after the jobs already queued; used on shutdown and by tests.
+    pub fn close(&self) {
+        if let Ok(mut w) = self.writer.lock() {
+            w.take();
+        }
+        if let Ok(mut h) = self.writer_thread.lock() {
+            if let Some(h) = h.take() {
+                let _ = h.join();
+            }
+        }
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        if let Ok(mut w) = self.writer.lock() {
+            w.take();
+        }
+    }
+}
+
+fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            let msg = e.to_string();
+            tracing::error!(error = %msg, "cannot begin a write transaction");
+            first(&conn)(Err(msg));
+            continue;
+        }
+        let mut finishers: Vec<Finisher> = Vec::with_capacity(16);
+        finishers.push(first(&conn));
+        while finishers.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => finishers.push(job(&conn)),
+                Err(_) => break,
+            }
+        }
+        let commit = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+        if let Err(e) = &commit {
+            tracing::error!(error = %e, jobs = finishers.len(), "batch commit failed; rolling back");
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for f in finishers {
+            f(commit.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            path_from_url("sqlite://greenlight.db").as_deref(),
+            Some("greenlight.db")
+        );
+        assert_eq!(
+            path_from_url("sqlite:///tmp/x.db").as_deref(),
+            Some("/tmp/x.db")
+        );
+        assert_eq!(
+            path_from_url("sqlite:a.db?mode=rwc").as_deref(),
+            Some("a.db")
+        );
+        assert_eq!(path_from_url("postgres://x"), None);
+    }
+}

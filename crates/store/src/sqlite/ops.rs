@@ -1,0 +1,892 @@
+//! [`Store`] for [`SqliteStore`]: each write is one job on the writer thread (see `mod.rs`).
+
+use super::read::{self, json_col};
+use super::{internal, SqliteStore};
+use crate::ids;
+use crate::*;
+use async_trait::async_trait;
+use greenlight_domain::message::{MessageType, Recipient, SendRequest};
+use greenlight_domain::policy::window::WindowState;
+use greenlight_domain::policy::{
+    decide_send, Decision, Outcome, SendFacts, TemplateFacts, TemplateStatus,
+};
+use greenlight_domain::webhook::{self, ConversationInfo, Metadata, StatusChange};
+use greenlight_domain::{bsuid, ApiError, Millis, DAY};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+/// Queues one webhook event (a change `value` of `field`) in the outbox, in the caller's
+/// transaction.
+pub(crate) fn enqueue(
+    conn: &Connection,
+    business_id: &str,
+    waba_id: &str,
+    phone_id: Option<&str>,
+    field: &str,
+    value: &Value,
+    now: Millis,
+) -> StoreResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO outbox (business_id, waba_id, phone_id, field, payload, created_at, next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+    )?
+    .execute(params![business_id, waba_id, phone_id, field, json_col(value)?, now])?;
+    Ok(())
+}
+
+/// The customer's business-scoped user id, created on first contact.
+fn user_id_for(
+    conn: &Connection,
+    business_id: &str,
+    wa_id: &str,
+    now: Millis,
+) -> StoreResult<String> {
+    if let Some(u) = conn
+        .prepare_cached("SELECT user_id FROM contacts WHERE business_id = ?1 AND wa_id = ?2")?
+        .query_row(params![business_id, wa_id], |r| r.get::<_, String>(0))
+        .optional()?
+    {
+        return Ok(u);
+    }
+    let d = Sha256::digest(format!("{business_id}|{wa_id}").as_bytes());
+    let n = u64::from_be_bytes(d[..8].try_into().map_err(internal)?);
+    let u = bsuid::format(bsuid::region(wa_id), n);
+    conn.prepare_cached("INSERT OR IGNORE INTO contacts (business_id, wa_id, user_id, created_at) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![business_id, wa_id, u, now])?;
+    Ok(u)
+}
+
+fn on_whatsapp(conn: &Connection, wa_id: &str) -> StoreResult<bool> {
+    Ok(conn
+        .prepare_cached("SELECT on_whatsapp FROM users WHERE wa_id = ?1")?
+        .query_row(params![wa_id], |r| r.get::<_, bool>(0))
+        .optional()?
+        .unwrap_or(true))
+}
+
+fn save_window(conn: &Connection, phone_id: &str, wa_id: &str, w: &WindowState) -> StoreResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO windows (phone_id, wa_id, last_inbound_at, referral_at, fep_until) VALUES (?1, ?2, ?3, ?4, ?5) \
+         ON CONFLICT (phone_id, wa_id) DO UPDATE SET last_inbound_at = excluded.last_inbound_at, \
+         referral_at = excluded.referral_at, fep_until = excluded.fep_until",
+    )?
+    .execute(params![phone_id, wa_id, w.last_inbound_at, w.referral_at, w.fep_until])?;
+    Ok(())
+}
+
+fn settings(conn: &Connection, business_id: &str) -> StoreResult<TenantSettings> {
+    let s: Option<String> = conn
+        .prepare_cached("SELECT settings FROM businesses WHERE id = ?1")?
+        .query_row(params![business_id], |r| r.get(0))
+        .optional()?;
+    Ok(s.and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default())
+}
+
+fn metadata(p: &PhoneNumber) -> Metadata<'_> {
+    Metadata {
+        display_phone_number: &p.digits,
+        phone_number_id: &p.id,
+    }
+}
+
+/// What the customer sees of a message, when it is text-like.
+fn visible_text(req: &SendRequest) -> Option<String> {
+    let p = &req.payload;
+    let s = match req.msg_type {
+        MessageType::Text => p["body"].as_str(),
+        MessageType::Image | MessageType::Video | MessageType::Document => p["caption"].as_str(),
+        MessageType::Interactive => p["body"]["text"].as_str(),
+        MessageType::Location => p["name"].as_str().or(p["address"].as_str()),
+        MessageType::Reaction => p["emoji"].as_str(),
+        _ => None,
+    };
+    s.map(str::to_string)
+}
+
+fn template_facts(
+    conn: &Connection,
+    waba_id: &str,
+    name: &str,
+    language: &str,
+) -> StoreResult<Option<TemplateFacts>> {
+    Ok(conn
+        .prepare_cached("SELECT status, category, paused_until FROM templates WHERE waba_id = ?1 AND name = ?2 AND language = ?3")?
+        .query_row(params![waba_id, name, language], |r| {
+            let status: String = r.get(0)?;
+            let category: String = r.get(1)?;
+            Ok(TemplateFacts {
+                name: name.to_string(),
+                language: language.to_string(),
+                status: TemplateStatus::parse(&status),
+                category: match category.to_ascii_lowercase().as_str() {
+                    "utility" => "utility",
+                    "authentication" => "authentication",
+                    _ => "marketing",
+                },
+                paused_until: r.get(2)?,
+            })
+        })
+        .optional()?)
+}
+
+/// Loads the facts of one send and runs the engine. Read-only.
+struct Evaluated {
+    wa_id: String,
+    window: WindowState,
+    decision: Decision,
+}
+
+fn evaluate(conn: &Connection, scope: &Scope, cmd: &SendCommand) -> StoreResult<Evaluated> {
+    let phone = &cmd.phone;
+    let now = cmd.now;
+    let wa_id = match &cmd.request.recipient {
+        Recipient::WaId(w) => w.clone(),
+        Recipient::UserId(u) => {
+            let wa: Option<String> = conn
+                .prepare_cached(
+                    "SELECT wa_id FROM contacts WHERE business_id = ?1 AND user_id = ?2",
+                )?
+                .query_row(params![scope.business_id, u], |r| r.get(0))
+                .optional()?;
+            match wa {
+                Some(w) => w,
+                None => {
+                    return Err(ApiError::invalid_value(format!(
+                        "`recipient` {u} is not a user id known to this business; use the `user_id` from a webhook, or send to the phone number with `to`."
+                    ))
+                    .into())
+                }
+            }
+        }
+    };
+    let window = read::window(conn, &phone.id, &wa_id)?;
+    let template = match &cmd.request.template {
+        Some(t) => Some(template_facts(conn, &phone.waba_id, &t.name, &t.language)?),
+        None => None,
+    };
+    let facts = SendFacts {
+        now,
+        msg_type: cmd.request.msg_type,
+        window,
+        recipient_on_whatsapp: on_whatsapp(conn, &wa_id)?,
+        recipient_is_sender: wa_id == phone.digits,
+        template,
+        sync_refusals: settings(conn, &scope.business_id)?.sync_refusals,
+    };
+    Ok(Evaluated {
+        wa_id,
+        window,
+        decision: decide_send(&facts),
+    })
+}
+
+fn send_tx(
+    conn: &Connection,
+    scope: &Scope,
+    cmd: SendCommand,
+) -> StoreResult<Result<SendResult, ApiError>> {
+    let now = cmd.now;
+    // Idempotency: the same key answers what it answered first, or refuses another body.
+    if let Some((key, hash)) = &cmd.idempotency {
+        let prev: Option<(String, String, String, i64)> = conn
+            .prepare_cached("SELECT request_hash, response, wamid, created_at FROM idempotency WHERE business_id = ?1 AND key = ?2")?
+            .query_row(params![scope.business_id, key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .optional()?;
+        if let Some((prev_hash, response, wamid, at)) = prev {
+            if now - at < DAY {
+                if &prev_hash != hash {
+                    return Ok(Err(ApiError::idempotency_conflict(format!(
+                        "Idempotency-Key '{key}' was used within the last 24 hours for a different request body; use a new key for a new message."
+                    ))));
+                }
+                let body = serde_json::from_str(&response).map_err(internal)?;
+                return Ok(Ok(SendResult {
+                    wamid,
+                    body,
+                    replayed: true,
+                }));
+            }
+            conn.prepare_cached("DELETE FROM idempotency WHERE business_id = ?1 AND key = ?2")?
+                .execute(params![scope.business_id, key])?;
+        }
+    }
+
+    let ev = evaluate(conn, scope, &cmd)?;
+    let d = &ev.decision;
+    let phone = &cmd.phone;
+    let req = &cmd.request;
+    let verdicts = serde_json::to_string(&d.verdicts).map_err(internal)?;
+    if let Outcome::Refuse(e) = &d.outcome {
+        conn.prepare_cached("INSERT INTO refusals (business_id, phone_id, wa_id, code, rule_verdicts, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+            .execute(params![scope.business_id, phone.id, ev.wa_id, e.code, verdicts, now])?;
+        return Ok(Err(e.clone()));
+    }
+
+    let user_id = user_id_for(conn, &scope.business_id, &ev.wa_id, now)?;
+    let wamid = ids::wamid();
+    let conversation_id = ids::conversation_id();
+    let failed = match &d.outcome {
+        Outcome::FailAsync(e) => Some(e.clone()),
+        _ => None,
+    };
+    let pricing_json = serde_json::to_string(&d.pricing).map_err(internal)?;
+    let status = if failed.is_some() { "failed" } else { "sent" };
+    conn.prepare_cached(
+        "INSERT INTO messages (id, business_id, phone_id, wa_id, direction, type, content, text, category, pricing, conversation_id, biz_opaque, status, verdicts, created_at) \
+         VALUES (?1, ?2, ?3, ?4, 'out', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    )?
+    .execute(params![
+        wamid,
+        scope.business_id,
+        phone.id,
+        ev.wa_id,
+        req.msg_type.as_str(),
+        json_col(&req.payload)?,
+        visible_text(req),
+        d.pricing.category,
+        pricing_json,
+        conversation_id,
+        req.biz_opaque_callback_data,
+        status,
+        verdicts,
+        now
+    ])?;
+
+    let errors_json = failed
+        .as_ref()
+        .map(|e| json!([e.webhook_error()]).to_string());
+    conn.prepare_cached(
+        "INSERT INTO statuses (message_id, status, at, errors) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![wamid, status, now, errors_json])?;
+    let change = StatusChange {
+        wamid: &wamid,
+        status,
+        at: now,
+        recipient_id: &ev.wa_id,
+        recipient_user_id: Some(&user_id),
+        biz_opaque_callback_data: req.biz_opaque_callback_data.as_deref(),
+        pricing: failed.is_none().then(|| {
+            (
+                d.pricing,
+                ConversationInfo {
+                    id: &conversation_id,
+                    expiration: Some(now + DAY),
+                },
+            )
+        }),
+        error: failed.as_ref(),
+    };
+    enqueue(
+        conn,
+        &scope.business_id,
+        &phone.waba_id,
+        Some(&phone.id),
+        "messages",
+        &webhook::status_value(&metadata(phone), &change),
+        now,
+    )?;
+
+    if failed.is_none() {
+        if d.window_after != ev.window {
+            save_window(conn, &phone.id, &ev.wa_id, &d.window_after)?;
+        }
+        // Reactions only ever get `sent` (§1.7).
+        if req.msg_type != MessageType::Reaction {
+            conn.prepare_cached(
+                "INSERT INTO tasks (due_at, kind, subject) VALUES (?1, 'deliver', ?2)",
+            )?
+            .execute(params![now + cmd.delivered_after, wamid])?;
+        }
+    }
+
+    let mut message = json!({ "id": wamid });
+    if req.msg_type == MessageType::Template {
+        message["message_status"] = json!("accepted");
+    }
+    let contact = match &req.recipient {
+        Recipient::UserId(u) => json!({ "input": req.input, "user_id": u }),
+        Recipient::WaId(_) => json!({ "input": req.input, "wa_id": ev.wa_id }),
+    };
+    let body =
+        json!({ "messaging_product": "whatsapp", "contacts": [contact], "messages": [message] });
+    if let Some((key, hash)) = &cmd.idempotency {
+        conn.prepare_cached(
+            "INSERT INTO idempotency (business_id, key, request_hash, response, wamid, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![scope.business_id, key, hash, body.to_string(), wamid, now])?;
+    }
+    Ok(Ok(SendResult {
+        wamid,
+        body,
+        replayed: false,
+    }))
+}
+
+/// Moves an outbound message to `delivered` (if it is `sent`), with its status event.
+fn deliver(conn: &Connection, wamid: &str, now: Millis) -> StoreResult<bool> {
+    type Row = (
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
+    let row: Option<Row> = conn
+        .prepare_cached(
+            "SELECT business_id, phone_id, wa_id, status, pricing, conversation_id, biz_opaque FROM messages WHERE id = ?1 AND direction = 'out'",
+        )?
+        .query_row(params![wamid], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))
+        .optional()?;
+    let Some((business_id, phone_id, wa_id, status, pricing, conv, opaque)) = row else {
+        return Ok(false);
+    };
+    if status != "sent" {
+        return Ok(false);
+    }
+    let Some(phone) = read::phone(conn, &business_id, &phone_id)? else {
+        return Ok(false);
+    };
+    conn.prepare_cached("UPDATE messages SET status = 'delivered' WHERE id = ?1")?
+        .execute(params![wamid])?;
+    conn.prepare_cached(
+        "INSERT INTO statuses (message_id, status, at) VALUES (?1, 'delivered', ?2)",
+    )?
+    .execute(params![wamid, now])?;
+    let user_id = user_id_for(conn, &business_id, &wa_id, now)?;
+    let pricing: Option<greenlight_domain::pricing::Pricing> =
+        pricing.and_then(|p| parse_pricing(&p));
+    let conv = conv.unwrap_or_default();
+    let change = StatusChange {
+        wamid,
+        status: "delivered",
+        at: now,
+        recipient_id: &wa_id,
+        recipient_user_id: Some(&user_id),
+        biz_opaque_callback_data: opaque.as_deref(),
+        pricing: pricing.map(|p| {
+            (
+                p,
+                ConversationInfo {
+                    id: &conv,
+                    expiration: None,
+                },
+            )
+        }),
+        error: None,
+    };
+    enqueue(
+        conn,
+        &business_id,
+        &phone.waba_id,
+        Some(&phone.id),
+        "messages",
+        &webhook::status_value(&metadata(&phone), &change),
+        now,
+    )?;
+    Ok(true)
+}
+
+/// Pricing is stored as JSON of `Pricing`; its strings are `'static` in the domain, so map back.
+fn parse_pricing(s: &str) -> Option<greenlight_domain::pricing::Pricing> {
+    let v: Value = serde_json::from_str(s).ok()?;
+    let category = v["category"].as_str()?;
+    let ty = v["type"].as_str()?;
+    let in_fep = ty == "free_entry_point";
+    let tmpl = match category {
+        "service" => None,
+        "utility" => Some("utility"),
+        "authentication" => Some("authentication"),
+        "marketing" => Some("marketing"),
+        _ => None,
+    };
+    let in_window = ty == "free_customer_service";
+    Some(greenlight_domain::pricing::price(tmpl, in_window, in_fep))
+}
+
+const INBOUND_TYPES: &[&str] = &[
+    "text",
+    "image",
+    "audio",
+    "video",
+    "document",
+    "sticker",
+    "location",
+    "contacts",
+    "button",
+    "interactive",
+    "reaction",
+    "order",
+    "system",
+    "unsupported",
+];
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        self.read(|c| {
+            c.query_row("SELECT 1", [], |_| Ok(()))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn clock_offset(&self) -> StoreResult<Millis> {
+        self.read(|c| {
+            let v: Option<String> = c
+                .prepare_cached("SELECT value FROM meta WHERE key = 'clock_offset'")?
+                .query_row([], |r| r.get(0))
+                .optional()?;
+            Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn set_clock_offset(&self, offset: Millis) -> StoreResult<()> {
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO meta (key, value) VALUES ('clock_offset', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![offset.to_string()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn tenant_count(&self) -> StoreResult<u64> {
+        self.read(|c| {
+            Ok(c.query_row("SELECT COUNT(*) FROM businesses", [], |r| {
+                r.get::<_, i64>(0)
+            })? as u64)
+        })
+        .await
+    }
+
+    async fn scope_of_phone(&self, phone_id: &str) -> StoreResult<Option<Scope>> {
+        let id = phone_id.to_string();
+        self.read(move |c| {
+            Ok(
+                c.prepare_cached("SELECT business_id FROM phone_numbers WHERE id = ?1")?
+                    .query_row(params![id], |r| {
+                        Ok(Scope {
+                            business_id: r.get(0)?,
+                        })
+                    })
+                    .optional()?,
+            )
+        })
+        .await
+    }
+
+    async fn create_tenant(&self, t: NewTenant, now: Millis) -> StoreResult<CreatedTenant> {
+        self.write(move |c| {
+            let business_id = ids::object_id();
+            let waba_id = ids::object_id();
+            let app_id = ids::object_id();
+            let app_secret = ids::secret(16);
+            let token = ids::access_token();
+            let verification = if t.verified { "verified" } else { "not_verified" };
+            c.execute(
+                "INSERT INTO businesses (id, name, verification, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![business_id, t.business_name, verification, now],
+            )?;
+            c.execute("INSERT INTO apps (id, business_id, secret, created_at) VALUES (?1, ?2, ?3, ?4)", params![app_id, business_id, app_secret, now])?;
+            c.execute(
+                "INSERT INTO access_tokens (hash, business_id, created_at) VALUES (?1, ?2, ?3)",
+                params![ids::token_hash(&token), business_id, now],
+            )?;
+            c.execute("INSERT INTO wabas (id, business_id, name, created_at) VALUES (?1, ?2, ?3, ?4)", params![waba_id, business_id, t.business_name, now])?;
+            let mut phones = Vec::new();
+            for (i, p) in t.phone_numbers.iter().enumerate() {
+                let id = ids::object_id();
+                let digits: String = p.display_phone_number.chars().filter(char::is_ascii_digit).collect();
+                c.execute(
+                    "INSERT INTO phone_numbers (id, waba_id, business_id, display_phone_number, digits, verified_name, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![id, waba_id, business_id, p.display_phone_number, digits, p.verified_name, now + i as i64],
+                )?;
+                phones.push(CreatedPhone { id, display_phone_number: p.display_phone_number.clone(), verified_name: p.verified_name.clone() });
+            }
+            if let Some(w) = &t.webhook {
+                c.execute(
+                    "INSERT INTO webhook_subscriptions (business_id, app_id, callback_url, verify_token, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![business_id, app_id, w.callback_url, w.verify_token, now],
+                )?;
+            }
+            Ok(CreatedTenant { business_id, waba_id, app_id, app_secret, access_token: token, phone_numbers: phones })
+        })
+        .await
+    }
+
+    async fn principal_by_token_hash(&self, hash: &str) -> StoreResult<Option<Principal>> {
+        let hash = hash.to_string();
+        self.read(move |c| {
+            let row: Option<(String, String)> = c
+                .prepare_cached("SELECT b.id, b.name FROM access_tokens t JOIN businesses b ON b.id = t.business_id WHERE t.hash = ?1")?
+                .query_row(params![hash], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            let Some((business_id, business_name)) = row else { return Ok(None) };
+            let app_id: String = c
+                .prepare_cached("SELECT id FROM apps WHERE business_id = ?1 ORDER BY created_at LIMIT 1")?
+                .query_row(params![business_id], |r| r.get(0))?;
+            let mut stmt = c.prepare_cached("SELECT id FROM wabas WHERE business_id = ?1 ORDER BY created_at")?;
+            let waba_ids = stmt.query_map(params![business_id], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+            let phone_numbers = read::phones_of_business(c, &business_id)?;
+            Ok(Some(Principal { scope: Scope { business_id }, business_name, app_id, waba_ids, phone_numbers }))
+        })
+        .await
+    }
+
+    async fn phone_number(&self, scope: &Scope, id: &str) -> StoreResult<Option<PhoneNumber>> {
+        let (b, id) = (scope.business_id.clone(), id.to_string());
+        self.read(move |c| read::phone(c, &b, &id)).await
+    }
+
+    async fn waba(&self, scope: &Scope, id: &str) -> StoreResult<Option<Waba>> {
+        let (b, id) = (scope.business_id.clone(), id.to_string());
+        self.read(move |c| read::waba(c, &b, &id)).await
+    }
+
+    async fn phone_numbers_of_waba(
+        &self,
+        scope: &Scope,
+        waba_id: &str,
+    ) -> StoreResult<Vec<PhoneNumber>> {
+        let (b, w) = (scope.business_id.clone(), waba_id.to_string());
+        self.read(move |c| {
+            Ok(read::phones_of_business(c, &b)?
+                .into_iter()
+                .filter(|p| p.waba_id == w)
+                .collect())
+        })
+        .await
+    }
+
+    async fn business_profile(&self, scope: &Scope, phone_id: &str) -> StoreResult<Value> {
+        let (b, id) = (scope.business_id.clone(), phone_id.to_string());
+        self.read(move |c| {
+            let s: Option<String> = c
+                .prepare_cached(
+                    "SELECT profile FROM phone_numbers WHERE id = ?1 AND business_id = ?2",
+                )?
+                .query_row(params![id, b], |r| r.get(0))
+                .optional()?;
+            Ok(s.and_then(|s| serde_json::from_str(&s).ok())
+                .unwrap_or_else(|| json!({})))
+        })
+        .await
+    }
+
+    async fn set_business_profile(
+        &self,
+        scope: &Scope,
+        phone_id: &str,
+        patch: Value,
+    ) -> StoreResult<()> {
+        let (b, id) = (scope.business_id.clone(), phone_id.to_string());
+        self.write(move |c| {
+            let s: Option<String> = c
+                .prepare_cached(
+                    "SELECT profile FROM phone_numbers WHERE id = ?1 AND business_id = ?2",
+                )?
+                .query_row(params![id, b], |r| r.get(0))
+                .optional()?;
+            let mut profile: Value = s
+                .and_then(|s| serde_json::from_str(&s).ok())
+                .unwrap_or_else(|| json!({}));
+            if let (Some(obj), Some(p)) = (profile.as_object_mut(), patch.as_object()) {
+                for (k, v) in p {
+                    obj.insert(k.clone(), v.clone());
+                }
+            }
+            c.execute(
+                "UPDATE phone_numbers SET profile = ?1 WHERE id = ?2 AND business_id = ?3",
+                params![json_col(&profile)?, id, b],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn tenant_settings(&self, scope: &Scope) -> StoreResult<TenantSettings> {
+        let b = scope.business_id.clone();
+        self.read(move |c| settings(c, &b)).await
+    }
+
+    async fn set_tenant_settings(&self, scope: &Scope, s: TenantSettings) -> StoreResult<()> {
+        let b = scope.business_id.clone();
+        self.write(move |c| {
+            c.execute(
+                "UPDATE businesses SET settings = ?1 WHERE id = ?2",
+                params![serde_json::to_string(&s).map_err(internal)?, b],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn send(&self, scope: &Scope, cmd: SendCommand) -> StoreResult<SendResult> {
+        let scope = scope.clone();
+        // The refusal is returned as a value so that its audit row commits with the batch.
+        self.write(move |c| send_tx(c, &scope, cmd))
+            .await?
+            .map_err(StoreError::Api)
+    }
+
+    async fn check(&self, scope: &Scope, cmd: SendCommand) -> StoreResult<CheckResult> {
+        let scope = scope.clone();
+        self.read(move |c| {
+            let ev = evaluate(c, &scope, &cmd)?;
+            let d = ev.decision;
+            let refusal = match &d.outcome {
+                Outcome::Refuse(e) | Outcome::FailAsync(e) => Some(e.clone()),
+                Outcome::Accept => None,
+            };
+            Ok(CheckResult {
+                allowed: refusal.is_none(),
+                verdicts: d.verdicts,
+                pricing: d.pricing,
+                refusal,
+            })
+        })
+        .await
+    }
+
+    async fn mark_read(
+        &self,
+        scope: &Scope,
+        phone_id: &str,
+        message_id: &str,
+        _now: Millis,
+    ) -> StoreResult<bool> {
+        let (b, p, m) = (
+            scope.business_id.clone(),
+            phone_id.to_string(),
+            message_id.to_string(),
+        );
+        self.read(move |c| {
+            Ok(c.prepare_cached("SELECT 1 FROM messages WHERE id = ?1 AND business_id = ?2 AND phone_id = ?3 AND direction = 'in'")?
+                .query_row(params![m, b, p], |_| Ok(()))
+                .optional()?
+                .is_some())
+        })
+        .await
+    }
+
+    async fn inbound(&self, scope: &Scope, cmd: InboundCommand) -> StoreResult<String> {
+        let scope = scope.clone();
+        self.write(move |c| {
+            let Some(phone) = read::phone(c, &scope.business_id, &cmd.phone_id)? else {
+                return Err(ApiError::unknown_object(&cmd.phone_id).into());
+            };
+            let ty = cmd.message.get("type").and_then(Value::as_str).unwrap_or("text").to_string();
+            if !INBOUND_TYPES.contains(&ty.as_str()) {
+                return Err(ApiError::invalid_parameter(format!(
+                    "inbound `type` '{ty}' is not a type WhatsApp delivers; use one of {}",
+                    INBOUND_TYPES.join(", ")
+                ))
+                .into());
+            }
+            let mut message = cmd.message.clone();
+            message.insert("type".into(), json!(ty));
+            if !message.contains_key(&ty) && ty != "unsupported" {
+                return Err(ApiError::missing_parameter(format!("inbound message of type '{ty}' needs a `{ty}` object")).into());
+            }
+            let now = cmd.now;
+            let wamid = ids::wamid();
+            let referral = message.contains_key("referral");
+            let window = read::window(c, &phone.id, &cmd.from)?.after_inbound(now, referral);
+            save_window(c, &phone.id, &cmd.from, &window)?;
+            c.prepare_cached("INSERT OR IGNORE INTO users (wa_id, on_whatsapp, created_at) VALUES (?1, 1, ?2)")?.execute(params![cmd.from, now])?;
+            let user_id = user_id_for(c, &scope.business_id, &cmd.from, now)?;
+            let content = message.get(&ty).cloned().unwrap_or(Value::Null);
+            let text = match ty.as_str() {
+                "text" => content["body"].as_str().map(str::to_string),
+                "button" => content["text"].as_str().map(str::to_string),
+                "interactive" => content["button_reply"]["title"].as_str().or(content["list_reply"]["title"].as_str()).map(str::to_string),
+                _ => content["caption"].as_str().map(str::to_string),
+            };
+            c.prepare_cached(
+                "INSERT INTO messages (id, business_id, phone_id, wa_id, direction, type, content, text, status, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, 'in', ?5, ?6, ?7, 'received', ?8)",
+            )?
+            .execute(params![wamid, scope.business_id, phone.id, cmd.from, ty, json_col(&Value::Object(message.clone()))?, text, now])?;
+            let value = webhook::inbound_value(
+                &metadata(&phone),
+                &webhook::Inbound {
+                    wamid: &wamid,
+                    at: now,
+                    from: &cmd.from,
+                    from_user_id: Some(&user_id),
+                    profile_name: cmd.profile_name.as_deref(),
+                    message: &message,
+                },
+            );
+            enqueue(c, &scope.business_id, &phone.waba_id, Some(&phone.id), "messages", &value, now)?;
+            Ok(wamid)
+        })
+        .await
+    }
+
+    async fn customer_action(&self, scope: &Scope, cmd: CustomerAction) -> StoreResult<Value> {
+        let scope = scope.clone();
+        self.write(move |c| {
+            let Some(phone) = read::phone(c, &scope.business_id, &cmd.phone_id)? else {
+                return Err(ApiError::unknown_object(&cmd.phone_id).into());
+            };
+            let now = cmd.now;
+            match cmd.action.as_str() {
+                "read" => {
+                    let Some(mid) = &cmd.message_id else {
+                        return Err(ApiError::missing_parameter("`message_id` is required for the `read` action: the business message the customer reads").into());
+                    };
+                    let row: Option<(String, Option<String>)> = c
+                        .prepare_cached(
+                            "SELECT status, biz_opaque FROM messages WHERE id = ?1 AND business_id = ?2 AND phone_id = ?3 AND wa_id = ?4 AND direction = 'out'",
+                        )?
+                        .query_row(params![mid, scope.business_id, phone.id, cmd.wa_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .optional()?;
+                    let Some((status, opaque)) = row else {
+                        return Err(ApiError::invalid_value(format!(
+                            "`message_id` {mid} is not a message this number sent to {}; read only what the customer received",
+                            cmd.wa_id
+                        ))
+                        .into());
+                    };
+                    match status.as_str() {
+                        "sent" => {
+                            deliver(c, mid, now)?;
+                        }
+                        "delivered" => {}
+                        other => {
+                            return Err(ApiError::invalid_value(format!("message {mid} is '{other}' and cannot be read")).into());
+                        }
+                    }
+                    c.prepare_cached("DELETE FROM tasks WHERE kind = 'deliver' AND subject = ?1")?.execute(params![mid])?;
+                    c.prepare_cached("UPDATE messages SET status = 'read' WHERE id = ?1")?.execute(params![mid])?;
+                    c.prepare_cached("INSERT INTO statuses (message_id, status, at) VALUES (?1, 'read', ?2)")?.execute(params![mid, now])?;
+                    let user_id = user_id_for(c, &scope.business_id, &cmd.wa_id, now)?;
+                    let change = StatusChange {
+                        wamid: mid,
+                        status: "read",
+                        at: now,
+                        recipient_id: &cmd.wa_id,
+                        recipient_user_id: Some(&user_id),
+                        biz_opaque_callback_data: opaque.as_deref(),
+                        pricing: None,
+                        error: None,
+                    };
+                    enqueue(c, &scope.business_id, &phone.waba_id, Some(&phone.id), "messages", &webhook::status_value(&metadata(&phone), &change), now)?;
+                }
+                "block" | "unblock" | "report" | "stop_marketing" | "resume_marketing" => {}
+                other => {
+                    return Err(ApiError::invalid_parameter(format!(
+                        "`action` '{other}' is not one of read, block, unblock, report, stop_marketing, resume_marketing"
+                    ))
+                    .into())
+                }
+            }
+            c.prepare_cached("INSERT INTO customer_actions (phone_id, wa_id, action, message_id, reason, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+                .execute(params![phone.id, cmd.wa_id, cmd.action, cmd.message_id, cmd.reason, now])?;
+            Ok(json!({ "success": true, "action": cmd.action, "wa_id": cmd.wa_id, "timestamp": now / 1000 }))
+        })
+        .await
+    }
+
+    async fn set_user(&self, wa_id: &str, on_whatsapp: bool, now: Millis) -> StoreResult<Value> {
+        let wa_id = wa_id.to_string();
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO users (wa_id, on_whatsapp, created_at) VALUES (?1, ?2, ?3) ON CONFLICT (wa_id) DO UPDATE SET on_whatsapp = excluded.on_whatsapp",
+                params![wa_id, on_whatsapp, now],
+            )?;
+            Ok(json!({ "wa_id": wa_id, "on_whatsapp": on_whatsapp }))
+        })
+        .await
+    }
+
+    async fn message(&self, scope: &Scope, wamid: &str) -> StoreResult<Option<MessageRecord>> {
+        let (b, w) = (scope.business_id.clone(), wamid.to_string());
+        self.read(move |c| read::message(c, &b, &w)).await
+    }
+
+    async fn thread(
+        &self,
+        scope: &Scope,
+        phone_id: &str,
+        wa_id: &str,
+    ) -> StoreResult<Vec<MessageRecord>> {
+        let (b, p, w) = (
+            scope.business_id.clone(),
+            phone_id.to_string(),
+            wa_id.to_string(),
+        );
+        self.read(move |c| read::thread(c, &b, &p, &w)).await
+    }
+
+    async fn run_due(&self, now: Millis, limit: usize) -> StoreResult<usize> {
+        self.write(move |c| {
+            let mut stmt = c.prepare_cached("SELECT id, kind, subject FROM tasks WHERE due_at <= ?1 ORDER BY due_at, id LIMIT ?2")?;
+            let due = stmt
+                .query_map(params![now, limit as i64], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            drop(stmt);
+            for (id, kind, subject) in &due {
+                if kind == "deliver" {
+                    deliver(c, subject, now)?;
+                }
+                c.prepare_cached("DELETE FROM tasks WHERE id = ?1")?.execute(params![id])?;
+            }
+            Ok(due.len())
+        })
+        .await
+    }
+
+    async fn insert_media(&self, scope: &Scope, m: MediaRecord) -> StoreResult<()> {
+        let b = scope.business_id.clone();
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO media (id, business_id, phone_id, mime_type, sha256, file_size, filename, path, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![m.id, b, m.phone_number_id, m.mime_type, m.sha256, m.file_size as i64, m.filename, m.path, m.created_at],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn media(&self, scope: &Scope, id: &str) -> StoreResult<Option<MediaRecord>> {
+        let (b, id) = (scope.business_id.clone(), id.to_string());
+        self.read(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT id, phone_id, mime_type, sha256, file_size, filename, path, created_at FROM media WHERE id = ?1 AND business_id = ?2",
+            )?
+            .query_row(params![id, b], |r| {
+                Ok(MediaRecord {
+                    id: r.get(0)?,
+                    phone_number_id: r.get(1)?,
+                    mime_type: r.get(2)?,
+                    sha256: r.get(3)?,
+                    file_size: r.get::<_, i64>(4)? as u64,
+                    filename: r.get(5)?,
+                    path: r.get(6)?,
+                    created_at: r.get(7)?,
+                })
+            })
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn delete_media(&self, scope: &Scope, id: &str) -> StoreResult<bool> {
+        let (b, id) = (scope.business_id.clone(), id.to_string());
+        self.write(move |c| {
+            Ok(c.execute(
+                "DELETE FROM media WHERE id = ?1 AND business_id = ?2",
+                params![id, b],
+            )? > 0)
+        })
+        .await
+    }
+}

@@ -1,0 +1,183 @@
+//! Row mapping shared by reads and writes.
+
+use super::internal;
+use crate::{MessageRecord, PhoneNumber, StatusRecord, StoreResult, Waba};
+use greenlight_domain::policy::window::WindowState;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde_json::Value;
+
+pub(crate) const PHONE_COLS: &str =
+    "p.id, p.waba_id, p.business_id, p.display_phone_number, p.digits, p.verified_name, \
+     p.quality_rating, p.status, p.name_status, p.throughput_level, p.created_at, b.verification";
+
+pub(crate) fn phone_from_row(r: &Row) -> rusqlite::Result<PhoneNumber> {
+    let verification: String = r.get(11)?;
+    Ok(PhoneNumber {
+        id: r.get(0)?,
+        waba_id: r.get(1)?,
+        business_id: r.get(2)?,
+        display_phone_number: r.get(3)?,
+        digits: r.get(4)?,
+        verified_name: r.get(5)?,
+        quality_rating: r.get(6)?,
+        status: r.get(7)?,
+        name_status: r.get(8)?,
+        code_verification_status: "VERIFIED".into(),
+        throughput_level: r.get(9)?,
+        messaging_limit_tier: if verification == "verified" {
+            "TIER_2K".into()
+        } else {
+            "TIER_250".into()
+        },
+        created_at: r.get(10)?,
+    })
+}
+
+pub(crate) fn phone(
+    conn: &Connection,
+    business_id: &str,
+    id: &str,
+) -> StoreResult<Option<PhoneNumber>> {
+    let sql = format!("SELECT {PHONE_COLS} FROM phone_numbers p JOIN businesses b ON b.id = p.business_id WHERE p.id = ?1 AND p.business_id = ?2");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row(params![id, business_id], phone_from_row)
+        .optional()?)
+}
+
+pub(crate) fn phones_of_business(
+    conn: &Connection,
+    business_id: &str,
+) -> StoreResult<Vec<PhoneNumber>> {
+    let sql = format!(
+        "SELECT {PHONE_COLS} FROM phone_numbers p JOIN businesses b ON b.id = p.business_id WHERE p.business_id = ?1 ORDER BY p.created_at DESC, p.id"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![business_id], phone_from_row)?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+pub(crate) fn waba(conn: &Connection, business_id: &str, id: &str) -> StoreResult<Option<Waba>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT w.id, w.business_id, w.name, w.created_at, b.verification FROM wabas w JOIN businesses b ON b.id = w.business_id \
+             WHERE w.id = ?1 AND w.business_id = ?2",
+        )?
+        .query_row(params![id, business_id], |r| {
+            let id: String = r.get(0)?;
+            Ok(Waba {
+                message_template_namespace: format!("{:x}", md5ish(&id)),
+                id,
+                business_id: r.get(1)?,
+                name: r.get(2)?,
+                currency: "USD".into(),
+                timezone_id: "1".into(),
+                business_verification_status: r.get(4)?,
+                account_review_status: "APPROVED".into(),
+                created_at: r.get(3)?,
+            })
+        })
+        .optional()?)
+}
+
+/// A stable 128-bit namespace-like value derived from an id (not a security property).
+fn md5ish(s: &str) -> u128 {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(s.as_bytes());
+    u128::from_be_bytes(d[..16].try_into().unwrap_or([0; 16]))
+}
+
+pub(crate) fn window(conn: &Connection, phone_id: &str, wa_id: &str) -> StoreResult<WindowState> {
+    Ok(conn
+        .prepare_cached("SELECT last_inbound_at, referral_at, fep_until FROM windows WHERE phone_id = ?1 AND wa_id = ?2")?
+        .query_row(params![phone_id, wa_id], |r| {
+            Ok(WindowState { last_inbound_at: r.get(0)?, referral_at: r.get(1)?, fep_until: r.get(2)? })
+        })
+        .optional()?
+        .unwrap_or_default())
+}
+
+fn statuses(conn: &Connection, message_id: &str) -> StoreResult<Vec<StatusRecord>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT status, at, errors FROM statuses WHERE message_id = ?1 ORDER BY at, rowid",
+    )?;
+    let rows = stmt.query_map(params![message_id], |r| {
+        let errors: Option<String> = r.get(2)?;
+        Ok(StatusRecord {
+            status: r.get(0)?,
+            timestamp: r.get::<_, i64>(1)?.div_euclid(1000),
+            errors: errors.and_then(|e| serde_json::from_str(&e).ok()),
+        })
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+const MESSAGE_COLS: &str =
+    "id, phone_id, direction, wa_id, type, category, pricing, status, created_at, content, text, verdicts, biz_opaque";
+
+fn message_from_row(r: &Row) -> rusqlite::Result<MessageRecord> {
+    let direction: String = r.get(2)?;
+    let wa_id: String = r.get(3)?;
+    let pricing: Option<String> = r.get(6)?;
+    let content: String = r.get(9)?;
+    let verdicts: String = r.get(11)?;
+    Ok(MessageRecord {
+        id: r.get(0)?,
+        phone_number_id: r.get(1)?,
+        to: (direction == "out").then(|| wa_id.clone()),
+        from: (direction == "in").then(|| wa_id.clone()),
+        direction,
+        wa_id,
+        msg_type: r.get(4)?,
+        category: r.get(5)?,
+        pricing: pricing.and_then(|p| serde_json::from_str(&p).ok()),
+        status: r.get(7)?,
+        timestamp: r.get::<_, i64>(8)?.div_euclid(1000),
+        content: serde_json::from_str(&content).unwrap_or(Value::Null),
+        text: r.get(10)?,
+        statuses: Vec::new(),
+        verdicts: serde_json::from_str(&verdicts).unwrap_or_default(),
+        biz_opaque_callback_data: r.get(12)?,
+    })
+}
+
+pub(crate) fn message(
+    conn: &Connection,
+    business_id: &str,
+    wamid: &str,
+) -> StoreResult<Option<MessageRecord>> {
+    let sql = format!("SELECT {MESSAGE_COLS} FROM messages WHERE id = ?1 AND business_id = ?2");
+    let m = conn
+        .prepare_cached(&sql)?
+        .query_row(params![wamid, business_id], message_from_row)
+        .optional()?;
+    match m {
+        None => Ok(None),
+        Some(mut m) => {
+            m.statuses = statuses(conn, &m.id)?;
+            Ok(Some(m))
+        }
+    }
+}
+
+pub(crate) fn thread(
+    conn: &Connection,
+    business_id: &str,
+    phone_id: &str,
+    wa_id: &str,
+) -> StoreResult<Vec<MessageRecord>> {
+    let sql = format!(
+        "SELECT {MESSAGE_COLS} FROM messages WHERE phone_id = ?1 AND wa_id = ?2 AND business_id = ?3 ORDER BY created_at, rowid"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![phone_id, wa_id, business_id], message_from_row)?;
+    let mut out = rows.collect::<Result<Vec<_>, _>>()?;
+    for m in &mut out {
+        m.statuses = statuses(conn, &m.id)?;
+    }
+    Ok(out)
+}
+
+pub(crate) fn json_col(v: &Value) -> StoreResult<String> {
+    serde_json::to_string(v).map_err(internal)
+}

@@ -1,0 +1,206 @@
+-- greenlight SQLite schema, version 1. Times are unix milliseconds of the (virtual) clock
+-- unless a column says otherwise. JSON columns hold compact JSON text.
+
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS businesses (
+    id           TEXT PRIMARY KEY,
+    name         TEXT NOT NULL,
+    verification TEXT NOT NULL,             -- business_verification_status
+    settings     TEXT NOT NULL DEFAULT '{}',
+    created_at   INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS apps (
+    id          TEXT PRIMARY KEY,
+    business_id TEXT NOT NULL,
+    secret      TEXT NOT NULL,
+    created_at  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS apps_business ON apps(business_id);
+
+CREATE TABLE IF NOT EXISTS access_tokens (
+    hash        TEXT PRIMARY KEY,            -- sha256 of the token; the token itself is never stored
+    business_id TEXT NOT NULL,
+    created_at  INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS wabas (
+    id          TEXT PRIMARY KEY,
+    business_id TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    created_at  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS wabas_business ON wabas(business_id);
+
+CREATE TABLE IF NOT EXISTS phone_numbers (
+    id                   TEXT PRIMARY KEY,
+    waba_id              TEXT NOT NULL,
+    business_id          TEXT NOT NULL,
+    display_phone_number TEXT NOT NULL,
+    digits               TEXT NOT NULL,
+    verified_name        TEXT NOT NULL,
+    quality_rating       TEXT NOT NULL DEFAULT 'GREEN',
+    status               TEXT NOT NULL DEFAULT 'CONNECTED',
+    name_status          TEXT NOT NULL DEFAULT 'APPROVED',
+    throughput_level     TEXT NOT NULL DEFAULT 'STANDARD',
+    profile              TEXT NOT NULL DEFAULT '{}',
+    created_at           INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS phone_numbers_waba ON phone_numbers(waba_id);
+
+-- Webhook subscription of a tenant's app (callback, verify token, subscribed fields).
+CREATE TABLE IF NOT EXISTS webhook_subscriptions (
+    business_id  TEXT NOT NULL,
+    app_id       TEXT NOT NULL,
+    callback_url TEXT NOT NULL,
+    verify_token TEXT NOT NULL,
+    fields       TEXT NOT NULL DEFAULT '[]', -- JSON array; empty = every field
+    created_at   INTEGER NOT NULL,
+    PRIMARY KEY (business_id, app_id)
+);
+
+-- Simulated WhatsApp users, instance-wide.
+CREATE TABLE IF NOT EXISTS users (
+    wa_id       TEXT PRIMARY KEY,
+    on_whatsapp INTEGER NOT NULL DEFAULT 1,
+    created_at  INTEGER NOT NULL
+);
+
+-- Each customer's business-scoped user id (BSUID), per business portfolio.
+CREATE TABLE IF NOT EXISTS contacts (
+    business_id TEXT NOT NULL,
+    wa_id       TEXT NOT NULL,
+    user_id     TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (business_id, wa_id)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS contacts_user ON contacts(business_id, user_id);
+
+-- Customer-service window per (business number, customer).
+CREATE TABLE IF NOT EXISTS windows (
+    phone_id        TEXT NOT NULL,
+    wa_id           TEXT NOT NULL,
+    last_inbound_at INTEGER,
+    referral_at     INTEGER,
+    fep_until       INTEGER,
+    PRIMARY KEY (phone_id, wa_id)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS messages (
+    id              TEXT PRIMARY KEY,        -- wamid
+    business_id     TEXT NOT NULL,
+    phone_id        TEXT NOT NULL,
+    wa_id           TEXT NOT NULL,
+    direction       TEXT NOT NULL,           -- 'out' | 'in'
+    type            TEXT NOT NULL,
+    content         TEXT NOT NULL,           -- the type's payload as sent/received
+    text            TEXT,                    -- what the customer sees, when it is text
+    category        TEXT,
+    pricing         TEXT,
+    conversation_id TEXT,
+    biz_opaque      TEXT,
+    status          TEXT NOT NULL,
+    verdicts        TEXT NOT NULL DEFAULT '[]',
+    created_at      INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_thread ON messages(phone_id, wa_id, created_at);
+
+CREATE TABLE IF NOT EXISTS statuses (
+    message_id TEXT NOT NULL,
+    status     TEXT NOT NULL,
+    at         INTEGER NOT NULL,
+    errors     TEXT
+);
+CREATE INDEX IF NOT EXISTS statuses_message ON statuses(message_id);
+
+-- Work that falls due at a (virtual) time: delivered statuses, …
+CREATE TABLE IF NOT EXISTS tasks (
+    id         INTEGER PRIMARY KEY,
+    due_at     INTEGER NOT NULL,
+    kind       TEXT NOT NULL,
+    subject    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tasks_due ON tasks(due_at);
+
+-- The webhook outbox: written in the same transaction as the state change it reports.
+CREATE TABLE IF NOT EXISTS outbox (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    business_id     TEXT NOT NULL,
+    waba_id         TEXT NOT NULL,
+    phone_id        TEXT,
+    field           TEXT NOT NULL,
+    payload         TEXT NOT NULL,           -- the change's `value`
+    created_at      INTEGER NOT NULL,
+    state           TEXT NOT NULL DEFAULT 'pending', -- pending | delivered | dead | skipped
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    lease_until     INTEGER NOT NULL DEFAULT 0,
+    last_error      TEXT,
+    delivered_at    INTEGER
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox(state, next_attempt_at);
+CREATE INDEX IF NOT EXISTS outbox_business ON outbox(business_id, id);
+
+CREATE TABLE IF NOT EXISTS idempotency (
+    business_id  TEXT NOT NULL,
+    key          TEXT NOT NULL,
+    request_hash TEXT NOT NULL,
+    response     TEXT NOT NULL,
+    wamid        TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    PRIMARY KEY (business_id, key)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS media (
+    id          TEXT PRIMARY KEY,
+    business_id TEXT NOT NULL,
+    phone_id    TEXT NOT NULL,
+    mime_type   TEXT NOT NULL,
+    sha256      TEXT NOT NULL,
+    file_size   INTEGER NOT NULL,
+    filename    TEXT,
+    path        TEXT NOT NULL,
+    created_at  INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS templates (
+    id            TEXT PRIMARY KEY,
+    business_id   TEXT NOT NULL,
+    waba_id       TEXT NOT NULL,
+    name          TEXT NOT NULL,
+    language      TEXT NOT NULL,
+    category      TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    definition    TEXT NOT NULL,             -- the create body as accepted
+    paused_until  INTEGER,
+    created_at    INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS templates_name ON templates(waba_id, name, language);
+
+-- Customer actions (read, block, report, stop_marketing…), kept as evidence.
+CREATE TABLE IF NOT EXISTS customer_actions (
+    id         INTEGER PRIMARY KEY,
+    phone_id   TEXT NOT NULL,
+    wa_id      TEXT NOT NULL,
+    action     TEXT NOT NULL,
+    message_id TEXT,
+    reason     TEXT,
+    at         INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS customer_actions_pair ON customer_actions(phone_id, wa_id, at);
+
+-- Every refusal, for audit.
+CREATE TABLE IF NOT EXISTS refusals (
+    id          INTEGER PRIMARY KEY,
+    business_id TEXT NOT NULL,
+    phone_id    TEXT NOT NULL,
+    wa_id       TEXT NOT NULL,
+    code        INTEGER NOT NULL,
+    rule_verdicts TEXT NOT NULL,
+    at          INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS refusals_business ON refusals(business_id, at);
