@@ -199,12 +199,17 @@ pub fn decide_send(f: &SendFacts) -> Decision {
         set(&mut outcome, fail(f.sync_refusals, e));
     }
 
-    let pricing = price(template_category, in_window, in_fep);
     let window_after = if matches!(outcome, Outcome::Accept) {
         f.window.after_business_message(now)
     } else {
         f.window
     };
+    // The answer that starts a free entry point is itself free.
+    let pricing = price(
+        template_category,
+        in_window,
+        in_fep || window_after.fep_open(now),
+    );
     Decision {
         outcome,
         verdicts,
@@ -359,6 +364,7 @@ mod tests {
         let d = decide_send(&f);
         assert_eq!(d.outcome, Outcome::Accept);
         assert_eq!(d.window_after.fep_until, Some(T0 + 72 * HOUR));
+        assert_eq!(d.pricing.pricing_type, "free_entry_point");
         // a template two days later: window closed, FEP open → free entry point pricing
         let mut f2 = facts(MessageType::Template);
         f2.now = T0 + 48 * HOUR;

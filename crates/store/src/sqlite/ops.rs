@@ -160,6 +160,19 @@ fn evaluate(conn: &Connection, scope: &Scope, cmd: &SendCommand) -> StoreResult<
             }
         }
     };
+    for id in &cmd.request.media_ids {
+        let known = conn
+            .prepare_cached("SELECT 1 FROM media WHERE id = ?1 AND business_id = ?2")?
+            .query_row(params![id, scope.business_id], |_| Ok(()))
+            .optional()?
+            .is_some();
+        if !known {
+            return Err(ApiError::invalid_value(format!(
+                "media id {id} is not media uploaded by this business (or it was deleted); upload it with POST /{{phone-number-id}}/media or send a `link`"
+            ))
+            .into());
+        }
+    }
     let window = read::window(conn, &phone.id, &wa_id)?;
     let template = match &cmd.request.template {
         Some(t) => Some(template_facts(conn, &phone.waba_id, &t.name, &t.language)?),

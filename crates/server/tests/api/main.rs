@@ -1,0 +1,8 @@
+//! greenlight's integration suite: one binary, every test against a real server on port 0
+//! with a fresh database.
+
+mod common;
+mod media;
+mod messages;
+mod tenancy;
+mod window;
