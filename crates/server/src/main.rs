@@ -22,6 +22,30 @@ enum Command {
     Serve(ServeArgs),
     /// Print the built-in default configuration (a commented TOML file).
     DefaultConfig,
+    /// Message templates.
+    #[command(subcommand)]
+    Template(TemplateCommand),
+}
+
+#[derive(Subcommand)]
+enum TemplateCommand {
+    /// Review template JSON files (bodies as one would POST them to Meta) before submitting:
+    /// every finding with its rule id, the field and how to fix it. Exits 1 when any file has
+    /// an error, 2 when a file cannot be read.
+    Lint {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: LintFormat,
+        /// Files holding one template object, or an array of them.
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LintFormat {
+    Text,
+    Json,
 }
 
 #[derive(clap::Args)]
@@ -60,6 +84,9 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Serve(args) => serve(args),
+        Command::Template(TemplateCommand::Lint { format, files }) => {
+            greenlight::lint::run(&files, matches!(format, LintFormat::Json))
+        }
     }
 }
 

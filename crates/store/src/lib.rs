@@ -12,8 +12,13 @@
 
 pub mod ids;
 pub mod sqlite;
+pub mod templates;
 mod types;
 
+pub use templates::{
+    Cursor, NewTemplate, TemplateDeletion, TemplateEdit, TemplateFilter, TemplatePage,
+    TemplateRecord, TemplateStore,
+};
 pub use types::*;
 
 use async_trait::async_trait;
@@ -42,7 +47,7 @@ impl From<ApiError> for StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: TemplateStore + Send + Sync + 'static {
     /// Is the database reachable? (`/readyz`)
     async fn ping(&self) -> StoreResult<()>;
 

@@ -54,6 +54,8 @@ pub struct SendFacts {
     /// `Some` when the message is a template: the stored template with that name and language,
     /// or `None` inside when none exists.
     pub template: Option<Option<TemplateFacts>>,
+    /// The send's template parameters checked against the template (132000, 132012, 132005…).
+    pub template_render_error: Option<ApiError>,
     /// Tenant setting: answer refusals that Meta reports asynchronously on the API call instead.
     pub sync_refusals: bool,
 }
@@ -141,10 +143,26 @@ pub fn decide_send(f: &SendFacts) -> Decision {
                     ))),
                 };
                 match refusal {
-                    None => verdicts.push(Verdict::pass(
-                        rule,
-                        format!("template '{}' is APPROVED", t.name),
-                    )),
+                    None => {
+                        verdicts.push(Verdict::pass(
+                            rule,
+                            format!("template '{}' is APPROVED", t.name),
+                        ));
+                        match &f.template_render_error {
+                            None => verdicts.push(Verdict::pass(
+                                "template_parameters",
+                                "the parameters match the template",
+                            )),
+                            Some(e) => {
+                                verdicts.push(Verdict::refuse(
+                                    "template_parameters",
+                                    e.code,
+                                    e.details.clone(),
+                                ));
+                                set(&mut outcome, Outcome::Refuse(e.clone()));
+                            }
+                        }
+                    }
                     Some(e) => {
                         verdicts.push(Verdict::refuse(rule, e.code, e.details.clone()));
                         set(&mut outcome, Outcome::Refuse(e));
@@ -242,6 +260,7 @@ mod tests {
             recipient_on_whatsapp: true,
             recipient_is_sender: false,
             template: None,
+            template_render_error: None,
             sync_refusals: false,
         }
     }

@@ -7,6 +7,7 @@ mod graph;
 mod greenlight;
 mod media;
 mod sandbox;
+mod templates;
 
 use crate::state::AppState;
 use axum::extract::DefaultBodyLimit;
@@ -32,6 +33,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::routes())
         .merge(sandbox::routes())
         .merge(greenlight::routes())
+        .merge(templates::routes())
         .merge(graph::routes())
         .route(
             "/{version}/{id}/media",
@@ -146,6 +148,11 @@ pub fn bearer(headers: &HeaderMap, uri: &Uri) -> Option<String> {
             .find_map(|kv| kv.strip_prefix("access_token="))
             .map(percent_decode)
     })
+}
+
+/// Percent-decoding for query strings and form bodies.
+pub fn percent_decode_pub(s: &str) -> String {
+    percent_decode(s)
 }
 
 fn percent_decode(s: &str) -> String {

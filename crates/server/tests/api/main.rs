@@ -4,5 +4,6 @@
 mod common;
 mod media;
 mod messages;
+mod templates;
 mod tenancy;
 mod window;

@@ -5,7 +5,7 @@ use super::{internal, SqliteStore};
 use crate::ids;
 use crate::*;
 use async_trait::async_trait;
-use greenlight_domain::message::{MessageType, Recipient, SendRequest};
+use greenlight_domain::message::{MessageType, Recipient, SendRequest, TemplateRef};
 use greenlight_domain::policy::window::WindowState;
 use greenlight_domain::policy::{
     decide_send, Decision, Outcome, SendFacts, TemplateFacts, TemplateStatus,
@@ -104,35 +104,62 @@ fn visible_text(req: &SendRequest) -> Option<String> {
     s.map(str::to_string)
 }
 
+/// A send's template: its facts (`None`: no such template) and its rendering (`None`: not
+/// renderable, e.g. not found).
+type TemplateLookup = (Option<TemplateFacts>, Option<Result<String, ApiError>>);
+
+/// The template a send names, its facts for the engine, and the send's parameters checked
+/// against it (`Err` is the refusal: 132000, 132012, 132005…) with the text the customer reads.
 fn template_facts(
     conn: &Connection,
     waba_id: &str,
-    name: &str,
-    language: &str,
-) -> StoreResult<Option<TemplateFacts>> {
-    Ok(conn
-        .prepare_cached("SELECT status, category, paused_until FROM templates WHERE waba_id = ?1 AND name = ?2 AND language = ?3")?
-        .query_row(params![waba_id, name, language], |r| {
-            let status: String = r.get(0)?;
-            let category: String = r.get(1)?;
-            Ok(TemplateFacts {
-                name: name.to_string(),
-                language: language.to_string(),
-                status: TemplateStatus::parse(&status),
-                category: match category.to_ascii_lowercase().as_str() {
-                    "utility" => "utility",
-                    "authentication" => "authentication",
-                    _ => "marketing",
-                },
-                paused_until: r.get(2)?,
-            })
-        })
-        .optional()?)
+    t: &TemplateRef,
+) -> StoreResult<TemplateLookup> {
+    let Some(rec) = super::templates::by_name(conn, waba_id, &t.name, &t.language)? else {
+        return Ok((None, None));
+    };
+    let facts = TemplateFacts {
+        name: rec.name.clone(),
+        language: rec.language.clone(),
+        status: TemplateStatus::parse(&rec.status),
+        category: match rec.category.to_ascii_lowercase().as_str() {
+            "utility" => "utility",
+            "authentication" => "authentication",
+            _ => "marketing",
+        },
+        paused_until: rec.paused_until,
+    };
+    let rendered = match greenlight_domain::template::parse_create(&rec.definition) {
+        Ok(def) => Some(
+            greenlight_domain::template::render(&def, &t.components).map(|r| {
+                let mut text = String::new();
+                if let Some(h) = &r.header {
+                    text.push_str(h);
+                    text.push('\n');
+                }
+                text.push_str(&r.body);
+                if let Some(f) = &r.footer {
+                    text.push('\n');
+                    text.push_str(f);
+                }
+                for b in &r.buttons {
+                    text.push_str("\n[");
+                    text.push_str(b);
+                    text.push(']');
+                }
+                text
+            }),
+        ),
+        Err(_) => None,
+    };
+    Ok((Some(facts), rendered))
 }
 
 /// Loads the facts of one send and runs the engine. Read-only.
 struct Evaluated {
     wa_id: String,
+    /// What the customer reads of a template send.
+    rendered: Option<String>,
     window: WindowState,
     decision: Decision,
 }
@@ -174,9 +201,17 @@ fn evaluate(conn: &Connection, scope: &Scope, cmd: &SendCommand) -> StoreResult<
         }
     }
     let window = read::window(conn, &phone.id, &wa_id)?;
-    let template = match &cmd.request.template {
-        Some(t) => Some(template_facts(conn, &phone.waba_id, &t.name, &t.language)?),
-        None => None,
+    let (template, rendered) = match &cmd.request.template {
+        Some(t) => {
+            let (facts, rendered) = template_facts(conn, &phone.waba_id, t)?;
+            (Some(facts), rendered)
+        }
+        None => (None, None),
+    };
+    let (rendered, template_render_error) = match rendered {
+        Some(Ok(text)) => (Some(text), None),
+        Some(Err(e)) => (None, Some(e)),
+        None => (None, None),
     };
     let facts = SendFacts {
         now,
@@ -185,10 +220,12 @@ fn evaluate(conn: &Connection, scope: &Scope, cmd: &SendCommand) -> StoreResult<
         recipient_on_whatsapp: on_whatsapp(conn, &wa_id)?,
         recipient_is_sender: wa_id == phone.digits,
         template,
+        template_render_error,
         sync_refusals: settings(conn, &scope.business_id)?.sync_refusals,
     };
     Ok(Evaluated {
         wa_id,
+        rendered,
         window,
         decision: decide_send(&facts),
     })
@@ -256,7 +293,7 @@ fn send_tx(
         ev.wa_id,
         req.msg_type.as_str(),
         json_col(&req.payload)?,
-        visible_text(req),
+        ev.rendered.clone().or_else(|| visible_text(req)),
         d.pricing.category,
         pricing_json,
         conversation_id,
@@ -847,8 +884,12 @@ impl Store for SqliteStore {
                 .collect::<Result<Vec<_>, _>>()?;
             drop(stmt);
             for (id, kind, subject) in &due {
-                if kind == "deliver" {
-                    deliver(c, subject, now)?;
+                match kind.as_str() {
+                    "deliver" => {
+                        deliver(c, subject, now)?;
+                    }
+                    "review" => super::templates::run_review(c, subject, now)?,
+                    _ => {}
                 }
                 c.prepare_cached("DELETE FROM tasks WHERE id = ?1")?.execute(params![id])?;
             }

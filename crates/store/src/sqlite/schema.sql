@@ -168,18 +168,30 @@ CREATE TABLE IF NOT EXISTS media (
 );
 
 CREATE TABLE IF NOT EXISTS templates (
-    id            TEXT PRIMARY KEY,
-    business_id   TEXT NOT NULL,
-    waba_id       TEXT NOT NULL,
-    name          TEXT NOT NULL,
-    language      TEXT NOT NULL,
-    category      TEXT NOT NULL,
-    status        TEXT NOT NULL,
-    definition    TEXT NOT NULL,             -- the create body as accepted
-    paused_until  INTEGER,
-    created_at    INTEGER NOT NULL
+    id                TEXT PRIMARY KEY,
+    seq               INTEGER NOT NULL,          -- creation order, for cursors
+    business_id       TEXT NOT NULL,
+    waba_id           TEXT NOT NULL,
+    name              TEXT NOT NULL,
+    language          TEXT NOT NULL,
+    category          TEXT NOT NULL,             -- current (after any re-categorisation)
+    previous_category TEXT,
+    status            TEXT NOT NULL,
+    rejected_reason   TEXT,
+    rejection_info    TEXT,                      -- JSON {reason, recommendation}
+    quality_score     TEXT NOT NULL DEFAULT 'UNKNOWN',
+    quality_at        INTEGER,
+    definition        TEXT NOT NULL,             -- the create body as accepted (normalised)
+    review            TEXT,                      -- JSON: the review's signals, for explanation
+    paused_until      INTEGER,
+    pause_count       INTEGER NOT NULL DEFAULT 0,
+    edits             TEXT NOT NULL DEFAULT '[]', -- JSON array of edit times while APPROVED
+    created_at        INTEGER NOT NULL,
+    updated_at        INTEGER NOT NULL,
+    deleted_at        INTEGER
 );
-CREATE UNIQUE INDEX IF NOT EXISTS templates_name ON templates(waba_id, name, language);
+CREATE INDEX IF NOT EXISTS templates_name ON templates(waba_id, name, language);
+CREATE INDEX IF NOT EXISTS templates_waba ON templates(waba_id, seq);
 
 -- Customer actions (read, block, report, stop_marketing…), kept as evidence.
 CREATE TABLE IF NOT EXISTS customer_actions (
