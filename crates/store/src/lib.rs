@@ -10,11 +10,13 @@
 //! unscoped lookup to forget a filter on.
 #![forbid(unsafe_code)]
 
+pub mod consent;
 pub mod ids;
 pub mod sqlite;
 pub mod templates;
 mod types;
 
+pub use consent::{ConsentStore, NewOptIn, OptIn, OptInFilter, Revocation};
 pub use templates::{
     Cursor, NewTemplate, TemplateDeletion, TemplateEdit, TemplateFilter, TemplatePage,
     TemplateRecord, TemplateStore,
@@ -47,7 +49,7 @@ impl From<ApiError> for StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 #[async_trait]
-pub trait Store: TemplateStore + Send + Sync + 'static {
+pub trait Store: TemplateStore + ConsentStore + Send + Sync + 'static {
     /// Is the database reachable? (`/readyz`)
     async fn ping(&self) -> StoreResult<()>;
 

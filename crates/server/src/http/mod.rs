@@ -3,6 +3,7 @@
 //! internal errors are logged once and answered with an opaque message.
 
 mod admin;
+mod consent;
 mod graph;
 mod greenlight;
 mod media;
@@ -33,6 +34,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::routes())
         .merge(sandbox::routes())
         .merge(greenlight::routes())
+        .merge(consent::routes())
         .merge(templates::routes())
         .merge(graph::routes())
         .route(

@@ -2,6 +2,7 @@
 //! with a fresh database.
 
 mod common;
+mod consent;
 mod media;
 mod messages;
 mod templates;

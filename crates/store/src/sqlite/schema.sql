@@ -216,3 +216,23 @@ CREATE TABLE IF NOT EXISTS refusals (
     at          INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS refusals_business ON refusals(business_id, at);
+
+-- Consent (opt-in) registry per business and customer. Revocation keeps the row.
+CREATE TABLE IF NOT EXISTS opt_ins (
+    id              TEXT PRIMARY KEY,
+    seq             INTEGER NOT NULL,
+    business_id     TEXT NOT NULL,
+    waba_id         TEXT NOT NULL,
+    wa_id           TEXT NOT NULL,
+    scope           TEXT NOT NULL,            -- marketing | utility | all
+    source          TEXT NOT NULL,
+    proof           TEXT NOT NULL,
+    captured_at     INTEGER NOT NULL,
+    recorded_by     TEXT NOT NULL,
+    created_at      INTEGER NOT NULL,
+    revoked_at      INTEGER,
+    revoked_by      TEXT,
+    revocation_proof TEXT
+);
+CREATE INDEX IF NOT EXISTS opt_ins_customer ON opt_ins(business_id, wa_id);
+CREATE INDEX IF NOT EXISTS opt_ins_waba ON opt_ins(waba_id, seq);
