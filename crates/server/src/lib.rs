@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod http;
+pub mod import;
 pub mod lint;
 pub mod state;
 pub mod workers;

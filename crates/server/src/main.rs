@@ -25,6 +25,31 @@ enum Command {
     /// Message templates.
     #[command(subcommand)]
     Template(TemplateCommand),
+    /// The consent (opt-in) registry.
+    #[command(subcommand)]
+    Optin(OptinCommand),
+}
+
+#[derive(Subcommand)]
+enum OptinCommand {
+    /// Import opt-ins from a CSV file (columns wa_id, scope, source, proof[, captured_at]) into
+    /// the database of the configuration, in one transaction. Rows that fail validation are
+    /// listed with the reason; then nothing is imported unless --skip-invalid is given.
+    Import {
+        /// The WhatsApp Business Account the consents belong to.
+        #[arg(long)]
+        waba_id: String,
+        /// Import the valid rows even when some rows are rejected.
+        #[arg(long)]
+        skip_invalid: bool,
+        /// TOML configuration file (for database_url).
+        #[arg(long, env = "GREENLIGHT_CONFIG")]
+        config: Option<String>,
+        /// sqlite://<path>
+        #[arg(long)]
+        database_url: Option<String>,
+        file: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -84,8 +109,83 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Serve(args) => serve(args),
+        Command::Optin(OptinCommand::Import {
+            waba_id,
+            skip_invalid,
+            config,
+            database_url,
+            file,
+        }) => optin_import(config, database_url, &waba_id, &file, skip_invalid),
         Command::Template(TemplateCommand::Lint { format, files }) => {
             greenlight::lint::run(&files, matches!(format, LintFormat::Json))
+        }
+    }
+}
+
+fn optin_import(
+    config: Option<String>,
+    database_url: Option<String>,
+    waba_id: &str,
+    file: &std::path::Path,
+    skip_invalid: bool,
+) -> ExitCode {
+    let env = match Layer::from_env(|k| std::env::var(k).ok()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("greenlight: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let flags = Layer {
+        database_url,
+        ..Layer::default()
+    };
+    let config = match config::load(config.as_deref(), &env, &flags) {
+        Ok(c) => c,
+        Err(errs) => {
+            eprintln!("greenlight: the configuration is not valid:");
+            for e in errs {
+                eprintln!("  - {e}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("greenlight: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(greenlight::import::run(
+        &config,
+        waba_id,
+        file,
+        skip_invalid,
+    )) {
+        Err(e) => {
+            eprintln!("greenlight optin import: {e}");
+            ExitCode::from(2)
+        }
+        Ok(o) => {
+            for (line, reason) in &o.rejected {
+                println!("rejected line {line}: {reason}");
+            }
+            println!(
+                "accepted: {}  rejected: {}  imported: {}",
+                o.accepted,
+                o.rejected.len(),
+                if o.imported { o.accepted } else { 0 }
+            );
+            if !o.imported {
+                println!("nothing was imported: fix the rejected rows, or pass --skip-invalid to import the accepted ones");
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
         }
     }
 }

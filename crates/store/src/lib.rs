@@ -60,6 +60,8 @@ pub trait Store: TemplateStore + ConsentStore + Send + Sync + 'static {
     async fn tenant_count(&self) -> StoreResult<u64>;
     /// Operator-only: the tenant that owns a phone number (for admin-token sandbox calls).
     async fn scope_of_phone(&self, phone_id: &str) -> StoreResult<Option<Scope>>;
+    /// Operator-only: the tenant that owns a WABA (for command-line tools).
+    async fn scope_of_waba(&self, waba_id: &str) -> StoreResult<Option<Scope>>;
 
     // ---- tenants and auth --------------------------------------------------------------
     async fn create_tenant(&self, t: NewTenant, now: Millis) -> StoreResult<CreatedTenant>;

@@ -33,14 +33,15 @@ pub fn parse_opt_in(
             .map(str::trim)
             .filter(|s| !s.is_empty())
     };
-    let wa =
-        match v.get("wa_id") {
-            Some(Value::String(x)) => x.clone(),
-            Some(Value::Number(n)) => n.to_string(),
-            _ => return Err(ApiError::missing_parameter(format!(
+    let wa = match v.get("wa_id") {
+        Some(Value::String(x)) => x.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => {
+            return Err(ApiError::missing_parameter(format!(
                 "`{at}wa_id` is required: the customer's WhatsApp number, e.g. \"447700900123\""
-            ))),
-        };
+            )))
+        }
+    };
     let digits: String = wa.chars().filter(char::is_ascii_digit).collect();
     if wa
         .chars()

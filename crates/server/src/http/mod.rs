@@ -4,6 +4,7 @@
 
 mod admin;
 mod consent;
+pub use consent::parse_opt_in as consent_parse;
 mod graph;
 mod greenlight;
 mod media;

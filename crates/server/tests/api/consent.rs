@@ -169,3 +169,73 @@ async fn opt_ins_are_tenant_scoped() {
         .await;
     assert_eq!(r.code(), 100);
 }
+
+#[tokio::test]
+async fn csv_import_is_validated_and_atomic() {
+    let app = spawn_app().await;
+    let t = app.tenant().await;
+    let csv = app.dir.path().join("optins.csv");
+    std::fs::write(
+        &csv,
+        "wa_id,scope,source,proof,captured_at\n\
+         15551230001,marketing,web_form,\"I agree, send me offers\",1700000000\n\
+         +44 7700 900123,all,store,signed paper form,\n\
+         15551230003,utility,checkout,box ticked,\n\
+         123,marketing,web_form,x,\n\
+         15551230005,newsletter,web_form,x,\n",
+    )
+    .unwrap();
+    let bin = env!("CARGO_BIN_EXE_greenlight");
+    let db = format!("sqlite://{}", app.dir.path().join("test.db").display());
+    let run = |extra: &[&str]| {
+        std::process::Command::new(bin)
+            .args([
+                "optin",
+                "import",
+                "--waba-id",
+                &t.waba_id,
+                "--database-url",
+                &db,
+            ])
+            .args(extra)
+            .arg(&csv)
+            .env("GREENLIGHT_ADMIN_TOKEN", ADMIN)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("rejected line 5") && stdout.contains("rejected line 6"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("accepted: 3  rejected: 2  imported: 0"),
+        "{stdout}"
+    );
+    let base = format!("/greenlight/v1/{}/opt_ins", t.waba_id);
+    assert_eq!(
+        app.get(&base, &t.token).await.body["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0,
+        "nothing half-imported"
+    );
+    let out = run(&["--skip-invalid"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let r = app.get(&base, &t.token).await;
+    assert_eq!(r.body["data"].as_array().unwrap().len(), 3);
+    assert_eq!(r.body["data"][0]["proof"], "I agree, send me offers");
+    assert_eq!(r.body["data"][0]["recorded_by"], "cli:import");
+    // a missing column is an error that says which
+    std::fs::write(&csv, "wa_id,scope,proof\n15551230001,all,x\n").unwrap();
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`source` is missing"));
+}

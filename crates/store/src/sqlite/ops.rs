@@ -531,6 +531,22 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn scope_of_waba(&self, waba_id: &str) -> StoreResult<Option<Scope>> {
+        let id = waba_id.to_string();
+        self.read(move |c| {
+            Ok(
+                c.prepare_cached("SELECT business_id FROM wabas WHERE id = ?1")?
+                    .query_row(params![id], |r| {
+                        Ok(Scope {
+                            business_id: r.get(0)?,
+                        })
+                    })
+                    .optional()?,
+            )
+        })
+        .await
+    }
+
     async fn create_tenant(&self, t: NewTenant, now: Millis) -> StoreResult<CreatedTenant> {
         self.write(move |c| {
             let business_id = ids::object_id();
