@@ -112,6 +112,8 @@ pub trait Store: TemplateStore + ConsentStore + Send + Sync + 'static {
     ) -> StoreResult<Vec<MessageRecord>>;
     /// Run whatever has fallen due by `now` (delivered statuses, …). Returns how many ran.
     async fn run_due(&self, now: Millis, limit: usize) -> StoreResult<usize>;
+    /// The audit trail of a tenant, oldest first, in pages.
+    async fn audit(&self, scope: &Scope, q: AuditQuery) -> StoreResult<Vec<AuditEvent>>;
 
     // ---- media -------------------------------------------------------------------------
     async fn insert_media(&self, scope: &Scope, m: MediaRecord) -> StoreResult<()>;

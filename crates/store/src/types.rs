@@ -209,3 +209,28 @@ pub struct MediaRecord {
     pub path: String,
     pub created_at: Millis,
 }
+
+/// One row of the audit trail.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEvent {
+    pub id: i64,
+    /// Unix seconds.
+    pub timestamp: i64,
+    pub kind: String,
+    pub phone_number_id: Option<String>,
+    pub wa_id: Option<String>,
+    pub message_id: Option<String>,
+    pub rule: Option<String>,
+    pub code: Option<i64>,
+    pub details: String,
+    pub verdicts: Option<Value>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub from: Option<Millis>,
+    pub to: Option<Millis>,
+    pub kind: Option<String>,
+    pub after: Option<i64>,
+    pub limit: usize,
+}

@@ -3,6 +3,7 @@
 //! internal errors are logged once and answered with an opaque message.
 
 mod admin;
+mod audit;
 mod consent;
 pub use consent::parse_opt_in as consent_parse;
 mod graph;
@@ -35,6 +36,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::routes())
         .merge(sandbox::routes())
         .merge(greenlight::routes())
+        .merge(audit::routes())
         .merge(consent::routes())
         .merge(templates::routes())
         .merge(graph::routes())

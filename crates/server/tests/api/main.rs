@@ -1,6 +1,7 @@
 //! greenlight's integration suite: one binary, every test against a real server on port 0
 //! with a fresh database.
 
+mod audit;
 mod common;
 mod consent;
 mod media;

@@ -34,6 +34,36 @@ pub(crate) fn enqueue(
     Ok(())
 }
 
+/// One audit-trail row.
+pub(crate) struct AuditRow<'a> {
+    pub business_id: &'a str,
+    pub at: Millis,
+    pub kind: &'a str,
+    pub phone_id: Option<&'a str>,
+    pub wa_id: Option<&'a str>,
+    pub message_id: Option<&'a str>,
+    pub error: &'a ApiError,
+    pub verdicts: Option<&'a str>,
+}
+
+/// Records a refusal, a rule-decided failure or an enforcement action, in the caller's
+/// transaction. The rule is the first refusing verdict's.
+pub(crate) fn audit(conn: &Connection, a: &AuditRow) -> StoreResult<()> {
+    let rule: Option<String> = a
+        .verdicts
+        .and_then(|v| serde_json::from_str::<Vec<greenlight_domain::policy::Verdict>>(v).ok())
+        .and_then(|vs| {
+            vs.into_iter()
+                .find(|v| v.code == Some(a.error.code))
+                .map(|v| v.rule)
+        });
+    conn.prepare_cached(
+        "INSERT INTO audit_events (business_id, at, kind, phone_id, wa_id, message_id, rule, code, details, verdicts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![a.business_id, a.at, a.kind, a.phone_id, a.wa_id, a.message_id, rule, a.error.code, a.error.details, a.verdicts])?;
+    Ok(())
+}
+
 /// The customer's business-scoped user id, created on first contact.
 fn user_id_for(
     conn: &Connection,
@@ -268,8 +298,19 @@ fn send_tx(
     let req = &cmd.request;
     let verdicts = serde_json::to_string(&d.verdicts).map_err(internal)?;
     if let Outcome::Refuse(e) = &d.outcome {
-        conn.prepare_cached("INSERT INTO refusals (business_id, phone_id, wa_id, code, rule_verdicts, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
-            .execute(params![scope.business_id, phone.id, ev.wa_id, e.code, verdicts, now])?;
+        audit(
+            conn,
+            &AuditRow {
+                business_id: &scope.business_id,
+                at: now,
+                kind: "refusal",
+                phone_id: Some(&phone.id),
+                wa_id: Some(&ev.wa_id),
+                message_id: None,
+                error: e,
+                verdicts: Some(&verdicts),
+            },
+        )?;
         return Ok(Err(e.clone()));
     }
 
@@ -303,6 +344,21 @@ fn send_tx(
         now
     ])?;
 
+    if let Some(e) = &failed {
+        audit(
+            conn,
+            &AuditRow {
+                business_id: &scope.business_id,
+                at: now,
+                kind: "failure",
+                phone_id: Some(&phone.id),
+                wa_id: Some(&ev.wa_id),
+                message_id: Some(&wamid),
+                error: e,
+                verdicts: Some(&verdicts),
+            },
+        )?;
+    }
     let errors_json = failed
         .as_ref()
         .map(|e| json!([e.webhook_error()]).to_string());
@@ -910,6 +966,36 @@ impl Store for SqliteStore {
                 c.prepare_cached("DELETE FROM tasks WHERE id = ?1")?.execute(params![id])?;
             }
             Ok(due.len())
+        })
+        .await
+    }
+
+    async fn audit(&self, scope: &Scope, q: AuditQuery) -> StoreResult<Vec<AuditEvent>> {
+        let b = scope.business_id.clone();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, at, kind, phone_id, wa_id, message_id, rule, code, details, verdicts FROM audit_events \
+                 WHERE business_id = ?1 AND at >= ?2 AND at < ?3 AND id > ?4 AND (?5 IS NULL OR kind = ?5) ORDER BY id LIMIT ?6",
+            )?;
+            let rows = stmt.query_map(
+                params![b, q.from.unwrap_or(i64::MIN), q.to.unwrap_or(i64::MAX), q.after.unwrap_or(0), q.kind, q.limit as i64],
+                |r| {
+                    let verdicts: Option<String> = r.get(9)?;
+                    Ok(AuditEvent {
+                        id: r.get(0)?,
+                        timestamp: r.get::<_, i64>(1)?.div_euclid(1000),
+                        kind: r.get(2)?,
+                        phone_number_id: r.get(3)?,
+                        wa_id: r.get(4)?,
+                        message_id: r.get(5)?,
+                        rule: r.get(6)?,
+                        code: r.get(7)?,
+                        details: r.get(8)?,
+                        verdicts: verdicts.and_then(|v| serde_json::from_str(&v).ok()),
+                    })
+                },
+            )?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await
     }

@@ -205,17 +205,21 @@ CREATE TABLE IF NOT EXISTS customer_actions (
 );
 CREATE INDEX IF NOT EXISTS customer_actions_pair ON customer_actions(phone_id, wa_id, at);
 
--- Every refusal, for audit.
-CREATE TABLE IF NOT EXISTS refusals (
-    id          INTEGER PRIMARY KEY,
+-- The audit trail: every refusal, every rule-decided failure, every enforcement action.
+CREATE TABLE IF NOT EXISTS audit_events (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
     business_id TEXT NOT NULL,
-    phone_id    TEXT NOT NULL,
-    wa_id       TEXT NOT NULL,
-    code        INTEGER NOT NULL,
-    rule_verdicts TEXT NOT NULL,
-    at          INTEGER NOT NULL
+    at          INTEGER NOT NULL,
+    kind        TEXT NOT NULL,            -- refusal | failure | enforcement | consent | verification | template
+    phone_id    TEXT,
+    wa_id       TEXT,
+    message_id  TEXT,
+    rule        TEXT,
+    code        INTEGER,
+    details     TEXT NOT NULL,
+    verdicts    TEXT
 );
-CREATE INDEX IF NOT EXISTS refusals_business ON refusals(business_id, at);
+CREATE INDEX IF NOT EXISTS audit_business ON audit_events(business_id, at);
 
 -- Consent (opt-in) registry per business and customer. Revocation keeps the row.
 CREATE TABLE IF NOT EXISTS opt_ins (
