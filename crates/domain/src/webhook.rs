@@ -77,11 +77,17 @@ pub fn status_value(meta: &Metadata, s: &StatusChange) -> Value {
     if let Some(e) = s.error {
         st.insert("errors".into(), json!([e.webhook_error()]));
     }
-    json!({
+    let mut value = json!({
         "messaging_product": "whatsapp",
         "metadata": meta.to_json(),
-        "statuses": [Value::Object(st)],
-    })
+    });
+    // Since the 2026 business-scoped user ids, status changes name the customer in `contacts`
+    // too (clients such as pywa 4.5 build the user from it).
+    if let Some(u) = s.recipient_user_id {
+        value["contacts"] = json!([{ "wa_id": s.recipient_id, "user_id": u }]);
+    }
+    value["statuses"] = json!([Value::Object(st)]);
+    value
 }
 
 /// A customer's message to the business. `message` is the inbound object without

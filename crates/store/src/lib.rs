@@ -60,6 +60,11 @@ pub trait Store: TemplateStore + ConsentStore + Send + Sync + 'static {
     async fn tenant_count(&self) -> StoreResult<u64>;
     /// Operator-only: the tenant that owns a phone number (for admin-token sandbox calls).
     async fn scope_of_phone(&self, phone_id: &str) -> StoreResult<Option<Scope>>;
+    /// Operator-only: the tenant that owns a media object (for capability URLs).
+    async fn scope_of_media(&self, media_id: &str) -> StoreResult<Option<Scope>>;
+    /// A random secret of this installation, created on first use and kept (e.g. the key of
+    /// media URL signatures, so URLs survive a restart).
+    async fn instance_secret(&self, name: &str) -> StoreResult<String>;
     /// Operator-only: the tenant that owns a WABA (for command-line tools).
     async fn scope_of_waba(&self, waba_id: &str) -> StoreResult<Option<Scope>>;
 

@@ -15,6 +15,10 @@ pub fn routes() -> Router<AppState> {
             "/{version}/{id}/message_templates",
             get(list).post(create).delete(delete),
         )
+        .route(
+            "/{version}/{id}/message_templates/{template_id}",
+            get(get_under_waba),
+        )
         .route("/greenlight/v1/templates/{id}/appeal", post(appeal))
         .route("/admin/v1/templates/{id}/decision", post(decide))
 }
@@ -384,6 +388,24 @@ pub async fn edit(
         )
         .await?;
     Ok(Json(json!({ "success": true })).into_response())
+}
+
+/// `GET /{waba-id}/message_templates/{template-id}`: an alias of `GET /{template-id}` that
+/// some clients (kapso) use.
+async fn get_under_waba(
+    State(state): State<AppState>,
+    Path((version, waba, id)): Path<(String, String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> HttpResult {
+    check_version(&version, &method, &uri)?;
+    let p = tenant(&state, &headers, &uri).await?;
+    owned_waba(&p, &waba)?;
+    match state.store.template(&p.scope, &id).await? {
+        Some(t) if t.waba_id == waba => get_one(&t, &uri),
+        _ => Err(ApiError::unknown_object(&id).into()),
+    }
 }
 
 async fn appeal(

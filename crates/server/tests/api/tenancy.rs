@@ -225,11 +225,26 @@ async fn phone_number_fields() {
     assert_eq!(r.body["code_verification_status"], "VERIFIED");
     assert_eq!(r.body["id"], t.phone_id.as_str());
     assert!(r.body.get("verified_name").is_none());
+    // fields greenlight does not model are left out, not refused (clients ask for all of Meta's)
     let r = app
-        .get(&format!("/v23.0/{}?fields=colour", t.phone_id), &t.token)
+        .get(
+            &format!(
+                "/v23.0/{}?fields=verified_name,colour,throughput{{level}}",
+                t.phone_id
+            ),
+            &t.token,
+        )
         .await;
-    assert_eq!(r.code(), 100);
-    assert!(r.details().contains("colour"));
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["verified_name"], "Acme");
+    assert_eq!(r.body["throughput"]["level"], "STANDARD");
+    assert!(r.body.get("colour").is_none());
+    // no version segment: routed as the default version
+    let r = app.get(&format!("/{}", t.phone_id), &t.token).await;
+    assert_eq!(
+        (r.status, r.body["id"].as_str()),
+        (StatusCode::OK, Some(t.phone_id.as_str()))
+    );
 }
 
 #[tokio::test]

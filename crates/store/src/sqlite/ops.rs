@@ -587,6 +587,38 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn scope_of_media(&self, media_id: &str) -> StoreResult<Option<Scope>> {
+        let id = media_id.to_string();
+        self.read(move |c| {
+            Ok(
+                c.prepare_cached("SELECT business_id FROM media WHERE id = ?1")?
+                    .query_row(params![id], |r| {
+                        Ok(Scope {
+                            business_id: r.get(0)?,
+                        })
+                    })
+                    .optional()?,
+            )
+        })
+        .await
+    }
+
+    async fn instance_secret(&self, name: &str) -> StoreResult<String> {
+        let key = format!("secret:{name}");
+        self.write(move |c| {
+            c.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)",
+                params![key, ids::secret(32)],
+            )?;
+            Ok(
+                c.query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
+                    r.get(0)
+                })?,
+            )
+        })
+        .await
+    }
+
     async fn scope_of_waba(&self, waba_id: &str) -> StoreResult<Option<Scope>> {
         let id = waba_id.to_string();
         self.read(move |c| {
