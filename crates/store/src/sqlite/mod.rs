@@ -17,6 +17,7 @@
 //! `busy_timeout=5000`, `foreign_keys=OFF` (integrity is kept by the single writer's code),
 //! a 64 MiB page cache, `temp_store=MEMORY`.
 
+mod compliance;
 mod consent;
 mod ops;
 mod read;

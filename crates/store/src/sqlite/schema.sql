@@ -240,3 +240,71 @@ CREATE TABLE IF NOT EXISTS opt_ins (
 );
 CREATE INDEX IF NOT EXISTS opt_ins_customer ON opt_ins(business_id, wa_id);
 CREATE INDEX IF NOT EXISTS opt_ins_waba ON opt_ins(waba_id, seq);
+
+-- ---- compliance state (issue: the compliance engine) ------------------------------------
+
+-- Messaging-limit tier per business portfolio, and when it is next evaluated.
+CREATE TABLE IF NOT EXISTS business_limits (
+    business_id     TEXT PRIMARY KEY,
+    tier            TEXT NOT NULL DEFAULT 'TIER_250',
+    next_eval_at    INTEGER NOT NULL DEFAULT 0,
+    disabled_at     INTEGER,                  -- account disabled by enforcement
+    updated_at      INTEGER NOT NULL DEFAULT 0
+);
+
+-- Customers reached by business-initiated messages: one row per send (for the moving 24 h
+-- count, the 7-day peak and the 30-day unique count).
+CREATE TABLE IF NOT EXISTS reach_log (
+    business_id TEXT NOT NULL,
+    wa_id       TEXT NOT NULL,
+    at          INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS reach_business_at ON reach_log(business_id, at);
+CREATE INDEX IF NOT EXISTS reach_customer ON reach_log(business_id, wa_id, at);
+
+-- Marketing templates per customer, for the per-customer marketing cap.
+CREATE TABLE IF NOT EXISTS marketing_log (
+    business_id TEXT NOT NULL,
+    wa_id       TEXT NOT NULL,
+    at          INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS marketing_customer ON marketing_log(business_id, wa_id, at);
+
+-- The customer's own marketing opt-out (WhatsApp's "stop marketing"), per business number.
+CREATE TABLE IF NOT EXISTS marketing_prefs (
+    phone_id   TEXT NOT NULL,
+    wa_id      TEXT NOT NULL,
+    stopped    INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (phone_id, wa_id)
+) WITHOUT ROWID;
+
+-- Policy violations with evidence, and the restrictions enforcement imposed.
+CREATE TABLE IF NOT EXISTS violations (
+    id             TEXT PRIMARY KEY,
+    business_id    TEXT NOT NULL,
+    kind           TEXT NOT NULL,
+    violation_type TEXT NOT NULL,
+    evidence       TEXT NOT NULL,
+    severe         INTEGER NOT NULL DEFAULT 0,
+    at             INTEGER NOT NULL,
+    reversed_at    INTEGER,
+    appeal_status  TEXT,                      -- NULL | pending | reversed | unchanged
+    appeal_reason  TEXT
+);
+CREATE INDEX IF NOT EXISTS violations_business ON violations(business_id, at);
+
+CREATE TABLE IF NOT EXISTS restrictions (
+    business_id      TEXT NOT NULL,
+    restriction_type TEXT NOT NULL,
+    expires_at       INTEGER NOT NULL,
+    violation_id     TEXT,
+    created_at       INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS restrictions_business ON restrictions(business_id, expires_at);
+
+-- Quality: per-number rating state and template pause state.
+CREATE TABLE IF NOT EXISTS template_quality (
+    template_id  TEXT PRIMARY KEY,
+    pause_state  TEXT NOT NULL DEFAULT '{}'   -- JSON TemplatePauseState
+);
