@@ -10,12 +10,17 @@
 //! unscoped lookup to forget a filter on.
 #![forbid(unsafe_code)]
 
+pub mod compliance;
 pub mod consent;
 pub mod ids;
 pub mod sqlite;
 pub mod templates;
 mod types;
 
+pub use compliance::{
+    ComplianceStore, EnforcementView, LimitView, NewViolation, RestrictionRecord, VerificationView,
+    ViolationRecord,
+};
 pub use consent::{ConsentStore, NewOptIn, OptIn, OptInFilter, Revocation};
 pub use templates::{
     Cursor, NewTemplate, TemplateDeletion, TemplateEdit, TemplateFilter, TemplatePage,
@@ -49,7 +54,7 @@ impl From<ApiError> for StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 #[async_trait]
-pub trait Store: TemplateStore + ConsentStore + Send + Sync + 'static {
+pub trait Store: TemplateStore + ConsentStore + ComplianceStore + Send + Sync + 'static {
     /// Is the database reachable? (`/readyz`)
     async fn ping(&self) -> StoreResult<()>;
 

@@ -4,6 +4,7 @@
 
 mod admin;
 mod audit;
+mod compliance;
 mod consent;
 pub use consent::parse_opt_in as consent_parse;
 mod graph;
@@ -37,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         .merge(sandbox::routes())
         .merge(greenlight::routes())
         .merge(audit::routes())
+        .merge(compliance::routes())
         .merge(consent::routes())
         .merge(templates::routes())
         .merge(graph::routes())

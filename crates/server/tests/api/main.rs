@@ -3,6 +3,10 @@
 
 mod audit;
 mod common;
+mod compliance_common;
+mod compliance_enforcement;
+mod compliance_quality;
+mod compliance_verification;
 mod consent;
 mod media;
 mod messages;

@@ -669,6 +669,7 @@ impl Store for SqliteStore {
                     params![business_id, app_id, w.callback_url, w.verify_token, now],
                 )?;
             }
+            super::compliance::on_tenant_created(c, &business_id, now)?;
             Ok(CreatedTenant { business_id, waba_id, app_id, app_secret, access_token: token, phone_numbers: phones })
         })
         .await
@@ -934,7 +935,11 @@ impl Store for SqliteStore {
                     };
                     enqueue(c, &scope.business_id, &phone.waba_id, Some(&phone.id), "messages", &webhook::status_value(&metadata(&phone), &change), now)?;
                 }
-                "block" | "unblock" | "report" | "stop_marketing" | "resume_marketing" => {}
+                "block" | "report" => {
+                    let kind = if cmd.action == "block" { greenlight_domain::policy::quality::FeedbackKind::Block } else { greenlight_domain::policy::quality::FeedbackKind::Report };
+                    super::compliance::on_feedback(c, &scope.business_id, &phone, &cmd.wa_id, kind, cmd.reason.as_deref(), cmd.message_id.as_deref(), now)?;
+                }
+                "unblock" | "stop_marketing" | "resume_marketing" => {}
                 other => {
                     return Err(ApiError::invalid_parameter(format!(
                         "`action` '{other}' is not one of read, block, unblock, report, stop_marketing, resume_marketing"
@@ -993,7 +998,9 @@ impl Store for SqliteStore {
                         deliver(c, subject, now)?;
                     }
                     "review" => super::templates::run_review(c, subject, now)?,
-                    _ => {}
+                    other => {
+                        super::compliance::run_task(c, other, subject, now)?;
+                    }
                 }
                 c.prepare_cached("DELETE FROM tasks WHERE id = ?1")?.execute(params![id])?;
             }

@@ -308,3 +308,36 @@ CREATE TABLE IF NOT EXISTS template_quality (
     template_id  TEXT PRIMARY KEY,
     pause_state  TEXT NOT NULL DEFAULT '{}'   -- JSON TemplatePauseState
 );
+
+-- ---- compliance back office ---------------------------------------------------------------
+
+-- Customer feedback (block, report) that rates numbers and templates.
+CREATE TABLE IF NOT EXISTS feedback (
+    id          INTEGER PRIMARY KEY,
+    business_id TEXT NOT NULL,
+    phone_id    TEXT NOT NULL,
+    wa_id       TEXT NOT NULL,
+    kind        TEXT NOT NULL,                -- block | report
+    reason      TEXT,
+    message_id  TEXT,
+    template_id TEXT,                         -- the template the feedback counts for, if any
+    at          INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS feedback_phone ON feedback(phone_id, at);
+CREATE INDEX IF NOT EXISTS feedback_template ON feedback(template_id, at);
+
+-- Since when a number has been RED (persistent RED is a violation).
+CREATE TABLE IF NOT EXISTS number_quality (
+    phone_id   TEXT PRIMARY KEY,
+    red_since  INTEGER,
+    updated_at INTEGER NOT NULL
+);
+
+-- Business verification requests and decisions (the status itself is businesses.verification).
+CREATE TABLE IF NOT EXISTS business_verification (
+    business_id  TEXT PRIMARY KEY,
+    submitted_at INTEGER,
+    decided_at   INTEGER,
+    reason       TEXT,
+    note         TEXT
+);
