@@ -6,6 +6,7 @@ mod common;
 mod consent;
 mod media;
 mod messages;
+mod rules;
 mod templates;
 mod tenancy;
 mod window;
