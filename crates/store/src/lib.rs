@@ -120,6 +120,24 @@ pub trait Store: TemplateStore + ConsentStore + Send + Sync + 'static {
     /// The audit trail of a tenant, oldest first, in pages.
     async fn audit(&self, scope: &Scope, q: AuditQuery) -> StoreResult<Vec<AuditEvent>>;
 
+    /// Block Users API: block (`true`) or unblock customers of a number; returns, per wa_id,
+    /// whether it changed. Blocking more than 64k users answers 139101.
+    async fn set_blocked(
+        &self,
+        scope: &Scope,
+        phone_id: &str,
+        wa_ids: Vec<String>,
+        block: bool,
+        now: Millis,
+    ) -> StoreResult<Vec<String>>;
+    async fn blocked(
+        &self,
+        scope: &Scope,
+        phone_id: &str,
+        limit: usize,
+        after: Option<String>,
+    ) -> StoreResult<Vec<String>>;
+
     // ---- media -------------------------------------------------------------------------
     async fn insert_media(&self, scope: &Scope, m: MediaRecord) -> StoreResult<()>;
     async fn media(&self, scope: &Scope, id: &str) -> StoreResult<Option<MediaRecord>>;

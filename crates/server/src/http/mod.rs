@@ -4,6 +4,7 @@
 
 mod admin;
 mod audit;
+mod block;
 mod consent;
 pub use consent::parse_opt_in as consent_parse;
 mod graph;
@@ -38,6 +39,7 @@ pub fn router(state: AppState) -> Router {
         .merge(sandbox::routes())
         .merge(greenlight::routes())
         .merge(audit::routes())
+        .merge(block::routes())
         .merge(consent::routes())
         .merge(templates::routes())
         .merge(graph::routes())

@@ -432,3 +432,41 @@ async fn dry_run_explains_and_sends_nothing() {
         "only the inbound message"
     );
 }
+
+#[tokio::test]
+async fn blocked_users_cannot_be_messaged_until_unblocked() {
+    let (app, t, _) = ready().await;
+    let path = format!("/{}/block_users", t.phone_id); // whatsapp-api-js calls it without a version
+    let r = app.post(&path, &t.token, json!({"messaging_product": "whatsapp", "block_users": [{"user": "+15551230001"}, {"user": "nope"}]})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        r.body["block_users"]["added_users"],
+        json!([{"input": "+15551230001", "wa_id": C}])
+    );
+    assert_eq!(r.body["block_users"]["failed_users"][0]["input"], "nope");
+    let r = app.send_text(&t, C, "hello").await;
+    assert_eq!((r.status, r.code()), (StatusCode::BAD_REQUEST, 130403));
+    let r = app
+        .get(&format!("/v23.0/{}/block_users", t.phone_id), &t.token)
+        .await;
+    assert_eq!(r.body["data"][0]["wa_id"], C);
+    let r = app
+        .req(
+            reqwest::Method::DELETE,
+            &path,
+            Some(&t.token),
+            Some(
+                json!({"messaging_product": "whatsapp", "block_users": [{"user": "+15551230001"}]}),
+            ),
+        )
+        .await;
+    assert_eq!(r.body["block_users"]["removed_users"][0]["wa_id"], C);
+    assert_eq!(
+        app.send_text(&t, C, "hello again").await.status,
+        StatusCode::OK
+    );
+    let r = app
+        .post(&path, &t.token, json!({"messaging_product": "whatsapp"}))
+        .await;
+    assert_eq!(r.code(), 131008);
+}

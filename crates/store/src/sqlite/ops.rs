@@ -475,6 +475,11 @@ fn evaluate(
         window,
         recipient_on_whatsapp: on_whatsapp(conn, &wa_id)?,
         recipient_is_sender: wa_id == phone.digits,
+        recipient_blocked: conn
+            .prepare_cached("SELECT 1 FROM blocked_users WHERE phone_id = ?1 AND wa_id = ?2")?
+            .query_row(params![phone.id, wa_id], |_| Ok(()))
+            .optional()?
+            .is_some(),
         template,
         template_render_error,
         sync_refusals: tenant_settings.sync_refusals,
@@ -1391,6 +1396,60 @@ impl Store for SqliteStore {
                     })
                 },
             )?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn set_blocked(
+        &self,
+        scope: &Scope,
+        phone_id: &str,
+        wa_ids: Vec<String>,
+        block: bool,
+        now: Millis,
+    ) -> StoreResult<Vec<String>> {
+        let (b, p) = (scope.business_id.clone(), phone_id.to_string());
+        self.write(move |c| {
+            if read::phone(c, &b, &p)?.is_none() {
+                return Err(ApiError::unknown_object(&p).into());
+            }
+            if block {
+                let n: i64 = c.prepare_cached("SELECT COUNT(*) FROM blocked_users WHERE phone_id = ?1")?.query_row(params![p], |r| r.get(0))?;
+                if n as usize + wa_ids.len() > 64_000 {
+                    return Err(ApiError::new(400, 139101, "Blocklist limit reached", "A number can block at most 64,000 users; unblock some first.").into());
+                }
+            }
+            let mut changed = Vec::new();
+            for w in wa_ids {
+                let n = if block {
+                    c.prepare_cached("INSERT OR IGNORE INTO blocked_users (phone_id, wa_id, at) VALUES (?1, ?2, ?3)")?.execute(params![p, w, now])?
+                } else {
+                    c.prepare_cached("DELETE FROM blocked_users WHERE phone_id = ?1 AND wa_id = ?2")?.execute(params![p, w])?
+                };
+                if n > 0 {
+                    changed.push(w);
+                }
+            }
+            Ok(changed)
+        })
+        .await
+    }
+
+    async fn blocked(
+        &self,
+        scope: &Scope,
+        phone_id: &str,
+        limit: usize,
+        after: Option<String>,
+    ) -> StoreResult<Vec<String>> {
+        let (b, p) = (scope.business_id.clone(), phone_id.to_string());
+        self.read(move |c| {
+            if read::phone(c, &b, &p)?.is_none() {
+                return Err(ApiError::unknown_object(&p).into());
+            }
+            let mut stmt = c.prepare_cached("SELECT wa_id FROM blocked_users WHERE phone_id = ?1 AND wa_id > ?2 ORDER BY wa_id LIMIT ?3")?;
+            let rows = stmt.query_map(params![p, after.unwrap_or_default(), limit as i64], |r| r.get::<_, String>(0))?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await

@@ -308,3 +308,11 @@ CREATE TABLE IF NOT EXISTS template_quality (
     template_id  TEXT PRIMARY KEY,
     pause_state  TEXT NOT NULL DEFAULT '{}'   -- JSON TemplatePauseState
 );
+
+-- Users a business number blocked (Block Users API): sends to them answer 130403.
+CREATE TABLE IF NOT EXISTS blocked_users (
+    phone_id TEXT NOT NULL,
+    wa_id    TEXT NOT NULL,
+    at       INTEGER NOT NULL,
+    PRIMARY KEY (phone_id, wa_id)
+) WITHOUT ROWID;
