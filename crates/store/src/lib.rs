@@ -13,8 +13,10 @@
 pub mod ids;
 pub mod sqlite;
 mod types;
+mod webhooks;
 
 pub use types::*;
+pub use webhooks::*;
 
 use async_trait::async_trait;
 use greenlight_domain::{ApiError, Millis};
@@ -42,7 +44,7 @@ impl From<ApiError> for StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: WebhookStore + Send + Sync + 'static {
     /// Is the database reachable? (`/readyz`)
     async fn ping(&self) -> StoreResult<()>;
 

@@ -19,6 +19,7 @@
 
 mod ops;
 mod read;
+mod webhooks;
 
 use crate::{StoreError, StoreResult};
 use rusqlite::Connection;
