@@ -29,6 +29,7 @@ pub struct Config {
     pub sqlite_synchronous: String,
     pub demo_tenant: bool,
     pub log: String,
+    pub webhooks: crate::webhooks::config::WebhookConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -44,6 +45,7 @@ impl std::fmt::Debug for Config {
             .field("delivered_delay_ms", &self.delivered_delay_ms)
             .field("sqlite_synchronous", &self.sqlite_synchronous)
             .field("demo_tenant", &self.demo_tenant)
+            .field("webhooks", &self.webhooks)
             .finish()
     }
 }
@@ -77,6 +79,7 @@ pub struct Layer {
     pub sqlite_synchronous: Option<String>,
     pub demo_tenant: Option<bool>,
     pub log: Option<String>,
+    pub webhooks: Option<crate::webhooks::config::WebhookLayer>,
 }
 
 macro_rules! overlay {
@@ -99,6 +102,10 @@ impl Layer {
             sqlite_synchronous,
             demo_tenant,
             log
+        );
+        self.webhooks = crate::webhooks::config::WebhookLayer::merge(
+            self.webhooks.take(),
+            top.webhooks.as_ref(),
         );
         self
     }
@@ -139,6 +146,7 @@ impl Layer {
             sqlite_synchronous: get("GREENLIGHT_SQLITE_SYNCHRONOUS"),
             demo_tenant: boolean("GREENLIGHT_DEMO_TENANT")?,
             log: get("GREENLIGHT_LOG"),
+            webhooks: crate::webhooks::config::WebhookLayer::from_env(&get)?,
         })
     }
 
@@ -216,6 +224,7 @@ impl Layer {
         if delivered_delay_ms > 60_000 {
             errs.push(format!("delivered_delay_ms = {delivered_delay_ms} is more than a minute; Meta's delivered follows within seconds"));
         }
+        let webhooks = self.webhooks.unwrap_or_default().validate(mode, &mut errs);
         if !errs.is_empty() {
             return Err(errs);
         }
@@ -232,6 +241,7 @@ impl Layer {
             sqlite_synchronous,
             demo_tenant: self.demo_tenant.unwrap_or(true),
             log: self.log.unwrap_or_else(|| "info".into()),
+            webhooks,
         })
     }
 }

@@ -6,6 +6,7 @@
 pub mod config;
 pub mod http;
 pub mod state;
+pub mod webhooks;
 pub mod workers;
 
 use anyhow::Context;

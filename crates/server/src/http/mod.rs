@@ -3,10 +3,12 @@
 //! internal errors are logged once and answered with an opaque message.
 
 mod admin;
+mod deliveries;
 mod graph;
 mod greenlight;
 mod media;
 mod sandbox;
+mod subscriptions;
 
 use crate::state::AppState;
 use axum::extract::DefaultBodyLimit;
@@ -33,6 +35,8 @@ pub fn router(state: AppState) -> Router {
         .merge(sandbox::routes())
         .merge(greenlight::routes())
         .merge(graph::routes())
+        .merge(subscriptions::routes())
+        .merge(deliveries::routes())
         .route(
             "/{version}/{id}/media",
             post(media::upload).layer(DefaultBodyLimit::max(MAX_UPLOAD)),
