@@ -244,3 +244,5 @@ CREATE TABLE IF NOT EXISTS webhook_replays (
 );
 
 CREATE INDEX IF NOT EXISTS outbox_business_state ON outbox(business_id, state, id);
+-- Claims walk businesses with pending events (one seek each), then each one's due events.
+CREATE INDEX IF NOT EXISTS outbox_claim ON outbox(state, business_id, next_attempt_at);
