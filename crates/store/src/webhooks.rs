@@ -240,4 +240,9 @@ pub trait WebhookStore: Send + Sync {
     async fn replay_webhook(&self, scope: &Scope, id: i64, now: Millis) -> StoreResult<bool>;
     /// Replays every dead event of the tenant; returns how many.
     async fn replay_dead_webhooks(&self, scope: &Scope, now: Millis) -> StoreResult<u64>;
+
+    // ---- retention ---------------------------------------------------------------------
+    /// Deletes up to `limit` delivered or skipped events (with their attempts) whose last
+    /// attempt was due before `before`. Dead and pending events are never deleted.
+    async fn purge_webhooks(&self, before: Millis, limit: usize) -> StoreResult<u64>;
 }

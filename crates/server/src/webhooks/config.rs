@@ -17,6 +17,7 @@ pub struct WebhookLayer {
     pub lease_ms: Option<u64>,
     pub allowed_hosts: Option<Vec<String>>,
     pub allow_private: Option<bool>,
+    pub retention_days: Option<u64>,
 }
 
 /// Validated webhook settings.
@@ -40,6 +41,9 @@ pub struct WebhookConfig {
     pub allowed_hosts: Vec<String>,
     /// Loopback, private, link-local and unique-local addresses allowed even when not listed.
     pub allow_private: bool,
+    /// Delivered and skipped events are deleted this many days (virtual time) after their
+    /// last attempt; 0 keeps them. Dead and pending events are never deleted.
+    pub retention_days: u64,
 }
 
 impl WebhookLayer {
@@ -57,7 +61,8 @@ impl WebhookLayer {
             retry_window_ms,
             lease_ms,
             allowed_hosts,
-            allow_private
+            allow_private,
+            retention_days
         );
         Some(b)
     }
@@ -81,6 +86,7 @@ impl WebhookLayer {
             retry_max_interval_ms: num("GREENLIGHT_WEBHOOK_RETRY_MAX_INTERVAL_MS")?,
             retry_window_ms: num("GREENLIGHT_WEBHOOK_RETRY_WINDOW_MS")?,
             lease_ms: num("GREENLIGHT_WEBHOOK_LEASE_MS")?,
+            retention_days: num("GREENLIGHT_WEBHOOK_RETENTION_DAYS")?,
             allowed_hosts: get("GREENLIGHT_WEBHOOK_ALLOWED_HOSTS").map(|v| {
                 v.split(',')
                     .map(|s| s.trim().to_string())
@@ -105,7 +111,8 @@ impl WebhookLayer {
             || l.retry_window_ms.is_some()
             || l.lease_ms.is_some()
             || l.allowed_hosts.is_some()
-            || l.allow_private.is_some();
+            || l.allow_private.is_some()
+            || l.retention_days.is_some();
         Ok(any.then_some(l))
     }
 
@@ -165,6 +172,7 @@ impl WebhookLayer {
             lease_ms,
             allowed_hosts,
             allow_private: self.allow_private.unwrap_or(mode == Mode::Sandbox),
+            retention_days: self.retention_days.unwrap_or(30),
         }
     }
 }

@@ -35,6 +35,9 @@ const CLAIM_BATCH: usize = 256;
 const POLL: Duration = Duration::from_millis(50);
 /// Bytes of a receiver's answer kept in the attempt log.
 const BODY_SNIPPET: usize = 200;
+/// How often old delivered/skipped events are purged (wall time), and how many per job.
+const PURGE_EVERY: Duration = Duration::from_secs(60);
+const PURGE_BATCH: usize = 5_000;
 
 /// The HTTP client of webhooks: per-attempt timeout, no proxy (callbacks are often on
 /// loopback), no redirects (Meta requires a 200 from the URL itself), the allow-list enforced
@@ -94,9 +97,14 @@ pub fn spawn(state: AppState, stop: watch::Receiver<bool>) {
 
 impl Worker {
     async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let mut last_purge = Instant::now();
         loop {
             if *stop.borrow() {
                 return;
+            }
+            if last_purge.elapsed() >= PURGE_EVERY {
+                last_purge = Instant::now();
+                self.purge().await;
             }
             let more = self.clone().claim_and_dispatch().await;
             if more {
@@ -106,6 +114,30 @@ impl Worker {
                 _ = tokio::time::sleep(POLL) => {}
                 _ = self.wake.notified() => {}
                 _ = stop.changed() => {}
+            }
+        }
+    }
+
+    /// Retention: deletes old delivered and skipped events in small jobs (the writer is
+    /// shared with the send path).
+    async fn purge(&self) {
+        if self.cfg.retention_days == 0 {
+            return;
+        }
+        let before = self.state.now() - self.cfg.retention_days as i64 * 86_400_000;
+        loop {
+            match self.state.store.purge_webhooks(before, PURGE_BATCH).await {
+                Ok(n) if n as usize >= PURGE_BATCH => tokio::task::yield_now().await,
+                Ok(n) => {
+                    if n > 0 {
+                        tracing::debug!(deleted = n, "webhooks: old deliveries purged");
+                    }
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "webhooks: purging old deliveries failed; will retry");
+                    return;
+                }
             }
         }
     }

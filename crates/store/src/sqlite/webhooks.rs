@@ -611,6 +611,37 @@ impl WebhookStore for SqliteStore {
         })
         .await
     }
+
+    async fn purge_webhooks(&self, before: Millis, limit: usize) -> StoreResult<u64> {
+        self.write(move |c| {
+            // next_attempt_at >= created_at, so this also bounds the event's age; and it is
+            // a range of the (state, next_attempt_at) index.
+            let mut ids: Vec<i64> = Vec::new();
+            for state in ["delivered", "skipped"] {
+                let mut stmt = c.prepare_cached(
+                    "SELECT id FROM outbox WHERE state = ?1 AND next_attempt_at < ?2 LIMIT ?3",
+                )?;
+                let left = limit.saturating_sub(ids.len()) as i64;
+                let rows = stmt.query_map(params![state, before, left], |r| r.get(0))?;
+                for r in rows {
+                    ids.push(r?);
+                }
+            }
+            if ids.is_empty() {
+                return Ok(0);
+            }
+            let list = serde_json::to_string(&ids).map_err(super::internal)?;
+            for sql in [
+                "DELETE FROM webhook_attempts WHERE outbox_id IN (SELECT value FROM json_each(?1))",
+                "DELETE FROM webhook_replays WHERE outbox_id IN (SELECT value FROM json_each(?1))",
+                "DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?1))",
+            ] {
+                c.prepare_cached(sql)?.execute(params![list])?;
+            }
+            Ok(ids.len() as u64)
+        })
+        .await
+    }
 }
 
 #[cfg(test)]
@@ -902,5 +933,40 @@ mod tests {
             !s.replay_webhook(&scope, e.id, 9_500).await.unwrap(),
             "pending: no replay"
         );
+        // retention: delivered rows go, dead ones stay
+        s.finish_webhook_attempt(AttemptResult {
+            outbox_id: e2.id,
+            attempt: e2.attempt,
+            url: e2.url.clone(),
+            at: 9_000,
+            status_code: Some(200),
+            latency_ms: 1,
+            error: None,
+            outcome: AttemptOutcome::Delivered,
+        })
+        .await
+        .unwrap();
+        enqueue(&s, &t, "messages", 9_000).await;
+        let e3 = s.claim_webhooks(req(9_000, 0, 10)).await.unwrap().remove(0);
+        s.finish_webhook_attempt(AttemptResult {
+            outbox_id: e3.id,
+            attempt: e3.attempt,
+            url: e3.url.clone(),
+            at: 9_000,
+            status_code: None,
+            latency_ms: 1,
+            error: Some("x".into()),
+            outcome: AttemptOutcome::Dead,
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            s.purge_webhooks(9_000, 100).await.unwrap(),
+            0,
+            "not old enough"
+        );
+        assert_eq!(s.purge_webhooks(i64::MAX, 100).await.unwrap(), 1);
+        assert!(s.webhook_delivery(&scope, e.id).await.unwrap().is_none());
+        assert!(s.webhook_delivery(&scope, e3.id).await.unwrap().is_some());
     }
 }
