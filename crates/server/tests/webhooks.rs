@@ -1106,3 +1106,66 @@ async fn kill_9_while_deliveries_are_pending_loses_nothing() {
     server.child.kill().unwrap();
     server.child.wait().unwrap();
 }
+
+/// Delivery throughput to a local receiver (a figure, not a check): run with
+/// `cargo test --release -p greenlight --test webhooks throughput -- --ignored --nocapture`.
+/// Events are created while the receiver is down (first attempts fail, retries wait an hour),
+/// then the receiver comes back and the clock moves: the drain is delivery alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement; run explicitly"]
+async fn throughput_to_a_local_receiver() {
+    const EVENTS: usize = 5_000;
+    let app = spawn_app(WebhookLayer {
+        concurrency: Some(64),
+        concurrency_per_endpoint: Some(32),
+        retry_initial_ms: Some(3_600_000),
+        retry_max_interval_ms: Some(3_600_000),
+        ..fast_hooks()
+    })
+    .await;
+    let mut rx = Receiver::start("vt").await;
+    let t = app.tenant(Some((&rx.url(), "vt"))).await;
+    rx.stop().await;
+    let start = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for w in 0..16 {
+        let (http, base, t) = (app.http.clone(), app.base.clone(), t.clone());
+        set.spawn(async move {
+            for i in (w..EVENTS).step_by(16) {
+                let r = http
+                    .post(format!("{base}/sandbox/v1/{}/inbound", t.phone_id))
+                    .bearer_auth(&t.token)
+                    .json(&json!({"from": format!("1555{:07}", i), "type": "text", "text": {"body": "x"}}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200);
+            }
+        });
+    }
+    while set.join_next().await.is_some() {}
+    let created = start.elapsed();
+    eventually_async("first attempts made", Duration::from_secs(120), || async {
+        app.deliveries(&t, "?limit=1").await[0]["attempts"] == 1
+            && app
+                .deliveries(&t, "?limit=500")
+                .await
+                .iter()
+                .all(|d| d["attempts"] == 1)
+    })
+    .await;
+    rx.restart().await;
+    let start = Instant::now();
+    app.advance(3 * 3600).await;
+    eventually("all delivered", Duration::from_secs(300), || {
+        rx.hits().len() >= EVENTS
+    })
+    .await;
+    let drained = start.elapsed();
+    eprintln!(
+        "throughput: {EVENTS} events created in {created:?} ({:.0}/s while deliveries failed); drained to a local receiver in {drained:?} ({:.0} deliveries/s)",
+        EVENTS as f64 / created.as_secs_f64(),
+        EVENTS as f64 / drained.as_secs_f64()
+    );
+    app.stop().await;
+}
