@@ -648,6 +648,33 @@ async fn receivers_get_only_the_fields_they_subscribed_to() {
     eventually("override delivered", SECS, || rx2.hits().len() == 1).await;
     assert_eq!(rx.hits().len(), 1);
 
+    // a phone number's own override comes first (Graph: POST /{phone-number-id})
+    let rx3 = Receiver::start("vt3").await;
+    let phone = format!("/v23.0/{}", t.phone_id);
+    let (s, v) = app
+        .call("POST", &phone, &t.token, Some(json!({"webhook_configuration": {"override_callback_uri": rx3.url(), "verify_token": "nope"}})))
+        .await;
+    assert_eq!((s, v["error"]["code"].as_i64()), (400, Some(2200)), "{v}");
+    let (s, v) = app
+        .call("POST", &phone, &t.token, Some(json!({"webhook_configuration": {"override_callback_uri": rx3.url(), "verify_token": "vt3"}})))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    app.inbound(&t, "to the number's override").await;
+    eventually("number override delivered", SECS, || rx3.hits().len() == 1).await;
+    // an empty override removes it: back to the WABA's
+    let (s, _) = app
+        .call(
+            "POST",
+            &phone,
+            &t.token,
+            Some(json!({"webhook_configuration": {"override_callback_uri": ""}})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    app.inbound(&t, "to the WABA override again").await;
+    eventually("WABA override delivered", SECS, || rx2.hits().len() == 2).await;
+    assert_eq!(rx3.hits().len(), 1);
+
     // DELETE the app subscription's messages field: skipped again
     let (s, _) = app
         .call(

@@ -4,7 +4,8 @@
 //! (`/{app-id}/subscriptions`: callback URL, verify token, subscribed fields; empty fields mean
 //! every field) and the *WABA ↔ app* link (`/{waba-id}/subscribed_apps`, with an optional
 //! `override_callback_uri`). A tenant's own WABA is subscribed to its own app unless the tenant
-//! unsubscribed it: greenlight creates both together, as Embedded Signup does.
+//! unsubscribed it: greenlight creates both together, as Embedded Signup does. A phone number
+//! may have its own callback too (`webhook_configuration`), first in precedence.
 //!
 //! **The outbox** holds one row per event, written in the same transaction as the state change
 //! (`sqlite::ops::enqueue`). Delivery workers claim due rows with a *lease* (wall-clock ms, so a
@@ -214,6 +215,16 @@ pub trait WebhookStore: Send + Sync {
         scope: &Scope,
         waba_id: &str,
         app_id: &str,
+        now: Millis,
+    ) -> StoreResult<()>;
+
+    /// A phone number's own callback (`POST /{phone-number-id}` with `webhook_configuration`),
+    /// already verified; `None` removes it. It takes precedence over the WABA's and the app's.
+    async fn set_phone_override(
+        &self,
+        scope: &Scope,
+        phone_id: &str,
+        callback: Option<(String, String)>,
         now: Millis,
     ) -> StoreResult<()>;
 

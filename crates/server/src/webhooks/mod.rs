@@ -2,6 +2,7 @@
 //! (cloud-api-facts.md §10; docs/WEBHOOKS.md for the guarantees).
 //!
 //! - [`handshake`]: the `hub.challenge` verification run before a callback URL is accepted.
+//! - [`overrides`]: a phone number's own callback (`webhook_configuration`).
 //! - [`signer`]: `X-Hub-Signature-256` over the exact bytes sent.
 //! - [`allow`]: which hosts and networks callbacks may reach.
 //! - [`retry`]: the backoff schedule, `Retry-After`, the 7-day window.
@@ -16,6 +17,7 @@
 pub mod allow;
 pub mod config;
 pub mod handshake;
+pub mod overrides;
 pub mod retry;
 pub mod signer;
 

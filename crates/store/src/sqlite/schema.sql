@@ -246,3 +246,13 @@ CREATE TABLE IF NOT EXISTS webhook_replays (
 CREATE INDEX IF NOT EXISTS outbox_business_state ON outbox(business_id, state, id);
 -- Claims walk businesses with pending events (one seek each), then each one's due events.
 CREATE INDEX IF NOT EXISTS outbox_claim ON outbox(state, business_id, next_attempt_at);
+
+-- A phone number's own callback (`POST /{phone-number-id}` `webhook_configuration`): first in
+-- precedence, before the WABA's override and the app's callback.
+CREATE TABLE IF NOT EXISTS webhook_phone_overrides (
+    phone_id     TEXT PRIMARY KEY,
+    business_id  TEXT NOT NULL,
+    callback_uri TEXT NOT NULL,
+    verify_token TEXT NOT NULL,
+    updated_at   INTEGER NOT NULL
+);

@@ -60,7 +60,20 @@ fn waba_link(
         .unwrap_or((true, None)))
 }
 
-fn resolve(conn: &Connection, business_id: &str, waba_id: &str) -> StoreResult<Target> {
+fn phone_override(conn: &Connection, phone_id: &str) -> StoreResult<Option<String>> {
+    Ok(conn
+        .prepare_cached("SELECT callback_uri FROM webhook_phone_overrides WHERE phone_id = ?1")?
+        .query_row(params![phone_id], |r| r.get(0))
+        .optional()?)
+}
+
+/// Precedence as on Meta: the number's override, the WABA's override, the app's callback.
+fn resolve(
+    conn: &Connection,
+    business_id: &str,
+    waba_id: &str,
+    phone_id: Option<&str>,
+) -> StoreResult<Target> {
     let Some((app_id, secret)) = first_app(conn, business_id)? else {
         return Ok(Err("the business has no app".into()));
     };
@@ -72,7 +85,11 @@ fn resolve(conn: &Connection, business_id: &str, waba_id: &str) -> StoreResult<T
     }
     let sub = app_sub(conn, business_id, &app_id)?;
     let fields = sub.as_ref().map(|s| s.fields.clone()).unwrap_or_default();
-    match override_uri.or(sub.map(|s| s.callback_url)) {
+    let phone_uri = match phone_id {
+        Some(p) => phone_override(conn, p)?,
+        None => None,
+    };
+    match phone_uri.or(override_uri).or(sub.map(|s| s.callback_url)) {
         Some(url) if !url.is_empty() => Ok(Ok((url, fields, secret))),
         _ => Ok(Err(format!(
             "no callback URL: app {app_id} has no subscription (POST /{app_id}/subscriptions, or `webhook` at tenant creation)"
@@ -80,23 +97,26 @@ fn resolve(conn: &Connection, business_id: &str, waba_id: &str) -> StoreResult<T
     }
 }
 
-/// Marks every due, unleased event of a WABA (of one field, if given) `skipped` at once, so
-/// that a tenant without a subscriber costs one statement per claim, not one per event.
+/// Marks every due, unleased event of a WABA's number (of one field, if given) `skipped` at
+/// once, so that a tenant without a subscriber costs one statement per claim, not one per event.
 fn skip_all(conn: &Connection, req: &ClaimRequest, key: &SkipKey, reason: &str) -> StoreResult<()> {
     conn.prepare_cached(
         "UPDATE outbox SET state = 'skipped', last_error = ?4 WHERE business_id = ?1 AND state = 'pending' \
-         AND waba_id = ?2 AND (?3 IS NULL OR field = ?3) AND next_attempt_at <= ?5 AND lease_until <= ?6",
+         AND waba_id = ?2 AND phone_id IS ?7 AND (?3 IS NULL OR field = ?3) AND next_attempt_at <= ?5 AND lease_until <= ?6",
     )?
-    .execute(params![key.0, key.1, key.2, reason, req.now, req.wall_now])?;
+    .execute(params![key.0, key.1, key.3, reason, req.now, req.wall_now, key.2])?;
     Ok(())
 }
 
-/// (business, WABA, one field or every field)
-type SkipKey = (String, String, Option<String>);
+/// (business, WABA, phone number, one field or every field)
+type SkipKey = (String, String, Option<String>, Option<String>);
+/// (business, WABA, phone number)
+type TargetKey = (String, String, Option<String>);
 
 struct Candidate {
     id: i64,
     waba_id: String,
+    phone_id: Option<String>,
     field: String,
     payload: String,
     created_at: Millis,
@@ -121,7 +141,7 @@ fn next_business(conn: &Connection, after: &str) -> StoreResult<Option<String>> 
 struct Claim<'a> {
     req: &'a ClaimRequest,
     lease_until: Millis,
-    targets: HashMap<(String, String), Target>,
+    targets: HashMap<TargetKey, Target>,
     budget: HashMap<String, usize>,
     skipped: std::collections::HashSet<SkipKey>,
     out: Vec<ClaimedEvent>,
@@ -140,7 +160,7 @@ impl Claim<'_> {
             let rows = {
                 let mut stmt = conn.prepare_cached(
                     "SELECT o.id, o.waba_id, o.field, o.payload, o.created_at, \
-                     COALESCE((SELECT r.replayed_at FROM webhook_replays r WHERE r.outbox_id = o.id), o.created_at) \
+                     COALESCE((SELECT r.replayed_at FROM webhook_replays r WHERE r.outbox_id = o.id), o.created_at), o.phone_id \
                      FROM outbox o WHERE o.state = 'pending' AND o.business_id = ?1 AND o.next_attempt_at <= ?2 \
                      AND o.lease_until <= ?3 ORDER BY o.next_attempt_at, o.id LIMIT ?4",
                 )?;
@@ -154,6 +174,7 @@ impl Claim<'_> {
                             payload: r.get(3)?,
                             created_at: r.get(4)?,
                             window_start: r.get(5)?,
+                            phone_id: r.get(6)?,
                         })
                     },
                 )?;
@@ -162,14 +183,18 @@ impl Claim<'_> {
             let fetched = rows.len();
             let mut skipped_some = false;
             for c in rows {
-                let key = (business_id.to_string(), c.waba_id.clone());
+                let key = (
+                    business_id.to_string(),
+                    c.waba_id.clone(),
+                    c.phone_id.clone(),
+                );
                 if !self.targets.contains_key(&key) {
-                    let t = resolve(conn, business_id, &c.waba_id)?;
+                    let t = resolve(conn, business_id, &c.waba_id, c.phone_id.as_deref())?;
                     self.targets.insert(key.clone(), t);
                 }
                 let (url, fields, secret) = match &self.targets[&key] {
                     Err(reason) => {
-                        let k = (key.0, key.1, None);
+                        let k = (key.0, key.1, key.2, None);
                         if !self.skipped.contains(&k) {
                             skip_all(conn, req, &k, reason)?;
                             self.skipped.insert(k);
@@ -180,7 +205,7 @@ impl Claim<'_> {
                     Ok(t) => t.clone(),
                 };
                 if !fields.is_empty() && !fields.contains(&c.field) {
-                    let k = (key.0, key.1, Some(c.field.clone()));
+                    let k = (key.0, key.1, key.2, Some(c.field.clone()));
                     if !self.skipped.contains(&k) {
                         let why = format!(
                             "field `{}` is not among the app's subscribed fields",
@@ -506,6 +531,32 @@ impl WebhookStore for SqliteStore {
                  override_callback_uri = NULL, override_verify_token = NULL, updated_at = excluded.updated_at",
             )?
             .execute(params![w, a, b, now])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_phone_override(
+        &self,
+        scope: &Scope,
+        phone_id: &str,
+        callback: Option<(String, String)>,
+        now: Millis,
+    ) -> StoreResult<()> {
+        let (b, p) = (scope.business_id.clone(), phone_id.to_string());
+        self.write(move |c| {
+            match callback {
+                None => c
+                    .prepare_cached("DELETE FROM webhook_phone_overrides WHERE phone_id = ?1 AND business_id = ?2")?
+                    .execute(params![p, b])?,
+                Some((uri, token)) => c
+                    .prepare_cached(
+                        "INSERT INTO webhook_phone_overrides (phone_id, business_id, callback_uri, verify_token, updated_at) \
+                         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (phone_id) DO UPDATE SET callback_uri = excluded.callback_uri, \
+                         verify_token = excluded.verify_token, updated_at = excluded.updated_at",
+                    )?
+                    .execute(params![p, b, uri, token, now])?,
+            };
             Ok(())
         })
         .await
