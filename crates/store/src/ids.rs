@@ -15,14 +15,14 @@ pub fn object_id() -> String {
     s
 }
 
-/// A message id: `wamid.` followed by base64, like Meta's.
+/// A message id: `wamid.` followed by base64 (URL-safe alphabet, so it can stand in a path).
 pub fn wamid() -> String {
     let mut bytes = [0u8; 30];
     rand::rng().fill(&mut bytes[..]);
     bytes[0] = 0x1c; // keeps the recognisable "HBgL…" style prefix family
     format!(
         "wamid.{}",
-        base64::engine::general_purpose::STANDARD.encode(bytes)
+        base64::engine::general_purpose::URL_SAFE.encode(bytes)
     )
 }
 

@@ -54,6 +54,8 @@ pub struct SendFacts {
     /// `Some` when the message is a template: the stored template with that name and language,
     /// or `None` inside when none exists.
     pub template: Option<Option<TemplateFacts>>,
+    /// The send's template parameters checked against the template (132000, 132012, 132005…).
+    pub template_render_error: Option<ApiError>,
     /// Tenant setting: answer refusals that Meta reports asynchronously on the API call instead.
     pub sync_refusals: bool,
 }
@@ -141,10 +143,26 @@ pub fn decide_send(f: &SendFacts) -> Decision {
                     ))),
                 };
                 match refusal {
-                    None => verdicts.push(Verdict::pass(
-                        rule,
-                        format!("template '{}' is APPROVED", t.name),
-                    )),
+                    None => {
+                        verdicts.push(Verdict::pass(
+                            rule,
+                            format!("template '{}' is APPROVED", t.name),
+                        ));
+                        match &f.template_render_error {
+                            None => verdicts.push(Verdict::pass(
+                                "template_parameters",
+                                "the parameters match the template",
+                            )),
+                            Some(e) => {
+                                verdicts.push(Verdict::refuse(
+                                    "template_parameters",
+                                    e.code,
+                                    e.details.clone(),
+                                ));
+                                set(&mut outcome, Outcome::Refuse(e.clone()));
+                            }
+                        }
+                    }
                     Some(e) => {
                         verdicts.push(Verdict::refuse(rule, e.code, e.details.clone()));
                         set(&mut outcome, Outcome::Refuse(e));
@@ -199,12 +217,17 @@ pub fn decide_send(f: &SendFacts) -> Decision {
         set(&mut outcome, fail(f.sync_refusals, e));
     }
 
-    let pricing = price(template_category, in_window, in_fep);
     let window_after = if matches!(outcome, Outcome::Accept) {
         f.window.after_business_message(now)
     } else {
         f.window
     };
+    // The answer that starts a free entry point is itself free.
+    let pricing = price(
+        template_category,
+        in_window,
+        in_fep || window_after.fep_open(now),
+    );
     Decision {
         outcome,
         verdicts,
@@ -237,6 +260,7 @@ mod tests {
             recipient_on_whatsapp: true,
             recipient_is_sender: false,
             template: None,
+            template_render_error: None,
             sync_refusals: false,
         }
     }
@@ -359,6 +383,7 @@ mod tests {
         let d = decide_send(&f);
         assert_eq!(d.outcome, Outcome::Accept);
         assert_eq!(d.window_after.fep_until, Some(T0 + 72 * HOUR));
+        assert_eq!(d.pricing.pricing_type, "free_entry_point");
         // a template two days later: window closed, FEP open → free entry point pricing
         let mut f2 = facts(MessageType::Template);
         f2.now = T0 + 48 * HOUR;

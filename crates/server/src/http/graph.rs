@@ -138,6 +138,9 @@ async fn get_object(
     if let Some(m) = state.store.media(&p.scope, &id).await? {
         return media::media_info(&state, &uri, m);
     }
+    if let Some(t) = state.store.template(&p.scope, &id).await? {
+        return super::templates::get_one(&t, &uri);
+    }
     Err(ApiError::unknown_object(&id).into())
 }
 
@@ -154,6 +157,9 @@ async fn post_object(
     check_version(&version, &method, &uri)?;
     let p = tenant(&state, &headers, &uri).await?;
     if p.phone(&id).is_none() {
+        if let Some(t) = state.store.template(&p.scope, &id).await? {
+            return super::templates::edit(&state, &p, t, &headers, &body).await;
+        }
         return Err(ApiError::unknown_object(&id).into());
     }
     let v = json_object(&body)?;

@@ -3,12 +3,16 @@
 //! internal errors are logged once and answered with an opaque message.
 
 mod admin;
+mod audit;
+mod consent;
+pub use consent::parse_opt_in as consent_parse;
 mod deliveries;
 mod graph;
 mod greenlight;
 mod media;
 mod sandbox;
 mod subscriptions;
+mod templates;
 
 use crate::state::AppState;
 use axum::extract::DefaultBodyLimit;
@@ -34,6 +38,9 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::routes())
         .merge(sandbox::routes())
         .merge(greenlight::routes())
+        .merge(audit::routes())
+        .merge(consent::routes())
+        .merge(templates::routes())
         .merge(graph::routes())
         .merge(subscriptions::routes())
         .merge(deliveries::routes())
@@ -44,6 +51,29 @@ pub fn router(state: AppState) -> Router {
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(MAX_JSON))
         .with_state(state)
+}
+
+/// The version a request without one is routed as. Some clients call Graph paths with no
+/// `/vN.M` segment (e.g. whatsapp-api-js for `/{phone}/block_users`); Graph accepts that.
+pub const DEFAULT_VERSION: &str = "v23.0";
+
+/// Routes `/{object-id}/…` (an id of digits, no version segment) as `/v23.0/{object-id}/…`.
+/// Applied before routing (see `crate::run`).
+pub fn rewrite_versionless(mut req: axum::extract::Request) -> axum::extract::Request {
+    let path = req.uri().path();
+    let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    if first.len() >= 5 && first.bytes().all(|b| b.is_ascii_digit()) {
+        let pq = req
+            .uri()
+            .path_and_query()
+            .map(|x| x.as_str())
+            .unwrap_or(path)
+            .to_string();
+        if let Ok(uri) = format!("/{DEFAULT_VERSION}{pq}").parse() {
+            *req.uri_mut() = uri;
+        }
+    }
+    req
 }
 
 async fn healthz() -> Json<Value> {
@@ -135,6 +165,10 @@ pub fn bearer(headers: &HeaderMap, uri: &Uri) -> Option<String> {
         .and_then(|v| v.to_str().ok())
     {
         let v = v.trim();
+        // `Bearer ` with nothing after it (some clients send that) is no token at all.
+        if v.eq_ignore_ascii_case("bearer") {
+            return None;
+        }
         let token = v
             .strip_prefix("Bearer ")
             .or_else(|| v.strip_prefix("bearer "))
@@ -150,6 +184,11 @@ pub fn bearer(headers: &HeaderMap, uri: &Uri) -> Option<String> {
             .find_map(|kv| kv.strip_prefix("access_token="))
             .map(percent_decode)
     })
+}
+
+/// Percent-decoding for query strings and form bodies.
+pub fn percent_decode_pub(s: &str) -> String {
+    percent_decode(s)
 }
 
 fn percent_decode(s: &str) -> String {
@@ -323,17 +362,12 @@ pub fn select_fields(
     let names: Vec<String> =
         fields.unwrap_or_else(|| default.iter().map(|s| s.to_string()).collect());
     let mut out = serde_json::Map::new();
+    // Fields greenlight does not model are left out rather than refused: clients such as pywa
+    // ask for every field Meta has (node type kept for the docs: {node_type}).
+    let _ = node_type;
     for f in names {
-        match full.get(&f) {
-            Some(v) => {
-                out.insert(f, v.clone());
-            }
-            None => {
-                return Err(ApiError::invalid_parameter(format!(
-                    "Tried accessing nonexisting field ({f}) on node type ({node_type}); remove it from `fields`."
-                ))
-                .into())
-            }
+        if let Some(v) = full.get(&f) {
+            out.insert(f, v.clone());
         }
     }
     if let Some(id) = full.get("id") {

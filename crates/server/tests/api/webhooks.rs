@@ -1,8 +1,8 @@
-//! Webhooks end to end: a real greenlight (`greenlight::run` on port 0, fresh SQLite file) and a
-//! test receiver whose answers (status, latency, `Retry-After`, handshake behaviour) each test
+//! Webhooks end to end (docs/WEBHOOKS.md): a real greenlight (the common harness) and a test
+//! receiver whose answers (status, latency, `Retry-After`, handshake behaviour) each test
 //! controls. The crash test runs the real binary and kills it with SIGKILL.
 
-use greenlight::config::Layer;
+use crate::common::{self, Tenant, ADMIN};
 use greenlight::webhooks::config::WebhookLayer;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
@@ -11,8 +11,6 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-const ADMIN: &str = "test-admin-token-0123456789";
 
 // ---- the test receiver ---------------------------------------------------------------------
 
@@ -205,11 +203,11 @@ impl Receiver {
 
 // ---- the server under test -----------------------------------------------------------------
 
+/// The common harness, with the webhook helpers these tests need.
 struct App {
-    running: Option<greenlight::Running>,
+    inner: common::TestApp,
     base: String,
     http: reqwest::Client,
-    _dir: tempfile::TempDir,
 }
 
 /// Compressed retry schedule: 100 ms doubling to 400 ms; attempts time out after 500 ms.
@@ -224,39 +222,12 @@ fn fast_hooks() -> WebhookLayer {
 }
 
 async fn spawn_app(hooks: WebhookLayer) -> App {
-    let dir = tempfile::tempdir().unwrap();
-    let layer = Layer {
-        listen: Some("127.0.0.1:0".into()),
-        database_url: Some(format!(
-            "sqlite://{}",
-            dir.path().join("greenlight.db").display()
-        )),
-        admin_token: Some(ADMIN.into()),
-        media_dir: Some(dir.path().join("media").display().to_string()),
-        demo_tenant: Some(false),
-        delivered_delay_ms: Some(50),
-        webhooks: Some(hooks),
-        ..Layer::default()
-    };
-    let config = greenlight::config::load(None, &layer, &Layer::default()).expect("config");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let running = greenlight::run(config, listener).await.expect("server");
+    let inner = common::spawn_with(|l| l.webhooks = Some(hooks)).await;
     App {
-        base: running.base_url(),
-        running: Some(running),
+        base: inner.base.clone(),
         http: reqwest::Client::builder().no_proxy().build().unwrap(),
-        _dir: dir,
+        inner,
     }
-}
-
-#[derive(Debug, Clone)]
-struct Tenant {
-    business_id: String,
-    waba_id: String,
-    app_id: String,
-    app_secret: String,
-    token: String,
-    phone_id: String,
 }
 
 impl App {
@@ -291,19 +262,13 @@ impl App {
     }
 
     async fn tenant(&self, hook: Option<(&str, &str)>) -> Tenant {
-        let (s, v) = self.try_tenant(hook).await;
-        assert_eq!(s, 201, "{v}");
-        Tenant {
-            business_id: v["business_id"].as_str().unwrap().into(),
-            waba_id: v["waba_id"].as_str().unwrap().into(),
-            app_id: v["app_id"].as_str().unwrap().into(),
-            app_secret: v["app_secret"].as_str().unwrap().into(),
-            token: v["access_token"].as_str().unwrap().into(),
-            phone_id: v["phone_numbers"][0]["id"].as_str().unwrap().into(),
+        let mut body = json!({ "business_name": "Acme Ltd" });
+        if let Some((url, token)) = hook {
+            body["webhook"] = json!({ "callback_url": url, "verify_token": token });
         }
+        self.inner.tenant_with(body).await
     }
 
-    /// A customer writes: one `messages` webhook. Returns the wamid.
     async fn inbound(&self, t: &Tenant, text: &str) -> String {
         let (s, v) = self
             .call(
@@ -350,21 +315,11 @@ impl App {
     }
 
     async fn advance(&self, seconds: i64) {
-        let (s, v) = self
-            .call(
-                "POST",
-                "/sandbox/v1/clock/advance",
-                ADMIN,
-                Some(json!({ "seconds": seconds })),
-            )
-            .await;
-        assert_eq!(s, 200, "{v}");
+        self.inner.advance(seconds).await;
     }
 
-    async fn stop(mut self) {
-        if let Some(r) = self.running.take() {
-            r.stop().await;
-        }
+    async fn stop(self) {
+        self.inner.stop().await;
     }
 }
 

@@ -1,0 +1,13 @@
+//! greenlight's integration suite: one binary, every test against a real server on port 0
+//! with a fresh database.
+
+mod audit;
+mod common;
+mod consent;
+mod media;
+mod messages;
+mod rules;
+mod templates;
+mod tenancy;
+mod webhooks;
+mod window;
