@@ -226,7 +226,18 @@ async fn send(
                 now: state.now(),
                 delivered_after: state.config.delivered_delay_ms as i64,
             };
-            let r = state.store.send(&p.scope, cmd).await?;
+            let r = match state.store.send(&p.scope, cmd).await {
+                Ok(r) => r,
+                Err(greenlight_store::StoreError::Api(e)) => {
+                    state.metrics.refused(e.code);
+                    return Err(e.into());
+                }
+                Err(e) => return Err(e.into()),
+            };
+            state
+                .metrics
+                .messages_accepted
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let mut resp = Json(r.body).into_response();
             if r.replayed {
                 resp.headers_mut()
