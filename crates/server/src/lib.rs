@@ -9,6 +9,7 @@ pub mod import;
 pub mod lint;
 pub mod metrics;
 pub mod state;
+pub mod webhooks;
 pub mod workers;
 
 use anyhow::Context;

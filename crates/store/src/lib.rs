@@ -15,6 +15,7 @@ pub mod ids;
 pub mod sqlite;
 pub mod templates;
 mod types;
+mod webhooks;
 
 pub use consent::{ConsentStore, NewOptIn, OptIn, OptInFilter, Revocation};
 pub use templates::{
@@ -22,6 +23,7 @@ pub use templates::{
     TemplateRecord, TemplateStore,
 };
 pub use types::*;
+pub use webhooks::*;
 
 use async_trait::async_trait;
 use greenlight_domain::{ApiError, Millis};
@@ -49,7 +51,7 @@ impl From<ApiError> for StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 #[async_trait]
-pub trait Store: TemplateStore + ConsentStore + Send + Sync + 'static {
+pub trait Store: TemplateStore + ConsentStore + WebhookStore + Send + Sync + 'static {
     /// Is the database reachable? (`/readyz`)
     async fn ping(&self) -> StoreResult<()>;
 

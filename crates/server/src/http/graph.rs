@@ -145,7 +145,7 @@ async fn get_object(
 }
 
 /// `POST /{phone-number-id}`: settings Meta accepts on a number (pin, webhook override, …).
-/// greenlight records nothing of them yet but answers as Meta does.
+/// greenlight applies the webhook override (`webhooks::overrides`); the rest it only checks.
 async fn post_object(
     State(state): State<AppState>,
     Path((version, id)): Path<(String, String)>,
@@ -171,6 +171,7 @@ async fn post_object(
             return Err(ApiError::invalid_parameter("`pin` must be a 6-digit string").into());
         }
     }
+    crate::webhooks::overrides::apply_phone_configuration(&state, &p, &id, &v).await?;
     Ok(Json(json!({ "success": true })).into_response())
 }
 

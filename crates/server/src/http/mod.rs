@@ -7,10 +7,12 @@ mod audit;
 mod block;
 mod consent;
 pub use consent::parse_opt_in as consent_parse;
+mod deliveries;
 mod graph;
 mod greenlight;
 mod media;
 mod sandbox;
+mod subscriptions;
 mod templates;
 
 use crate::state::AppState;
@@ -43,6 +45,8 @@ pub fn router(state: AppState) -> Router {
         .merge(consent::routes())
         .merge(templates::routes())
         .merge(graph::routes())
+        .merge(subscriptions::routes())
+        .merge(deliveries::routes())
         .route(
             "/{version}/{id}/media",
             post(media::upload).layer(DefaultBodyLimit::max(MAX_UPLOAD)),

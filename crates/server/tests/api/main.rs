@@ -9,4 +9,5 @@ mod messages;
 mod rules;
 mod templates;
 mod tenancy;
+mod webhooks;
 mod window;

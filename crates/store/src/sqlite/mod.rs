@@ -22,6 +22,7 @@ mod consent;
 mod ops;
 mod read;
 mod templates;
+mod webhooks;
 
 use crate::{StoreError, StoreResult};
 use rusqlite::Connection;
