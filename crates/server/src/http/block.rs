@@ -14,7 +14,10 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// The `block_users` array: `[{"user": "+1…"}]` → (input, wa_id) pairs, or the failures.
-fn users(v: &Value, sender_cc: &str) -> HttpResult<(Vec<(String, String)>, Vec<Value>)> {
+/// (input, wa_id) of the valid entries, and the failure objects of the others.
+type Users = (Vec<(String, String)>, Vec<Value>);
+
+fn users(v: &Value, sender_cc: &str) -> HttpResult<Users> {
     if v.get("messaging_product").is_some_and(|m| m != "whatsapp") {
         return Err(ApiError::invalid_parameter("`messaging_product` must be \"whatsapp\"").into());
     }
@@ -45,6 +48,7 @@ fn users(v: &Value, sender_cc: &str) -> HttpResult<(Vec<(String, String)>, Vec<V
     Ok((ok, failed))
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn change(
     state: AppState,
     version: String,
