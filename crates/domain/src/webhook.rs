@@ -131,6 +131,34 @@ pub fn inbound_value(meta: &Metadata, m: &Inbound) -> Value {
     })
 }
 
+/// The `user_preferences` value: the customer stopped or resumed marketing messages (§9).
+pub fn user_preferences_value(
+    meta: &Metadata,
+    wa_id: &str,
+    user_id: &str,
+    stop: bool,
+    at: Millis,
+) -> Value {
+    let (value, detail) = if stop {
+        ("stop", "User requested to stop marketing messages")
+    } else {
+        ("resume", "User requested to resume marketing messages")
+    };
+    json!({
+        "messaging_product": "whatsapp",
+        "metadata": meta.to_json(),
+        "contacts": [{ "wa_id": wa_id, "user_id": user_id }],
+        "user_preferences": [{
+            "wa_id": wa_id,
+            "user_id": user_id,
+            "detail": detail,
+            "category": "marketing_messages",
+            "value": value,
+            "timestamp": secs(at),
+        }],
+    })
+}
+
 /// The envelope of one change. `time` is carried by every field but `messages` (§10.3).
 pub fn envelope(waba_id: &str, field: &str, value: Value, at: Millis) -> Value {
     let mut entry = Map::new();

@@ -30,6 +30,7 @@ pub struct Config {
     pub demo_tenant: bool,
     pub log: String,
     pub template_review_delay_seconds: u64,
+    pub webhooks: crate::webhooks::config::WebhookConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -49,6 +50,7 @@ impl std::fmt::Debug for Config {
                 "template_review_delay_seconds",
                 &self.template_review_delay_seconds,
             )
+            .field("webhooks", &self.webhooks)
             .finish()
     }
 }
@@ -83,6 +85,7 @@ pub struct Layer {
     pub demo_tenant: Option<bool>,
     pub log: Option<String>,
     pub template_review_delay_seconds: Option<u64>,
+    pub webhooks: Option<crate::webhooks::config::WebhookLayer>,
 }
 
 macro_rules! overlay {
@@ -106,6 +109,10 @@ impl Layer {
             demo_tenant,
             log,
             template_review_delay_seconds
+        );
+        self.webhooks = crate::webhooks::config::WebhookLayer::merge(
+            self.webhooks.take(),
+            top.webhooks.as_ref(),
         );
         self
     }
@@ -147,6 +154,7 @@ impl Layer {
             demo_tenant: boolean("GREENLIGHT_DEMO_TENANT")?,
             log: get("GREENLIGHT_LOG"),
             template_review_delay_seconds: num("GREENLIGHT_TEMPLATE_REVIEW_DELAY_SECONDS")?,
+            webhooks: crate::webhooks::config::WebhookLayer::from_env(&get)?,
         })
     }
 
@@ -230,6 +238,7 @@ impl Layer {
         {
             errs.push("template_review_delay_seconds is more than a day; Meta decides most templates within minutes (at most 24 hours)".to_string());
         }
+        let webhooks = self.webhooks.unwrap_or_default().validate(mode, &mut errs);
         if !errs.is_empty() {
             return Err(errs);
         }
@@ -247,6 +256,7 @@ impl Layer {
             demo_tenant: self.demo_tenant.unwrap_or(true),
             log: self.log.unwrap_or_else(|| "info".into()),
             template_review_delay_seconds: self.template_review_delay_seconds.unwrap_or(60),
+            webhooks,
         })
     }
 }

@@ -18,12 +18,15 @@ pub struct Outcome {
     pub imported: bool,
 }
 
+/// Accepted opt-ins, and rejected rows as (line, reason).
+pub type Parsed = (Vec<NewOptIn>, Vec<(usize, String)>);
+
 /// Parses the CSV (header: `wa_id,scope,source,proof[,captured_at]`).
 pub fn parse_csv(
     path: &Path,
     now: i64,
     mut progress: impl FnMut(usize, usize),
-) -> Result<(Vec<NewOptIn>, Vec<(usize, String)>), String> {
+) -> Result<Parsed, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let total = text.lines().count().saturating_sub(1).max(1);

@@ -7,7 +7,9 @@ pub mod config;
 pub mod http;
 pub mod import;
 pub mod lint;
+pub mod metrics;
 pub mod state;
+pub mod webhooks;
 pub mod workers;
 
 use anyhow::Context;

@@ -33,6 +33,7 @@ pub struct AppState {
     pub store_closer: Option<Arc<dyn Fn() + Send + Sync>>,
     /// Key of media URL signatures (persisted in the database).
     pub url_secret: Arc<String>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {
@@ -63,6 +64,7 @@ impl AppState {
             clock_lock: Arc::new(tokio::sync::Mutex::new(())),
             store_closer,
             url_secret,
+            metrics: Arc::new(crate::metrics::Metrics::default()),
         })
     }
 

@@ -16,6 +16,7 @@ pub mod ids;
 pub mod sqlite;
 pub mod templates;
 mod types;
+mod webhooks;
 
 pub use compliance::{
     ComplianceStore, EnforcementView, LimitView, NewViolation, RestrictionRecord, VerificationView,
@@ -27,6 +28,7 @@ pub use templates::{
     TemplateRecord, TemplateStore,
 };
 pub use types::*;
+pub use webhooks::*;
 
 use async_trait::async_trait;
 use greenlight_domain::{ApiError, Millis};
@@ -54,7 +56,9 @@ impl From<ApiError> for StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 #[async_trait]
-pub trait Store: TemplateStore + ConsentStore + ComplianceStore + Send + Sync + 'static {
+pub trait Store:
+    TemplateStore + ConsentStore + WebhookStore + ComplianceStore + Send + Sync + 'static
+{
     /// Is the database reachable? (`/readyz`)
     async fn ping(&self) -> StoreResult<()>;
 
@@ -124,6 +128,24 @@ pub trait Store: TemplateStore + ConsentStore + ComplianceStore + Send + Sync + 
     async fn run_due(&self, now: Millis, limit: usize) -> StoreResult<usize>;
     /// The audit trail of a tenant, oldest first, in pages.
     async fn audit(&self, scope: &Scope, q: AuditQuery) -> StoreResult<Vec<AuditEvent>>;
+
+    /// Block Users API: block (`true`) or unblock customers of a number; returns, per wa_id,
+    /// whether it changed. Blocking more than 64k users answers 139101.
+    async fn set_blocked(
+        &self,
+        scope: &Scope,
+        phone_id: &str,
+        wa_ids: Vec<String>,
+        block: bool,
+        now: Millis,
+    ) -> StoreResult<Vec<String>>;
+    async fn blocked(
+        &self,
+        scope: &Scope,
+        phone_id: &str,
+        limit: usize,
+        after: Option<String>,
+    ) -> StoreResult<Vec<String>>;
 
     // ---- media -------------------------------------------------------------------------
     async fn insert_media(&self, scope: &Scope, m: MediaRecord) -> StoreResult<()>;

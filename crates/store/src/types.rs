@@ -109,6 +109,8 @@ pub struct CreatedTenant {
 pub struct TenantSettings {
     /// Answer failures Meta reports asynchronously (131047, 131026, …) on the API call instead.
     pub sync_refusals: bool,
+    /// The compliance rules' settings (opt-in policy, keywords, caps, thresholds…).
+    pub compliance: greenlight_domain::policy::compliance::ComplianceSettings,
 }
 
 /// One outbound message to decide and commit.

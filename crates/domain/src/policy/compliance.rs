@@ -132,6 +132,9 @@ pub struct ComplianceSettings {
     pub enforce_messaging_limit: bool,
     /// HTTP status of 130429 and 131056; default 400 (429 accepted).
     pub rate_limit_http_status: u16,
+    /// Pacing (throughput per number, pair rate per customer); default true. Turn it off only
+    /// for load tests of your own system (the benchmark does).
+    pub pacing: bool,
 }
 
 impl Default for ComplianceSettings {
@@ -144,6 +147,7 @@ impl Default for ComplianceSettings {
             us_marketing_pause: false,
             enforce_messaging_limit: true,
             rate_limit_http_status: 400,
+            pacing: true,
         }
     }
 }

@@ -51,6 +51,8 @@ pub struct SendFacts {
     pub window: WindowState,
     pub recipient_on_whatsapp: bool,
     pub recipient_is_sender: bool,
+    /// The business number blocked this customer (Block Users API).
+    pub recipient_blocked: bool,
     /// `Some` when the message is a template: the stored template with that name and language,
     /// or `None` inside when none exists.
     pub template: Option<Option<TemplateFacts>>,
@@ -109,6 +111,13 @@ pub fn decide_send(f: &SendFacts) -> Decision {
         );
         verdicts.push(Verdict::refuse("recipient", e.code, e.details.clone()));
         outcome = Outcome::Refuse(e);
+    }
+
+    // 1b. A customer the business blocked cannot be messaged until unblocked (§13.5).
+    if f.recipient_blocked {
+        let e = ApiError::new(400, 130403, "Business has blocked this user", "This number blocked the recipient; unblock them with DELETE /{phone-number-id}/block_users to message them again.");
+        verdicts.push(Verdict::refuse("blocked_user", e.code, e.details.clone()));
+        set(&mut outcome, Outcome::Refuse(e));
     }
 
     // 2. Templates: only APPROVED ones may be sent.
@@ -259,6 +268,7 @@ mod tests {
             window: WindowState::default(),
             recipient_on_whatsapp: true,
             recipient_is_sender: false,
+            recipient_blocked: false,
             template: None,
             template_render_error: None,
             sync_refusals: false,

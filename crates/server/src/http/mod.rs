@@ -4,13 +4,16 @@
 
 mod admin;
 mod audit;
+mod block;
 mod compliance;
 mod consent;
 pub use consent::parse_opt_in as consent_parse;
+mod deliveries;
 mod graph;
 mod greenlight;
 mod media;
 mod sandbox;
+mod subscriptions;
 mod templates;
 
 use crate::state::AppState;
@@ -34,20 +37,28 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .merge(admin::routes())
         .merge(sandbox::routes())
         .merge(greenlight::routes())
         .merge(audit::routes())
+        .merge(block::routes())
         .merge(compliance::routes())
         .merge(consent::routes())
         .merge(templates::routes())
         .merge(graph::routes())
+        .merge(subscriptions::routes())
+        .merge(deliveries::routes())
         .route(
             "/{version}/{id}/media",
             post(media::upload).layer(DefaultBodyLimit::max(MAX_UPLOAD)),
         )
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(MAX_JSON))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
         .with_state(state)
 }
 
@@ -72,6 +83,31 @@ pub fn rewrite_versionless(mut req: axum::extract::Request) -> axum::extract::Re
         }
     }
     req
+}
+
+async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn count_requests(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let resp = next.run(req).await;
+    use std::sync::atomic::Ordering::Relaxed;
+    state.metrics.requests.fetch_add(1, Relaxed);
+    if resp.status().is_server_error() {
+        state.metrics.server_errors.fetch_add(1, Relaxed);
+    }
+    resp
 }
 
 async fn healthz() -> Json<Value> {

@@ -37,11 +37,18 @@ pub fn template_json(t: &TemplateRecord) -> Value {
         "rejected_reason": t.rejected_reason.clone().unwrap_or_else(|| "NONE".into()),
         "quality_score": { "score": t.quality_score, "date": t.quality_at.unwrap_or(t.updated_at) / 1000 },
         "sub_category": d.get("sub_category").cloned().unwrap_or(json!("CUSTOM")),
-        "message_send_ttl_seconds": d.get("message_send_ttl_seconds").cloned().unwrap_or(Value::Null),
-        "previous_category": t.previous_category,
         "correct_category": t.category,
     });
-    v["rejection_info"] = t.rejection_info.clone().unwrap_or(Value::Null);
+    // Absent, not null, when there is nothing to say (typed clients parse a present value).
+    if let Some(ttl) = d.get("message_send_ttl_seconds").filter(|x| !x.is_null()) {
+        v["message_send_ttl_seconds"] = ttl.clone();
+    }
+    if let Some(prev) = &t.previous_category {
+        v["previous_category"] = json!(prev);
+    }
+    if let Some(info) = &t.rejection_info {
+        v["rejection_info"] = info.clone();
+    }
     if let Some(r) = &t.review {
         v["review"] = r.clone();
     }

@@ -96,3 +96,14 @@ pub async fn now_secs(app: &TestApp) -> i64 {
         .as_i64()
         .unwrap()
 }
+
+/// Sends, waiting out the 80 messages/s throughput limit (130429) of the number.
+pub async fn send_paced(app: &TestApp, t: &Tenant, body: Value) -> Resp {
+    loop {
+        let r = app.send(t, body.clone()).await;
+        if r.status == StatusCode::OK || r.body["error"]["code"] != 130429 {
+            return r;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -384,7 +384,6 @@ async fn appeals_lift_the_restriction_in_force_unless_unchanged_and_close_after_
 /// Needs the send path's opt-in integration (STOP revokes consent; a send to such a customer
 /// is refused with 1900100 and recorded as a violation; restrictions answer 368).
 #[tokio::test]
-#[ignore = "needs the send-path opt-in integration"]
 async fn a_business_ignores_stop_and_is_escalated_to_a_restriction_which_expires() {
     let app = spawn_app().await;
     let t = app.tenant().await;

@@ -222,7 +222,6 @@ async fn tiers_are_evaluated_every_six_hours_of_virtual_time() {
 
 /// Needs the send path's messaging-limit counting (reach log, 1900200) and opt-in check.
 #[tokio::test]
-#[ignore = "needs the send-path opt-in and messaging-limit integration"]
 async fn an_unverified_business_hits_250_and_is_refused_verifies_grows_tiers() {
     let app = spawn_app().await;
     let t = app.tenant().await;
@@ -243,17 +242,14 @@ async fn an_unverified_business_hits_250_and_is_refused_verifies_grows_tiers() {
         assert!(r.status.is_success(), "{}", r.body);
     }
     for c in &customers[..250] {
-        wamid_of(&app.send(&t, template_body(c, "order_update")).await);
+        wamid_of(&send_paced(&app, &t, template_body(c, "order_update")).await);
     }
     let r = app
         .send(&t, template_body(&customers[250], "order_update"))
         .await;
     assert_eq!(r.code(), 1900200, "{}", r.body);
     // a customer already reached still passes
-    wamid_of(
-        &app.send(&t, template_body(&customers[0], "order_update"))
-            .await,
-    );
+    wamid_of(&send_paced(&app, &t, template_body(&customers[0], "order_update")).await);
     // using all of 250 does not upgrade an unverified business
     app.advance(6 * 3600).await;
     assert_eq!(
@@ -273,7 +269,7 @@ async fn an_unverified_business_hits_250_and_is_refused_verifies_grows_tiers() {
         "TIER_2K"
     );
     for c in &customers[250..1001] {
-        wamid_of(&app.send(&t, template_body(c, "order_update")).await);
+        wamid_of(&send_paced(&app, &t, template_body(c, "order_update")).await);
     }
     // half of 2,000 used in 24 h with good quality: 10K at the next evaluation
     app.advance(6 * 3600).await;

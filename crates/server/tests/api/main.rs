@@ -10,6 +10,8 @@ mod compliance_verification;
 mod consent;
 mod media;
 mod messages;
+mod rules;
 mod templates;
 mod tenancy;
+mod webhooks;
 mod window;

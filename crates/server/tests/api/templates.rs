@@ -263,6 +263,9 @@ async fn sending_a_template_checks_it_and_renders_it() {
     let app = spawn_app().await;
     let t = app.tenant().await;
     approved(&app, &t, "order_update").await;
+    // business-initiated templates need consent on record (greenlight's opt-in rule)
+    let r = app.post(&format!("/greenlight/v1/{}/opt_ins", t.waba_id), &t.token, json!({"wa_id": "15551230001", "scope": "utility", "source": "checkout", "proof": "order updates box ticked"})).await;
+    assert_eq!(r.status, StatusCode::CREATED);
     let send = |components: Value| {
         app.send(&t, json!({"messaging_product": "whatsapp", "to": "15551230001", "type": "template",
             "template": {"name": "order_update", "language": {"code": "en_US"}, "components": components}}))

@@ -14,6 +14,31 @@ async fn health_and_readiness() {
         (r.status, r.body["status"].as_str()),
         (StatusCode::OK, Some("ready"))
     );
+    // metrics count what happened, and nothing about any tenant
+    let t = app.tenant().await;
+    app.inbound(&t, "15551230001", "hi").await;
+    assert_eq!(
+        app.send_text(&t, "15551230001", "x").await.status,
+        StatusCode::OK
+    );
+    let r = app.send(&t, json!({"messaging_product": "whatsapp", "to": "15551230001", "type": "template", "template": {"name": "nope", "language": {"code": "en"}}})).await;
+    assert_eq!(r.code(), 132001);
+    let m = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(m.contains("greenlight_messages_accepted_total 1"), "{m}");
+    assert!(m.contains("greenlight_inbound_messages_total 1"), "{m}");
+    assert!(
+        m.contains("greenlight_send_refusals_total{code=\"132001\"} 1"),
+        "{m}"
+    );
+    assert!(!m.contains(&t.phone_id) && !m.contains(&t.token));
 }
 
 #[tokio::test]

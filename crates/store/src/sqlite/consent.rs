@@ -32,14 +32,6 @@ fn from_row(r: &Row) -> rusqlite::Result<OptIn> {
     })
 }
 
-/// Active consents of a customer with a business (what the opt-in rule reads).
-pub(crate) fn active(conn: &Connection, business_id: &str, wa_id: &str) -> StoreResult<Vec<OptIn>> {
-    let sql = format!("SELECT {COLS} FROM opt_ins WHERE business_id = ?1 AND wa_id = ?2 AND revoked_at IS NULL ORDER BY seq");
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![business_id, wa_id], from_row)?;
-    Ok(rows.collect::<Result<Vec<_>, _>>()?)
-}
-
 pub(crate) fn insert(
     conn: &Connection,
     business_id: &str,

@@ -341,3 +341,63 @@ CREATE TABLE IF NOT EXISTS business_verification (
     reason       TEXT,
     note         TEXT
 );
+
+-- Users a business number blocked (Block Users API): sends to them answer 130403.
+CREATE TABLE IF NOT EXISTS blocked_users (
+    phone_id TEXT NOT NULL,
+    wa_id    TEXT NOT NULL,
+    at       INTEGER NOT NULL,
+    PRIMARY KEY (phone_id, wa_id)
+) WITHOUT ROWID;
+
+-- ---- Webhook delivery (issue 3) -------------------------------------------------------------
+-- outbox.lease_until is wall-clock ms (a lease is about a worker being alive, and must not end
+-- when the sandbox clock is advanced); outbox.next_attempt_at is virtual ms (retries fall due
+-- when the clock moves). outbox.attempts counts claims and fences the finishing write.
+
+-- The link between a WABA and an app (`/{waba-id}/subscribed_apps`). No row = subscribed, with
+-- no override: a tenant's WABA is subscribed to its own app from creation.
+CREATE TABLE IF NOT EXISTS webhook_waba_apps (
+    waba_id               TEXT NOT NULL,
+    app_id                TEXT NOT NULL,
+    business_id           TEXT NOT NULL,
+    subscribed            INTEGER NOT NULL DEFAULT 1,
+    override_callback_uri TEXT,
+    override_verify_token TEXT,
+    updated_at            INTEGER NOT NULL,
+    PRIMARY KEY (waba_id, app_id)
+) WITHOUT ROWID;
+
+-- Every HTTP attempt of an outbox event.
+CREATE TABLE IF NOT EXISTS webhook_attempts (
+    id          INTEGER PRIMARY KEY,
+    outbox_id   INTEGER NOT NULL,
+    attempt     INTEGER NOT NULL,
+    url         TEXT NOT NULL,
+    at          INTEGER NOT NULL,            -- virtual ms when the attempt started
+    status_code INTEGER,
+    latency_ms  INTEGER NOT NULL,
+    error       TEXT,
+    outcome     TEXT NOT NULL                -- delivered | retry | dead
+);
+CREATE INDEX IF NOT EXISTS webhook_attempts_outbox ON webhook_attempts(outbox_id, id);
+
+-- Replays restart an event's retry window (its bytes, ids and `time` stay the same).
+CREATE TABLE IF NOT EXISTS webhook_replays (
+    outbox_id   INTEGER PRIMARY KEY,
+    replayed_at INTEGER NOT NULL
+);
+
+CREATE INDEX IF NOT EXISTS outbox_business_state ON outbox(business_id, state, id);
+-- Claims walk businesses with pending events (one seek each), then each one's due events.
+CREATE INDEX IF NOT EXISTS outbox_claim ON outbox(state, business_id, next_attempt_at);
+
+-- A phone number's own callback (`POST /{phone-number-id}` `webhook_configuration`): first in
+-- precedence, before the WABA's override and the app's callback.
+CREATE TABLE IF NOT EXISTS webhook_phone_overrides (
+    phone_id     TEXT PRIMARY KEY,
+    business_id  TEXT NOT NULL,
+    callback_uri TEXT NOT NULL,
+    verify_token TEXT NOT NULL,
+    updated_at   INTEGER NOT NULL
+);
