@@ -59,7 +59,8 @@ run_node() {
 run_python() {
   echo "::: python: venv + pip install"
   (cd "$HERE/python" \
-    && { [ -x .venv/bin/python ] || python3 -m venv .venv; } \
+    && { [ -x .venv/bin/python ] || python3 -m venv .venv \
+         || { rm -rf .venv; echo "run.sh: 'python3 -m venv' failed; on Debian: apt-get install python3-venv" >&2; false; }; } \
     && .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt) || return 1
   echo "::: python: pytest"
   (cd "$HERE/python" && .venv/bin/python -m pytest -v) 2>&1 | tee "$LOGDIR/python.log"

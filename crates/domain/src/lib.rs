@@ -12,6 +12,7 @@ pub mod message;
 pub mod phone;
 pub mod policy;
 pub mod pricing;
+pub mod template;
 pub mod webhook;
 
 pub use error::ApiError;

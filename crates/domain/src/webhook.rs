@@ -77,11 +77,17 @@ pub fn status_value(meta: &Metadata, s: &StatusChange) -> Value {
     if let Some(e) = s.error {
         st.insert("errors".into(), json!([e.webhook_error()]));
     }
-    json!({
+    let mut value = json!({
         "messaging_product": "whatsapp",
         "metadata": meta.to_json(),
-        "statuses": [Value::Object(st)],
-    })
+    });
+    // Since the 2026 business-scoped user ids, status changes name the customer in `contacts`
+    // too (clients such as pywa 4.5 build the user from it).
+    if let Some(u) = s.recipient_user_id {
+        value["contacts"] = json!([{ "wa_id": s.recipient_id, "user_id": u }]);
+    }
+    value["statuses"] = json!([Value::Object(st)]);
+    value
 }
 
 /// A customer's message to the business. `message` is the inbound object without
@@ -122,6 +128,34 @@ pub fn inbound_value(meta: &Metadata, m: &Inbound) -> Value {
         "metadata": meta.to_json(),
         "contacts": [Value::Object(contact)],
         "messages": [Value::Object(msg)],
+    })
+}
+
+/// The `user_preferences` value: the customer stopped or resumed marketing messages (§9).
+pub fn user_preferences_value(
+    meta: &Metadata,
+    wa_id: &str,
+    user_id: &str,
+    stop: bool,
+    at: Millis,
+) -> Value {
+    let (value, detail) = if stop {
+        ("stop", "User requested to stop marketing messages")
+    } else {
+        ("resume", "User requested to resume marketing messages")
+    };
+    json!({
+        "messaging_product": "whatsapp",
+        "metadata": meta.to_json(),
+        "contacts": [{ "wa_id": wa_id, "user_id": user_id }],
+        "user_preferences": [{
+            "wa_id": wa_id,
+            "user_id": user_id,
+            "detail": detail,
+            "category": "marketing_messages",
+            "value": value,
+            "timestamp": secs(at),
+        }],
     })
 }
 

@@ -29,6 +29,8 @@ pub struct Config {
     pub sqlite_synchronous: String,
     pub demo_tenant: bool,
     pub log: String,
+    pub template_review_delay_seconds: u64,
+    pub webhooks: crate::webhooks::config::WebhookConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -44,6 +46,11 @@ impl std::fmt::Debug for Config {
             .field("delivered_delay_ms", &self.delivered_delay_ms)
             .field("sqlite_synchronous", &self.sqlite_synchronous)
             .field("demo_tenant", &self.demo_tenant)
+            .field(
+                "template_review_delay_seconds",
+                &self.template_review_delay_seconds,
+            )
+            .field("webhooks", &self.webhooks)
             .finish()
     }
 }
@@ -77,6 +84,8 @@ pub struct Layer {
     pub sqlite_synchronous: Option<String>,
     pub demo_tenant: Option<bool>,
     pub log: Option<String>,
+    pub template_review_delay_seconds: Option<u64>,
+    pub webhooks: Option<crate::webhooks::config::WebhookLayer>,
 }
 
 macro_rules! overlay {
@@ -98,7 +107,12 @@ impl Layer {
             delivered_delay_ms,
             sqlite_synchronous,
             demo_tenant,
-            log
+            log,
+            template_review_delay_seconds
+        );
+        self.webhooks = crate::webhooks::config::WebhookLayer::merge(
+            self.webhooks.take(),
+            top.webhooks.as_ref(),
         );
         self
     }
@@ -139,6 +153,8 @@ impl Layer {
             sqlite_synchronous: get("GREENLIGHT_SQLITE_SYNCHRONOUS"),
             demo_tenant: boolean("GREENLIGHT_DEMO_TENANT")?,
             log: get("GREENLIGHT_LOG"),
+            template_review_delay_seconds: num("GREENLIGHT_TEMPLATE_REVIEW_DELAY_SECONDS")?,
+            webhooks: crate::webhooks::config::WebhookLayer::from_env(&get)?,
         })
     }
 
@@ -216,6 +232,13 @@ impl Layer {
         if delivered_delay_ms > 60_000 {
             errs.push(format!("delivered_delay_ms = {delivered_delay_ms} is more than a minute; Meta's delivered follows within seconds"));
         }
+        if self
+            .template_review_delay_seconds
+            .is_some_and(|s| s > 24 * 3600)
+        {
+            errs.push("template_review_delay_seconds is more than a day; Meta decides most templates within minutes (at most 24 hours)".to_string());
+        }
+        let webhooks = self.webhooks.unwrap_or_default().validate(mode, &mut errs);
         if !errs.is_empty() {
             return Err(errs);
         }
@@ -232,6 +255,8 @@ impl Layer {
             sqlite_synchronous,
             demo_tenant: self.demo_tenant.unwrap_or(true),
             log: self.log.unwrap_or_else(|| "info".into()),
+            template_review_delay_seconds: self.template_review_delay_seconds.unwrap_or(60),
+            webhooks,
         })
     }
 }

@@ -5,7 +5,11 @@
 
 pub mod config;
 pub mod http;
+pub mod import;
+pub mod lint;
+pub mod metrics;
 pub mod state;
+pub mod webhooks;
 pub mod workers;
 
 use anyhow::Context;
@@ -67,13 +71,17 @@ pub async fn run(config: Config, listener: TcpListener) -> anyhow::Result<Runnin
     let state = AppState::new(config, store, addr, closer).await?;
     let (tx, rx) = tokio::sync::watch::channel(false);
     workers::spawn(state.clone(), rx.clone());
-    let app = http::router(state.clone());
+    // Paths without a version segment are routed as the default version (before routing).
+    let app = tower::Layer::layer(
+        &tower::util::MapRequestLayer::new(http::rewrite_versionless),
+        http::router(state.clone()),
+    );
     let mut rx2 = rx.clone();
     let join = tokio::spawn(async move {
-        let serve =
-            axum::serve(listener, app.into_make_service()).with_graceful_shutdown(async move {
-                let _ = rx2.wait_for(|v| *v).await;
-            });
+        let make = axum::ServiceExt::<axum::extract::Request>::into_make_service(app);
+        let serve = axum::serve(listener, make).with_graceful_shutdown(async move {
+            let _ = rx2.wait_for(|v| *v).await;
+        });
         if let Err(e) = serve.await {
             tracing::error!(error = %e, "server stopped with an error");
         }

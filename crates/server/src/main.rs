@@ -22,6 +22,55 @@ enum Command {
     Serve(ServeArgs),
     /// Print the built-in default configuration (a commented TOML file).
     DefaultConfig,
+    /// Message templates.
+    #[command(subcommand)]
+    Template(TemplateCommand),
+    /// The consent (opt-in) registry.
+    #[command(subcommand)]
+    Optin(OptinCommand),
+}
+
+#[derive(Subcommand)]
+enum OptinCommand {
+    /// Import opt-ins from a CSV file (columns wa_id, scope, source, proof[, captured_at]) into
+    /// the database of the configuration, in one transaction. Rows that fail validation are
+    /// listed with the reason; then nothing is imported unless --skip-invalid is given.
+    Import {
+        /// The WhatsApp Business Account the consents belong to.
+        #[arg(long)]
+        waba_id: String,
+        /// Import the valid rows even when some rows are rejected.
+        #[arg(long)]
+        skip_invalid: bool,
+        /// TOML configuration file (for database_url).
+        #[arg(long, env = "GREENLIGHT_CONFIG")]
+        config: Option<String>,
+        /// sqlite://<path>
+        #[arg(long)]
+        database_url: Option<String>,
+        file: std::path::PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum TemplateCommand {
+    /// Review template JSON files (bodies as one would POST them to Meta) before submitting:
+    /// every finding with its rule id, the field and how to fix it. Exits 1 when any file has
+    /// an error, 2 when a file cannot be read.
+    Lint {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: LintFormat,
+        /// Files holding one template object, or an array of them.
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LintFormat {
+    Text,
+    Json,
 }
 
 #[derive(clap::Args)]
@@ -60,6 +109,84 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Serve(args) => serve(args),
+        Command::Optin(OptinCommand::Import {
+            waba_id,
+            skip_invalid,
+            config,
+            database_url,
+            file,
+        }) => optin_import(config, database_url, &waba_id, &file, skip_invalid),
+        Command::Template(TemplateCommand::Lint { format, files }) => {
+            greenlight::lint::run(&files, matches!(format, LintFormat::Json))
+        }
+    }
+}
+
+fn optin_import(
+    config: Option<String>,
+    database_url: Option<String>,
+    waba_id: &str,
+    file: &std::path::Path,
+    skip_invalid: bool,
+) -> ExitCode {
+    let env = match Layer::from_env(|k| std::env::var(k).ok()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("greenlight: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let flags = Layer {
+        database_url,
+        ..Layer::default()
+    };
+    let config = match config::load(config.as_deref(), &env, &flags) {
+        Ok(c) => c,
+        Err(errs) => {
+            eprintln!("greenlight: the configuration is not valid:");
+            for e in errs {
+                eprintln!("  - {e}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("greenlight: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(greenlight::import::run(
+        &config,
+        waba_id,
+        file,
+        skip_invalid,
+    )) {
+        Err(e) => {
+            eprintln!("greenlight optin import: {e}");
+            ExitCode::from(2)
+        }
+        Ok(o) => {
+            for (line, reason) in &o.rejected {
+                println!("rejected line {line}: {reason}");
+            }
+            println!(
+                "accepted: {}  rejected: {}  imported: {}",
+                o.accepted,
+                o.rejected.len(),
+                if o.imported { o.accepted } else { 0 }
+            );
+            if !o.imported {
+                println!("nothing was imported: fix the rejected rows, or pass --skip-invalid to import the accepted ones");
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
     }
 }
 

@@ -31,6 +31,9 @@ pub struct AppState {
     /// Serialises clock advances.
     pub clock_lock: Arc<tokio::sync::Mutex<()>>,
     pub store_closer: Option<Arc<dyn Fn() + Send + Sync>>,
+    /// Key of media URL signatures (persisted in the database).
+    pub url_secret: Arc<String>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {
@@ -45,6 +48,12 @@ impl AppState {
             .await
             .map_err(|e| anyhow::anyhow!("reading the clock offset: {e}"))?;
         let clock = Arc::new(OffsetClock::new(wall_ms as fn() -> Millis, offset));
+        let url_secret = Arc::new(
+            store
+                .instance_secret("media_url")
+                .await
+                .map_err(|e| anyhow::anyhow!("reading the instance secret: {e}"))?,
+        );
         Ok(AppState {
             config: Arc::new(config),
             store,
@@ -54,6 +63,8 @@ impl AppState {
             due: Arc::new(Notify::new()),
             clock_lock: Arc::new(tokio::sync::Mutex::new(())),
             store_closer,
+            url_secret,
+            metrics: Arc::new(crate::metrics::Metrics::default()),
         })
     }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 pub fn spawn(state: AppState, stop: watch::Receiver<bool>) {
+    crate::webhooks::spawn(state.clone(), stop.clone());
     tokio::spawn(scheduler(state, stop));
 }
 

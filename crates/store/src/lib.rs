@@ -10,11 +10,25 @@
 //! unscoped lookup to forget a filter on.
 #![forbid(unsafe_code)]
 
+pub mod compliance;
+pub mod consent;
 pub mod ids;
 pub mod sqlite;
+pub mod templates;
 mod types;
+mod webhooks;
 
+pub use compliance::{
+    ComplianceStore, EnforcementView, LimitView, NewViolation, RestrictionRecord, VerificationView,
+    ViolationRecord,
+};
+pub use consent::{ConsentStore, NewOptIn, OptIn, OptInFilter, Revocation};
+pub use templates::{
+    Cursor, NewTemplate, TemplateDeletion, TemplateEdit, TemplateFilter, TemplatePage,
+    TemplateRecord, TemplateStore,
+};
 pub use types::*;
+pub use webhooks::*;
 
 use async_trait::async_trait;
 use greenlight_domain::{ApiError, Millis};
@@ -42,7 +56,9 @@ impl From<ApiError> for StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store:
+    TemplateStore + ConsentStore + WebhookStore + ComplianceStore + Send + Sync + 'static
+{
     /// Is the database reachable? (`/readyz`)
     async fn ping(&self) -> StoreResult<()>;
 
@@ -53,6 +69,13 @@ pub trait Store: Send + Sync + 'static {
     async fn tenant_count(&self) -> StoreResult<u64>;
     /// Operator-only: the tenant that owns a phone number (for admin-token sandbox calls).
     async fn scope_of_phone(&self, phone_id: &str) -> StoreResult<Option<Scope>>;
+    /// Operator-only: the tenant that owns a media object (for capability URLs).
+    async fn scope_of_media(&self, media_id: &str) -> StoreResult<Option<Scope>>;
+    /// A random secret of this installation, created on first use and kept (e.g. the key of
+    /// media URL signatures, so URLs survive a restart).
+    async fn instance_secret(&self, name: &str) -> StoreResult<String>;
+    /// Operator-only: the tenant that owns a WABA (for command-line tools).
+    async fn scope_of_waba(&self, waba_id: &str) -> StoreResult<Option<Scope>>;
 
     // ---- tenants and auth --------------------------------------------------------------
     async fn create_tenant(&self, t: NewTenant, now: Millis) -> StoreResult<CreatedTenant>;
@@ -103,6 +126,26 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<MessageRecord>>;
     /// Run whatever has fallen due by `now` (delivered statuses, …). Returns how many ran.
     async fn run_due(&self, now: Millis, limit: usize) -> StoreResult<usize>;
+    /// The audit trail of a tenant, oldest first, in pages.
+    async fn audit(&self, scope: &Scope, q: AuditQuery) -> StoreResult<Vec<AuditEvent>>;
+
+    /// Block Users API: block (`true`) or unblock customers of a number; returns, per wa_id,
+    /// whether it changed. Blocking more than 64k users answers 139101.
+    async fn set_blocked(
+        &self,
+        scope: &Scope,
+        phone_id: &str,
+        wa_ids: Vec<String>,
+        block: bool,
+        now: Millis,
+    ) -> StoreResult<Vec<String>>;
+    async fn blocked(
+        &self,
+        scope: &Scope,
+        phone_id: &str,
+        limit: usize,
+        after: Option<String>,
+    ) -> StoreResult<Vec<String>>;
 
     // ---- media -------------------------------------------------------------------------
     async fn insert_media(&self, scope: &Scope, m: MediaRecord) -> StoreResult<()>;

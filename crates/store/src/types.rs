@@ -109,6 +109,8 @@ pub struct CreatedTenant {
 pub struct TenantSettings {
     /// Answer failures Meta reports asynchronously (131047, 131026, …) on the API call instead.
     pub sync_refusals: bool,
+    /// The compliance rules' settings (opt-in policy, keywords, caps, thresholds…).
+    pub compliance: greenlight_domain::policy::compliance::ComplianceSettings,
 }
 
 /// One outbound message to decide and commit.
@@ -208,4 +210,29 @@ pub struct MediaRecord {
     /// Path of the bytes on disk, relative to the media folder.
     pub path: String,
     pub created_at: Millis,
+}
+
+/// One row of the audit trail.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEvent {
+    pub id: i64,
+    /// Unix seconds.
+    pub timestamp: i64,
+    pub kind: String,
+    pub phone_number_id: Option<String>,
+    pub wa_id: Option<String>,
+    pub message_id: Option<String>,
+    pub rule: Option<String>,
+    pub code: Option<i64>,
+    pub details: String,
+    pub verdicts: Option<Value>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub from: Option<Millis>,
+    pub to: Option<Millis>,
+    pub kind: Option<String>,
+    pub after: Option<i64>,
+    pub limit: usize,
 }

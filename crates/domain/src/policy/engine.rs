@@ -51,9 +51,13 @@ pub struct SendFacts {
     pub window: WindowState,
     pub recipient_on_whatsapp: bool,
     pub recipient_is_sender: bool,
+    /// The business number blocked this customer (Block Users API).
+    pub recipient_blocked: bool,
     /// `Some` when the message is a template: the stored template with that name and language,
     /// or `None` inside when none exists.
     pub template: Option<Option<TemplateFacts>>,
+    /// The send's template parameters checked against the template (132000, 132012, 132005…).
+    pub template_render_error: Option<ApiError>,
     /// Tenant setting: answer refusals that Meta reports asynchronously on the API call instead.
     pub sync_refusals: bool,
 }
@@ -109,6 +113,13 @@ pub fn decide_send(f: &SendFacts) -> Decision {
         outcome = Outcome::Refuse(e);
     }
 
+    // 1b. A customer the business blocked cannot be messaged until unblocked (§13.5).
+    if f.recipient_blocked {
+        let e = ApiError::new(400, 130403, "Business has blocked this user", "This number blocked the recipient; unblock them with DELETE /{phone-number-id}/block_users to message them again.");
+        verdicts.push(Verdict::refuse("blocked_user", e.code, e.details.clone()));
+        set(&mut outcome, Outcome::Refuse(e));
+    }
+
     // 2. Templates: only APPROVED ones may be sent.
     let mut template_category: Option<&'static str> = None;
     if let Some(t) = &f.template {
@@ -141,10 +152,26 @@ pub fn decide_send(f: &SendFacts) -> Decision {
                     ))),
                 };
                 match refusal {
-                    None => verdicts.push(Verdict::pass(
-                        rule,
-                        format!("template '{}' is APPROVED", t.name),
-                    )),
+                    None => {
+                        verdicts.push(Verdict::pass(
+                            rule,
+                            format!("template '{}' is APPROVED", t.name),
+                        ));
+                        match &f.template_render_error {
+                            None => verdicts.push(Verdict::pass(
+                                "template_parameters",
+                                "the parameters match the template",
+                            )),
+                            Some(e) => {
+                                verdicts.push(Verdict::refuse(
+                                    "template_parameters",
+                                    e.code,
+                                    e.details.clone(),
+                                ));
+                                set(&mut outcome, Outcome::Refuse(e.clone()));
+                            }
+                        }
+                    }
                     Some(e) => {
                         verdicts.push(Verdict::refuse(rule, e.code, e.details.clone()));
                         set(&mut outcome, Outcome::Refuse(e));
@@ -241,7 +268,9 @@ mod tests {
             window: WindowState::default(),
             recipient_on_whatsapp: true,
             recipient_is_sender: false,
+            recipient_blocked: false,
             template: None,
+            template_render_error: None,
             sync_refusals: false,
         }
     }

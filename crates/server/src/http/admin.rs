@@ -138,6 +138,7 @@ async fn create_tenant(
     require_admin(&state, &headers, &uri)?;
     let v = json_object(&body)?;
     let t = parse_new_tenant(&v)?;
+    crate::webhooks::handshake::verify_new_tenant(&state, &t).await?;
     let created = state.store.create_tenant(t, state.now()).await?;
     tracing::info!(business_id = %created.business_id, "tenant created");
     Ok((

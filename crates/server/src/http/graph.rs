@@ -138,11 +138,14 @@ async fn get_object(
     if let Some(m) = state.store.media(&p.scope, &id).await? {
         return media::media_info(&state, &uri, m);
     }
+    if let Some(t) = state.store.template(&p.scope, &id).await? {
+        return super::templates::get_one(&t, &uri);
+    }
     Err(ApiError::unknown_object(&id).into())
 }
 
 /// `POST /{phone-number-id}`: settings Meta accepts on a number (pin, webhook override, …).
-/// greenlight records nothing of them yet but answers as Meta does.
+/// greenlight applies the webhook override (`webhooks::overrides`); the rest it only checks.
 async fn post_object(
     State(state): State<AppState>,
     Path((version, id)): Path<(String, String)>,
@@ -154,6 +157,9 @@ async fn post_object(
     check_version(&version, &method, &uri)?;
     let p = tenant(&state, &headers, &uri).await?;
     if p.phone(&id).is_none() {
+        if let Some(t) = state.store.template(&p.scope, &id).await? {
+            return super::templates::edit(&state, &p, t, &headers, &body).await;
+        }
         return Err(ApiError::unknown_object(&id).into());
     }
     let v = json_object(&body)?;
@@ -165,6 +171,7 @@ async fn post_object(
             return Err(ApiError::invalid_parameter("`pin` must be a 6-digit string").into());
         }
     }
+    crate::webhooks::overrides::apply_phone_configuration(&state, &p, &id, &v).await?;
     Ok(Json(json!({ "success": true })).into_response())
 }
 
@@ -219,7 +226,18 @@ async fn send(
                 now: state.now(),
                 delivered_after: state.config.delivered_delay_ms as i64,
             };
-            let r = state.store.send(&p.scope, cmd).await?;
+            let r = match state.store.send(&p.scope, cmd).await {
+                Ok(r) => r,
+                Err(greenlight_store::StoreError::Api(e)) => {
+                    state.metrics.refused(e.code);
+                    return Err(e.into());
+                }
+                Err(e) => return Err(e.into()),
+            };
+            state
+                .metrics
+                .messages_accepted
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let mut resp = Json(r.body).into_response();
             if r.replayed {
                 resp.headers_mut()

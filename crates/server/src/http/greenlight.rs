@@ -96,9 +96,29 @@ async fn set_settings(
                     ApiError::invalid_parameter("`sync_refusals` must be true or false").into(),
                 )
             }
+            ("compliance", Value::Object(patch)) => {
+                // A partial update: merged into the current settings, then validated whole.
+                let mut current = serde_json::to_value(&s.compliance).unwrap_or_default();
+                merge_json(&mut current, &Value::Object(patch.clone()));
+                s.compliance = serde_json::from_value(current).map_err(|e| {
+                    ApiError::invalid_parameter(format!("`compliance` is not valid: {e}; GET /greenlight/v1/settings shows every key with its current value"))
+                })?;
+                if !matches!(s.compliance.rate_limit_http_status, 400 | 429) {
+                    return Err(ApiError::invalid_parameter(
+                        "`compliance.rate_limit_http_status` must be 400 or 429",
+                    )
+                    .into());
+                }
+            }
+            ("compliance", _) => {
+                return Err(ApiError::invalid_parameter(
+                    "`compliance` must be an object of compliance settings",
+                )
+                .into())
+            }
             (other, _) => {
                 return Err(ApiError::invalid_parameter(format!(
-                    "`{other}` is not a tenant setting; known: sync_refusals"
+                    "`{other}` is not a tenant setting; known: sync_refusals, compliance"
                 ))
                 .into())
             }
@@ -107,4 +127,16 @@ async fn set_settings(
     state.store.set_tenant_settings(&p.scope, s.clone()).await?;
     let _: &TenantSettings = &s;
     Ok(Json(serde_json::to_value(s).unwrap_or_default()).into_response())
+}
+
+/// Deep-merges `patch` into `base` (objects merge key by key; anything else replaces).
+fn merge_json(base: &mut Value, patch: &Value) {
+    match (base, patch) {
+        (Value::Object(b), Value::Object(p)) => {
+            for (k, v) in p {
+                merge_json(b.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+        (b, p) => *b = p.clone(),
+    }
 }

@@ -173,18 +173,22 @@ pub fn media_info(state: &AppState, uri: &Uri, m: MediaRecord) -> HttpResult {
             return Err(ApiError::unknown_object(&m.id).into());
         }
     }
+    // Like Meta's lookaside URLs, the url carries its own short-lived capability (`hash` over
+    // the id and the expiry `ext`), so clients that fetch it without the token still work.
+    let exp = state.now() / 1000 + MEDIA_URL_TTL_SECONDS;
     let url = format!(
-        "{}/greenlight/v1/media/{}/file?sha={}",
+        "{}/greenlight/v1/media/{}/file?mid={}&ext={exp}&hash={}",
         state.public_url(),
         m.id,
-        &m.sha256[..16]
+        m.id,
+        url_hash(state, &m.id, exp)
     );
     Ok(Json(json!({
         "messaging_product": "whatsapp",
         "url": url,
         "mime_type": m.mime_type,
         "sha256": m.sha256,
-        "file_size": m.file_size.to_string(),
+        "file_size": m.file_size,
         "id": m.id,
     }))
     .into_response())
@@ -206,17 +210,50 @@ pub async fn delete(state: &AppState, p: &Principal, uri: &Uri, id: &str) -> Htt
     Ok(Json(json!({ "success": true })).into_response())
 }
 
-/// The download url handed out by `GET /{media-id}`: needs the tenant's bearer token.
+/// Media URLs expire after 5 minutes, as Meta's do.
+pub const MEDIA_URL_TTL_SECONDS: i64 = 300;
+
+fn url_hash(state: &AppState, id: &str, exp: i64) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<Sha256>::new_from_slice(state.url_secret.as_bytes())
+        .expect("HMAC takes any key length");
+    mac.update(format!("{id}|{exp}").as_bytes());
+    hex::encode(&mac.finalize().into_bytes()[..16])
+}
+
+/// The download url handed out by `GET /{media-id}`: the tenant's bearer token, or the url's
+/// own unexpired `hash` (an empty `Authorization: Bearer ` counts as no token).
 pub async fn download(
     State(state): State<AppState>,
     Path(id): Path<String>,
     uri: Uri,
     headers: HeaderMap,
 ) -> HttpResult {
-    let p = tenant(&state, &headers, &uri).await?;
+    let hash = query_param(&uri, "hash");
+    let exp = query_param(&uri, "ext").and_then(|e| e.parse::<i64>().ok());
+    let capability = match (hash, exp) {
+        (Some(h), Some(exp)) => {
+            secure_eq(&h, &url_hash(&state, &id, exp)) && exp >= state.now() / 1000
+        }
+        _ => false,
+    };
+    let scope = if bearer(&headers, &uri).is_some() {
+        tenant(&state, &headers, &uri).await?.scope.clone()
+    } else if capability {
+        state
+            .store
+            .scope_of_media(&id)
+            .await?
+            .ok_or_else(|| ApiError::unknown_object(&id))?
+    } else {
+        return Err(ApiError::invalid_token(
+            "This media URL needs `Authorization: Bearer <access token>`, or it has expired: get a fresh url from GET /{media-id}.",
+        )
+        .into());
+    };
     let m = state
         .store
-        .media(&p.scope, &id)
+        .media(&scope, &id)
         .await?
         .ok_or_else(|| ApiError::unknown_object(&id))?;
     let file = tokio::fs::File::open(state.config.media_dir.join(&m.path))

@@ -3,10 +3,18 @@
 //! internal errors are logged once and answered with an opaque message.
 
 mod admin;
+mod audit;
+mod block;
+mod compliance;
+mod consent;
+pub use consent::parse_opt_in as consent_parse;
+mod deliveries;
 mod graph;
 mod greenlight;
 mod media;
 mod sandbox;
+mod subscriptions;
+mod templates;
 
 use crate::state::AppState;
 use axum::extract::DefaultBodyLimit;
@@ -29,17 +37,77 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .merge(admin::routes())
         .merge(sandbox::routes())
         .merge(greenlight::routes())
+        .merge(audit::routes())
+        .merge(block::routes())
+        .merge(compliance::routes())
+        .merge(consent::routes())
+        .merge(templates::routes())
         .merge(graph::routes())
+        .merge(subscriptions::routes())
+        .merge(deliveries::routes())
         .route(
             "/{version}/{id}/media",
             post(media::upload).layer(DefaultBodyLimit::max(MAX_UPLOAD)),
         )
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(MAX_JSON))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
         .with_state(state)
+}
+
+/// The version a request without one is routed as. Some clients call Graph paths with no
+/// `/vN.M` segment (e.g. whatsapp-api-js for `/{phone}/block_users`); Graph accepts that.
+pub const DEFAULT_VERSION: &str = "v23.0";
+
+/// Routes `/{object-id}/…` (an id of digits, no version segment) as `/v23.0/{object-id}/…`.
+/// Applied before routing (see `crate::run`).
+pub fn rewrite_versionless(mut req: axum::extract::Request) -> axum::extract::Request {
+    let path = req.uri().path();
+    let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    if first.len() >= 5 && first.bytes().all(|b| b.is_ascii_digit()) {
+        let pq = req
+            .uri()
+            .path_and_query()
+            .map(|x| x.as_str())
+            .unwrap_or(path)
+            .to_string();
+        if let Ok(uri) = format!("/{DEFAULT_VERSION}{pq}").parse() {
+            *req.uri_mut() = uri;
+        }
+    }
+    req
+}
+
+async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn count_requests(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let resp = next.run(req).await;
+    use std::sync::atomic::Ordering::Relaxed;
+    state.metrics.requests.fetch_add(1, Relaxed);
+    if resp.status().is_server_error() {
+        state.metrics.server_errors.fetch_add(1, Relaxed);
+    }
+    resp
 }
 
 async fn healthz() -> Json<Value> {
@@ -131,6 +199,10 @@ pub fn bearer(headers: &HeaderMap, uri: &Uri) -> Option<String> {
         .and_then(|v| v.to_str().ok())
     {
         let v = v.trim();
+        // `Bearer ` with nothing after it (some clients send that) is no token at all.
+        if v.eq_ignore_ascii_case("bearer") {
+            return None;
+        }
         let token = v
             .strip_prefix("Bearer ")
             .or_else(|| v.strip_prefix("bearer "))
@@ -146,6 +218,11 @@ pub fn bearer(headers: &HeaderMap, uri: &Uri) -> Option<String> {
             .find_map(|kv| kv.strip_prefix("access_token="))
             .map(percent_decode)
     })
+}
+
+/// Percent-decoding for query strings and form bodies.
+pub fn percent_decode_pub(s: &str) -> String {
+    percent_decode(s)
 }
 
 fn percent_decode(s: &str) -> String {
@@ -319,17 +396,12 @@ pub fn select_fields(
     let names: Vec<String> =
         fields.unwrap_or_else(|| default.iter().map(|s| s.to_string()).collect());
     let mut out = serde_json::Map::new();
+    // Fields greenlight does not model are left out rather than refused: clients such as pywa
+    // ask for every field Meta has (node type kept for the docs: {node_type}).
+    let _ = node_type;
     for f in names {
-        match full.get(&f) {
-            Some(v) => {
-                out.insert(f, v.clone());
-            }
-            None => {
-                return Err(ApiError::invalid_parameter(format!(
-                    "Tried accessing nonexisting field ({f}) on node type ({node_type}); remove it from `fields`."
-                ))
-                .into())
-            }
+        if let Some(v) = full.get(&f) {
+            out.insert(f, v.clone());
         }
     }
     if let Some(id) = full.get("id") {

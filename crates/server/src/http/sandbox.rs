@@ -152,6 +152,10 @@ async fn inbound(
             },
         )
         .await?;
+    state
+        .metrics
+        .inbound_messages
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     Ok(Json(json!({ "id": id })).into_response())
 }
 

@@ -1,8 +1,17 @@
 //! greenlight's integration suite: one binary, every test against a real server on port 0
 //! with a fresh database.
 
+mod audit;
 mod common;
+mod compliance_common;
+mod compliance_enforcement;
+mod compliance_quality;
+mod compliance_verification;
+mod consent;
 mod media;
 mod messages;
+mod rules;
+mod templates;
 mod tenancy;
+mod webhooks;
 mod window;

@@ -48,7 +48,11 @@ async fn upload_get_download_send_delete() {
     let info = app.get(&format!("/v23.0/{id}"), &t.token).await;
     assert_eq!(info.status, StatusCode::OK, "{}", info.body);
     assert_eq!(info.body["mime_type"], "image/png");
-    assert_eq!(info.body["file_size"], PNG.len().to_string());
+    assert_eq!(
+        info.body["file_size"],
+        PNG.len(),
+        "a JSON number (typed clients need it)"
+    );
     assert_eq!(info.body["sha256"], hex::encode(Sha256::digest(PNG)));
     assert_eq!(info.body["messaging_product"], "whatsapp");
     let url = info.body["url"].as_str().unwrap().to_string();
@@ -63,9 +67,30 @@ async fn upload_get_download_send_delete() {
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["content-type"], "image/png");
     assert_eq!(r.bytes().await.unwrap().as_ref(), PNG);
-    // the download needs the token, and the owner's token
+    // the url carries its own short-lived capability, like Meta's lookaside urls: clients
+    // that fetch it without (or with an empty) token still get the bytes…
     let r = app.client.get(&url).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = app
+        .client
+        .get(&url)
+        .header("authorization", "Bearer ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // …but not with a forged hash, nor without one
+    let forged = url.replace("hash=", "hash=0");
+    assert_eq!(
+        app.client.get(&forged).send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let bare = url.split('?').next().unwrap().to_string();
+    assert_eq!(
+        app.client.get(&bare).send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // another tenant's token does not reach it
     let other = app.tenant().await;
     let r = app
         .client
@@ -83,6 +108,22 @@ async fn upload_get_download_send_delete() {
     let r = app.send(&t, json!({"messaging_product": "whatsapp", "to": "15551230001", "type": "image", "image": {"id": id, "caption": "here"}})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 
+    // the url expires after 5 minutes; the token still works
+    app.advance(301).await;
+    assert_eq!(
+        app.client.get(&url).send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.client
+            .get(&url)
+            .bearer_auth(&t.token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
     let r = app
         .req(
             reqwest::Method::DELETE,

@@ -321,26 +321,44 @@ async fn idempotency_key_replays_the_first_answer_and_refuses_another_body() {
     assert_ne!(b5["messages"][0]["id"], b1["messages"][0]["id"]);
 }
 
+/// 100 concurrent sends on two numbers to 100 distinct customers (under Meta's 80 msg/s per
+/// number and one message per customer, so never paced): every one is committed.
 #[tokio::test]
 async fn concurrent_sends_all_commit() {
-    let (app, t, _) = ready().await;
+    let app = spawn_app().await;
+    let t = app
+        .tenant_with(json!({"business_name": "A", "phone_numbers": [
+            {"display_phone_number": "+1 555 010 0001", "verified_name": "A"},
+            {"display_phone_number": "+1 555 010 0002", "verified_name": "A"}]}))
+        .await;
+    let customer = |i: usize| format!("1555200{:04}", i);
+    for i in 0..100 {
+        let number = Tenant {
+            phone_id: t.phone_ids[i % 2].clone(),
+            ..t.clone()
+        };
+        app.inbound(&number, &customer(i), "hi").await;
+    }
     let mut handles = Vec::new();
     for i in 0..100 {
-        let (client, url, token) = (
+        let (client, url, token, to) = (
             app.client.clone(),
-            format!("{}/v23.0/{}/messages", app.base, t.phone_id),
+            format!("{}/v23.0/{}/messages", app.base, t.phone_ids[i % 2]),
             t.token.clone(),
+            customer(i),
         );
         handles.push(tokio::spawn(async move {
             let r = client
                 .post(url)
                 .bearer_auth(token)
-                .json(&json!({"messaging_product": "whatsapp", "to": C, "type": "text", "text": {"body": format!("m{i}")}}))
+                .json(&json!({"messaging_product": "whatsapp", "to": to, "type": "text", "text": {"body": format!("m{i}")}}))
                 .send()
                 .await
                 .unwrap();
-            assert_eq!(r.status(), StatusCode::OK);
-            r.json::<Value>().await.unwrap()["messages"][0]["id"].as_str().unwrap().to_string()
+            let status = r.status();
+            let body = r.json::<Value>().await.unwrap();
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body["messages"][0]["id"].as_str().unwrap().to_string()
         }));
     }
     let mut ids = std::collections::HashSet::new();
@@ -348,13 +366,20 @@ async fn concurrent_sends_all_commit() {
         ids.insert(h.await.unwrap());
     }
     assert_eq!(ids.len(), 100);
-    let thread = app
-        .get(
-            &format!("/sandbox/v1/{}/users/{C}/messages", t.phone_id),
-            &t.token,
-        )
-        .await;
-    assert_eq!(thread.body["data"].as_array().unwrap().len(), 101);
+    for i in [0, 37, 99] {
+        let number = &t.phone_ids[i % 2];
+        let thread = app
+            .get(
+                &format!("/sandbox/v1/{number}/users/{}/messages", customer(i)),
+                &t.token,
+            )
+            .await;
+        assert_eq!(
+            thread.body["data"].as_array().unwrap().len(),
+            2,
+            "inbound + answer for customer {i}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -406,4 +431,42 @@ async fn dry_run_explains_and_sends_nothing() {
         1,
         "only the inbound message"
     );
+}
+
+#[tokio::test]
+async fn blocked_users_cannot_be_messaged_until_unblocked() {
+    let (app, t, _) = ready().await;
+    let path = format!("/{}/block_users", t.phone_id); // whatsapp-api-js calls it without a version
+    let r = app.post(&path, &t.token, json!({"messaging_product": "whatsapp", "block_users": [{"user": "+15551230001"}, {"user": "nope"}]})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        r.body["block_users"]["added_users"],
+        json!([{"input": "+15551230001", "wa_id": C}])
+    );
+    assert_eq!(r.body["block_users"]["failed_users"][0]["input"], "nope");
+    let r = app.send_text(&t, C, "hello").await;
+    assert_eq!((r.status, r.code()), (StatusCode::BAD_REQUEST, 130403));
+    let r = app
+        .get(&format!("/v23.0/{}/block_users", t.phone_id), &t.token)
+        .await;
+    assert_eq!(r.body["data"][0]["wa_id"], C);
+    let r = app
+        .req(
+            reqwest::Method::DELETE,
+            &path,
+            Some(&t.token),
+            Some(
+                json!({"messaging_product": "whatsapp", "block_users": [{"user": "+15551230001"}]}),
+            ),
+        )
+        .await;
+    assert_eq!(r.body["block_users"]["removed_users"][0]["wa_id"], C);
+    assert_eq!(
+        app.send_text(&t, C, "hello again").await.status,
+        StatusCode::OK
+    );
+    let r = app
+        .post(&path, &t.token, json!({"messaging_product": "whatsapp"}))
+        .await;
+    assert_eq!(r.code(), 131008);
 }

@@ -14,6 +14,31 @@ async fn health_and_readiness() {
         (r.status, r.body["status"].as_str()),
         (StatusCode::OK, Some("ready"))
     );
+    // metrics count what happened, and nothing about any tenant
+    let t = app.tenant().await;
+    app.inbound(&t, "15551230001", "hi").await;
+    assert_eq!(
+        app.send_text(&t, "15551230001", "x").await.status,
+        StatusCode::OK
+    );
+    let r = app.send(&t, json!({"messaging_product": "whatsapp", "to": "15551230001", "type": "template", "template": {"name": "nope", "language": {"code": "en"}}})).await;
+    assert_eq!(r.code(), 132001);
+    let m = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(m.contains("greenlight_messages_accepted_total 1"), "{m}");
+    assert!(m.contains("greenlight_inbound_messages_total 1"), "{m}");
+    assert!(
+        m.contains("greenlight_send_refusals_total{code=\"132001\"} 1"),
+        "{m}"
+    );
+    assert!(!m.contains(&t.phone_id) && !m.contains(&t.token));
 }
 
 #[tokio::test]
@@ -225,11 +250,26 @@ async fn phone_number_fields() {
     assert_eq!(r.body["code_verification_status"], "VERIFIED");
     assert_eq!(r.body["id"], t.phone_id.as_str());
     assert!(r.body.get("verified_name").is_none());
+    // fields greenlight does not model are left out, not refused (clients ask for all of Meta's)
     let r = app
-        .get(&format!("/v23.0/{}?fields=colour", t.phone_id), &t.token)
+        .get(
+            &format!(
+                "/v23.0/{}?fields=verified_name,colour,throughput{{level}}",
+                t.phone_id
+            ),
+            &t.token,
+        )
         .await;
-    assert_eq!(r.code(), 100);
-    assert!(r.details().contains("colour"));
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["verified_name"], "Acme");
+    assert_eq!(r.body["throughput"]["level"], "STANDARD");
+    assert!(r.body.get("colour").is_none());
+    // no version segment: routed as the default version
+    let r = app.get(&format!("/{}", t.phone_id), &t.token).await;
+    assert_eq!(
+        (r.status, r.body["id"].as_str()),
+        (StatusCode::OK, Some(t.phone_id.as_str()))
+    );
 }
 
 #[tokio::test]

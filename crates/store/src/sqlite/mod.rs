@@ -17,8 +17,12 @@
 //! `busy_timeout=5000`, `foreign_keys=OFF` (integrity is kept by the single writer's code),
 //! a 64 MiB page cache, `temp_store=MEMORY`.
 
+mod compliance;
+mod consent;
 mod ops;
 mod read;
+mod templates;
+mod webhooks;
 
 use crate::{StoreError, StoreResult};
 use rusqlite::Connection;
@@ -31,7 +35,24 @@ pub const MAX_BATCH: usize = 512;
 const SCHEMA: &str = include_str!("schema.sql");
 
 type Finisher = Box<dyn FnOnce(Result<(), String>) + Send>;
-type Job = Box<dyn FnOnce(&Connection) -> Finisher + Send>;
+type Job = Box<dyn FnOnce(&mut Writer) -> Finisher + Send>;
+
+/// What the writer thread owns: its connection, and state kept in memory because it changes
+/// on every send and needs no durability (pacing token buckets refill within seconds).
+pub(crate) struct Writer {
+    pub conn: Connection,
+    pub mem: Memory,
+}
+
+#[derive(Default)]
+pub(crate) struct Memory {
+    /// Throughput bucket per business number.
+    pub number_buckets:
+        std::collections::HashMap<String, greenlight_domain::policy::pacing::Bucket>,
+    /// Pair-rate bucket per (number, customer).
+    pub pair_buckets:
+        std::collections::HashMap<(String, String), greenlight_domain::policy::pacing::Bucket>,
+}
 
 #[derive(Debug, Clone)]
 pub struct SqliteOptions {
@@ -134,7 +155,15 @@ impl SqliteStore {
         let (tx, rx) = mpsc::channel::<Job>();
         let handle = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(writer, rx))
+            .spawn(move || {
+                writer_loop(
+                    Writer {
+                        conn: writer,
+                        mem: Memory::default(),
+                    },
+                    rx,
+                )
+            })
             .map_err(internal)?;
         Ok(SqliteStore {
             writer: Mutex::new(Some(tx)),
@@ -151,15 +180,27 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
+        self.write_mem(move |conn, _| f(conn)).await
+    }
+
+    /// [`Self::write`] with access to the writer's in-memory state. Change memory only after
+    /// the job's writes succeeded: a rolled-back savepoint does not undo it.
+    pub(crate) async fn write_mem<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &mut Memory) -> StoreResult<T> + Send + 'static,
+    {
         let (tx, rx) = tokio::sync::oneshot::channel::<StoreResult<T>>();
-        let job: Job = Box::new(move |conn: &Connection| -> Finisher {
+        let job: Job = Box::new(move |w: &mut Writer| -> Finisher {
+            let conn = &w.conn;
             if let Err(e) = conn.execute_batch("SAVEPOINT job") {
                 let err = map_sqlite(e);
                 return Box::new(move |_| {
                     let _ = tx.send(Err(err));
                 });
             }
-            let r = f(conn);
+            let r = f(&w.conn, &mut w.mem);
+            let conn = &w.conn;
             match r {
                 Ok(v) => {
                     let released = conn.execute_batch("RELEASE job");
@@ -237,26 +278,26 @@ impl Drop for SqliteStore {
     }
 }
 
-fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
+fn writer_loop(mut w: Writer, rx: mpsc::Receiver<Job>) {
     while let Ok(first) = rx.recv() {
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(e) = w.conn.execute_batch("BEGIN IMMEDIATE") {
             let msg = e.to_string();
             tracing::error!(error = %msg, "cannot begin a write transaction");
-            first(&conn)(Err(msg));
+            first(&mut w)(Err(msg));
             continue;
         }
         let mut finishers: Vec<Finisher> = Vec::with_capacity(16);
-        finishers.push(first(&conn));
+        finishers.push(first(&mut w));
         while finishers.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(job) => finishers.push(job(&conn)),
+                Ok(job) => finishers.push(job(&mut w)),
                 Err(_) => break,
             }
         }
-        let commit = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+        let commit = w.conn.execute_batch("COMMIT").map_err(|e| e.to_string());
         if let Err(e) = &commit {
             tracing::error!(error = %e, jobs = finishers.len(), "batch commit failed; rolling back");
-            let _ = conn.execute_batch("ROLLBACK");
+            let _ = w.conn.execute_batch("ROLLBACK");
         }
         for f in finishers {
             f(commit.clone());

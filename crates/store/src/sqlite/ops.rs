@@ -1,11 +1,18 @@
 //! [`Store`] for [`SqliteStore`]: each write is one job on the writer thread (see `mod.rs`).
 
 use super::read::{self, json_col};
+use super::Memory;
 use super::{internal, SqliteStore};
 use crate::ids;
 use crate::*;
 use async_trait::async_trait;
-use greenlight_domain::message::{MessageType, Recipient, SendRequest};
+use greenlight_domain::message::{MessageType, Recipient, SendRequest, TemplateRef};
+use greenlight_domain::policy::compliance::{self, ComplianceFacts};
+use greenlight_domain::policy::enforcement::{Violation, ViolationKind};
+use greenlight_domain::policy::keywords::{self, KeywordAction};
+use greenlight_domain::policy::opt_in::{self, Consent, Scope as ConsentScope};
+use greenlight_domain::policy::pacing::{Bucket, ThroughputLevel, PAIR_BURST, PAIR_RATE_PER_SEC};
+use greenlight_domain::policy::quality::FeedbackKind;
 use greenlight_domain::policy::window::WindowState;
 use greenlight_domain::policy::{
     decide_send, Decision, Outcome, SendFacts, TemplateFacts, TemplateStatus,
@@ -31,6 +38,142 @@ pub(crate) fn enqueue(
         "INSERT INTO outbox (business_id, waba_id, phone_id, field, payload, created_at, next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
     )?
     .execute(params![business_id, waba_id, phone_id, field, json_col(value)?, now])?;
+    Ok(())
+}
+
+/// One audit-trail row.
+pub(crate) struct AuditRow<'a> {
+    pub business_id: &'a str,
+    pub at: Millis,
+    pub kind: &'a str,
+    pub phone_id: Option<&'a str>,
+    pub wa_id: Option<&'a str>,
+    pub message_id: Option<&'a str>,
+    pub error: &'a ApiError,
+    pub verdicts: Option<&'a str>,
+}
+
+/// Records a refusal, a rule-decided failure or an enforcement action, in the caller's
+/// transaction. The rule is the first refusing verdict's.
+pub(crate) fn audit(conn: &Connection, a: &AuditRow) -> StoreResult<()> {
+    let rule: Option<String> = a
+        .verdicts
+        .and_then(|v| serde_json::from_str::<Vec<greenlight_domain::policy::Verdict>>(v).ok())
+        .and_then(|vs| {
+            vs.into_iter()
+                .find(|v| v.code == Some(a.error.code))
+                .map(|v| v.rule)
+        });
+    conn.prepare_cached(
+        "INSERT INTO audit_events (business_id, at, kind, phone_id, wa_id, message_id, rule, code, details, verdicts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![a.business_id, a.at, a.kind, a.phone_id, a.wa_id, a.message_id, rule, a.error.code, a.error.details, a.verdicts])?;
+    Ok(())
+}
+
+/// An audit row that is not an error (consent changes, verification decisions…).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn audit_note(
+    conn: &Connection,
+    business_id: &str,
+    at: Millis,
+    kind: &str,
+    phone_id: Option<&str>,
+    wa_id: Option<&str>,
+    message_id: Option<&str>,
+    rule: &str,
+    details: &str,
+) -> StoreResult<()> {
+    conn.prepare_cached("INSERT INTO audit_events (business_id, at, kind, phone_id, wa_id, message_id, rule, details) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")?
+        .execute(params![business_id, at, kind, phone_id, wa_id, message_id, rule, details])?;
+    Ok(())
+}
+
+/// STOP- and START-style keywords in a customer's message (policy::keywords): STOP revokes
+/// every active consent at once, with the message as proof; START restores what the last STOP
+/// revoked.
+fn on_keywords(
+    conn: &Connection,
+    business_id: &str,
+    phone: &PhoneNumber,
+    wa_id: &str,
+    wamid: &str,
+    message: &serde_json::Map<String, Value>,
+    now: Millis,
+) -> StoreResult<()> {
+    let text = match message.get("type").and_then(Value::as_str).unwrap_or("") {
+        "text" => message.get("text").and_then(|t| t["body"].as_str()),
+        "button" => message
+            .get("button")
+            .and_then(|b| b["payload"].as_str().or(b["text"].as_str())),
+        "interactive" => message.get("interactive").and_then(|i| {
+            i["button_reply"]["title"]
+                .as_str()
+                .or(i["list_reply"]["title"].as_str())
+        }),
+        _ => None,
+    };
+    let Some(text) = text else { return Ok(()) };
+    let cs = settings(conn, business_id)?.compliance;
+    let Some(action) = keywords::classify(text, &cs.keywords) else {
+        return Ok(());
+    };
+    let proof = format!("customer message {wamid}: {text:?}");
+    match action {
+        KeywordAction::Stop => {
+            let n = super::consent::revoke(
+                conn,
+                business_id,
+                &crate::consent::Revocation {
+                    wa_id: wa_id.to_string(),
+                    scope: None,
+                    by: opt_in::keyword_revocation_reason(text),
+                    proof: Some(proof.clone()),
+                    now,
+                },
+            )?;
+            audit_note(
+                conn,
+                business_id,
+                now,
+                "consent",
+                Some(&phone.id),
+                Some(wa_id),
+                Some(wamid),
+                opt_in::RULE,
+                &format!("the customer replied {text:?}: {n} consent record(s) revoked"),
+            )?;
+        }
+        KeywordAction::Start => {
+            let all = consents(conn, business_id, wa_id)?;
+            let effect = opt_in::after_keyword(&all, KeywordAction::Start, now, &proof);
+            for g in &effect.grant {
+                let rec = crate::consent::NewOptIn {
+                    wa_id: wa_id.to_string(),
+                    scope: g.scope.as_str().to_string(),
+                    source: "keyword".into(),
+                    proof: g.proof.clone(),
+                    captured_at: now,
+                    recorded_by: format!("keyword:{}", keywords::normalize(text)),
+                };
+                super::consent::insert(conn, business_id, &phone.waba_id, &rec, now)?;
+            }
+            audit_note(
+                conn,
+                business_id,
+                now,
+                "consent",
+                Some(&phone.id),
+                Some(wa_id),
+                Some(wamid),
+                opt_in::RULE,
+                &format!(
+                    "the customer replied {text:?}: {} consent record(s) restored",
+                    effect.grant.len()
+                ),
+            )?;
+        }
+    }
     Ok(())
 }
 
@@ -74,7 +217,7 @@ fn save_window(conn: &Connection, phone_id: &str, wa_id: &str, w: &WindowState) 
     Ok(())
 }
 
-fn settings(conn: &Connection, business_id: &str) -> StoreResult<TenantSettings> {
+pub(crate) fn settings(conn: &Connection, business_id: &str) -> StoreResult<TenantSettings> {
     let s: Option<String> = conn
         .prepare_cached("SELECT settings FROM businesses WHERE id = ?1")?
         .query_row(params![business_id], |r| r.get(0))
@@ -104,40 +247,176 @@ fn visible_text(req: &SendRequest) -> Option<String> {
     s.map(str::to_string)
 }
 
+/// A send's template: its facts (`None`: no such template) and its rendering (`None`: not
+/// renderable, e.g. not found).
+type TemplateLookup = (Option<TemplateFacts>, Option<Result<String, ApiError>>);
+
+/// The template a send names, its facts for the engine, and the send's parameters checked
+/// against it (`Err` is the refusal: 132000, 132012, 132005…) with the text the customer reads.
 fn template_facts(
     conn: &Connection,
     waba_id: &str,
-    name: &str,
-    language: &str,
-) -> StoreResult<Option<TemplateFacts>> {
-    Ok(conn
-        .prepare_cached("SELECT status, category, paused_until FROM templates WHERE waba_id = ?1 AND name = ?2 AND language = ?3")?
-        .query_row(params![waba_id, name, language], |r| {
-            let status: String = r.get(0)?;
-            let category: String = r.get(1)?;
-            Ok(TemplateFacts {
-                name: name.to_string(),
-                language: language.to_string(),
-                status: TemplateStatus::parse(&status),
-                category: match category.to_ascii_lowercase().as_str() {
-                    "utility" => "utility",
-                    "authentication" => "authentication",
-                    _ => "marketing",
-                },
-                paused_until: r.get(2)?,
-            })
-        })
-        .optional()?)
+    t: &TemplateRef,
+) -> StoreResult<TemplateLookup> {
+    let Some(rec) = super::templates::by_name(conn, waba_id, &t.name, &t.language)? else {
+        return Ok((None, None));
+    };
+    let facts = TemplateFacts {
+        name: rec.name.clone(),
+        language: rec.language.clone(),
+        status: TemplateStatus::parse(&rec.status),
+        category: match rec.category.to_ascii_lowercase().as_str() {
+            "utility" => "utility",
+            "authentication" => "authentication",
+            _ => "marketing",
+        },
+        paused_until: rec.paused_until,
+    };
+    let rendered = match greenlight_domain::template::parse_create(&rec.definition) {
+        Ok(def) => Some(
+            greenlight_domain::template::render(&def, &t.components).map(|r| {
+                let mut text = String::new();
+                if let Some(h) = &r.header {
+                    text.push_str(h);
+                    text.push('\n');
+                }
+                text.push_str(&r.body);
+                if let Some(f) = &r.footer {
+                    text.push('\n');
+                    text.push_str(f);
+                }
+                for b in &r.buttons {
+                    text.push_str("\n[");
+                    text.push_str(b);
+                    text.push(']');
+                }
+                text
+            }),
+        ),
+        Err(_) => None,
+    };
+    Ok((Some(facts), rendered))
 }
 
 /// Loads the facts of one send and runs the engine. Read-only.
 struct Evaluated {
     wa_id: String,
+    /// What the accepted send changes in the compliance state.
+    effects: compliance::Effects,
+    /// A refused business-initiated send to a customer who opted out with a keyword: the
+    /// business is ignoring STOP.
+    ignored_opt_out: Option<Violation>,
+    /// What the customer reads of a template send.
+    rendered: Option<String>,
     window: WindowState,
     decision: Decision,
 }
 
-fn evaluate(conn: &Connection, scope: &Scope, cmd: &SendCommand) -> StoreResult<Evaluated> {
+/// All consent records of a customer with a business, revoked ones included, as the rules read them.
+fn consents(conn: &Connection, business_id: &str, wa_id: &str) -> StoreResult<Vec<Consent>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT scope, source, proof, captured_at, revoked_at, recorded_by, revoked_by FROM opt_ins WHERE business_id = ?1 AND wa_id = ?2 ORDER BY seq",
+    )?;
+    let rows = stmt.query_map(params![business_id, wa_id], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, i64>(3)?,
+            r.get::<_, Option<i64>>(4)?,
+            r.get::<_, String>(5)?,
+            r.get::<_, Option<String>>(6)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (scope, source, proof, captured_at, revoked_at, recorded_by, revoked_by) = row?;
+        if let Some(scope) = ConsentScope::parse(&scope) {
+            out.push(Consent {
+                scope,
+                source,
+                proof,
+                captured_at,
+                revoked_at,
+                recorded_by: Some(recorded_by),
+                revoked_reason: revoked_by,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn marketing_stopped(conn: &Connection, phone_id: &str, wa_id: &str) -> StoreResult<bool> {
+    Ok(conn
+        .prepare_cached("SELECT stopped FROM marketing_prefs WHERE phone_id = ?1 AND wa_id = ?2")?
+        .query_row(params![phone_id, wa_id], |r| r.get::<_, bool>(0))
+        .optional()?
+        .unwrap_or(false))
+}
+
+/// Distinct customers reached by business-initiated sends in the 24 h before `now`, and
+/// whether `wa_id` is one of them.
+fn reach(
+    conn: &Connection,
+    business_id: &str,
+    wa_id: &str,
+    now: Millis,
+) -> StoreResult<(u64, bool)> {
+    let since = now - DAY;
+    let already = conn
+        .prepare_cached(
+            "SELECT 1 FROM reach_log WHERE business_id = ?1 AND wa_id = ?2 AND at > ?3 LIMIT 1",
+        )?
+        .query_row(params![business_id, wa_id, since], |_| Ok(()))
+        .optional()?
+        .is_some();
+    let distinct: i64 = conn
+        .prepare_cached(
+            "SELECT COUNT(DISTINCT wa_id) FROM reach_log WHERE business_id = ?1 AND at > ?2",
+        )?
+        .query_row(params![business_id, since], |r| r.get(0))?;
+    Ok((distinct as u64, already))
+}
+
+fn marketing_count(
+    conn: &Connection,
+    business_id: &str,
+    wa_id: &str,
+    since: Millis,
+) -> StoreResult<u32> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM marketing_log WHERE business_id = ?1 AND wa_id = ?2 AND at > ?3",
+        )?
+        .query_row(params![business_id, wa_id, since], |r| r.get::<_, i64>(0))? as u32)
+}
+
+fn throughput_level(level: &str) -> ThroughputLevel {
+    match level {
+        "HIGH" => ThroughputLevel::High,
+        "COEXISTENCE" => ThroughputLevel::Coexistence,
+        _ => ThroughputLevel::Standard,
+    }
+}
+
+/// Merges the engine's outcome with the compliance rules': a synchronous refusal outranks an
+/// asynchronous failure, which outranks acceptance; the first of each kind wins.
+fn merge(engine: Outcome, compliance: Outcome) -> Outcome {
+    match (&engine, &compliance) {
+        (Outcome::Refuse(_), _) => engine,
+        (_, Outcome::Refuse(_)) => compliance,
+        (Outcome::FailAsync(_), _) => engine,
+        (_, Outcome::FailAsync(_)) => compliance,
+        _ => engine,
+    }
+}
+
+fn evaluate(
+    conn: &Connection,
+    mem: &Memory,
+    scope: &Scope,
+    cmd: &SendCommand,
+) -> StoreResult<Evaluated> {
     let phone = &cmd.phone;
     let now = cmd.now;
     let wa_id = match &cmd.request.recipient {
@@ -174,28 +453,164 @@ fn evaluate(conn: &Connection, scope: &Scope, cmd: &SendCommand) -> StoreResult<
         }
     }
     let window = read::window(conn, &phone.id, &wa_id)?;
-    let template = match &cmd.request.template {
-        Some(t) => Some(template_facts(conn, &phone.waba_id, &t.name, &t.language)?),
-        None => None,
+    let (template, rendered) = match &cmd.request.template {
+        Some(t) => {
+            let (facts, rendered) = template_facts(conn, &phone.waba_id, t)?;
+            (Some(facts), rendered)
+        }
+        None => (None, None),
     };
+    let (rendered, template_render_error) = match rendered {
+        Some(Ok(text)) => (Some(text), None),
+        Some(Err(e)) => (None, Some(e)),
+        None => (None, None),
+    };
+    let tenant_settings = settings(conn, &scope.business_id)?;
+    let category = template
+        .as_ref()
+        .and_then(|t| t.as_ref().map(|t| t.category));
     let facts = SendFacts {
         now,
         msg_type: cmd.request.msg_type,
         window,
         recipient_on_whatsapp: on_whatsapp(conn, &wa_id)?,
         recipient_is_sender: wa_id == phone.digits,
+        recipient_blocked: conn
+            .prepare_cached("SELECT 1 FROM blocked_users WHERE phone_id = ?1 AND wa_id = ?2")?
+            .query_row(params![phone.id, wa_id], |_| Ok(()))
+            .optional()?
+            .is_some(),
         template,
-        sync_refusals: settings(conn, &scope.business_id)?.sync_refusals,
+        template_render_error,
+        sync_refusals: tenant_settings.sync_refusals,
+    };
+    let mut decision = decide_send(&facts);
+
+    // The compliance rules (policy::compliance): consent, marketing opt-out, messaging limit,
+    // pacing, marketing cap, enforcement.
+    let cs = &tenant_settings.compliance;
+    let consents = consents(conn, &scope.business_id, &wa_id)?;
+    let (distinct, already) = reach(conn, &scope.business_id, &wa_id, now)?;
+    let (restrictions, disabled) =
+        super::compliance::enforcement_state(conn, &scope.business_id, now)?;
+    let level = throughput_level(&phone.throughput_level);
+    let number_bucket = mem
+        .number_buckets
+        .get(&phone.id)
+        .copied()
+        .unwrap_or_else(|| Bucket::full(level.burst(), now));
+    let pair_bucket = mem
+        .pair_buckets
+        .get(&(phone.id.clone(), wa_id.clone()))
+        .copied()
+        .unwrap_or_else(|| Bucket::full(PAIR_BURST, now));
+    let cfacts = ComplianceFacts {
+        now,
+        category,
+        in_customer_window: window.is_open(now),
+        recipient: &wa_id,
+        consents: &consents,
+        marketing_opted_out: marketing_stopped(conn, &phone.id, &wa_id)?,
+        tier: super::compliance::tier(conn, &scope.business_id)?,
+        distinct_reached_in_24h: distinct,
+        already_reached_this_customer: already,
+        throughput_level: level,
+        throughput: if cs.pacing {
+            number_bucket.check(now, level.mps(), level.burst())
+        } else {
+            Ok(())
+        },
+        pair: if cs.pacing {
+            pair_bucket.check(now, PAIR_RATE_PER_SEC, PAIR_BURST)
+        } else {
+            Ok(())
+        },
+        marketing_counted_in_period: marketing_count(
+            conn,
+            &scope.business_id,
+            &wa_id,
+            now - cs.marketing_cap.period_secs * 1000,
+        )?,
+        restrictions: &restrictions,
+        disabled,
+    };
+    let results = compliance::evaluate(&cfacts, cs);
+    decision
+        .verdicts
+        .extend(results.iter().map(|r| r.verdict.clone()));
+    let outcome = merge(
+        decision.outcome.clone(),
+        compliance::combine(&results, tenant_settings.sync_refusals),
+    );
+    if !matches!(outcome, Outcome::Accept) {
+        decision.window_after = window;
+    }
+    decision.outcome = outcome;
+    let effects = compliance::effects(&cfacts, &decision.outcome);
+    let ignored_opt_out = match (&decision.outcome, category) {
+        (Outcome::Refuse(e), Some(c)) if e.code == opt_in::CODE_NO_OPT_IN && cfacts.business_initiated() => opt_in::opted_out(&consents, c, now)
+            .filter(|_| consents.iter().any(|k| k.revoked_reason.as_deref().is_some_and(|r| r.starts_with("keyword"))))
+            .map(|at| {
+                Violation::new(
+                    ViolationKind::IgnoredOptOut,
+                    now,
+                    format!("a {c} template was sent to {wa_id} at {} although the customer replied STOP at {}", now / 1000, at / 1000),
+                )
+            }),
+        _ => None,
     };
     Ok(Evaluated {
         wa_id,
+        effects,
+        ignored_opt_out,
+        rendered,
         window,
-        decision: decide_send(&facts),
+        decision,
     })
+}
+
+/// Applies the compliance effects of a decided send (memory last: it is not rolled back).
+fn apply_effects(
+    conn: &Connection,
+    mem: &mut Memory,
+    scope: &Scope,
+    phone: &PhoneNumber,
+    ev: &Evaluated,
+    now: Millis,
+) -> StoreResult<()> {
+    let e = &ev.effects;
+    if e.record_reach {
+        conn.prepare_cached("INSERT INTO reach_log (business_id, wa_id, at) VALUES (?1, ?2, ?3)")?
+            .execute(params![scope.business_id, ev.wa_id, now])?;
+    }
+    if e.count_marketing {
+        conn.prepare_cached(
+            "INSERT INTO marketing_log (business_id, wa_id, at) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![scope.business_id, ev.wa_id, now])?;
+    }
+    if let Some(v) = e.violation.as_ref().or(ev.ignored_opt_out.as_ref()) {
+        super::compliance::record_violation(conn, &scope.business_id, &phone.waba_id, v, now)?;
+    }
+    if e.take_tokens && settings(conn, &scope.business_id)?.compliance.pacing {
+        let level = throughput_level(&phone.throughput_level);
+        let nb = mem
+            .number_buckets
+            .entry(phone.id.clone())
+            .or_insert_with(|| Bucket::full(level.burst(), now));
+        let _ = nb.try_take(now, level.mps(), level.burst());
+        let pb = mem
+            .pair_buckets
+            .entry((phone.id.clone(), ev.wa_id.clone()))
+            .or_insert_with(|| Bucket::full(PAIR_BURST, now));
+        let _ = pb.try_take(now, PAIR_RATE_PER_SEC, PAIR_BURST);
+    }
+    Ok(())
 }
 
 fn send_tx(
     conn: &Connection,
+    mem: &mut Memory,
     scope: &Scope,
     cmd: SendCommand,
 ) -> StoreResult<Result<SendResult, ApiError>> {
@@ -225,14 +640,26 @@ fn send_tx(
         }
     }
 
-    let ev = evaluate(conn, scope, &cmd)?;
+    let ev = evaluate(conn, mem, scope, &cmd)?;
     let d = &ev.decision;
     let phone = &cmd.phone;
     let req = &cmd.request;
     let verdicts = serde_json::to_string(&d.verdicts).map_err(internal)?;
     if let Outcome::Refuse(e) = &d.outcome {
-        conn.prepare_cached("INSERT INTO refusals (business_id, phone_id, wa_id, code, rule_verdicts, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
-            .execute(params![scope.business_id, phone.id, ev.wa_id, e.code, verdicts, now])?;
+        audit(
+            conn,
+            &AuditRow {
+                business_id: &scope.business_id,
+                at: now,
+                kind: "refusal",
+                phone_id: Some(&phone.id),
+                wa_id: Some(&ev.wa_id),
+                message_id: None,
+                error: e,
+                verdicts: Some(&verdicts),
+            },
+        )?;
+        apply_effects(conn, mem, scope, phone, &ev, now)?;
         return Ok(Err(e.clone()));
     }
 
@@ -256,7 +683,7 @@ fn send_tx(
         ev.wa_id,
         req.msg_type.as_str(),
         json_col(&req.payload)?,
-        visible_text(req),
+        ev.rendered.clone().or_else(|| visible_text(req)),
         d.pricing.category,
         pricing_json,
         conversation_id,
@@ -266,6 +693,21 @@ fn send_tx(
         now
     ])?;
 
+    if let Some(e) = &failed {
+        audit(
+            conn,
+            &AuditRow {
+                business_id: &scope.business_id,
+                at: now,
+                kind: "failure",
+                phone_id: Some(&phone.id),
+                wa_id: Some(&ev.wa_id),
+                message_id: Some(&wamid),
+                error: e,
+                verdicts: Some(&verdicts),
+            },
+        )?;
+    }
     let errors_json = failed
         .as_ref()
         .map(|e| json!([e.webhook_error()]).to_string());
@@ -330,6 +772,7 @@ fn send_tx(
         )?
         .execute(params![scope.business_id, key, hash, body.to_string(), wamid, now])?;
     }
+    apply_effects(conn, mem, scope, phone, &ev, now)?;
     Ok(Ok(SendResult {
         wamid,
         body,
@@ -494,6 +937,54 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn scope_of_media(&self, media_id: &str) -> StoreResult<Option<Scope>> {
+        let id = media_id.to_string();
+        self.read(move |c| {
+            Ok(
+                c.prepare_cached("SELECT business_id FROM media WHERE id = ?1")?
+                    .query_row(params![id], |r| {
+                        Ok(Scope {
+                            business_id: r.get(0)?,
+                        })
+                    })
+                    .optional()?,
+            )
+        })
+        .await
+    }
+
+    async fn instance_secret(&self, name: &str) -> StoreResult<String> {
+        let key = format!("secret:{name}");
+        self.write(move |c| {
+            c.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)",
+                params![key, ids::secret(32)],
+            )?;
+            Ok(
+                c.query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
+                    r.get(0)
+                })?,
+            )
+        })
+        .await
+    }
+
+    async fn scope_of_waba(&self, waba_id: &str) -> StoreResult<Option<Scope>> {
+        let id = waba_id.to_string();
+        self.read(move |c| {
+            Ok(
+                c.prepare_cached("SELECT business_id FROM wabas WHERE id = ?1")?
+                    .query_row(params![id], |r| {
+                        Ok(Scope {
+                            business_id: r.get(0)?,
+                        })
+                    })
+                    .optional()?,
+            )
+        })
+        .await
+    }
+
     async fn create_tenant(&self, t: NewTenant, now: Millis) -> StoreResult<CreatedTenant> {
         self.write(move |c| {
             let business_id = ids::object_id();
@@ -528,6 +1019,7 @@ impl Store for SqliteStore {
                     params![business_id, app_id, w.callback_url, w.verify_token, now],
                 )?;
             }
+            super::compliance::on_tenant_created(c, &business_id, now)?;
             Ok(CreatedTenant { business_id, waba_id, app_id, app_secret, access_token: token, phone_numbers: phones })
         })
         .await
@@ -643,15 +1135,16 @@ impl Store for SqliteStore {
     async fn send(&self, scope: &Scope, cmd: SendCommand) -> StoreResult<SendResult> {
         let scope = scope.clone();
         // The refusal is returned as a value so that its audit row commits with the batch.
-        self.write(move |c| send_tx(c, &scope, cmd))
+        self.write_mem(move |c, m| send_tx(c, m, &scope, cmd))
             .await?
             .map_err(StoreError::Api)
     }
 
     async fn check(&self, scope: &Scope, cmd: SendCommand) -> StoreResult<CheckResult> {
         let scope = scope.clone();
-        self.read(move |c| {
-            let ev = evaluate(c, &scope, &cmd)?;
+        // On the writer, which owns the pacing buckets; it writes nothing.
+        self.write_mem(move |c, m| {
+            let ev = evaluate(c, m, &scope, &cmd)?;
             let d = ev.decision;
             let refusal = match &d.outcome {
                 Outcome::Refuse(e) | Outcome::FailAsync(e) => Some(e.clone()),
@@ -738,6 +1231,7 @@ impl Store for SqliteStore {
                 },
             );
             enqueue(c, &scope.business_id, &phone.waba_id, Some(&phone.id), "messages", &value, now)?;
+            on_keywords(c, &scope.business_id, &phone, &cmd.from, &wamid, &message, now)?;
             Ok(wamid)
         })
         .await
@@ -793,7 +1287,22 @@ impl Store for SqliteStore {
                     };
                     enqueue(c, &scope.business_id, &phone.waba_id, Some(&phone.id), "messages", &webhook::status_value(&metadata(&phone), &change), now)?;
                 }
-                "block" | "unblock" | "report" | "stop_marketing" | "resume_marketing" => {}
+                "stop_marketing" | "resume_marketing" => {
+                    let stop = cmd.action == "stop_marketing";
+                    c.prepare_cached(
+                        "INSERT INTO marketing_prefs (phone_id, wa_id, stopped, updated_at) VALUES (?1, ?2, ?3, ?4) \
+                         ON CONFLICT (phone_id, wa_id) DO UPDATE SET stopped = excluded.stopped, updated_at = excluded.updated_at",
+                    )?
+                    .execute(params![phone.id, cmd.wa_id, stop, now])?;
+                    let user_id = user_id_for(c, &scope.business_id, &cmd.wa_id, now)?;
+                    let value = webhook::user_preferences_value(&metadata(&phone), &cmd.wa_id, &user_id, stop, now);
+                    enqueue(c, &scope.business_id, &phone.waba_id, Some(&phone.id), "user_preferences", &value, now)?;
+                }
+                "block" | "report" => {
+                    let kind = if cmd.action == "block" { FeedbackKind::Block } else { FeedbackKind::Report };
+                    super::compliance::on_feedback(c, &scope.business_id, &phone, &cmd.wa_id, kind, cmd.reason.as_deref(), cmd.message_id.as_deref(), now)?;
+                }
+                "unblock" => {}
                 other => {
                     return Err(ApiError::invalid_parameter(format!(
                         "`action` '{other}' is not one of read, block, unblock, report, stop_marketing, resume_marketing"
@@ -847,12 +1356,102 @@ impl Store for SqliteStore {
                 .collect::<Result<Vec<_>, _>>()?;
             drop(stmt);
             for (id, kind, subject) in &due {
-                if kind == "deliver" {
-                    deliver(c, subject, now)?;
+                match kind.as_str() {
+                    "deliver" => {
+                        deliver(c, subject, now)?;
+                    }
+                    "review" => super::templates::run_review(c, subject, now)?,
+                    other => {
+                        super::compliance::run_task(c, other, subject, now)?;
+                    }
                 }
                 c.prepare_cached("DELETE FROM tasks WHERE id = ?1")?.execute(params![id])?;
             }
             Ok(due.len())
+        })
+        .await
+    }
+
+    async fn audit(&self, scope: &Scope, q: AuditQuery) -> StoreResult<Vec<AuditEvent>> {
+        let b = scope.business_id.clone();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, at, kind, phone_id, wa_id, message_id, rule, code, details, verdicts FROM audit_events \
+                 WHERE business_id = ?1 AND at >= ?2 AND at < ?3 AND id > ?4 AND (?5 IS NULL OR kind = ?5) ORDER BY id LIMIT ?6",
+            )?;
+            let rows = stmt.query_map(
+                params![b, q.from.unwrap_or(i64::MIN), q.to.unwrap_or(i64::MAX), q.after.unwrap_or(0), q.kind, q.limit as i64],
+                |r| {
+                    let verdicts: Option<String> = r.get(9)?;
+                    Ok(AuditEvent {
+                        id: r.get(0)?,
+                        timestamp: r.get::<_, i64>(1)?.div_euclid(1000),
+                        kind: r.get(2)?,
+                        phone_number_id: r.get(3)?,
+                        wa_id: r.get(4)?,
+                        message_id: r.get(5)?,
+                        rule: r.get(6)?,
+                        code: r.get(7)?,
+                        details: r.get(8)?,
+                        verdicts: verdicts.and_then(|v| serde_json::from_str(&v).ok()),
+                    })
+                },
+            )?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn set_blocked(
+        &self,
+        scope: &Scope,
+        phone_id: &str,
+        wa_ids: Vec<String>,
+        block: bool,
+        now: Millis,
+    ) -> StoreResult<Vec<String>> {
+        let (b, p) = (scope.business_id.clone(), phone_id.to_string());
+        self.write(move |c| {
+            if read::phone(c, &b, &p)?.is_none() {
+                return Err(ApiError::unknown_object(&p).into());
+            }
+            if block {
+                let n: i64 = c.prepare_cached("SELECT COUNT(*) FROM blocked_users WHERE phone_id = ?1")?.query_row(params![p], |r| r.get(0))?;
+                if n as usize + wa_ids.len() > 64_000 {
+                    return Err(ApiError::new(400, 139101, "Blocklist limit reached", "A number can block at most 64,000 users; unblock some first.").into());
+                }
+            }
+            let mut changed = Vec::new();
+            for w in wa_ids {
+                let n = if block {
+                    c.prepare_cached("INSERT OR IGNORE INTO blocked_users (phone_id, wa_id, at) VALUES (?1, ?2, ?3)")?.execute(params![p, w, now])?
+                } else {
+                    c.prepare_cached("DELETE FROM blocked_users WHERE phone_id = ?1 AND wa_id = ?2")?.execute(params![p, w])?
+                };
+                if n > 0 {
+                    changed.push(w);
+                }
+            }
+            Ok(changed)
+        })
+        .await
+    }
+
+    async fn blocked(
+        &self,
+        scope: &Scope,
+        phone_id: &str,
+        limit: usize,
+        after: Option<String>,
+    ) -> StoreResult<Vec<String>> {
+        let (b, p) = (scope.business_id.clone(), phone_id.to_string());
+        self.read(move |c| {
+            if read::phone(c, &b, &p)?.is_none() {
+                return Err(ApiError::unknown_object(&p).into());
+            }
+            let mut stmt = c.prepare_cached("SELECT wa_id FROM blocked_users WHERE phone_id = ?1 AND wa_id > ?2 ORDER BY wa_id LIMIT ?3")?;
+            let rows = stmt.query_map(params![p, after.unwrap_or_default(), limit as i64], |r| r.get::<_, String>(0))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await
     }

@@ -8,7 +8,8 @@ use serde_json::Value;
 
 pub(crate) const PHONE_COLS: &str =
     "p.id, p.waba_id, p.business_id, p.display_phone_number, p.digits, p.verified_name, \
-     p.quality_rating, p.status, p.name_status, p.throughput_level, p.created_at, b.verification";
+     p.quality_rating, p.status, p.name_status, p.throughput_level, p.created_at, b.verification, \
+     (SELECT l.tier FROM business_limits l WHERE l.business_id = p.business_id)";
 
 pub(crate) fn phone_from_row(r: &Row) -> rusqlite::Result<PhoneNumber> {
     let verification: String = r.get(11)?;
@@ -24,11 +25,14 @@ pub(crate) fn phone_from_row(r: &Row) -> rusqlite::Result<PhoneNumber> {
         name_status: r.get(8)?,
         code_verification_status: "VERIFIED".into(),
         throughput_level: r.get(9)?,
-        messaging_limit_tier: if verification == "verified" {
-            "TIER_2K".into()
-        } else {
-            "TIER_250".into()
-        },
+        messaging_limit_tier: r.get::<_, Option<String>>(12)?.unwrap_or_else(|| {
+            if verification == "verified" {
+                "TIER_2K"
+            } else {
+                "TIER_250"
+            }
+            .into()
+        }),
         created_at: r.get(10)?,
     })
 }

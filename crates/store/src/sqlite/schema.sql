@@ -168,18 +168,30 @@ CREATE TABLE IF NOT EXISTS media (
 );
 
 CREATE TABLE IF NOT EXISTS templates (
-    id            TEXT PRIMARY KEY,
-    business_id   TEXT NOT NULL,
-    waba_id       TEXT NOT NULL,
-    name          TEXT NOT NULL,
-    language      TEXT NOT NULL,
-    category      TEXT NOT NULL,
-    status        TEXT NOT NULL,
-    definition    TEXT NOT NULL,             -- the create body as accepted
-    paused_until  INTEGER,
-    created_at    INTEGER NOT NULL
+    id                TEXT PRIMARY KEY,
+    seq               INTEGER NOT NULL,          -- creation order, for cursors
+    business_id       TEXT NOT NULL,
+    waba_id           TEXT NOT NULL,
+    name              TEXT NOT NULL,
+    language          TEXT NOT NULL,
+    category          TEXT NOT NULL,             -- current (after any re-categorisation)
+    previous_category TEXT,
+    status            TEXT NOT NULL,
+    rejected_reason   TEXT,
+    rejection_info    TEXT,                      -- JSON {reason, recommendation}
+    quality_score     TEXT NOT NULL DEFAULT 'UNKNOWN',
+    quality_at        INTEGER,
+    definition        TEXT NOT NULL,             -- the create body as accepted (normalised)
+    review            TEXT,                      -- JSON: the review's signals, for explanation
+    paused_until      INTEGER,
+    pause_count       INTEGER NOT NULL DEFAULT 0,
+    edits             TEXT NOT NULL DEFAULT '[]', -- JSON array of edit times while APPROVED
+    created_at        INTEGER NOT NULL,
+    updated_at        INTEGER NOT NULL,
+    deleted_at        INTEGER
 );
-CREATE UNIQUE INDEX IF NOT EXISTS templates_name ON templates(waba_id, name, language);
+CREATE INDEX IF NOT EXISTS templates_name ON templates(waba_id, name, language);
+CREATE INDEX IF NOT EXISTS templates_waba ON templates(waba_id, seq);
 
 -- Customer actions (read, block, report, stop_marketing…), kept as evidence.
 CREATE TABLE IF NOT EXISTS customer_actions (
@@ -193,14 +205,199 @@ CREATE TABLE IF NOT EXISTS customer_actions (
 );
 CREATE INDEX IF NOT EXISTS customer_actions_pair ON customer_actions(phone_id, wa_id, at);
 
--- Every refusal, for audit.
-CREATE TABLE IF NOT EXISTS refusals (
+-- The audit trail: every refusal, every rule-decided failure, every enforcement action.
+CREATE TABLE IF NOT EXISTS audit_events (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    business_id TEXT NOT NULL,
+    at          INTEGER NOT NULL,
+    kind        TEXT NOT NULL,            -- refusal | failure | enforcement | consent | verification | template
+    phone_id    TEXT,
+    wa_id       TEXT,
+    message_id  TEXT,
+    rule        TEXT,
+    code        INTEGER,
+    details     TEXT NOT NULL,
+    verdicts    TEXT
+);
+CREATE INDEX IF NOT EXISTS audit_business ON audit_events(business_id, at);
+
+-- Consent (opt-in) registry per business and customer. Revocation keeps the row.
+CREATE TABLE IF NOT EXISTS opt_ins (
+    id              TEXT PRIMARY KEY,
+    seq             INTEGER NOT NULL,
+    business_id     TEXT NOT NULL,
+    waba_id         TEXT NOT NULL,
+    wa_id           TEXT NOT NULL,
+    scope           TEXT NOT NULL,            -- marketing | utility | all
+    source          TEXT NOT NULL,
+    proof           TEXT NOT NULL,
+    captured_at     INTEGER NOT NULL,
+    recorded_by     TEXT NOT NULL,
+    created_at      INTEGER NOT NULL,
+    revoked_at      INTEGER,
+    revoked_by      TEXT,
+    revocation_proof TEXT
+);
+CREATE INDEX IF NOT EXISTS opt_ins_customer ON opt_ins(business_id, wa_id);
+CREATE INDEX IF NOT EXISTS opt_ins_waba ON opt_ins(waba_id, seq);
+
+-- ---- compliance state (issue: the compliance engine) ------------------------------------
+
+-- Messaging-limit tier per business portfolio, and when it is next evaluated.
+CREATE TABLE IF NOT EXISTS business_limits (
+    business_id     TEXT PRIMARY KEY,
+    tier            TEXT NOT NULL DEFAULT 'TIER_250',
+    next_eval_at    INTEGER NOT NULL DEFAULT 0,
+    disabled_at     INTEGER,                  -- account disabled by enforcement
+    updated_at      INTEGER NOT NULL DEFAULT 0
+);
+
+-- Customers reached by business-initiated messages: one row per send (for the moving 24 h
+-- count, the 7-day peak and the 30-day unique count).
+CREATE TABLE IF NOT EXISTS reach_log (
+    business_id TEXT NOT NULL,
+    wa_id       TEXT NOT NULL,
+    at          INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS reach_business_at ON reach_log(business_id, at);
+CREATE INDEX IF NOT EXISTS reach_customer ON reach_log(business_id, wa_id, at);
+
+-- Marketing templates per customer, for the per-customer marketing cap.
+CREATE TABLE IF NOT EXISTS marketing_log (
+    business_id TEXT NOT NULL,
+    wa_id       TEXT NOT NULL,
+    at          INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS marketing_customer ON marketing_log(business_id, wa_id, at);
+
+-- The customer's own marketing opt-out (WhatsApp's "stop marketing"), per business number.
+CREATE TABLE IF NOT EXISTS marketing_prefs (
+    phone_id   TEXT NOT NULL,
+    wa_id      TEXT NOT NULL,
+    stopped    INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (phone_id, wa_id)
+) WITHOUT ROWID;
+
+-- Policy violations with evidence, and the restrictions enforcement imposed.
+CREATE TABLE IF NOT EXISTS violations (
+    id             TEXT PRIMARY KEY,
+    business_id    TEXT NOT NULL,
+    kind           TEXT NOT NULL,
+    violation_type TEXT NOT NULL,
+    evidence       TEXT NOT NULL,
+    severe         INTEGER NOT NULL DEFAULT 0,
+    at             INTEGER NOT NULL,
+    reversed_at    INTEGER,
+    appeal_status  TEXT,                      -- NULL | pending | reversed | unchanged
+    appeal_reason  TEXT
+);
+CREATE INDEX IF NOT EXISTS violations_business ON violations(business_id, at);
+
+CREATE TABLE IF NOT EXISTS restrictions (
+    business_id      TEXT NOT NULL,
+    restriction_type TEXT NOT NULL,
+    expires_at       INTEGER NOT NULL,
+    violation_id     TEXT,
+    created_at       INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS restrictions_business ON restrictions(business_id, expires_at);
+
+-- Quality: per-number rating state and template pause state.
+CREATE TABLE IF NOT EXISTS template_quality (
+    template_id  TEXT PRIMARY KEY,
+    pause_state  TEXT NOT NULL DEFAULT '{}'   -- JSON TemplatePauseState
+);
+
+-- ---- compliance back office ---------------------------------------------------------------
+
+-- Customer feedback (block, report) that rates numbers and templates.
+CREATE TABLE IF NOT EXISTS feedback (
     id          INTEGER PRIMARY KEY,
     business_id TEXT NOT NULL,
     phone_id    TEXT NOT NULL,
     wa_id       TEXT NOT NULL,
-    code        INTEGER NOT NULL,
-    rule_verdicts TEXT NOT NULL,
+    kind        TEXT NOT NULL,                -- block | report
+    reason      TEXT,
+    message_id  TEXT,
+    template_id TEXT,                         -- the template the feedback counts for, if any
     at          INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS refusals_business ON refusals(business_id, at);
+CREATE INDEX IF NOT EXISTS feedback_phone ON feedback(phone_id, at);
+CREATE INDEX IF NOT EXISTS feedback_template ON feedback(template_id, at);
+
+-- Since when a number has been RED (persistent RED is a violation).
+CREATE TABLE IF NOT EXISTS number_quality (
+    phone_id   TEXT PRIMARY KEY,
+    red_since  INTEGER,
+    updated_at INTEGER NOT NULL
+);
+
+-- Business verification requests and decisions (the status itself is businesses.verification).
+CREATE TABLE IF NOT EXISTS business_verification (
+    business_id  TEXT PRIMARY KEY,
+    submitted_at INTEGER,
+    decided_at   INTEGER,
+    reason       TEXT,
+    note         TEXT
+);
+
+-- Users a business number blocked (Block Users API): sends to them answer 130403.
+CREATE TABLE IF NOT EXISTS blocked_users (
+    phone_id TEXT NOT NULL,
+    wa_id    TEXT NOT NULL,
+    at       INTEGER NOT NULL,
+    PRIMARY KEY (phone_id, wa_id)
+) WITHOUT ROWID;
+
+-- ---- Webhook delivery (issue 3) -------------------------------------------------------------
+-- outbox.lease_until is wall-clock ms (a lease is about a worker being alive, and must not end
+-- when the sandbox clock is advanced); outbox.next_attempt_at is virtual ms (retries fall due
+-- when the clock moves). outbox.attempts counts claims and fences the finishing write.
+
+-- The link between a WABA and an app (`/{waba-id}/subscribed_apps`). No row = subscribed, with
+-- no override: a tenant's WABA is subscribed to its own app from creation.
+CREATE TABLE IF NOT EXISTS webhook_waba_apps (
+    waba_id               TEXT NOT NULL,
+    app_id                TEXT NOT NULL,
+    business_id           TEXT NOT NULL,
+    subscribed            INTEGER NOT NULL DEFAULT 1,
+    override_callback_uri TEXT,
+    override_verify_token TEXT,
+    updated_at            INTEGER NOT NULL,
+    PRIMARY KEY (waba_id, app_id)
+) WITHOUT ROWID;
+
+-- Every HTTP attempt of an outbox event.
+CREATE TABLE IF NOT EXISTS webhook_attempts (
+    id          INTEGER PRIMARY KEY,
+    outbox_id   INTEGER NOT NULL,
+    attempt     INTEGER NOT NULL,
+    url         TEXT NOT NULL,
+    at          INTEGER NOT NULL,            -- virtual ms when the attempt started
+    status_code INTEGER,
+    latency_ms  INTEGER NOT NULL,
+    error       TEXT,
+    outcome     TEXT NOT NULL                -- delivered | retry | dead
+);
+CREATE INDEX IF NOT EXISTS webhook_attempts_outbox ON webhook_attempts(outbox_id, id);
+
+-- Replays restart an event's retry window (its bytes, ids and `time` stay the same).
+CREATE TABLE IF NOT EXISTS webhook_replays (
+    outbox_id   INTEGER PRIMARY KEY,
+    replayed_at INTEGER NOT NULL
+);
+
+CREATE INDEX IF NOT EXISTS outbox_business_state ON outbox(business_id, state, id);
+-- Claims walk businesses with pending events (one seek each), then each one's due events.
+CREATE INDEX IF NOT EXISTS outbox_claim ON outbox(state, business_id, next_attempt_at);
+
+-- A phone number's own callback (`POST /{phone-number-id}` `webhook_configuration`): first in
+-- precedence, before the WABA's override and the app's callback.
+CREATE TABLE IF NOT EXISTS webhook_phone_overrides (
+    phone_id     TEXT PRIMARY KEY,
+    business_id  TEXT NOT NULL,
+    callback_uri TEXT NOT NULL,
+    verify_token TEXT NOT NULL,
+    updated_at   INTEGER NOT NULL
+);

@@ -1,0 +1,1019 @@
+//! [`WebhookStore`] for [`SqliteStore`]: subscriptions, the leased outbox claim, attempts and
+//! replays. Claims and finishes are writer jobs, so they group-commit with the send path; the
+//! cheap "is anything due?" probe is a read, so an idle worker writes nothing.
+
+use super::read::json_col;
+use super::SqliteStore;
+use crate::*;
+use async_trait::async_trait;
+use greenlight_domain::Millis;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::Value;
+use std::collections::HashMap;
+
+/// Where a (business, WABA)'s events go, or why they go nowhere.
+type Target = Result<(String, Vec<String>, String), String>;
+
+fn first_app(conn: &Connection, business_id: &str) -> StoreResult<Option<(String, String)>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id, secret FROM apps WHERE business_id = ?1 ORDER BY created_at, id LIMIT 1",
+        )?
+        .query_row(params![business_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
+}
+
+fn app_sub(
+    conn: &Connection,
+    business_id: &str,
+    app_id: &str,
+) -> StoreResult<Option<AppSubscription>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT callback_url, verify_token, fields, created_at FROM webhook_subscriptions WHERE business_id = ?1 AND app_id = ?2",
+        )?
+        .query_row(params![business_id, app_id], |r| {
+            let fields: String = r.get(2)?;
+            Ok(AppSubscription {
+                app_id: app_id.to_string(),
+                callback_url: r.get(0)?,
+                verify_token: r.get(1)?,
+                fields: serde_json::from_str(&fields).unwrap_or_default(),
+                created_at: r.get(3)?,
+            })
+        })
+        .optional()?)
+}
+
+/// `(subscribed, override_callback_uri)`; no row means subscribed without override.
+fn waba_link(
+    conn: &Connection,
+    waba_id: &str,
+    app_id: &str,
+) -> StoreResult<(bool, Option<String>)> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT subscribed, override_callback_uri FROM webhook_waba_apps WHERE waba_id = ?1 AND app_id = ?2",
+        )?
+        .query_row(params![waba_id, app_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .unwrap_or((true, None)))
+}
+
+fn phone_override(conn: &Connection, phone_id: &str) -> StoreResult<Option<String>> {
+    Ok(conn
+        .prepare_cached("SELECT callback_uri FROM webhook_phone_overrides WHERE phone_id = ?1")?
+        .query_row(params![phone_id], |r| r.get(0))
+        .optional()?)
+}
+
+/// Precedence as on Meta: the number's override, the WABA's override, the app's callback.
+fn resolve(
+    conn: &Connection,
+    business_id: &str,
+    waba_id: &str,
+    phone_id: Option<&str>,
+) -> StoreResult<Target> {
+    let Some((app_id, secret)) = first_app(conn, business_id)? else {
+        return Ok(Err("the business has no app".into()));
+    };
+    let (subscribed, override_uri) = waba_link(conn, waba_id, &app_id)?;
+    if !subscribed {
+        return Ok(Err(format!(
+            "WABA {waba_id} is not subscribed to app {app_id} (POST /{waba_id}/subscribed_apps subscribes it)"
+        )));
+    }
+    let sub = app_sub(conn, business_id, &app_id)?;
+    let fields = sub.as_ref().map(|s| s.fields.clone()).unwrap_or_default();
+    let phone_uri = match phone_id {
+        Some(p) => phone_override(conn, p)?,
+        None => None,
+    };
+    match phone_uri.or(override_uri).or(sub.map(|s| s.callback_url)) {
+        Some(url) if !url.is_empty() => Ok(Ok((url, fields, secret))),
+        _ => Ok(Err(format!(
+            "no callback URL: app {app_id} has no subscription (POST /{app_id}/subscriptions, or `webhook` at tenant creation)"
+        ))),
+    }
+}
+
+/// Marks every due, unleased event of a WABA's number (of one field, if given) `skipped` at
+/// once, so that a tenant without a subscriber costs one statement per claim, not one per event.
+fn skip_all(conn: &Connection, req: &ClaimRequest, key: &SkipKey, reason: &str) -> StoreResult<()> {
+    conn.prepare_cached(
+        "UPDATE outbox SET state = 'skipped', last_error = ?4 WHERE business_id = ?1 AND state = 'pending' \
+         AND waba_id = ?2 AND phone_id IS ?7 AND (?3 IS NULL OR field = ?3) AND next_attempt_at <= ?5 AND lease_until <= ?6",
+    )?
+    .execute(params![key.0, key.1, key.3, reason, req.now, req.wall_now, key.2])?;
+    Ok(())
+}
+
+/// (business, WABA, phone number, one field or every field)
+type SkipKey = (String, String, Option<String>, Option<String>);
+/// (business, WABA, phone number)
+type TargetKey = (String, String, Option<String>);
+
+struct Candidate {
+    id: i64,
+    waba_id: String,
+    phone_id: Option<String>,
+    field: String,
+    payload: String,
+    created_at: Millis,
+    window_start: Millis,
+}
+
+/// Most businesses one claim visits (bounds the writer's time per claim).
+const CLAIM_BUSINESSES: usize = 2_000;
+/// Most candidate fetches per business in one claim.
+const CLAIM_ROUNDS: usize = 8;
+
+/// The next business (in id order) that has pending events: one index seek.
+fn next_business(conn: &Connection, after: &str) -> StoreResult<Option<String>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT MIN(business_id) FROM outbox WHERE state = 'pending' AND business_id > ?1",
+        )?
+        .query_row(params![after], |r| r.get(0))?)
+}
+
+/// Claim state shared across the businesses one claim visits.
+struct Claim<'a> {
+    req: &'a ClaimRequest,
+    lease_until: Millis,
+    targets: HashMap<TargetKey, Target>,
+    budget: HashMap<String, usize>,
+    skipped: std::collections::HashSet<SkipKey>,
+    out: Vec<ClaimedEvent>,
+}
+
+impl Claim<'_> {
+    fn full(&self) -> bool {
+        self.out.len() >= self.req.limit
+    }
+
+    /// Claims the due events of one business, oldest first, while its endpoint has room.
+    fn business(&mut self, conn: &Connection, business_id: &str) -> StoreResult<()> {
+        let req = self.req;
+        for _ in 0..CLAIM_ROUNDS {
+            let want = (req.limit - self.out.len()).min(req.per_endpoint.max(1));
+            let rows = {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT o.id, o.waba_id, o.field, o.payload, o.created_at, \
+                     COALESCE((SELECT r.replayed_at FROM webhook_replays r WHERE r.outbox_id = o.id), o.created_at), o.phone_id \
+                     FROM outbox o WHERE o.state = 'pending' AND o.business_id = ?1 AND o.next_attempt_at <= ?2 \
+                     AND o.lease_until <= ?3 ORDER BY o.next_attempt_at, o.id LIMIT ?4",
+                )?;
+                let rows = stmt.query_map(
+                    params![business_id, req.now, req.wall_now, want as i64],
+                    |r| {
+                        Ok(Candidate {
+                            id: r.get(0)?,
+                            waba_id: r.get(1)?,
+                            field: r.get(2)?,
+                            payload: r.get(3)?,
+                            created_at: r.get(4)?,
+                            window_start: r.get(5)?,
+                            phone_id: r.get(6)?,
+                        })
+                    },
+                )?;
+                rows.collect::<Result<Vec<_>, _>>()?
+            };
+            let fetched = rows.len();
+            let mut skipped_some = false;
+            for c in rows {
+                let key = (
+                    business_id.to_string(),
+                    c.waba_id.clone(),
+                    c.phone_id.clone(),
+                );
+                if !self.targets.contains_key(&key) {
+                    let t = resolve(conn, business_id, &c.waba_id, c.phone_id.as_deref())?;
+                    self.targets.insert(key.clone(), t);
+                }
+                let (url, fields, secret) = match &self.targets[&key] {
+                    Err(reason) => {
+                        let k = (key.0, key.1, key.2, None);
+                        if !self.skipped.contains(&k) {
+                            skip_all(conn, req, &k, reason)?;
+                            self.skipped.insert(k);
+                            skipped_some = true;
+                        }
+                        continue;
+                    }
+                    Ok(t) => t.clone(),
+                };
+                if !fields.is_empty() && !fields.contains(&c.field) {
+                    let k = (key.0, key.1, key.2, Some(c.field.clone()));
+                    if !self.skipped.contains(&k) {
+                        let why = format!(
+                            "field `{}` is not among the app's subscribed fields",
+                            c.field
+                        );
+                        skip_all(conn, req, &k, &why)?;
+                        self.skipped.insert(k);
+                        skipped_some = true;
+                    }
+                    continue;
+                }
+                let left = self.budget.entry(url.clone()).or_insert_with(|| {
+                    req.per_endpoint
+                        .saturating_sub(req.in_flight.get(&url).copied().unwrap_or(0))
+                });
+                if *left == 0 {
+                    // The endpoint is saturated: leave this business for a later claim.
+                    return Ok(());
+                }
+                let attempt: Option<i64> = conn
+                    .prepare_cached(
+                        "UPDATE outbox SET lease_until = ?2, attempts = attempts + 1 \
+                         WHERE id = ?1 AND state = 'pending' AND lease_until <= ?3 RETURNING attempts",
+                    )?
+                    .query_row(params![c.id, self.lease_until, req.wall_now], |r| r.get(0))
+                    .optional()?;
+                let Some(attempt) = attempt else { continue };
+                *left -= 1;
+                self.out.push(ClaimedEvent {
+                    id: c.id,
+                    business_id: business_id.to_string(),
+                    waba_id: c.waba_id,
+                    field: c.field,
+                    payload: c.payload,
+                    created_at: c.created_at,
+                    window_start: c.window_start,
+                    attempt,
+                    url,
+                    app_secret: secret,
+                });
+                if self.full() {
+                    return Ok(());
+                }
+            }
+            if fetched < want && !skipped_some {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Leases due events, business by business from a random starting point (so no tenant's
+/// backlog stands in front of another's): one index seek per business with pending events,
+/// then at most a few small fetches for each, however long a saturated endpoint's backlog is.
+fn claim(conn: &Connection, req: &ClaimRequest) -> StoreResult<Vec<ClaimedEvent>> {
+    if req.limit == 0 {
+        return Ok(Vec::new());
+    }
+    let mut st = Claim {
+        req,
+        lease_until: req.wall_now + req.lease_ms,
+        targets: HashMap::new(),
+        budget: HashMap::new(),
+        skipped: Default::default(),
+        out: Vec::new(),
+    };
+    let start = crate::ids::object_id();
+    let mut cursor = start.clone();
+    let mut wrapped = false;
+    for _ in 0..CLAIM_BUSINESSES {
+        let Some(b) = next_business(conn, &cursor)? else {
+            if wrapped {
+                break;
+            }
+            wrapped = true;
+            cursor = String::new();
+            continue;
+        };
+        if wrapped && b > start {
+            break;
+        }
+        st.business(conn, &b)?;
+        if st.full() {
+            break;
+        }
+        cursor = b;
+    }
+    Ok(st.out)
+}
+
+fn finish(conn: &Connection, r: &AttemptResult) -> StoreResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO webhook_attempts (outbox_id, attempt, url, at, status_code, latency_ms, error, outcome) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        r.outbox_id,
+        r.attempt,
+        r.url,
+        r.at,
+        r.status_code,
+        r.latency_ms,
+        r.error,
+        r.outcome.as_str()
+    ])?;
+    match &r.outcome {
+        // A 2xx settles the event whoever holds the lease now.
+        AttemptOutcome::Delivered => conn
+            .prepare_cached(
+                "UPDATE outbox SET state = 'delivered', delivered_at = ?2, lease_until = 0, last_error = NULL \
+                 WHERE id = ?1 AND state = 'pending'",
+            )?
+            .execute(params![r.outbox_id, r.at])?,
+        AttemptOutcome::Retry { next_attempt_at } => conn
+            .prepare_cached(
+                "UPDATE outbox SET next_attempt_at = ?3, lease_until = 0, last_error = ?4 \
+                 WHERE id = ?1 AND attempts = ?2 AND state = 'pending'",
+            )?
+            .execute(params![r.outbox_id, r.attempt, next_attempt_at, r.error])?,
+        AttemptOutcome::Dead => conn
+            .prepare_cached(
+                "UPDATE outbox SET state = 'dead', lease_until = 0, last_error = ?3 \
+                 WHERE id = ?1 AND attempts = ?2 AND state = 'pending'",
+            )?
+            .execute(params![r.outbox_id, r.attempt, r.error])?,
+    };
+    Ok(())
+}
+
+const DELIVERY_COLS: &str = "o.id, o.waba_id, o.phone_id, o.field, o.state, o.attempts, o.created_at, \
+     o.next_attempt_at, o.delivered_at, o.last_error, \
+     (SELECT a.status_code FROM webhook_attempts a WHERE a.outbox_id = o.id ORDER BY a.id DESC LIMIT 1), o.payload";
+
+fn delivery_from_row(r: &rusqlite::Row, with_payload: bool) -> rusqlite::Result<DeliveryRecord> {
+    let state: String = r.get(4)?;
+    let next: Millis = r.get(7)?;
+    let delivered: Option<Millis> = r.get(8)?;
+    let payload: String = r.get(11)?;
+    Ok(DeliveryRecord {
+        id: r.get::<_, i64>(0)?.to_string(),
+        waba_id: r.get(1)?,
+        phone_number_id: r.get(2)?,
+        field: r.get(3)?,
+        next_attempt_at: (state == "pending").then(|| next.div_euclid(1000)),
+        state,
+        attempts: r.get(5)?,
+        created_at: r.get::<_, Millis>(6)?.div_euclid(1000),
+        delivered_at: delivered.map(|d| d.div_euclid(1000)),
+        last_error: r.get(9)?,
+        last_status_code: r.get::<_, Option<i64>>(10)?.map(|c| c as u16),
+        value: with_payload.then(|| serde_json::from_str(&payload).unwrap_or(Value::Null)),
+        attempts_log: None,
+    })
+}
+
+fn attempts_of(conn: &Connection, id: i64) -> StoreResult<Vec<AttemptRecord>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT attempt, at, url, status_code, latency_ms, error, outcome FROM webhook_attempts WHERE outbox_id = ?1 ORDER BY id",
+    )?;
+    let rows = stmt.query_map(params![id], |r| {
+        Ok(AttemptRecord {
+            attempt: r.get(0)?,
+            at: r.get::<_, Millis>(1)?.div_euclid(1000),
+            url: r.get(2)?,
+            status_code: r.get::<_, Option<i64>>(3)?.map(|c| c as u16),
+            latency_ms: r.get(4)?,
+            error: r.get(5)?,
+            outcome: r.get(6)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+fn mark_replayed(conn: &Connection, id: i64, now: Millis) -> StoreResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO webhook_replays (outbox_id, replayed_at) VALUES (?1, ?2) \
+         ON CONFLICT (outbox_id) DO UPDATE SET replayed_at = excluded.replayed_at",
+    )?
+    .execute(params![id, now])?;
+    Ok(())
+}
+
+#[async_trait]
+impl WebhookStore for SqliteStore {
+    async fn app(&self, app_id: &str) -> StoreResult<Option<AppRecord>> {
+        let id = app_id.to_string();
+        self.read(move |c| {
+            Ok(
+                c.prepare_cached("SELECT id, business_id, secret FROM apps WHERE id = ?1")?
+                    .query_row(params![id], |r| {
+                        Ok(AppRecord {
+                            id: r.get(0)?,
+                            business_id: r.get(1)?,
+                            secret: r.get(2)?,
+                        })
+                    })
+                    .optional()?,
+            )
+        })
+        .await
+    }
+
+    async fn app_subscription(
+        &self,
+        scope: &Scope,
+        app_id: &str,
+    ) -> StoreResult<Option<AppSubscription>> {
+        let (b, a) = (scope.business_id.clone(), app_id.to_string());
+        self.read(move |c| app_sub(c, &b, &a)).await
+    }
+
+    async fn set_app_subscription(
+        &self,
+        scope: &Scope,
+        sub: AppSubscription,
+    ) -> StoreResult<AppSubscription> {
+        let b = scope.business_id.clone();
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT INTO webhook_subscriptions (business_id, app_id, callback_url, verify_token, fields, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (business_id, app_id) DO UPDATE SET \
+                 callback_url = excluded.callback_url, verify_token = excluded.verify_token, fields = excluded.fields",
+            )?
+            .execute(params![
+                b,
+                sub.app_id,
+                sub.callback_url,
+                sub.verify_token,
+                json_col(&serde_json::json!(sub.fields))?,
+                sub.created_at
+            ])?;
+            app_sub(c, &b, &sub.app_id)?.ok_or_else(|| super::internal("subscription vanished"))
+        })
+        .await
+    }
+
+    async fn delete_app_subscription(&self, scope: &Scope, app_id: &str) -> StoreResult<bool> {
+        let (b, a) = (scope.business_id.clone(), app_id.to_string());
+        self.write(move |c| {
+            Ok(c.execute(
+                "DELETE FROM webhook_subscriptions WHERE business_id = ?1 AND app_id = ?2",
+                params![b, a],
+            )? > 0)
+        })
+        .await
+    }
+
+    async fn waba_subscriptions(
+        &self,
+        scope: &Scope,
+        waba_id: &str,
+    ) -> StoreResult<Vec<WabaSubscription>> {
+        let (b, w) = (scope.business_id.clone(), waba_id.to_string());
+        self.read(move |c| {
+            let owned = c
+                .prepare_cached("SELECT 1 FROM wabas WHERE id = ?1 AND business_id = ?2")?
+                .query_row(params![w, b], |_| Ok(()))
+                .optional()?
+                .is_some();
+            if !owned {
+                return Ok(Vec::new());
+            }
+            let mut out = Vec::new();
+            if let Some((app_id, _)) = first_app(c, &b)? {
+                let (subscribed, override_callback_uri) = waba_link(c, &w, &app_id)?;
+                if subscribed {
+                    out.push(WabaSubscription {
+                        waba_id: w.clone(),
+                        app_id,
+                        override_callback_uri,
+                    });
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn subscribe_waba(
+        &self,
+        scope: &Scope,
+        waba_id: &str,
+        app_id: &str,
+        override_callback: Option<(String, String)>,
+        now: Millis,
+    ) -> StoreResult<()> {
+        let (b, w, a) = (
+            scope.business_id.clone(),
+            waba_id.to_string(),
+            app_id.to_string(),
+        );
+        let (uri, token) = override_callback.unzip();
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT INTO webhook_waba_apps (waba_id, app_id, business_id, subscribed, override_callback_uri, override_verify_token, updated_at) \
+                 VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6) ON CONFLICT (waba_id, app_id) DO UPDATE SET subscribed = 1, \
+                 override_callback_uri = excluded.override_callback_uri, override_verify_token = excluded.override_verify_token, \
+                 updated_at = excluded.updated_at",
+            )?
+            .execute(params![w, a, b, uri, token, now])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn unsubscribe_waba(
+        &self,
+        scope: &Scope,
+        waba_id: &str,
+        app_id: &str,
+        now: Millis,
+    ) -> StoreResult<()> {
+        let (b, w, a) = (
+            scope.business_id.clone(),
+            waba_id.to_string(),
+            app_id.to_string(),
+        );
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT INTO webhook_waba_apps (waba_id, app_id, business_id, subscribed, updated_at) \
+                 VALUES (?1, ?2, ?3, 0, ?4) ON CONFLICT (waba_id, app_id) DO UPDATE SET subscribed = 0, \
+                 override_callback_uri = NULL, override_verify_token = NULL, updated_at = excluded.updated_at",
+            )?
+            .execute(params![w, a, b, now])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_phone_override(
+        &self,
+        scope: &Scope,
+        phone_id: &str,
+        callback: Option<(String, String)>,
+        now: Millis,
+    ) -> StoreResult<()> {
+        let (b, p) = (scope.business_id.clone(), phone_id.to_string());
+        self.write(move |c| {
+            match callback {
+                None => c
+                    .prepare_cached("DELETE FROM webhook_phone_overrides WHERE phone_id = ?1 AND business_id = ?2")?
+                    .execute(params![p, b])?,
+                Some((uri, token)) => c
+                    .prepare_cached(
+                        "INSERT INTO webhook_phone_overrides (phone_id, business_id, callback_uri, verify_token, updated_at) \
+                         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (phone_id) DO UPDATE SET callback_uri = excluded.callback_uri, \
+                         verify_token = excluded.verify_token, updated_at = excluded.updated_at",
+                    )?
+                    .execute(params![p, b, uri, token, now])?,
+            };
+            Ok(())
+        })
+        .await
+    }
+
+    async fn claim_webhooks(&self, req: ClaimRequest) -> StoreResult<Vec<ClaimedEvent>> {
+        self.write(move |c| claim(c, &req)).await
+    }
+
+    async fn webhooks_due(&self, now: Millis, wall_now: Millis) -> StoreResult<bool> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM outbox WHERE state = 'pending' AND next_attempt_at <= ?1 AND lease_until <= ?2)",
+            )?
+            .query_row(params![now, wall_now], |r| r.get(0))?)
+        })
+        .await
+    }
+
+    async fn finish_webhook_attempt(&self, result: AttemptResult) -> StoreResult<()> {
+        self.write(move |c| finish(c, &result)).await
+    }
+
+    async fn webhook_deliveries(
+        &self,
+        scope: &Scope,
+        filter: DeliveryFilter,
+    ) -> StoreResult<Vec<DeliveryRecord>> {
+        let b = scope.business_id.clone();
+        self.read(move |c| {
+            let sql = format!(
+                "SELECT {DELIVERY_COLS} FROM outbox o WHERE o.business_id = ?1 AND (?2 IS NULL OR o.state = ?2) \
+                 AND (?3 IS NULL OR o.field = ?3) AND (?4 IS NULL OR o.id < ?4) ORDER BY o.id DESC LIMIT ?5"
+            );
+            let mut stmt = c.prepare_cached(&sql)?;
+            let rows = stmt.query_map(
+                params![b, filter.state, filter.field, filter.before, filter.limit as i64],
+                |r| delivery_from_row(r, false),
+            )?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn webhook_delivery(
+        &self,
+        scope: &Scope,
+        id: i64,
+    ) -> StoreResult<Option<DeliveryRecord>> {
+        let b = scope.business_id.clone();
+        self.read(move |c| {
+            let sql = format!(
+                "SELECT {DELIVERY_COLS} FROM outbox o WHERE o.id = ?1 AND o.business_id = ?2"
+            );
+            let d = c
+                .prepare_cached(&sql)?
+                .query_row(params![id, b], |r| delivery_from_row(r, true))
+                .optional()?;
+            match d {
+                None => Ok(None),
+                Some(mut d) => {
+                    d.attempts_log = Some(attempts_of(c, id)?);
+                    Ok(Some(d))
+                }
+            }
+        })
+        .await
+    }
+
+    async fn replay_webhook(&self, scope: &Scope, id: i64, now: Millis) -> StoreResult<bool> {
+        let b = scope.business_id.clone();
+        self.write(move |c| {
+            let n = c
+                .prepare_cached(
+                    "UPDATE outbox SET state = 'pending', next_attempt_at = ?3, lease_until = 0, delivered_at = NULL \
+                     WHERE id = ?1 AND business_id = ?2 AND state != 'pending'",
+                )?
+                .execute(params![id, b, now])?;
+            if n > 0 {
+                mark_replayed(c, id, now)?;
+            }
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn replay_dead_webhooks(&self, scope: &Scope, now: Millis) -> StoreResult<u64> {
+        let b = scope.business_id.clone();
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT INTO webhook_replays (outbox_id, replayed_at) \
+                 SELECT id, ?2 FROM outbox WHERE business_id = ?1 AND state = 'dead' AND true \
+                 ON CONFLICT (outbox_id) DO UPDATE SET replayed_at = excluded.replayed_at",
+            )?
+            .execute(params![b, now])?;
+            let n = c
+                .prepare_cached(
+                    "UPDATE outbox SET state = 'pending', next_attempt_at = ?2, lease_until = 0 \
+                     WHERE business_id = ?1 AND state = 'dead'",
+                )?
+                .execute(params![b, now])?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn purge_webhooks(&self, before: Millis, limit: usize) -> StoreResult<u64> {
+        self.write(move |c| {
+            // next_attempt_at >= created_at, so this also bounds the event's age; and it is
+            // a range of the (state, next_attempt_at) index.
+            let mut ids: Vec<i64> = Vec::new();
+            for state in ["delivered", "skipped"] {
+                let mut stmt = c.prepare_cached(
+                    "SELECT id FROM outbox WHERE state = ?1 AND next_attempt_at < ?2 LIMIT ?3",
+                )?;
+                let left = limit.saturating_sub(ids.len()) as i64;
+                let rows = stmt.query_map(params![state, before, left], |r| r.get(0))?;
+                for r in rows {
+                    ids.push(r?);
+                }
+            }
+            if ids.is_empty() {
+                return Ok(0);
+            }
+            let list = serde_json::to_string(&ids).map_err(super::internal)?;
+            for sql in [
+                "DELETE FROM webhook_attempts WHERE outbox_id IN (SELECT value FROM json_each(?1))",
+                "DELETE FROM webhook_replays WHERE outbox_id IN (SELECT value FROM json_each(?1))",
+                "DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?1))",
+            ] {
+                c.prepare_cached(sql)?.execute(params![list])?;
+            }
+            Ok(ids.len() as u64)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sqlite::{SqliteOptions, SqliteStore};
+
+    async fn store_with_tenant(hook: bool) -> (tempfile_free::Dir, SqliteStore, CreatedTenant) {
+        let dir = tempfile_free::Dir::new();
+        let s = SqliteStore::open(&dir.path("t.db"), SqliteOptions::default()).unwrap();
+        let t = crate::Store::create_tenant(
+            &s,
+            NewTenant {
+                business_name: "A".into(),
+                verified: false,
+                phone_numbers: vec![NewPhoneNumber {
+                    display_phone_number: "+1 555 010 0001".into(),
+                    verified_name: "A".into(),
+                }],
+                webhook: hook.then(|| NewWebhook {
+                    callback_url: "http://127.0.0.1:9/hook".into(),
+                    verify_token: "vt".into(),
+                }),
+            },
+            1_000,
+        )
+        .await
+        .unwrap();
+        (dir, s, t)
+    }
+
+    /// A temp folder without a dev-dependency (the store crate has none).
+    mod tempfile_free {
+        pub struct Dir(std::path::PathBuf);
+        impl Dir {
+            pub fn new() -> Self {
+                let p = std::env::temp_dir().join(format!(
+                    "greenlight-store-test-{}-{}",
+                    std::process::id(),
+                    crate::ids::secret(6)
+                ));
+                std::fs::create_dir_all(&p).unwrap();
+                Dir(p)
+            }
+            pub fn path(&self, f: &str) -> String {
+                self.0.join(f).to_string_lossy().into_owned()
+            }
+        }
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+    }
+
+    async fn enqueue(s: &SqliteStore, t: &CreatedTenant, field: &'static str, now: Millis) {
+        enqueue_n(s, t, field, now, 1).await
+    }
+
+    async fn enqueue_n(
+        s: &SqliteStore,
+        t: &CreatedTenant,
+        field: &'static str,
+        now: Millis,
+        n: usize,
+    ) {
+        let (b, w) = (t.business_id.clone(), t.waba_id.clone());
+        s.write(move |c| {
+            for _ in 0..n {
+                super::super::ops::enqueue(
+                    c,
+                    &b,
+                    &w,
+                    None,
+                    field,
+                    &serde_json::json!({"x": 1}),
+                    now,
+                )?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    }
+
+    fn req(now: Millis, wall: Millis, limit: usize) -> ClaimRequest {
+        ClaimRequest {
+            now,
+            wall_now: wall,
+            lease_ms: 1_000,
+            limit,
+            per_endpoint: 2,
+            in_flight: HashMap::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn claim_leases_fences_and_respects_endpoint_capacity() {
+        let (_d, s, t) = store_with_tenant(true).await;
+        for _ in 0..3 {
+            enqueue(&s, &t, "messages", 1_000).await;
+        }
+        // per-endpoint capacity 2: only two are leased
+        let got = s.claim_webhooks(req(1_000, 50, 10)).await.unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].attempt, 1);
+        assert_eq!(got[0].url, "http://127.0.0.1:9/hook");
+        // leased rows are not claimed again before the lease ends; the third one is
+        let mut r = req(1_000, 60, 10);
+        r.in_flight.insert(got[0].url.clone(), 1);
+        let more = s.claim_webhooks(r).await.unwrap();
+        assert_eq!(more.len(), 1);
+        assert_ne!(more[0].id, got[0].id);
+        // after the lease (wall time) the first rows come back, with a new attempt number
+        let again = s.claim_webhooks(req(1_000, 2_000, 10)).await.unwrap();
+        assert_eq!(again.len(), 2);
+        assert!(again.iter().all(|e| e.attempt == 2));
+        // the stale worker's failure is fenced off; the fresh one's retry lands
+        let stale = AttemptResult {
+            outbox_id: again[0].id,
+            attempt: 1,
+            url: "u".into(),
+            at: 1_000,
+            status_code: Some(500),
+            latency_ms: 1,
+            error: Some("HTTP 500".into()),
+            outcome: AttemptOutcome::Dead,
+        };
+        s.finish_webhook_attempt(stale).await.unwrap();
+        let d = s
+            .webhook_delivery(
+                &Scope {
+                    business_id: t.business_id.clone(),
+                },
+                again[0].id,
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(d.state, "pending");
+        assert_eq!(d.attempts_log.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn unsubscribed_events_are_skipped_not_stuck() {
+        let (_d, s, t) = store_with_tenant(false).await;
+        enqueue(&s, &t, "messages", 1_000).await;
+        assert!(s.webhooks_due(1_000, 0).await.unwrap());
+        assert!(s
+            .claim_webhooks(req(1_000, 0, 10))
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(!s.webhooks_due(1_000, 0).await.unwrap());
+        let scope = Scope {
+            business_id: t.business_id.clone(),
+        };
+        let list = s
+            .webhook_deliveries(
+                &scope,
+                DeliveryFilter {
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(list[0].state, "skipped");
+        assert!(list[0]
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("no callback URL"));
+        // thousands of them go in one claim, without clogging the queue
+        enqueue_n(&s, &t, "messages", 1_000, 5_000).await;
+        assert!(s
+            .claim_webhooks(req(1_000, 0, 10))
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(!s.webhooks_due(1_000, 0).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn field_filter_and_waba_unsubscribe() {
+        let (_d, s, t) = store_with_tenant(true).await;
+        let scope = Scope {
+            business_id: t.business_id.clone(),
+        };
+        let mut sub = s
+            .app_subscription(&scope, &t.app_id)
+            .await
+            .unwrap()
+            .unwrap();
+        sub.fields = vec!["account_update".into()];
+        s.set_app_subscription(&scope, sub).await.unwrap();
+        enqueue(&s, &t, "messages", 1_000).await;
+        enqueue(&s, &t, "account_update", 1_000).await;
+        let got = s.claim_webhooks(req(1_000, 0, 10)).await.unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].field, "account_update");
+        s.unsubscribe_waba(&scope, &t.waba_id, &t.app_id, 1_000)
+            .await
+            .unwrap();
+        assert!(s
+            .waba_subscriptions(&scope, &t.waba_id)
+            .await
+            .unwrap()
+            .is_empty());
+        enqueue(&s, &t, "account_update", 1_000).await;
+        assert!(s
+            .claim_webhooks(req(1_000, 0, 10))
+            .await
+            .unwrap()
+            .is_empty());
+    }
+
+    /// A saturated endpoint with a large backlog must not starve other tenants. (How long such a
+    /// claim takes is a benchmark figure, not asserted here.)
+    #[tokio::test]
+    async fn claims_stay_cheap_behind_a_saturated_backlog() {
+        let (_d, s, t) = store_with_tenant(true).await;
+        enqueue_n(&s, &t, "messages", 1_000, 100_000).await;
+        let (b2, w2) = {
+            let t2 = crate::Store::create_tenant(
+                &s,
+                NewTenant {
+                    business_name: "B".into(),
+                    verified: false,
+                    phone_numbers: vec![NewPhoneNumber {
+                        display_phone_number: "+1 555 010 0002".into(),
+                        verified_name: "B".into(),
+                    }],
+                    webhook: Some(NewWebhook {
+                        callback_url: "http://127.0.0.1:10/other".into(),
+                        verify_token: "vt".into(),
+                    }),
+                },
+                1_000,
+            )
+            .await
+            .unwrap();
+            (t2.business_id, t2.waba_id)
+        };
+        s.write(move |c| {
+            super::super::ops::enqueue(c, &b2, &w2, None, "messages", &serde_json::json!({}), 1_000)
+        })
+        .await
+        .unwrap();
+        let mut r = req(1_000, 0, 64);
+        r.per_endpoint = 8;
+        r.in_flight.insert("http://127.0.0.1:9/hook".into(), 8);
+        let got = s.claim_webhooks(r).await.unwrap();
+        assert_eq!(got.len(), 1, "the other tenant's event is claimed");
+        assert_eq!(got[0].url, "http://127.0.0.1:10/other");
+    }
+
+    #[tokio::test]
+    async fn dead_events_replay_with_a_fresh_window() {
+        let (_d, s, t) = store_with_tenant(true).await;
+        let scope = Scope {
+            business_id: t.business_id.clone(),
+        };
+        enqueue(&s, &t, "messages", 1_000).await;
+        let e = s.claim_webhooks(req(1_000, 0, 10)).await.unwrap().remove(0);
+        s.finish_webhook_attempt(AttemptResult {
+            outbox_id: e.id,
+            attempt: e.attempt,
+            url: e.url.clone(),
+            at: 1_000,
+            status_code: None,
+            latency_ms: 3,
+            error: Some("connection refused".into()),
+            outcome: AttemptOutcome::Dead,
+        })
+        .await
+        .unwrap();
+        assert_eq!(s.replay_dead_webhooks(&scope, 9_000).await.unwrap(), 1);
+        let e2 = s.claim_webhooks(req(9_000, 0, 10)).await.unwrap().remove(0);
+        assert_eq!(
+            (e2.id, e2.attempt, e2.window_start, e2.created_at),
+            (e.id, 2, 9_000, 1_000)
+        );
+        assert!(
+            !s.replay_webhook(&scope, e.id, 9_500).await.unwrap(),
+            "pending: no replay"
+        );
+        // retention: delivered rows go, dead ones stay
+        s.finish_webhook_attempt(AttemptResult {
+            outbox_id: e2.id,
+            attempt: e2.attempt,
+            url: e2.url.clone(),
+            at: 9_000,
+            status_code: Some(200),
+            latency_ms: 1,
+            error: None,
+            outcome: AttemptOutcome::Delivered,
+        })
+        .await
+        .unwrap();
+        enqueue(&s, &t, "messages", 9_000).await;
+        let e3 = s.claim_webhooks(req(9_000, 0, 10)).await.unwrap().remove(0);
+        s.finish_webhook_attempt(AttemptResult {
+            outbox_id: e3.id,
+            attempt: e3.attempt,
+            url: e3.url.clone(),
+            at: 9_000,
+            status_code: None,
+            latency_ms: 1,
+            error: Some("x".into()),
+            outcome: AttemptOutcome::Dead,
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            s.purge_webhooks(9_000, 100).await.unwrap(),
+            0,
+            "not old enough"
+        );
+        assert_eq!(s.purge_webhooks(i64::MAX, 100).await.unwrap(), 1);
+        assert!(s.webhook_delivery(&scope, e.id).await.unwrap().is_none());
+        assert!(s.webhook_delivery(&scope, e3.id).await.unwrap().is_some());
+    }
+}
