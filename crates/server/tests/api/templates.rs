@@ -682,3 +682,23 @@ async fn parameter_format_and_length_errors_at_send() {
     let r = send("order_footer", json!([{"type": "text", "text": "x".repeat(1000)}, {"type": "text", "text": "y".repeat(100)}])).await;
     assert_eq!(r.code(), 132005, "{}", r.body);
 }
+
+/// docs/TEMPLATES.md is generated from the rules; CI fails when it drifts.
+#[tokio::test]
+async fn the_rules_document_matches_the_code() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_greenlight"))
+        .args(["template", "rules"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let generated = String::from_utf8(out.stdout).unwrap();
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/TEMPLATES.md"
+    ))
+    .unwrap();
+    assert!(
+        doc.ends_with(&generated),
+        "docs/TEMPLATES.md is stale: regenerate it with `greenlight template rules`"
+    );
+}
