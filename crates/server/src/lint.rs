@@ -23,6 +23,30 @@ pub fn check(body: &Value) -> Value {
     json!({ "name": body.get("name"), "findings": findings, "review": review })
 }
 
+/// Every review rule as Markdown: the structural rules, then the content rules.
+pub fn rules_markdown() -> String {
+    let mut s = String::from("## Format rules\n\n| id | outcome | rule |\n|---|---|---|\n");
+    for r in template::format_rules() {
+        s.push_str(&format!(
+            "| `{}` | {} | {} |\n",
+            r.id,
+            r.outcome,
+            r.summary.replace('|', "\\|")
+        ));
+    }
+    s.push_str("\n## Content rules (the review, asynchronous)\n\n| id | Meta reason | rule | recommendation |\n|---|---|---|---|\n");
+    for r in template::content_rules() {
+        s.push_str(&format!(
+            "| `{}` | `{}` | {} | {} |\n",
+            r.id,
+            r.reason,
+            r.summary.replace('|', "\\|"),
+            r.recommendation.replace('|', "\\|")
+        ));
+    }
+    s
+}
+
 fn finding_json(f: &Finding) -> Value {
     json!({
         "rule": f.rule,

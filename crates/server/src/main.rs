@@ -65,6 +65,8 @@ enum TemplateCommand {
         #[arg(required = true)]
         files: Vec<std::path::PathBuf>,
     },
+    /// Print every rule of the template review (format and content) as a Markdown table.
+    Rules,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -116,6 +118,10 @@ fn main() -> ExitCode {
             database_url,
             file,
         }) => optin_import(config, database_url, &waba_id, &file, skip_invalid),
+        Command::Template(TemplateCommand::Rules) => {
+            print!("{}", greenlight::lint::rules_markdown());
+            ExitCode::SUCCESS
+        }
         Command::Template(TemplateCommand::Lint { format, files }) => {
             greenlight::lint::run(&files, matches!(format, LintFormat::Json))
         }

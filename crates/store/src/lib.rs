@@ -147,6 +147,25 @@ pub trait Store:
         after: Option<String>,
     ) -> StoreResult<Vec<String>>;
 
+    /// The tenant asks for a new display name (`POST /{phone-number-id}` `new_display_name`):
+    /// it goes to review (`new_name_status` `PENDING_REVIEW`).
+    async fn request_display_name(
+        &self,
+        scope: &Scope,
+        phone_id: &str,
+        name: &str,
+        now: Millis,
+    ) -> StoreResult<()>;
+    /// The operator decides a display-name review, with the `phone_number_name_update` webhook.
+    async fn decide_display_name(
+        &self,
+        scope: &Scope,
+        phone_id: &str,
+        approve: bool,
+        reason: Option<String>,
+        now: Millis,
+    ) -> StoreResult<PhoneNumber>;
+
     // ---- media -------------------------------------------------------------------------
     async fn insert_media(&self, scope: &Scope, m: MediaRecord) -> StoreResult<()>;
     async fn media(&self, scope: &Scope, id: &str) -> StoreResult<Option<MediaRecord>>;

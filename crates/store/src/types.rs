@@ -49,6 +49,9 @@ pub struct PhoneNumber {
     pub throughput_level: String,
     pub messaging_limit_tier: String,
     pub created_at: Millis,
+    /// Review of a requested display name: `NONE`, `PENDING_REVIEW`, `APPROVED`, `DECLINED`.
+    pub new_name_status: String,
+    pub requested_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -139,6 +142,8 @@ pub struct CheckResult {
     pub allowed: bool,
     pub verdicts: Vec<Verdict>,
     pub pricing: Pricing,
+    /// The portfolio's messaging-limit usage: `{tier, used, limit, already_reached}`.
+    pub messaging_limit: Value,
     #[serde(skip)]
     pub refusal: Option<ApiError>,
 }

@@ -6,7 +6,12 @@ use axum::extract::State;
 use greenlight_store::{NewPhoneNumber, NewTenant, NewWebhook};
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/admin/v1/tenants", post(create_tenant))
+    Router::new()
+        .route("/admin/v1/tenants", post(create_tenant))
+        .route(
+            "/admin/v1/phone_numbers/{phone_id}/display_name",
+            post(decide_display_name),
+        )
 }
 
 /// Parses the body of `POST /admin/v1/tenants` (PRODUCT.md).
@@ -98,6 +103,12 @@ pub fn parse_new_tenant(v: &Value) -> Result<NewTenant, ApiError> {
             ))
         }
     }
+    if !verified && phones.len() > 2 {
+        return Err(ApiError::invalid_parameter(format!(
+            "An unverified business may register at most 2 phone numbers (Meta's cap before business verification); give at most 2 or create it with \"verified\": true ({} given)",
+            phones.len()
+        )));
+    }
     let webhook = match v.get("webhook") {
         None | Some(Value::Null) => None,
         Some(w @ Value::Object(_)) => {
@@ -127,6 +138,61 @@ pub fn parse_new_tenant(v: &Value) -> Result<NewTenant, ApiError> {
         phone_numbers: phones,
         webhook,
     })
+}
+
+/// The operator decides a display-name review: `{"decision": "APPROVED" | "REJECTED",
+/// "rejection_reason"?: Meta's reason, e.g. NAME_FORMAT_UNACCEPTABLE}`.
+async fn decide_display_name(
+    State(state): State<AppState>,
+    axum::extract::Path(phone_id): axum::extract::Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> HttpResult {
+    require_admin(&state, &headers, &uri)?;
+    let v = json_object(&body)?;
+    let approve = match v.get("decision").and_then(Value::as_str) {
+        Some("APPROVED") => true,
+        Some("REJECTED") => false,
+        _ => {
+            return Err(ApiError::missing_parameter(
+                "`decision` must be \"APPROVED\" or \"REJECTED\"",
+            )
+            .into())
+        }
+    };
+    const REASONS: &[&str] = &[
+        "NAME_EMPLOYEE_ISSUE",
+        "NAME_ENDCLIENT_NOTRELATED",
+        "NAME_FORMAT_UNACCEPTABLE",
+        "NAME_INDIVIDUAL_ISSUE",
+        "NAME_NOT_CONSISTENT",
+        "UNKNOWN",
+    ];
+    let reason = v
+        .get("rejection_reason")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    if let Some(r) = &reason {
+        if !REASONS.contains(&r.as_str()) {
+            return Err(ApiError::invalid_parameter(format!(
+                "`rejection_reason` must be one of {}",
+                REASONS.join(", ")
+            ))
+            .into());
+        }
+    }
+    let scope = state
+        .store
+        .scope_of_phone(&phone_id)
+        .await?
+        .ok_or_else(|| ApiError::unknown_object(&phone_id))?;
+    let phone = state
+        .store
+        .decide_display_name(&scope, &phone_id, approve, reason, state.now())
+        .await?;
+    state.invalidate_tenant(&scope.business_id);
+    Ok(Json(json!({ "id": phone.id, "verified_name": phone.verified_name, "name_status": phone.name_status, "new_name_status": phone.new_name_status })).into_response())
 }
 
 async fn create_tenant(

@@ -33,7 +33,7 @@ pub fn phone_json(p: &PhoneNumber) -> Value {
         "quality_score": { "score": p.quality_rating },
         "status": p.status,
         "name_status": p.name_status,
-        "new_name_status": "NONE",
+        "new_name_status": p.new_name_status,
         "code_verification_status": p.code_verification_status,
         "platform_type": "CLOUD_API",
         "throughput": { "level": p.throughput_level },
@@ -170,6 +170,21 @@ async fn post_object(
         if !ok {
             return Err(ApiError::invalid_parameter("`pin` must be a 6-digit string").into());
         }
+    }
+    if let Some(name) = v.get("new_display_name") {
+        let name = name
+            .as_str()
+            .map(str::trim)
+            .filter(|n| !n.is_empty() && n.chars().count() <= 256)
+            .ok_or_else(|| {
+                ApiError::invalid_parameter(
+                    "`new_display_name` must be 1 to 256 characters: the name customers will see",
+                )
+            })?;
+        state
+            .store
+            .request_display_name(&p.scope, &id, name, state.now())
+            .await?;
     }
     crate::webhooks::overrides::apply_phone_configuration(&state, &p, &id, &v).await?;
     Ok(Json(json!({ "success": true })).into_response())

@@ -302,6 +302,10 @@ async fn an_unverified_business_reaches_250_new_customers_per_24_hours() {
         (r.body["allowed"].as_bool(), v["outcome"].as_str()),
         (Some(false), Some("refuse"))
     );
+    assert_eq!(
+        r.body["messaging_limit"],
+        json!({"tier": "TIER_250", "used": 250, "limit": 250, "already_reached": false})
+    );
     // 24 hours later the window has moved
     app.advance(24 * 3600).await;
     assert_eq!(

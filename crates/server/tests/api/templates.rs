@@ -641,3 +641,64 @@ async fn lint_command_reports_findings_and_exit_codes() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[tokio::test]
+async fn parameter_format_and_length_errors_at_send() {
+    let app = spawn_app().await;
+    let t = app.tenant().await;
+    let named = json!({ "name": "welcome_named", "language": "en_US", "category": "UTILITY", "parameter_format": "named",
+        "components": [{ "type": "BODY", "text": "Hello {{first_name}}, your order {{order_id}} is confirmed and on its way.",
+            "example": { "body_text_named_params": [{"param_name": "first_name", "example": "Ann"}, {"param_name": "order_id", "example": "A-1"}] } }] });
+    let r = create(&app, &t, named).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // with a footer the whole body is limited to 1,024 characters once filled in
+    let footed = json!({ "name": "order_footer", "language": "en_US", "category": "UTILITY",
+        "components": [{ "type": "BODY", "text": "Your order {{1}} will arrive on {{2}} at your address.", "example": { "body_text": [["A-1", "Friday"]] } },
+                       { "type": "FOOTER", "text": "Acme Ltd" }] });
+    assert_eq!(create(&app, &t, footed).await.status, StatusCode::OK);
+    approved(&app, &t, "order_update").await;
+    app.inbound(&t, "15551230001", "hi").await;
+    let send = |name: &str, params: Value| {
+        let body = json!({"messaging_product": "whatsapp", "to": "15551230001", "type": "template",
+            "template": {"name": name, "language": {"code": "en_US"}, "components": [{"type": "body", "parameters": params}]}});
+        let (app, t) = (&app, t.clone());
+        async move { app.send(&t, body).await }
+    };
+    // named parameters in any order
+    let ok = send("welcome_named", json!([{"type": "text", "parameter_name": "order_id", "text": "Z-9"}, {"type": "text", "parameter_name": "first_name", "text": "Bo"}])).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+    assert_eq!(
+        app.message(&t, &wamid_of(&ok)).await["text"],
+        "Hello Bo, your order Z-9 is confirmed and on its way."
+    );
+    // positional values for a named template: format mismatch
+    let r = send(
+        "welcome_named",
+        json!([{"type": "text", "text": "Bo"}, {"type": "text", "text": "Z-9"}]),
+    )
+    .await;
+    assert_eq!(r.code(), 132012, "{}", r.body);
+    // a hydrated body over 1,024 characters
+    let r = send("order_footer", json!([{"type": "text", "text": "x".repeat(1000)}, {"type": "text", "text": "y".repeat(100)}])).await;
+    assert_eq!(r.code(), 132005, "{}", r.body);
+}
+
+/// docs/TEMPLATES.md is generated from the rules; CI fails when it drifts.
+#[tokio::test]
+async fn the_rules_document_matches_the_code() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_greenlight"))
+        .args(["template", "rules"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let generated = String::from_utf8(out.stdout).unwrap();
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/TEMPLATES.md"
+    ))
+    .unwrap();
+    assert!(
+        doc.ends_with(&generated),
+        "docs/TEMPLATES.md is stale: regenerate it with `greenlight template rules`"
+    );
+}

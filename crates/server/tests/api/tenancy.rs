@@ -386,3 +386,116 @@ async fn unknown_paths_and_bad_versions_are_meta_errors_not_404_pages() {
     let r = app.get(&format!("/x23.0/{}", t.phone_id), &t.token).await;
     assert_eq!(r.code(), 100);
 }
+
+#[tokio::test]
+async fn unverified_businesses_register_at_most_two_numbers() {
+    let app = spawn_app().await;
+    let three = json!([{"display_phone_number": "+1 555 010 0001"}, {"display_phone_number": "+1 555 010 0002"}, {"display_phone_number": "+1 555 010 0003"}]);
+    let r = app
+        .post(
+            "/admin/v1/tenants",
+            ADMIN,
+            json!({"business_name": "U", "phone_numbers": three}),
+        )
+        .await;
+    assert_eq!(r.code(), 100);
+    assert!(r.details().contains("at most 2"), "{}", r.details());
+    let r = app
+        .post(
+            "/admin/v1/tenants",
+            ADMIN,
+            json!({"business_name": "V", "verified": true, "phone_numbers": three}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn display_name_review() {
+    let app = spawn_app().await;
+    let t = app.tenant().await;
+    let r = app
+        .post(
+            &format!("/v23.0/{}", t.phone_id),
+            &t.token,
+            json!({"new_display_name": "Acme Plants"}),
+        )
+        .await;
+    assert_eq!(r.body, json!({"success": true}));
+    let r = app
+        .get(
+            &format!("/v23.0/{}?fields=verified_name,new_name_status", t.phone_id),
+            &t.token,
+        )
+        .await;
+    assert_eq!(
+        (
+            r.body["verified_name"].as_str(),
+            r.body["new_name_status"].as_str()
+        ),
+        (Some("Acme Ltd"), Some("PENDING_REVIEW"))
+    );
+    let path = format!("/admin/v1/phone_numbers/{}/display_name", t.phone_id);
+    assert_eq!(
+        app.post(&path, &t.token, json!({"decision": "APPROVED"}))
+            .await
+            .code(),
+        10
+    );
+    let r = app
+        .post(&path, ADMIN, json!({"decision": "APPROVED"}))
+        .await;
+    assert_eq!(
+        (
+            r.body["verified_name"].as_str(),
+            r.body["name_status"].as_str()
+        ),
+        (Some("Acme Plants"), Some("APPROVED")),
+        "{}",
+        r.body
+    );
+    let r = app
+        .get(
+            &format!("/v23.0/{}?fields=verified_name,name_status", t.phone_id),
+            &t.token,
+        )
+        .await;
+    assert_eq!(r.body["verified_name"], "Acme Plants");
+    // nothing left to decide; a declined request keeps the old name
+    assert_eq!(
+        app.post(&path, ADMIN, json!({"decision": "APPROVED"}))
+            .await
+            .code(),
+        100
+    );
+    app.post(
+        &format!("/v23.0/{}", t.phone_id),
+        &t.token,
+        json!({"new_display_name": "x"}),
+    )
+    .await;
+    let r = app
+        .post(
+            &path,
+            ADMIN,
+            json!({"decision": "REJECTED", "rejection_reason": "NAME_FORMAT_UNACCEPTABLE"}),
+        )
+        .await;
+    assert_eq!(
+        (
+            r.body["verified_name"].as_str(),
+            r.body["new_name_status"].as_str()
+        ),
+        (Some("Acme Plants"), Some("DECLINED"))
+    );
+    assert_eq!(
+        app.post(
+            &format!("/v23.0/{}", t.phone_id),
+            &t.token,
+            json!({"new_display_name": ""})
+        )
+        .await
+        .code(),
+        100
+    );
+}

@@ -301,6 +301,8 @@ fn template_facts(
 /// Loads the facts of one send and runs the engine. Read-only.
 struct Evaluated {
     wa_id: String,
+    /// `{tier, used, limit, already_reached}` of the messaging limit, for the dry run.
+    limit_usage: Value,
     /// What the accepted send changes in the compliance state.
     effects: compliance::Effects,
     /// A refused business-initiated send to a customer who opted out with a keyword: the
@@ -559,8 +561,15 @@ fn evaluate(
             }),
         _ => None,
     };
+    let limit_usage = json!({
+        "tier": cfacts.tier.as_str(),
+        "used": distinct,
+        "limit": cfacts.tier.limit(),
+        "already_reached": already,
+    });
     Ok(Evaluated {
         wa_id,
+        limit_usage,
         effects,
         ignored_opt_out,
         rendered,
@@ -1154,6 +1163,7 @@ impl Store for SqliteStore {
                 allowed: refusal.is_none(),
                 verdicts: d.verdicts,
                 pricing: d.pricing,
+                messaging_limit: ev.limit_usage,
                 refusal,
             })
         })
@@ -1452,6 +1462,61 @@ impl Store for SqliteStore {
             let mut stmt = c.prepare_cached("SELECT wa_id FROM blocked_users WHERE phone_id = ?1 AND wa_id > ?2 ORDER BY wa_id LIMIT ?3")?;
             let rows = stmt.query_map(params![p, after.unwrap_or_default(), limit as i64], |r| r.get::<_, String>(0))?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn request_display_name(
+        &self,
+        scope: &Scope,
+        phone_id: &str,
+        name: &str,
+        now: Millis,
+    ) -> StoreResult<()> {
+        let (b, p, name) = (
+            scope.business_id.clone(),
+            phone_id.to_string(),
+            name.to_string(),
+        );
+        self.write(move |c| {
+            let n = c
+                .prepare_cached("UPDATE phone_numbers SET requested_name = ?1, new_name_status = 'PENDING_REVIEW' WHERE id = ?2 AND business_id = ?3")?
+                .execute(params![name, p, b])?;
+            if n == 0 {
+                return Err(ApiError::unknown_object(&p).into());
+            }
+            audit_note(c, &b, now, "verification", Some(&p), None, None, "display_name", &format!("display name {name:?} requested; pending review"))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn decide_display_name(
+        &self,
+        scope: &Scope,
+        phone_id: &str,
+        approve: bool,
+        reason: Option<String>,
+        now: Millis,
+    ) -> StoreResult<PhoneNumber> {
+        let (b, p) = (scope.business_id.clone(), phone_id.to_string());
+        self.write(move |c| {
+            let Some(phone) = read::phone(c, &b, &p)? else { return Err(ApiError::unknown_object(&p).into()) };
+            let Some(requested) = phone.requested_name.clone().filter(|_| phone.new_name_status == "PENDING_REVIEW") else {
+                return Err(ApiError::invalid_parameter("This number has no display name awaiting review; the tenant requests one with POST /{phone-number-id} {\"new_display_name\": …}").into());
+            };
+            use greenlight_domain::policy::verification::{phone_number_name_update_value, NameDecision};
+            let decision = if approve { NameDecision::Approved } else { NameDecision::Rejected };
+            if approve {
+                c.prepare_cached("UPDATE phone_numbers SET verified_name = ?1, name_status = 'APPROVED', new_name_status = 'APPROVED', requested_name = NULL WHERE id = ?2")?
+                    .execute(params![requested, p])?;
+            } else {
+                c.prepare_cached("UPDATE phone_numbers SET new_name_status = 'DECLINED' WHERE id = ?1")?.execute(params![p])?;
+            }
+            let value = phone_number_name_update_value(&phone.digits, decision, &requested, reason.as_deref().or((!approve).then_some("NAME_FORMAT_UNACCEPTABLE")));
+            enqueue(c, &b, &phone.waba_id, Some(&p), "phone_number_name_update", &value, now)?;
+            audit_note(c, &b, now, "verification", Some(&p), None, None, "display_name", &format!("display name {requested:?} {}", if approve { "approved" } else { "declined" }))?;
+            read::phone(c, &b, &p)?.ok_or_else(|| internal("phone vanished"))
         })
         .await
     }

@@ -9,7 +9,7 @@ use serde_json::Value;
 pub(crate) const PHONE_COLS: &str =
     "p.id, p.waba_id, p.business_id, p.display_phone_number, p.digits, p.verified_name, \
      p.quality_rating, p.status, p.name_status, p.throughput_level, p.created_at, b.verification, \
-     (SELECT l.tier FROM business_limits l WHERE l.business_id = p.business_id)";
+     (SELECT l.tier FROM business_limits l WHERE l.business_id = p.business_id), p.new_name_status, p.requested_name";
 
 pub(crate) fn phone_from_row(r: &Row) -> rusqlite::Result<PhoneNumber> {
     let verification: String = r.get(11)?;
@@ -34,6 +34,8 @@ pub(crate) fn phone_from_row(r: &Row) -> rusqlite::Result<PhoneNumber> {
             .into()
         }),
         created_at: r.get(10)?,
+        new_name_status: r.get(13)?,
+        requested_name: r.get(14)?,
     })
 }
 

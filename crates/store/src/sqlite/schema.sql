@@ -46,6 +46,8 @@ CREATE TABLE IF NOT EXISTS phone_numbers (
     quality_rating       TEXT NOT NULL DEFAULT 'GREEN',
     status               TEXT NOT NULL DEFAULT 'CONNECTED',
     name_status          TEXT NOT NULL DEFAULT 'APPROVED',
+    new_name_status      TEXT NOT NULL DEFAULT 'NONE',   -- review of a requested display name
+    requested_name       TEXT,
     throughput_level     TEXT NOT NULL DEFAULT 'STANDARD',
     profile              TEXT NOT NULL DEFAULT '{}',
     created_at           INTEGER NOT NULL
