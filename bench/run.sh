@@ -228,8 +228,11 @@ thread_report() {
     local name=$1 before=$2 after=$3 secs=$4
     join "$before" "$after" | awk -v s="$secs" -v n="$name" '
         { cpu[$2] += ($6 - $3) / 1e9; rq[$2] += ($7 - $4) / 1e9; k[$2]++ }
-        END { for (c in cpu) if (cpu[c] + rq[c] > 0.005 * s) printf "[bench] %s: %d %s thread(s): %.0f%% on CPU, %.0f%% waiting for a CPU, %.0f%% blocked or idle\n",
-              n, k[c], c, 100 * cpu[c] / (s * k[c]), 100 * rq[c] / (s * k[c]), 100 * (1 - (cpu[c] + rq[c]) / (s * k[c])) }' >&2
+        END { for (c in cpu) if (cpu[c] + rq[c] > 0.005 * s) {
+                if (k[c] == 1) printf "[bench] %s: %s thread: %.0f%% of the run on a CPU, %.0f%% waiting for a CPU, %.0f%% blocked or idle\n",
+                    n, c, 100 * cpu[c] / s, 100 * rq[c] / s, 100 * (1 - (cpu[c] + rq[c]) / s)
+                else printf "[bench] %s: %d %s threads together: %.0f%% of one CPU, %.0f%% of the run waiting for a CPU\n",
+                    n, k[c], c, 100 * cpu[c] / s, 100 * rq[c] / s } }' >&2
 }
 
 proc_kb() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$SERVER_PID/status"; }
@@ -514,6 +517,16 @@ row_webhooks() {
     pending=$(sql "SELECT count(*) FROM outbox WHERE state = 'pending'")
     held=$(receiver_stat held)
     say "webhooks: $pending events pending, $held deliveries held by the receiver; answering now"
+    local perf_pid=""
+    if [ "$PROFILE" = 1 ]; then
+        perf record -F 499 -g --call-graph dwarf,32768 -p "$SERVER_PID" -o "$RUN_DIR/perf-webhooks.data" \
+            >"$RUN_DIR/perf-webhooks-record.log" 2>&1 &
+        perf_pid=$!
+        sleep 1
+    fi
+    thread_times >"$RUN_DIR/webhooks.threads.before"
+    local conns0
+    conns0=$(receiver_stat connections)
     t0=$(receiver_stat now_ns)
     curl -fsS -X POST "$RECEIVER_URL/mode/accept" >/dev/null
     for i in $(seq 1 3000); do
@@ -521,6 +534,16 @@ row_webhooks() {
         [ "$left" = 0 ] && break
         sleep 0.2
     done
+    thread_times >"$RUN_DIR/webhooks.threads.after"
+    thread_report webhooks "$RUN_DIR/webhooks.threads.before" "$RUN_DIR/webhooks.threads.after" \
+        "$(awk -v a="$t0" -v b="$(receiver_stat now_ns)" 'BEGIN { print (b - a) / 1e9 }')"
+    if [ -n "$perf_pid" ]; then
+        kill -INT "$perf_pid" 2>/dev/null || true
+        wait "$perf_pid" 2>/dev/null || true
+        perf report -i "$RUN_DIR/perf-webhooks.data" --children --sort comm,sym --stdio -g none 2>/dev/null \
+            | grep '%' >"$RUN_DIR/profile-webhooks-inclusive.txt" || true
+        say "webhook drain profile: $RUN_DIR/profile-webhooks-inclusive.txt"
+    fi
     [ "$left" = 0 ] || die "webhooks: $left events still pending after 600 s"
     local ok bad last delivered dead rate
     ok=$(receiver_stat ok); bad=$(receiver_stat bad_signature); last=$(receiver_stat last_ok_ns)
@@ -531,6 +554,7 @@ row_webhooks() {
     [ "$dead" = 0 ] || die "webhooks: $dead dead events"
     [ "$ok" -ge "$delivered" ] && [ "$delivered" -ge "$pending" ] || die "webhooks: $pending pending, $delivered delivered, $ok received"
     rate=$(awk -v n="$ok" -v a="$t0" -v b="$last" 'BEGIN { printf "%.1f", n / ((b - a) / 1e9) }')
+    say "webhooks: greenlight opened $(( $(receiver_stat connections) - conns0 )) connections to the receiver during the drain"
     say "webhooks: $ok events in $(awk -v a="$t0" -v b="$last" 'BEGIN { printf "%.2f", (b - a) / 1e9 }') s"
     add_row webhooks "webhooks: backlog of $(fmt_int "$ok") events delivered, signature checked" "$(fmt_int "$rate") events/s" \
         "" "" "" ">= 10,000/s" "$(pf ge "$rate" 10000)"

@@ -10,7 +10,8 @@
 //!   mode, the answer waits until the mode becomes `accept` (greenlight then has its deliveries
 //!   in flight and claims nothing more, so its outbox fills up);
 //! - `POST /mode/accept`, `POST /mode/hold`: switch modes (`hold` at start);
-//! - `GET /stats`: `ok=N bad_signature=N held=N last_ok_ns=N now_ns=N` (nanoseconds since start).
+//! - `GET /stats`: `ok=N bad_signature=N held=N connections=N last_ok_ns=N now_ns=N` (connections
+//!   accepted so far; times in nanoseconds since start).
 
 use hmac::{Hmac, Mac};
 use http_body_util::{BodyExt, Full};
@@ -36,6 +37,7 @@ struct State {
     ok: AtomicU64,
     bad: AtomicU64,
     held: AtomicU64,
+    connections: AtomicU64,
     last_ok_ns: AtomicU64,
     start: Instant,
 }
@@ -79,10 +81,11 @@ async fn handle(
         (Method::GET, "/stats") => Ok(answer(
             StatusCode::OK,
             format!(
-                "ok={} bad_signature={} held={} last_ok_ns={} now_ns={}\n",
+                "ok={} bad_signature={} held={} connections={} last_ok_ns={} now_ns={}\n",
                 st.ok.load(Ordering::SeqCst),
                 st.bad.load(Ordering::SeqCst),
                 st.held.load(Ordering::SeqCst),
+                st.connections.load(Ordering::SeqCst),
                 st.last_ok_ns.load(Ordering::SeqCst),
                 st.start.elapsed().as_nanos()
             ),
@@ -163,6 +166,7 @@ async fn main() {
         ok: AtomicU64::new(0),
         bad: AtomicU64::new(0),
         held: AtomicU64::new(0),
+        connections: AtomicU64::new(0),
         last_ok_ns: AtomicU64::new(0),
         start: Instant::now(),
     });
@@ -172,6 +176,7 @@ async fn main() {
             Err(_) => continue,
         };
         let _ = stream.set_nodelay(true);
+        st.connections.fetch_add(1, Ordering::SeqCst);
         let st = st.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req| handle(st.clone(), req));
