@@ -137,6 +137,71 @@ pub struct ComplianceSettings {
     pub pacing: bool,
 }
 
+impl ComplianceSettings {
+    /// Checks every value is in a sensible range; the error names the key and the range.
+    pub fn validate(&self) -> Result<(), String> {
+        let q = &self.quality;
+        let rate = |k: &str, v: f64| {
+            if v.is_finite() && (0.0..=1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err(format!("quality.{k} must be a rate from 0 to 1"))
+            }
+        };
+        rate("yellow_rate", q.yellow_rate)?;
+        rate("red_rate", q.red_rate)?;
+        if q.yellow_rate > q.red_rate {
+            return Err("quality.yellow_rate must not exceed quality.red_rate".into());
+        }
+        if !(q.min_delivered.is_finite() && (1.0..=1e9).contains(&q.min_delivered)) {
+            return Err("quality.min_delivered must be from 1 to 1e9".into());
+        }
+        if !(crate::HOUR..=90 * crate::DAY).contains(&q.window_ms) {
+            return Err(
+                "quality.window_ms must be from one hour to 90 days (in milliseconds)".into(),
+            );
+        }
+        for (k, v) in [
+            ("block_weight", q.block_weight),
+            ("report_weight", q.report_weight),
+        ]
+        .into_iter()
+        .chain(q.reason_multipliers.iter().map(|(k, v)| (k.as_str(), *v)))
+        {
+            if !(v.is_finite() && (0.0..=100.0).contains(&v)) {
+                return Err(format!("quality weight {k} must be from 0 to 100"));
+            }
+        }
+        let m = &self.marketing_cap;
+        if !(3600..=90 * 86_400).contains(&m.period_secs) {
+            return Err(
+                "marketing_cap.period_secs must be from 3600 (an hour) to 7776000 (90 days)".into(),
+            );
+        }
+        if m.max_per_period > 10_000 {
+            return Err("marketing_cap.max_per_period must be at most 10000".into());
+        }
+        for (k, list) in [
+            ("keywords.stop", &self.keywords.stop),
+            ("keywords.start", &self.keywords.start),
+        ] {
+            if list.len() > 500
+                || list
+                    .iter()
+                    .any(|w| w.trim().is_empty() || w.chars().count() > 64)
+            {
+                return Err(format!(
+                    "{k} must hold at most 500 non-empty keywords of at most 64 characters"
+                ));
+            }
+        }
+        if !matches!(self.rate_limit_http_status, 400 | 429) {
+            return Err("rate_limit_http_status must be 400 or 429".into());
+        }
+        Ok(())
+    }
+}
+
 impl Default for ComplianceSettings {
     fn default() -> Self {
         ComplianceSettings {

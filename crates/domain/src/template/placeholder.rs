@@ -43,12 +43,21 @@ pub(crate) fn is_param_name(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
+/// The largest positional variable number accepted (`{{1000}}`).
+pub const MAX_POSITIONAL: u32 = 1000;
+
 fn parse_key(inner: &str) -> Option<VarKey> {
     if !inner.is_empty() && inner.bytes().all(|b| b.is_ascii_digit()) {
         if inner.starts_with('0') {
             return None;
         }
-        return inner.parse().ok().map(VarKey::Positional);
+        // No template text can hold more than a few hundred variables: a larger number is not
+        // a variable (and must never size an allocation).
+        return inner
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n <= MAX_POSITIONAL)
+            .map(VarKey::Positional);
     }
     is_param_name(inner).then(|| VarKey::Named(inner.to_string()))
 }
@@ -157,7 +166,7 @@ impl Scanned<'_> {
             })
             .collect();
         let max = nums.iter().copied().max().unwrap_or(0);
-        (1..=max).filter(|n| !nums.contains(n)).collect()
+        (1..=max).filter(|n| !nums.contains(n)).take(20).collect()
     }
 
     /// Words of fixed text (placeholders excluded).
@@ -271,5 +280,19 @@ mod tests {
             VarKey::Named(n) => n.to_uppercase(),
         });
         assert_eq!(out, "Hi A, NAME!");
+    }
+}
+
+#[cfg(test)]
+mod bound_tests {
+    use super::*;
+
+    #[test]
+    fn huge_variable_numbers_are_not_variables() {
+        let s = scan("Hi {{4294967295}} and {{1}}");
+        assert!(!s.malformed.is_empty() || s.vars().count() == 1);
+        assert!(s.positional_gaps().len() <= 20);
+        let s = scan("Hi {{1000}} there");
+        assert_eq!(s.positional_gaps().len(), 20, "gaps are listed, boundedly");
     }
 }

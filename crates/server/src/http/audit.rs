@@ -17,9 +17,13 @@ const EXPORT_MAX: usize = 100_000;
 fn secs_param(uri: &Uri, k: &str) -> HttpResult<Option<i64>> {
     query_param(uri, k)
         .map(|v| {
-            v.parse::<i64>().map(|s| s * 1000).map_err(|_| {
-                ApiError::invalid_parameter(format!("`{k}` must be unix seconds")).into()
-            })
+            v.parse::<i64>()
+                .ok()
+                .and_then(|s| s.checked_mul(1000))
+                .ok_or(())
+                .map_err(|_| {
+                    ApiError::invalid_parameter(format!("`{k}` must be unix seconds")).into()
+                })
         })
         .transpose()
 }
@@ -94,7 +98,11 @@ async fn answer(state: &AppState, scope: &Scope, uri: &Uri) -> HttpResult {
                         .query()
                         .unwrap_or("")
                         .split('&')
-                        .filter(|kv| !kv.is_empty() && !kv.starts_with("after="))
+                        .filter(|kv| {
+                            !kv.is_empty()
+                                && !kv.starts_with("after=")
+                                && !kv.starts_with("access_token=")
+                        })
                         .map(str::to_string)
                         .collect();
                     qs.push(format!("after={}", last.id));

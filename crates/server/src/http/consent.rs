@@ -86,7 +86,7 @@ pub fn parse_opt_in(
             let secs = n.as_i64().ok_or_else(|| {
                 ApiError::invalid_parameter(format!("`{at}captured_at` must be whole unix seconds"))
             })?;
-            if secs < 1_230_768_000 || secs * 1000 > now + 300_000 {
+            if secs < 1_230_768_000 || secs > now / 1000 + 300 {
                 return Err(ApiError::invalid_parameter(format!(
                     "`{at}captured_at` {secs} must be unix seconds between 2009 and now; consent cannot be captured in the future"
                 )));
@@ -227,7 +227,9 @@ async fn list(
                 .query()
                 .unwrap_or("")
                 .split('&')
-                .filter(|kv| !kv.is_empty() && !kv.starts_with("after="))
+                .filter(|kv| {
+                    !kv.is_empty() && !kv.starts_with("after=") && !kv.starts_with("access_token=")
+                })
                 .map(str::to_string)
                 .collect();
             q.push(format!("after={}", last.seq));

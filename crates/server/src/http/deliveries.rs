@@ -91,7 +91,9 @@ async fn list(state: &AppState, scope: &Scope, uri: &Uri) -> HttpResult {
                 .query()
                 .unwrap_or("")
                 .split('&')
-                .filter(|kv| !kv.is_empty() && !kv.starts_with("after="))
+                .filter(|kv| {
+                    !kv.is_empty() && !kv.starts_with("after=") && !kv.starts_with("access_token=")
+                })
                 .map(str::to_string)
                 .collect();
             q.push(format!("after={}", last.id));

@@ -233,7 +233,7 @@ async fn send(
             }
         }
         Request::Send(request) => {
-            let idempotency = idempotency_key(&headers, &value)?;
+            let idempotency = idempotency_key(&headers, &phone.id, &value)?;
             let cmd = SendCommand {
                 phone,
                 request,
@@ -264,7 +264,11 @@ async fn send(
 }
 
 /// `Idempotency-Key` (≤ 255 characters) with the SHA-256 of the canonical body.
-pub fn idempotency_key(headers: &HeaderMap, body: &Value) -> HttpResult<Option<(String, String)>> {
+pub fn idempotency_key(
+    headers: &HeaderMap,
+    phone_id: &str,
+    body: &Value,
+) -> HttpResult<Option<(String, String)>> {
     let Some(k) = headers.get("idempotency-key") else {
         return Ok(None);
     };
@@ -278,9 +282,13 @@ pub fn idempotency_key(headers: &HeaderMap, body: &Value) -> HttpResult<Option<(
             ApiError::invalid_parameter("Idempotency-Key must be 1 to 255 characters").into(),
         );
     }
-    // serde_json's map is ordered by key, so this serialisation is canonical.
+    // serde_json's map is ordered by key, so this serialisation is canonical; the sending
+    // number is part of the request (the same body from another number is another message).
     let canonical = serde_json::to_string(body).unwrap_or_default();
-    Ok(Some((k, hex::encode(Sha256::digest(canonical.as_bytes())))))
+    Ok(Some((
+        k,
+        hex::encode(Sha256::digest(format!("{phone_id}|{canonical}").as_bytes())),
+    )))
 }
 
 async fn phone_numbers(

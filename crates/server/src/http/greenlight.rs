@@ -103,12 +103,9 @@ async fn set_settings(
                 s.compliance = serde_json::from_value(current).map_err(|e| {
                     ApiError::invalid_parameter(format!("`compliance` is not valid: {e}; GET /greenlight/v1/settings shows every key with its current value"))
                 })?;
-                if !matches!(s.compliance.rate_limit_http_status, 400 | 429) {
-                    return Err(ApiError::invalid_parameter(
-                        "`compliance.rate_limit_http_status` must be 400 or 429",
-                    )
-                    .into());
-                }
+                s.compliance
+                    .validate()
+                    .map_err(|e| ApiError::invalid_parameter(format!("`compliance.{e}`")))?;
             }
             ("compliance", _) => {
                 return Err(ApiError::invalid_parameter(

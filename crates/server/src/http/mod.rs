@@ -101,13 +101,39 @@ async fn count_requests(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let resp = next.run(req).await;
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let resp = as_meta_error(next.run(req).await, &method, &path).await;
     use std::sync::atomic::Ordering::Relaxed;
     state.metrics.requests.fetch_add(1, Relaxed);
     if resp.status().is_server_error() {
         state.metrics.server_errors.fetch_add(1, Relaxed);
     }
     resp
+}
+
+/// Axum's own rejections (a path segment that is not UTF-8, a body over the limit, a method the
+/// route does not have…) are plain text; every error greenlight answers is Meta's envelope.
+async fn as_meta_error(resp: Response, method: &Method, path: &str) -> Response {
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/json"));
+    if !status.is_client_error() || is_json {
+        return resp;
+    }
+    let bytes = axum::body::to_bytes(resp.into_body(), 4096)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes).trim().to_string();
+    let e = match status {
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(405, 100, format!("Unsupported {method} request"), format!("{method} is not supported on {path}; check the HTTP method.")),
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(413, 100, "Request body too large", format!("The body is larger than this endpoint accepts ({} for JSON, 100 MB for media); {text}", "2 MB")),
+        _ => ApiError::new(status.as_u16(), 100, "Invalid parameter", if text.is_empty() { format!("The request to {path} is not valid.") } else { format!("{text}; check the request.") }),
+    };
+    HttpError(e).into_response()
 }
 
 async fn healthz() -> Json<Value> {

@@ -59,6 +59,14 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// 169.254.0.0/16 and fe80::/10.
+pub fn is_link_local(ip: IpAddr) -> bool {
+    match canonical(ip) {
+        IpAddr::V4(v) => v.is_link_local(),
+        IpAddr::V6(v) => (v.segments()[0] & 0xffc0) == 0xfe80,
+    }
+}
+
 /// Addresses that reach inside a network rather than the public internet.
 pub fn is_private(ip: IpAddr) -> bool {
     match canonical(ip) {
@@ -155,6 +163,13 @@ impl AllowList {
         if !self.entries.is_empty() && !listed {
             return Err(format!(
                 "host {host} ({ip}) is not in the operator's webhooks.allowed_hosts"
+            ));
+        }
+        // Link-local addresses (169.254.0.0/16, fe80::/10) hold cloud metadata services: refused
+        // even where private addresses are allowed, unless the operator lists them.
+        if is_link_local(ip) && !self.ip_listed(ip) {
+            return Err(format!(
+                "host {host} resolves to {ip}, a link-local address (where cloud metadata services live), which greenlight never calls unless the operator lists it in webhooks.allowed_hosts"
             ));
         }
         if !self.allow_private && is_private(ip) && !listed {

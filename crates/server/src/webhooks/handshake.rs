@@ -85,7 +85,10 @@ pub async fn verify(cfg: &WebhookConfig, url: &str, verify_token: &str) -> Resul
         }
         Err(e) => {
             return Err(failed(
-                format!("no answer from the callback URL ({})", error_chain(&e)),
+                format!(
+                    "no answer from the callback URL ({})",
+                    error_chain(&e.without_url())
+                ),
                 FIX,
             ))
         }
@@ -115,7 +118,11 @@ pub async fn verify(cfg: &WebhookConfig, url: &str, verify_token: &str) -> Resul
     }
     if text.trim() != challenge {
         return Err(failed(
-            format!("the callback answered 200 but did not echo hub.challenge (expected {challenge:?}, got {text:?})"),
+            // The body is not echoed: a callback URL must not become a way to read other servers.
+            format!(
+                "the callback answered 200 but its body ({} bytes) is not the hub.challenge value",
+                text.len()
+            ),
             FIX,
         ));
     }

@@ -287,7 +287,8 @@ impl Worker {
                     None,
                 )
             }
-            Err(e) => return (None, Some(handshake::error_chain(&e)), None),
+            // without_url: callback URLs often carry secrets, and this text is stored and logged
+            Err(e) => return (None, Some(handshake::error_chain(&e.without_url())), None),
         };
         let status = resp.status().as_u16();
         let retry_after = resp
@@ -309,7 +310,7 @@ impl Worker {
                             self.cfg.timeout_ms
                         )
                     } else {
-                        handshake::error_chain(&e)
+                        handshake::error_chain(&e.without_url())
                     });
                     break;
                 }
@@ -319,11 +320,19 @@ impl Worker {
             // A 2xx whose body could not be read still counts: the receiver accepted it.
             return (Some(status), None, None);
         }
-        let text = String::from_utf8_lossy(&snippet[..snippet.len().min(BODY_SNIPPET)]);
+        // Only the status and the body's length: the receiver's text is not echoed back (a
+        // callback URL must not become a way to read another server's pages).
         let mut error = format!("HTTP {status}");
-        if !text.trim().is_empty() {
-            error.push_str(": ");
-            error.push_str(text.trim());
+        if !snippet.is_empty() {
+            error.push_str(&format!(
+                " with a body of {}{} bytes",
+                snippet.len().min(BODY_SNIPPET),
+                if snippet.len() > BODY_SNIPPET {
+                    "+"
+                } else {
+                    ""
+                }
+            ));
         }
         if let Some(r) = read_error {
             error.push_str(&format!(" ({r})"));

@@ -11,6 +11,7 @@ mod consent;
 mod media;
 mod messages;
 mod rules;
+mod secrets;
 mod templates;
 mod tenancy;
 mod webhooks;

@@ -216,6 +216,55 @@ async fn malformed_bodies_are_400_never_500() {
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["error"]["code"], 100, "{raw:?}: {v}");
     }
+    // axum's own rejections also answer Meta's envelope: a path that is not UTF-8, a body over
+    // the limit, a method the route does not have
+    let r = app
+        .client
+        .post(format!("{}/v23.0/%FF/messages", app.base))
+        .bearer_auth(&t.token)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], 100);
+    let r = app
+        .client
+        .post(&url)
+        .bearer_auth(&t.token)
+        .header("content-type", "application/json")
+        .body(vec![b' '; 3 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], 100);
+    let r = app
+        .client
+        .put(&url)
+        .bearer_auth(&t.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert!(r.json::<Value>().await.unwrap()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("PUT"));
+    // a template whose variable number would size a huge list is refused, and the server lives
+    let r = app
+        .post(
+            &format!("/v23.0/{}/message_templates", t.waba_id),
+            &t.token,
+            json!({"name": "x", "language": "en_US", "category": "UTILITY",
+        "components": [{"type": "BODY", "text": "Hello {{4294967295}} there, welcome."}]}),
+        )
+        .await;
+    assert_eq!(r.code(), 100);
+    assert_eq!(
+        app.send_text(&t, C, "still alive").await.status,
+        StatusCode::OK
+    );
     // wrong content type is still parsed as JSON, or refused cleanly
     let r = app
         .client
@@ -252,6 +301,17 @@ async fn mark_as_read_and_typing_indicator() {
     );
     let r = app.send(&t, json!({"messaging_product": "whatsapp", "status": "read", "message_id": inbound, "typing_indicator": {"type": "text"}})).await;
     assert_eq!(r.body, json!({"success": true}));
+    let th = app
+        .get(
+            &format!("/sandbox/v1/{}/users/{C}/messages", t.phone_id),
+            &t.token,
+        )
+        .await;
+    assert_eq!(
+        th.body["data"][0]["status"], "read",
+        "the customer sees it read: {}",
+        th.body
+    );
     let r = app
         .send(
             &t,

@@ -386,7 +386,7 @@ async fn handshake_must_echo_the_challenge_or_the_call_fails_saying_why() {
         v["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("did not echo hub.challenge"),
+            .contains("is not the hub.challenge value"),
         "{v}"
     );
 

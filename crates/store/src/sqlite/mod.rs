@@ -35,7 +35,9 @@ pub const MAX_BATCH: usize = 512;
 const SCHEMA: &str = include_str!("schema.sql");
 
 type Finisher = Box<dyn FnOnce(Result<(), String>) + Send>;
-type Job = Box<dyn FnOnce(&mut Writer) -> Finisher + Send>;
+/// A job gets the writer inside an open transaction, or the reason there is none (then it
+/// must answer an error without running: nothing may be written outside a batch).
+type Job = Box<dyn FnOnce(Result<&mut Writer, String>) -> Finisher + Send>;
 
 /// What the writer thread owns: its connection, and state kept in memory because it changes
 /// on every send and needs no durability (pacing token buckets refill within seconds).
@@ -191,7 +193,15 @@ impl SqliteStore {
         F: FnOnce(&Connection, &mut Memory) -> StoreResult<T> + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel::<StoreResult<T>>();
-        let job: Job = Box::new(move |w: &mut Writer| -> Finisher {
+        let job: Job = Box::new(move |w: Result<&mut Writer, String>| -> Finisher {
+            let w = match w {
+                Ok(w) => w,
+                Err(reason) => {
+                    return Box::new(move |_| {
+                        let _ = tx.send(Err(StoreError::Unavailable(reason)));
+                    })
+                }
+            };
             let conn = &w.conn;
             if let Err(e) = conn.execute_batch("SAVEPOINT job") {
                 let err = map_sqlite(e);
@@ -199,7 +209,16 @@ impl SqliteStore {
                     let _ = tx.send(Err(err));
                 });
             }
-            let r = f(&w.conn, &mut w.mem);
+            // A bug in one job must not take the writer (and every tenant's writes) down.
+            let r = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                f(&w.conn, &mut w.mem)
+            })) {
+                Ok(r) => r,
+                Err(_) => {
+                    tracing::error!("a write job panicked; its writes are rolled back");
+                    Err(StoreError::Internal("a write job panicked".into()))
+                }
+            };
             let conn = &w.conn;
             match r {
                 Ok(v) => {
@@ -283,14 +302,14 @@ fn writer_loop(mut w: Writer, rx: mpsc::Receiver<Job>) {
         if let Err(e) = w.conn.execute_batch("BEGIN IMMEDIATE") {
             let msg = e.to_string();
             tracing::error!(error = %msg, "cannot begin a write transaction");
-            first(&mut w)(Err(msg));
+            first(Err(msg.clone()))(Err(msg));
             continue;
         }
         let mut finishers: Vec<Finisher> = Vec::with_capacity(16);
-        finishers.push(first(&mut w));
+        finishers.push(first(Ok(&mut w)));
         while finishers.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(job) => finishers.push(job(&mut w)),
+                Ok(job) => finishers.push(job(Ok(&mut w))),
                 Err(_) => break,
             }
         }

@@ -531,7 +531,7 @@ fn evaluate(
             conn,
             &scope.business_id,
             &wa_id,
-            now - cs.marketing_cap.period_secs * 1000,
+            now.saturating_sub(cs.marketing_cap.period_secs.saturating_mul(1000)),
         )?,
         restrictions: &restrictions,
         disabled,
@@ -608,6 +608,12 @@ fn apply_effects(
             .entry(phone.id.clone())
             .or_insert_with(|| Bucket::full(level.burst(), now));
         let _ = nb.try_take(now, level.mps(), level.burst());
+        // Buckets that refilled are equal to absent ones: drop them now and then, so memory
+        // follows the active pairs, not every pair ever seen.
+        if mem.pair_buckets.len() > 100_000 {
+            mem.pair_buckets
+                .retain(|_, b| b.available(now, PAIR_RATE_PER_SEC, PAIR_BURST) < PAIR_BURST);
+        }
         let pb = mem
             .pair_buckets
             .entry((phone.id.clone(), ev.wa_id.clone()))
@@ -892,7 +898,8 @@ const INBOUND_TYPES: &[&str] = &[
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
-        self.read(|c| {
+        // Through the writer: ready means writes can commit, not only that the file is readable.
+        self.write(|c| {
             c.query_row("SELECT 1", [], |_| Ok(()))?;
             Ok(())
         })
@@ -1175,18 +1182,23 @@ impl Store for SqliteStore {
         scope: &Scope,
         phone_id: &str,
         message_id: &str,
-        _now: Millis,
+        now: Millis,
     ) -> StoreResult<bool> {
         let (b, p, m) = (
             scope.business_id.clone(),
             phone_id.to_string(),
             message_id.to_string(),
         );
-        self.read(move |c| {
-            Ok(c.prepare_cached("SELECT 1 FROM messages WHERE id = ?1 AND business_id = ?2 AND phone_id = ?3 AND direction = 'in'")?
-                .query_row(params![m, b, p], |_| Ok(()))
-                .optional()?
-                .is_some())
+        // The business read the customer's message: recorded on the inbound message (its thread
+        // shows it), as the customer's phone shows blue ticks.
+        self.write(move |c| {
+            let n = c
+                .prepare_cached("UPDATE messages SET status = 'read' WHERE id = ?1 AND business_id = ?2 AND phone_id = ?3 AND direction = 'in'")?
+                .execute(params![m, b, p])?;
+            if n > 0 {
+                c.prepare_cached("INSERT INTO statuses (message_id, status, at) VALUES (?1, 'read', ?2)")?.execute(params![m, now])?;
+            }
+            Ok(n > 0)
         })
         .await
     }
@@ -1366,16 +1378,25 @@ impl Store for SqliteStore {
                 .collect::<Result<Vec<_>, _>>()?;
             drop(stmt);
             for (id, kind, subject) in &due {
-                match kind.as_str() {
-                    "deliver" => {
-                        deliver(c, subject, now)?;
+                // Each task in its own savepoint: one that fails is retried a minute later and
+                // never holds up the others.
+                c.execute_batch("SAVEPOINT task")?;
+                let ran = match kind.as_str() {
+                    "deliver" => deliver(c, subject, now).map(|_| ()),
+                    "review" => super::templates::run_review(c, subject, now),
+                    other => super::compliance::run_task(c, other, subject, now).map(|_| ()),
+                };
+                match ran {
+                    Ok(()) => {
+                        c.prepare_cached("DELETE FROM tasks WHERE id = ?1")?.execute(params![id])?;
+                        c.execute_batch("RELEASE task")?;
                     }
-                    "review" => super::templates::run_review(c, subject, now)?,
-                    other => {
-                        super::compliance::run_task(c, other, subject, now)?;
+                    Err(e) => {
+                        c.execute_batch("ROLLBACK TO task; RELEASE task")?;
+                        tracing::error!(task = id, kind = %kind, error = %e, "a scheduled task failed; retrying in a minute");
+                        c.prepare_cached("UPDATE tasks SET due_at = ?1 WHERE id = ?2")?.execute(params![now + 60_000, id])?;
                     }
                 }
-                c.prepare_cached("DELETE FROM tasks WHERE id = ?1")?.execute(params![id])?;
             }
             Ok(due.len())
         })

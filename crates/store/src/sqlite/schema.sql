@@ -403,3 +403,7 @@ CREATE TABLE IF NOT EXISTS webhook_phone_overrides (
     verify_token TEXT NOT NULL,
     updated_at   INTEGER NOT NULL
 );
+
+-- MAX(seq) lookups for the next sequence number stay O(log n).
+CREATE INDEX IF NOT EXISTS opt_ins_seq ON opt_ins(seq);
+CREATE INDEX IF NOT EXISTS templates_seq ON templates(seq);
