@@ -44,6 +44,8 @@ type Job = Box<dyn FnOnce(Result<&mut Writer, String>) -> Finisher + Send>;
 pub(crate) struct Writer {
     pub conn: Connection,
     pub mem: Memory,
+    /// A job without a savepoint failed after it may have written: the batch must roll back.
+    pub poisoned: bool,
 }
 
 #[derive(Default)]
@@ -162,6 +164,7 @@ impl SqliteStore {
                     Writer {
                         conn: writer,
                         mem: Memory::default(),
+                        poisoned: false,
                     },
                     rx,
                 )
@@ -192,6 +195,27 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection, &mut Memory) -> StoreResult<T> + Send + 'static,
     {
+        self.submit(true, f).await
+    }
+
+    /// [`Self::write_mem`] without a savepoint, for the hot send path. A savepoint makes SQLite
+    /// copy every page a job touches into a sub-journal; measured, that was most of a send's
+    /// cost. The job must keep one rule instead: it returns `StoreError::Api` only before its
+    /// first write. Any other error (or a panic) may leave partial writes, so the whole batch
+    /// is rolled back and every job in it answers "unavailable, nothing committed".
+    pub(crate) async fn write_fast<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &mut Memory) -> StoreResult<T> + Send + 'static,
+    {
+        self.submit(false, f).await
+    }
+
+    async fn submit<T, F>(&self, savepoint: bool, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &mut Memory) -> StoreResult<T> + Send + 'static,
+    {
         let (tx, rx) = tokio::sync::oneshot::channel::<StoreResult<T>>();
         let job: Job = Box::new(move |w: Result<&mut Writer, String>| -> Finisher {
             let w = match w {
@@ -203,11 +227,13 @@ impl SqliteStore {
                 }
             };
             let conn = &w.conn;
-            if let Err(e) = conn.execute_batch("SAVEPOINT job") {
-                let err = map_sqlite(e);
-                return Box::new(move |_| {
-                    let _ = tx.send(Err(err));
-                });
+            if savepoint {
+                if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+                    let err = map_sqlite(e);
+                    return Box::new(move |_| {
+                        let _ = tx.send(Err(err));
+                    });
+                }
             }
             // A bug in one job must not take the writer (and every tenant's writes) down.
             let r = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -220,6 +246,19 @@ impl SqliteStore {
                 }
             };
             let conn = &w.conn;
+            if !savepoint {
+                if !matches!(r, Ok(_) | Err(StoreError::Api(_))) {
+                    w.poisoned = true;
+                }
+                return Box::new(move |commit: Result<(), String>| {
+                    let out = match (r, commit) {
+                        (Err(e), _) => Err(e),
+                        (Ok(_), Err(e)) => Err(StoreError::Unavailable(e)),
+                        (Ok(v), Ok(())) => Ok(v),
+                    };
+                    let _ = tx.send(out);
+                });
+            }
             match r {
                 Ok(v) => {
                     let released = conn.execute_batch("RELEASE job");
@@ -313,7 +352,12 @@ fn writer_loop(mut w: Writer, rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let commit = w.conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+        let commit = if std::mem::take(&mut w.poisoned) {
+            let _ = w.conn.execute_batch("ROLLBACK");
+            Err("a write in this batch failed; nothing in it was committed, retry".to_string())
+        } else {
+            w.conn.execute_batch("COMMIT").map_err(|e| e.to_string())
+        };
         if let Err(e) = &commit {
             tracing::error!(error = %e, jobs = finishers.len(), "batch commit failed; rolling back");
             let _ = w.conn.execute_batch("ROLLBACK");
@@ -343,5 +387,66 @@ mod tests {
             Some("a.db")
         );
         assert_eq!(path_from_url("postgres://x"), None);
+    }
+
+    async fn meta_value(s: &SqliteStore, key: &'static str) -> Option<String> {
+        s.read(move |c| {
+            Ok(
+                c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+                    .ok(),
+            )
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
+    /// A savepoint-less job that fails after writing rolls back its whole batch, and nothing in
+    /// it is acknowledged; an `Api` refusal (before any write) rolls back nothing.
+    #[tokio::test]
+    async fn a_failed_fast_job_rolls_back_its_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(
+            &dir.path().join("t.db").to_string_lossy(),
+            SqliteOptions::default(),
+        )
+        .unwrap();
+        let r = s
+            .write_fast(|c, _| {
+                c.execute(
+                    "INSERT INTO meta (key, value) VALUES ('half', 'written')",
+                    [],
+                )?;
+                Err::<(), _>(StoreError::Internal("boom".into()))
+            })
+            .await;
+        assert!(matches!(r, Err(StoreError::Internal(_))));
+        assert_eq!(
+            meta_value(&s, "half").await,
+            None,
+            "the partial write was rolled back"
+        );
+        let r = s
+            .write_fast(|_, _| {
+                Err::<(), _>(StoreError::Api(greenlight_domain::ApiError::invalid_value(
+                    "no",
+                )))
+            })
+            .await;
+        assert!(matches!(r, Err(StoreError::Api(_))));
+        s.write_fast(|c, _| {
+            c.execute("INSERT INTO meta (key, value) VALUES ('ok', 'yes')", [])?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(meta_value(&s, "ok").await.as_deref(), Some("yes"));
+        // and a panicking job is contained: the writer keeps serving
+        let r = s.write(|_| -> StoreResult<()> { panic!("bug") }).await;
+        assert!(matches!(r, Err(StoreError::Internal(_))));
+        assert!(s
+            .write(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
+            .await
+            .is_ok());
     }
 }

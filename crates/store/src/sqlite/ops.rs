@@ -301,6 +301,8 @@ fn template_facts(
 /// Loads the facts of one send and runs the engine. Read-only.
 struct Evaluated {
     wa_id: String,
+    /// The tenant's pacing setting, read once per send.
+    pacing: bool,
     /// `{tier, used, limit, already_reached}` of the messaging limit, for the dry run.
     limit_usage: Value,
     /// What the accepted send changes in the compliance state.
@@ -491,8 +493,19 @@ fn evaluate(
     // The compliance rules (policy::compliance): consent, marketing opt-out, messaging limit,
     // pacing, marketing cap, enforcement.
     let cs = &tenant_settings.compliance;
-    let consents = consents(conn, &scope.business_id, &wa_id)?;
-    let (distinct, already) = reach(conn, &scope.business_id, &wa_id, now)?;
+    // Consent, reach, the marketing opt-out and the marketing cap only concern templates: a
+    // service message in a window reads none of them.
+    let is_template = category.is_some();
+    let consents = if is_template {
+        consents(conn, &scope.business_id, &wa_id)?
+    } else {
+        Vec::new()
+    };
+    let (distinct, already) = if is_template {
+        reach(conn, &scope.business_id, &wa_id, now)?
+    } else {
+        (0, false)
+    };
     let (restrictions, disabled) =
         super::compliance::enforcement_state(conn, &scope.business_id, now)?;
     let level = throughput_level(&phone.throughput_level);
@@ -512,7 +525,7 @@ fn evaluate(
         in_customer_window: window.is_open(now),
         recipient: &wa_id,
         consents: &consents,
-        marketing_opted_out: marketing_stopped(conn, &phone.id, &wa_id)?,
+        marketing_opted_out: is_template && marketing_stopped(conn, &phone.id, &wa_id)?,
         tier: super::compliance::tier(conn, &scope.business_id)?,
         distinct_reached_in_24h: distinct,
         already_reached_this_customer: already,
@@ -527,12 +540,16 @@ fn evaluate(
         } else {
             Ok(())
         },
-        marketing_counted_in_period: marketing_count(
-            conn,
-            &scope.business_id,
-            &wa_id,
-            now.saturating_sub(cs.marketing_cap.period_secs.saturating_mul(1000)),
-        )?,
+        marketing_counted_in_period: if category == Some("marketing") {
+            marketing_count(
+                conn,
+                &scope.business_id,
+                &wa_id,
+                now.saturating_sub(cs.marketing_cap.period_secs.saturating_mul(1000)),
+            )?
+        } else {
+            0
+        },
         restrictions: &restrictions,
         disabled,
     };
@@ -561,14 +578,16 @@ fn evaluate(
             }),
         _ => None,
     };
-    let limit_usage = json!({
-        "tier": cfacts.tier.as_str(),
-        "used": distinct,
-        "limit": cfacts.tier.limit(),
-        "already_reached": already,
-    });
+    // Usage is counted for templates only (a service message does not count toward the limit).
+    let limit_usage = if is_template {
+        json!({ "tier": cfacts.tier.as_str(), "used": distinct, "limit": cfacts.tier.limit(), "already_reached": already })
+    } else {
+        json!({ "tier": cfacts.tier.as_str(), "limit": cfacts.tier.limit(), "applies": false })
+    };
+    let pacing = cs.pacing;
     Ok(Evaluated {
         wa_id,
+        pacing,
         limit_usage,
         effects,
         ignored_opt_out,
@@ -601,7 +620,7 @@ fn apply_effects(
     if let Some(v) = e.violation.as_ref().or(ev.ignored_opt_out.as_ref()) {
         super::compliance::record_violation(conn, &scope.business_id, &phone.waba_id, v, now)?;
     }
-    if e.take_tokens && settings(conn, &scope.business_id)?.compliance.pacing {
+    if e.take_tokens && ev.pacing {
         let level = throughput_level(&phone.throughput_level);
         let nb = mem
             .number_buckets
@@ -1150,8 +1169,9 @@ impl Store for SqliteStore {
 
     async fn send(&self, scope: &Scope, cmd: SendCommand) -> StoreResult<SendResult> {
         let scope = scope.clone();
-        // The refusal is returned as a value so that its audit row commits with the batch.
-        self.write_mem(move |c, m| send_tx(c, m, &scope, cmd))
+        // The refusal is returned as a value so that its audit row commits with the batch. No
+        // savepoint (see `write_fast`): send_tx returns `Api` errors only before its first write.
+        self.write_fast(move |c, m| send_tx(c, m, &scope, cmd))
             .await?
             .map_err(StoreError::Api)
     }
@@ -1378,11 +1398,17 @@ impl Store for SqliteStore {
                 .collect::<Result<Vec<_>, _>>()?;
             drop(stmt);
             for (id, kind, subject) in &due {
-                // Each task in its own savepoint: one that fails is retried a minute later and
-                // never holds up the others.
+                // `deliver` (one per message: the hot one) fails only on a database error, which
+                // fails the whole run and is retried on the next tick. Every other task runs in its
+                // own savepoint: one that fails is retried a minute later and never holds up the
+                // others. (A savepoint costs a copy of each page it touches, so not per delivery.)
+                if kind == "deliver" {
+                    deliver(c, subject, now)?;
+                    c.prepare_cached("DELETE FROM tasks WHERE id = ?1")?.execute(params![id])?;
+                    continue;
+                }
                 c.execute_batch("SAVEPOINT task")?;
                 let ran = match kind.as_str() {
-                    "deliver" => deliver(c, subject, now).map(|_| ()),
                     "review" => super::templates::run_review(c, subject, now),
                     other => super::compliance::run_task(c, other, subject, now).map(|_| ()),
                 };
