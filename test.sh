@@ -12,11 +12,33 @@ echo "== format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
+LOG="$(mktemp)"
 echo "== unit and integration tests"
-cargo test --workspace
+cargo test --workspace 2>&1 | tee "$LOG"
+[ "${PIPESTATUS[0]}" -eq 0 ] || exit 1
+
+# One closing line that counts every test run: cargo's, node's and pytest's.
+totals() {
+  python3 - "$LOG" <<'PY'
+import re, sys
+text = open(sys.argv[1], errors="replace").read()
+passed = failed = 0
+for p, f in re.findall(r"test result: \w+\. (\d+) passed; (\d+) failed", text):
+    passed += int(p); failed += int(f)
+for kind, n in re.findall(r"^ℹ (pass|fail) (\d+)$", text, re.M):
+    if kind == "pass": passed += int(n)
+    else: failed += int(n)
+for line in re.findall(r"^=+ (.*) in [\d.]+s =+$", text, re.M):
+    for n, kind in re.findall(r"(\d+) (passed|failed)", line):
+        if kind == "passed": passed += int(n)
+        else: failed += int(n)
+print(f"tests: {passed} passed, {failed} failed")
+PY
+}
 
 if [ "${SKIP_CONFORMANCE:-0}" = "1" ]; then
   echo "== conformance suite skipped (SKIP_CONFORMANCE=1)"
+  totals
   exit 0
 fi
 
@@ -36,7 +58,9 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 export GREENLIGHT_URL="http://127.0.0.1:$PORT"
-if ! bash conformance/run.sh; then
+if ! bash conformance/run.sh 2>&1 | tee -a "$LOG"; then
   echo "conformance suite failed; server log:"; tail -n 50 "$WORK/server.log"
+  totals
   exit 1
 fi
+totals
