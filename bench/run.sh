@@ -4,12 +4,13 @@
 # sandbox, drives load over loopback with wrk, checks in the database and through the API that
 # every acknowledged message was committed, and prints one table. See docs/BENCHMARKS.md.
 #
-#   bench/run.sh            full run (15 to 20 minutes on 2 cores, most of it the 1M-message fill)
-#   bench/run.sh --quick    smoke run: about a minute with small numbers (figures not meaningful);
+#   bench/run.sh            full run (11 to 20 minutes on 2 cores, most of it the 1M-message fill)
+#   bench/run.sh --quick    smoke run: 30 s to a minute, small numbers (figures not meaningful);
 #                           exit 0 = everything worked and was verified
-#   bench/run.sh --profile  also records a CPU profile (perf, call graphs) of greenlight during an
-#                           extra send run (not one of the measured ones) and keeps it with its
-#                           reports in the run folder (installs linux-perf if perf is missing)
+#   bench/run.sh --profile  also records CPU profiles (perf, call graphs) of greenlight during an
+#                           extra send run (not one of the measured ones) and during the webhook
+#                           drain (which then reads ~15 % low), and keeps them with their reports
+#                           in the run folder (installs linux-perf if perf is missing)
 #
 # Everything is bounded: each wrk run by a duration and a request cap, each wait by a timeout;
 # greenlight and the webhook receiver listen on 127.0.0.1 only; only processes this script
