@@ -9,7 +9,7 @@
 # suites (all by default), prints each runner's summary, exits non-zero if any failed.
 # Optional: CONFORMANCE_SKIP=templates (while the server lacks template management),
 # CONFORMANCE_GRAPH_VERSION=v23.0 (force one /vN.M; default: each library's own default),
-# CARGO_TARGET_DIR (default /work/target-conformance if /work exists, else rust/target).
+# CARGO_TARGET_DIR (default rust/target).
 set -uo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -22,10 +22,7 @@ if [ -z "${GREENLIGHT_URL:-}" ] || [ -z "${GREENLIGHT_ADMIN_TOKEN:-}" ]; then
 fi
 export GREENLIGHT_URL="${GREENLIGHT_URL%/}" GREENLIGHT_ADMIN_TOKEN
 
-if [ -z "${CARGO_TARGET_DIR:-}" ]; then
-  if [ -d /work ] && [ -w /work ]; then export CARGO_TARGET_DIR=/work/target-conformance
-  else export CARGO_TARGET_DIR="$HERE/rust/target"; fi
-fi
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HERE/rust/target}"
 
 # Is greenlight there at all? (Any HTTP answer will do; a refused connection will not.)
 if ! python3 - "$GREENLIGHT_URL" <<'EOF'

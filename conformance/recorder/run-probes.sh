@@ -6,7 +6,7 @@ set -uo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(dirname "$HERE")"
 OUT="${1:-/tmp/wire-probes}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/work/target-conformance}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$(dirname "$0")/../rust/target}"
 mkdir -p "$OUT"
 (cd "$ROOT/rust" && cargo build -q --example wire_probe)
 PROBE_RS="$CARGO_TARGET_DIR/debug/examples/wire_probe"

@@ -50,7 +50,9 @@ pub fn client(cfg: &WebhookConfig) -> reqwest::Result<reqwest::Client> {
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .user_agent("facebookexternalua")
-        .pool_max_idle_per_host(cfg.concurrency_per_endpoint)
+        // Per host, not per endpoint: several callback URLs often share one host, and a pool
+        // smaller than the deliveries in flight to it reopens connections (the benchmark saw it).
+        .pool_max_idle_per_host(cfg.concurrency.max(cfg.concurrency_per_endpoint))
         .dns_resolver(Arc::new(GuardedResolver(Arc::new(AllowList::from_config(
             cfg,
         )))))
