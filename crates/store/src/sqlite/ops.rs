@@ -880,6 +880,23 @@ fn deliver(conn: &Connection, wamid: &str, now: Millis) -> StoreResult<bool> {
     Ok(true)
 }
 
+impl SqliteStore {
+    /// Operator lookups: the tenant owning an object, by a query selecting its business_id.
+    async fn scope_by(&self, sql: &'static str, id: &str) -> StoreResult<Option<Scope>> {
+        let id = id.to_string();
+        self.read(move |c| {
+            Ok(c.prepare_cached(sql)?
+                .query_row(params![id], |r| {
+                    Ok(Scope {
+                        business_id: r.get(0)?,
+                    })
+                })
+                .optional()?)
+        })
+        .await
+    }
+}
+
 /// Pricing is stored as JSON of `Pricing`; its strings are `'static` in the domain, so map back.
 fn parse_pricing(s: &str) -> Option<greenlight_domain::pricing::Pricing> {
     let v: Value = serde_json::from_str(s).ok()?;
@@ -957,35 +974,16 @@ impl Store for SqliteStore {
     }
 
     async fn scope_of_phone(&self, phone_id: &str) -> StoreResult<Option<Scope>> {
-        let id = phone_id.to_string();
-        self.read(move |c| {
-            Ok(
-                c.prepare_cached("SELECT business_id FROM phone_numbers WHERE id = ?1")?
-                    .query_row(params![id], |r| {
-                        Ok(Scope {
-                            business_id: r.get(0)?,
-                        })
-                    })
-                    .optional()?,
-            )
-        })
+        self.scope_by(
+            "SELECT business_id FROM phone_numbers WHERE id = ?1",
+            phone_id,
+        )
         .await
     }
 
     async fn scope_of_media(&self, media_id: &str) -> StoreResult<Option<Scope>> {
-        let id = media_id.to_string();
-        self.read(move |c| {
-            Ok(
-                c.prepare_cached("SELECT business_id FROM media WHERE id = ?1")?
-                    .query_row(params![id], |r| {
-                        Ok(Scope {
-                            business_id: r.get(0)?,
-                        })
-                    })
-                    .optional()?,
-            )
-        })
-        .await
+        self.scope_by("SELECT business_id FROM media WHERE id = ?1", media_id)
+            .await
     }
 
     async fn instance_secret(&self, name: &str) -> StoreResult<String> {
@@ -1005,19 +1003,8 @@ impl Store for SqliteStore {
     }
 
     async fn scope_of_waba(&self, waba_id: &str) -> StoreResult<Option<Scope>> {
-        let id = waba_id.to_string();
-        self.read(move |c| {
-            Ok(
-                c.prepare_cached("SELECT business_id FROM wabas WHERE id = ?1")?
-                    .query_row(params![id], |r| {
-                        Ok(Scope {
-                            business_id: r.get(0)?,
-                        })
-                    })
-                    .optional()?,
-            )
-        })
-        .await
+        self.scope_by("SELECT business_id FROM wabas WHERE id = ?1", waba_id)
+            .await
     }
 
     async fn create_tenant(&self, t: NewTenant, now: Millis) -> StoreResult<CreatedTenant> {
