@@ -563,7 +563,11 @@ impl WebhookStore for SqliteStore {
     }
 
     async fn claim_webhooks(&self, req: ClaimRequest) -> StoreResult<Vec<ClaimedEvent>> {
-        self.write(move |c| claim(c, &req)).await
+        // No savepoint: inside one, each `skip_all` UPDATE truncated a statement journal that
+        // holds everything the claim had journaled before it, which made a claim quadratic in
+        // the keys it skips (docs/BENCHMARKS.md). A claim fails only on a database error, which
+        // rolls back its whole batch.
+        self.write_fast(move |c, _| claim(c, &req)).await
     }
 
     async fn webhooks_due(&self, now: Millis, wall_now: Millis) -> StoreResult<bool> {
@@ -577,7 +581,9 @@ impl WebhookStore for SqliteStore {
     }
 
     async fn finish_webhook_attempt(&self, result: AttemptResult) -> StoreResult<()> {
-        self.write(move |c| finish(c, &result)).await
+        // One per delivery, so no savepoint (its page copies cost more than the job); it fails
+        // only on a database error, which rolls back its batch.
+        self.write_fast(move |c, _| finish(c, &result)).await
     }
 
     async fn webhook_deliveries(
