@@ -12,6 +12,7 @@ mod deliveries;
 mod graph;
 mod greenlight;
 mod media;
+mod ops;
 mod sandbox;
 mod subscriptions;
 mod templates;
@@ -39,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(admin::routes())
+        .merge(ops::routes())
         .merge(sandbox::routes())
         .merge(greenlight::routes())
         .merge(audit::routes())
