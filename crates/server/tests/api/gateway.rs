@@ -25,16 +25,19 @@ fn sign(secret: &str, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(m.finalize().into_bytes()))
 }
 
+/// Received POSTs: (signature header, body).
+type Got = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
 /// The business's own webhook receiver: answers the handshake, keeps every POST.
 #[derive(Clone, Default)]
 pub struct Receiver {
-    pub got: Arc<Mutex<Vec<(String, Vec<u8>)>>>,
+    pub got: Got,
     pub url: String,
 }
 
 impl Receiver {
     pub async fn start() -> Receiver {
-        let got: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::default();
+        let got: Got = Arc::default();
         async fn hs(uri: axum::http::Uri) -> String {
             let q = uri.query().unwrap_or("");
             q.split('&')
@@ -42,11 +45,7 @@ impl Receiver {
                 .unwrap_or("")
                 .to_string()
         }
-        async fn hook(
-            State(got): State<Arc<Mutex<Vec<(String, Vec<u8>)>>>>,
-            headers: HeaderMap,
-            body: Bytes,
-        ) -> &'static str {
+        async fn hook(State(got): State<Got>, headers: HeaderMap, body: Bytes) -> &'static str {
             let sig = headers
                 .get("x-hub-signature-256")
                 .and_then(|v| v.to_str().ok())
