@@ -50,6 +50,8 @@ impl Gateway {
         let timeout = Duration::from_millis(config.upstream_timeout_ms);
         let client = reqwest::Client::builder()
             .connect_timeout(timeout.min(Duration::from_secs(10)))
+            // Forwarded calls stream (media): a stall, not a long transfer, is the failure.
+            .read_timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("greenlight-gateway/", env!("CARGO_PKG_VERSION")))
             .build()?;

@@ -497,13 +497,19 @@ async fn bad_signatures_are_refused_and_nothing_is_learned() {
 #[derive(Clone, Default)]
 struct Fake {
     slow: Arc<AtomicBool>,
+    /// Answer 502 with a plain-text body (a proxy in front of Meta failing).
+    fail: Arc<AtomicBool>,
     sends: Arc<AtomicUsize>,
     completed: Arc<AtomicUsize>,
 }
 
 async fn fake_upstream(l: tokio::net::TcpListener, f: Fake) {
-    async fn messages(State(f): State<Fake>) -> axum::Json<Value> {
+    async fn messages(State(f): State<Fake>) -> axum::response::Response {
+        use axum::response::IntoResponse;
         f.sends.fetch_add(1, Ordering::SeqCst);
+        if f.fail.load(Ordering::SeqCst) {
+            return (axum::http::StatusCode::BAD_GATEWAY, "upstream proxy error").into_response();
+        }
         if f.slow.load(Ordering::SeqCst) {
             tokio::time::sleep(Duration::from_secs(4)).await;
         }
@@ -512,6 +518,7 @@ async fn fake_upstream(l: tokio::net::TcpListener, f: Fake) {
             json!({ "messaging_product": "whatsapp", "contacts": [{ "input": CUSTOMER, "wa_id": CUSTOMER }],
                            "messages": [{ "id": format!("wamid.FAKE{n}") }] }),
         )
+        .into_response()
     }
     let app = axum::Router::new()
         .route("/{v}/{id}/messages", post(messages))
@@ -520,10 +527,16 @@ async fn fake_upstream(l: tokio::net::TcpListener, f: Fake) {
 }
 
 async fn open_window(gw: &TestApp, t: &Tenant, secret: &str) {
-    let payload = json!({ "object": "whatsapp_business_account", "entry": [{ "id": t.waba_id, "changes": [{ "field": "messages", "value": {
+    let value = json!({
         "messaging_product": "whatsapp",
         "metadata": { "display_phone_number": "15550100001", "phone_number_id": t.phone_id },
-        "messages": [{ "from": CUSTOMER, "id": "wamid.in1", "type": "text", "text": { "body": "hi" } }] } }] }] });
+        "messages": [{ "from": CUSTOMER, "id": "wamid.in1", "type": "text", "text": { "body": "hi" } }] });
+    meta_event(gw, t, secret, "messages", value).await;
+}
+
+/// Posts one change to the gateway's `/webhooks/meta`, signed as Meta would.
+async fn meta_event(gw: &TestApp, t: &Tenant, secret: &str, field: &str, value: Value) {
+    let payload = json!({ "object": "whatsapp_business_account", "entry": [{ "id": t.waba_id, "time": 1750000000, "changes": [{ "field": field, "value": value }] }] });
     let body = serde_json::to_vec(&payload).unwrap();
     let r = gw
         .client
@@ -716,4 +729,101 @@ async fn media_upload_and_download_pass_through() {
         .await;
     assert_eq!(n.status, StatusCode::OK, "{}", n.body);
     assert_eq!(n.body["id"], p.biz.phone_id.as_str());
+}
+
+#[tokio::test]
+async fn upstream_5xx_is_transient_and_nothing_is_recorded() {
+    let f = Fake::default();
+    f.fail.store(true, Ordering::SeqCst);
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", l.local_addr().unwrap());
+    tokio::spawn(fake_upstream(l, f.clone()));
+    let gw = spawn_gateway(&base, |_| {}).await;
+    let t = gateway_tenant(
+        &gw,
+        "5000001",
+        "5000002",
+        "EAAG-fake-token",
+        "fake-app-secret",
+        None,
+    )
+    .await;
+    open_window(&gw, &t, "fake-app-secret").await;
+    let r = send_keyed(&gw, &t, "k-5xx").await;
+    assert_transient(&r);
+    assert!(r.details().contains("HTTP 502"), "{}", r.details());
+    f.fail.store(false, Ordering::SeqCst);
+    let r = send_keyed(&gw, &t, "k-5xx").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(f.completed.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn restrictions_bans_limits_and_preferences_are_taken_from_meta() {
+    let f = Fake::default();
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", l.local_addr().unwrap());
+    tokio::spawn(fake_upstream(l, f.clone()));
+    let gw = spawn_gateway(&base, |_| {}).await;
+    let s = "fake-app-secret";
+    let t = gateway_tenant(&gw, "6000001", "6000002", "EAAG-fake-token", s, None).await;
+    open_window(&gw, &t, s).await;
+    // the limit Meta reports
+    meta_event(
+        &gw,
+        &t,
+        s,
+        "phone_number_quality_update",
+        json!({
+        "display_phone_number": "15550100001", "event": "FLAGGED", "current_limit": "TIER_10K" }),
+    )
+    .await;
+    let lim = gw.get("/greenlight/v1/messaging_limit", &t.token).await;
+    assert_eq!(lim.body["tier"], "TIER_10K", "{}", lim.body);
+    assert_eq!(lim.body["quality_rating"], "RED", "{}", lim.body);
+    // the customer stops marketing at Meta
+    meta_event(&gw, &t, s, "user_preferences", json!({
+        "messaging_product": "whatsapp",
+        "metadata": { "display_phone_number": "15550100001", "phone_number_id": t.phone_id },
+        "user_preferences": [{ "wa_id": CUSTOMER, "category": "marketing_messages", "value": "stop", "timestamp": 1750000000 }] })).await;
+    let a = gw.get("/greenlight/v1/audit", &t.token).await;
+    assert!(
+        a.body.to_string().contains("stopped marketing"),
+        "{}",
+        a.body
+    );
+    // a restriction Meta imposed: every send refused at the gateway, nothing forwarded
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 86_400;
+    meta_event(&gw, &t, s, "account_update", json!({
+        "event": "ACCOUNT_RESTRICTION",
+        "restriction_info": [{ "restriction_type": "RESTRICTED_CUSTOMER_INITIATED_MESSAGING", "expiration": until.to_string() }] })).await;
+    let e = gw.get("/greenlight/v1/enforcement", &t.token).await;
+    assert_eq!(
+        e.body["restrictions"].as_array().unwrap().len(),
+        1,
+        "{}",
+        e.body
+    );
+    let r = gw.send_text(&t, CUSTOMER, "restricted").await;
+    assert_eq!(r.code(), 368, "{}", r.body);
+    assert_eq!(
+        f.sends.load(Ordering::SeqCst),
+        0,
+        "nothing reached the upstream"
+    );
+    // the ban Meta lifts and imposes
+    meta_event(
+        &gw,
+        &t,
+        s,
+        "account_update",
+        json!({ "event": "DISABLED_UPDATE", "ban_info": { "waba_ban_state": "DISABLE" } }),
+    )
+    .await;
+    let e = gw.get("/greenlight/v1/enforcement", &t.token).await;
+    assert_eq!(e.body["disabled"], true, "{}", e.body);
 }

@@ -603,7 +603,12 @@ impl GatewayStore for SqliteStore {
                         .execute(params![b, key])?;
                 }
             }
-            let ev = evaluate(c, mem, &scope, &cmd)?;
+            let mut ev = evaluate(c, mem, &scope, &cmd)?;
+            // A violation greenlight detects (a send to someone who said STOP) is evidence in
+            // the audit trail; enforcement is Meta's in gateway mode (no local escalation).
+            if let Some(v) = ev.effects.violation.take().or(ev.ignored_opt_out.take()) {
+                audit_note(c, b, now, "violation", Some(&cmd.phone.id), Some(&ev.wa_id), None, "enforcement", &format!("{} ({}): {}", v.violation_type, "not escalated in gateway mode", v.evidence))?;
+            }
             let d = &ev.decision;
             let phone = &cmd.phone;
             let req = &cmd.request;
@@ -622,9 +627,6 @@ impl GatewayStore for SqliteStore {
                         verdicts: Some(&verdicts),
                     },
                 )?;
-                if let Some(v) = ev.effects.violation.as_ref().or(ev.ignored_opt_out.as_ref()) {
-                    super::compliance::record_violation(c, b, &phone.waba_id, v, now)?;
-                }
                 // Meta would have failed it asynchronously: the gateway answers at once, with
                 // the error Meta's `failed` status would carry.
                 let mut e = e.clone();
