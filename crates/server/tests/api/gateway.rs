@@ -708,6 +708,44 @@ async fn media_upload_and_download_pass_through() {
             .unwrap();
     assert_eq!(got.status(), StatusCode::OK);
     assert_eq!(got.bytes().await.unwrap().to_vec(), bytes);
+    // a customer's media (its id arrives in the inbound webhook) is the tenant's too
+    let form = reqwest::multipart::Form::new()
+        .text("messaging_product", "whatsapp")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(vec![1u8, 2, 3])
+                .file_name("c.pdf")
+                .mime_str("application/pdf")
+                .unwrap(),
+        );
+    let r = p
+        .meta
+        .client
+        .post(format!("{}/v23.0/{}/media", p.meta.base, p.up.phone_id))
+        .bearer_auth(&p.up.token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let customer_media = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let denied =
+        p.gw.get(&format!("/v23.0/{customer_media}"), &p.biz.token)
+            .await;
+    assert_eq!(denied.code(), 100, "not known yet: {}", denied.body);
+    let r = p.meta.post(&format!("/sandbox/v1/{}/inbound", p.up.phone_id), &p.up.token,
+        json!({ "from": CUSTOMER, "type": "document", "document": { "id": customer_media, "mime_type": "application/pdf", "filename": "c.pdf" } })).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    p.rx.wait_for(&p.biz.app_secret, "the customer's document", |c| {
+        c["value"]["messages"][0]["type"] == "document"
+    })
+    .await;
+    let info =
+        p.gw.get(&format!("/v23.0/{customer_media}"), &p.biz.token)
+            .await;
+    assert_eq!(info.status, StatusCode::OK, "{}", info.body);
     // another tenant's token cannot reach it
     let other = gateway_tenant(
         &p.gw,

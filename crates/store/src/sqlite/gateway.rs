@@ -138,6 +138,13 @@ fn ingest_messages(
             )?
             .execute(params![b, from, user_id, now])?;
         }
+        // A customer's media: the tenant may fetch it through the gateway.
+        if let Some(mid) = content["id"].as_str().filter(|_| content.is_object()) {
+            conn.prepare_cached(
+                "INSERT INTO gateway_objects (business_id, id, kind, created_at) VALUES (?1, ?2, 'media', ?3) ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![b, mid, now])?;
+        }
         on_keywords(conn, b, &phone, from, id, message, at)?;
         n += 1;
     }
