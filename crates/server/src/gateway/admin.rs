@@ -124,5 +124,6 @@ pub async fn put_upstream(
     let scope = Scope { business_id };
     let s = secrets(g, &scope.business_id, &v)?;
     state.store.set_upstream(&scope, s, state.now()).await?;
+    g.forget(&scope.business_id);
     Ok(axum::Json(json!({ "success": true })).into_response())
 }

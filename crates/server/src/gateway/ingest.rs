@@ -40,11 +40,12 @@ pub async fn handshake(State(state): State<AppState>, uri: Uri) -> Response {
 
 fn refuse(status: StatusCode, why: &str) -> Response {
     tracing::warn!(%status, why, "a webhook from the upstream was refused; nothing learned");
-    (
-        status,
-        axum::Json(serde_json::json!({ "error": { "message": why, "type": "GreenlightPolicyException", "code": 190 } })),
-    )
-        .into_response()
+    let e = match status {
+        StatusCode::UNAUTHORIZED => ApiError::invalid_token(why),
+        StatusCode::FORBIDDEN => ApiError::permission_denied(why),
+        _ => ApiError::invalid_parameter(why),
+    };
+    HttpError(e).into_response()
 }
 
 pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
@@ -132,6 +133,14 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: By
             );
         }
     }
+    let touches_numbers = groups.iter().any(|(_, _, cs)| {
+        cs.iter().any(|c| {
+            matches!(
+                c.field.as_str(),
+                "phone_number_quality_update" | "account_update"
+            )
+        })
+    });
     for (up, waba, changes) in groups {
         match state
             .store
@@ -140,7 +149,10 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: By
         {
             Ok(n) => {
                 tracing::debug!(business_id = %up.scope.business_id, learned = n, "webhook ingested");
-                state.invalidate_tenant(&up.scope.business_id);
+                if touches_numbers {
+                    // the cached principal carries the numbers' state
+                    state.invalidate_tenant(&up.scope.business_id);
+                }
             }
             Err(e) => return HttpError::from(e).into_response(),
         }

@@ -20,6 +20,7 @@ use axum::Router;
 use greenlight_domain::error::ErrorType;
 use greenlight_domain::ApiError;
 use greenlight_store::Scope;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use proxy::forward;
@@ -31,7 +32,12 @@ pub struct Gateway {
     pub base: String,
     pub sealer: secrets::Sealer,
     pub timeout: Duration,
+    /// Opened credentials by business id, for [`CREDS_TTL`] (several nodes may rotate them).
+    cache: std::sync::RwLock<std::collections::HashMap<String, (std::time::Instant, Arc<Creds>)>>,
 }
+
+/// How long opened credentials are reused before they are read (and opened) again.
+const CREDS_TTL: Duration = Duration::from_secs(60);
 
 impl std::fmt::Debug for Gateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -60,7 +66,15 @@ impl Gateway {
             base: config.upstream_url.trim_end_matches('/').to_string(),
             sealer: secrets::Sealer::new(&key),
             timeout,
+            cache: Default::default(),
         }))
+    }
+
+    /// Forgets a tenant's opened credentials (they were replaced).
+    pub fn forget(&self, business_id: &str) {
+        if let Ok(mut m) = self.cache.write() {
+            m.remove(business_id);
+        }
     }
 }
 
@@ -79,8 +93,18 @@ pub(crate) fn gw(state: &AppState) -> HttpResult<&Gateway> {
 
 /// The tenant's Meta credentials, decrypted. A tenant without them (or sealed with another
 /// key) cannot use the gateway: 190 saying so, nothing forwarded.
-pub(crate) async fn creds(state: &AppState, scope: &Scope) -> HttpResult<Creds> {
+pub(crate) async fn creds(state: &AppState, scope: &Scope) -> HttpResult<Arc<Creds>> {
     let g = gw(state)?;
+    if let Some((at, c)) = g
+        .cache
+        .read()
+        .ok()
+        .and_then(|m| m.get(&scope.business_id).cloned())
+    {
+        if at.elapsed() < CREDS_TTL {
+            return Ok(c);
+        }
+    }
     let up = state.store.upstream(scope).await?.ok_or_else(|| {
         ApiError::invalid_token(
             "This tenant has no upstream credentials; the operator registers them with PUT /admin/v1/tenants/{business_id}/upstream.",
@@ -91,10 +115,19 @@ pub(crate) async fn creds(state: &AppState, scope: &Scope) -> HttpResult<Creds> 
         open(&up.secrets.access_token_sealed),
         open(&up.secrets.app_secret_sealed),
     ) {
-        (Some(access_token), Some(app_secret)) => Ok(Creds {
-            access_token,
-            app_secret,
-        }),
+        (Some(access_token), Some(app_secret)) => {
+            let c = Arc::new(Creds {
+                access_token,
+                app_secret,
+            });
+            if let Ok(mut m) = g.cache.write() {
+                m.insert(
+                    scope.business_id.clone(),
+                    (std::time::Instant::now(), c.clone()),
+                );
+            }
+            Ok(c)
+        }
         _ => {
             tracing::error!(business_id = %scope.business_id, "the tenant's upstream credentials do not open with the configured secrets_key");
             Err(ApiError::service_unavailable(
