@@ -18,6 +18,8 @@ use std::time::Duration;
 pub const KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 const META_VT: &str = "meta-verify-token-1";
 const CUSTOMER: &str = "15551230001";
+/// A recipient the stand-in upstream refuses (as Meta refuses numbers off a test allow-list).
+const REJECTED_BY_META: &str = "15550000999";
 
 fn sign(secret: &str, body: &[u8]) -> String {
     let mut m = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
@@ -504,9 +506,14 @@ struct Fake {
 }
 
 async fn fake_upstream(l: tokio::net::TcpListener, f: Fake) {
-    async fn messages(State(f): State<Fake>) -> axum::response::Response {
+    async fn messages(State(f): State<Fake>, body: Bytes) -> axum::response::Response {
         use axum::response::IntoResponse;
         f.sends.fetch_add(1, Ordering::SeqCst);
+        let v: Value = serde_json::from_slice(&body).unwrap_or_default();
+        if v["to"] == REJECTED_BY_META {
+            let e = json!({ "error": { "message": "(#131030) Recipient phone number not in allowed list", "type": "OAuthException", "code": 131030, "fbtrace_id": "Meta123" } });
+            return (axum::http::StatusCode::BAD_REQUEST, axum::Json(e)).into_response();
+        }
         if f.fail.load(Ordering::SeqCst) {
             return (axum::http::StatusCode::BAD_GATEWAY, "upstream proxy error").into_response();
         }
@@ -520,8 +527,12 @@ async fn fake_upstream(l: tokio::net::TcpListener, f: Fake) {
         )
         .into_response()
     }
+    async fn templates() -> axum::Json<Value> {
+        axum::Json(json!({ "id": "777001", "status": "PENDING", "category": "UTILITY" }))
+    }
     let app = axum::Router::new()
         .route("/{v}/{id}/messages", post(messages))
+        .route("/{v}/{id}/message_templates", post(templates))
         .with_state(f);
     axum::serve(l, app).await.unwrap();
 }
@@ -864,4 +875,93 @@ async fn restrictions_bans_limits_and_preferences_are_taken_from_meta() {
     .await;
     let e = gw.get("/greenlight/v1/enforcement", &t.token).await;
     assert_eq!(e.body["disabled"], true, "{}", e.body);
+}
+
+#[tokio::test]
+async fn over_the_limit_and_paused_templates_never_reach_the_upstream() {
+    use crate::compliance_common::{send_paced, template_body};
+    let f = Fake::default();
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", l.local_addr().unwrap());
+    tokio::spawn(fake_upstream(l, f.clone()));
+    let gw = spawn_gateway(&base, |_| {}).await;
+    let s = "fake-app-secret";
+    let t = gateway_tenant(&gw, "7000001", "7000002", "EAAG-fake-token", s, None).await;
+    let r = gw
+        .post(&format!("/v23.0/{}/message_templates", t.waba_id), &t.token,
+            json!({ "name": "order_update", "language": "en_US", "category": "UTILITY",
+                    "components": [{ "type": "BODY", "text": "Your order {{1}} will arrive on {{2}}.",
+                                     "example": { "body_text": [["A-1", "Friday"]] } }] }))
+        .await;
+    assert_eq!(r.body["id"], "777001", "{}", r.body);
+    let status = |event: &str| {
+        json!({ "event": event, "message_template_id": 777001,
+        "message_template_name": "order_update", "message_template_language": "en_US", "reason": "NONE" })
+    };
+    // pending at Meta: refused at the gateway
+    let r = gw.send(&t, template_body(CUSTOMER, "order_update")).await;
+    assert_eq!(r.code(), 132001, "{}", r.body);
+    meta_event(
+        &gw,
+        &t,
+        s,
+        "message_template_status_update",
+        status("APPROVED"),
+    )
+    .await;
+    let customers: Vec<String> = (0..251)
+        .map(|i| format!("1555{:07}", i))
+        .chain([REJECTED_BY_META.to_string()])
+        .collect();
+    let items: Vec<Value> = customers
+        .iter()
+        .map(|c| json!({"wa_id": c, "scope": "all", "source": "import", "proof": "crm"}))
+        .collect();
+    let r = gw
+        .post(
+            &format!("/greenlight/v1/{}/opt_ins/batch", t.waba_id),
+            &t.token,
+            json!({ "opt_ins": items }),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.body);
+    // Meta refuses one: its answer unchanged, and the limit is not consumed
+    let r = gw
+        .send(&t, template_body(REJECTED_BY_META, "order_update"))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        r.body["error"]["fbtrace_id"], "Meta123",
+        "Meta's answer, unchanged: {}",
+        r.body
+    );
+    let lim = gw.get("/greenlight/v1/messaging_limit", &t.token).await;
+    assert_eq!(lim.body["used_24h"], 0, "{}", lim.body);
+    for c in &customers[..250] {
+        wamid_of(&send_paced(&gw, &t, template_body(c, "order_update")).await);
+    }
+    let before = f.sends.load(Ordering::SeqCst);
+    let r = gw
+        .send(&t, template_body(&customers[250], "order_update"))
+        .await;
+    assert_eq!(r.code(), 1900200, "{}", r.body);
+    // Meta pauses the template
+    meta_event(
+        &gw,
+        &t,
+        s,
+        "message_template_status_update",
+        status("PAUSED"),
+    )
+    .await;
+    let r = gw
+        .send(&t, template_body(&customers[0], "order_update"))
+        .await;
+    assert_eq!(r.code(), 132015, "{}", r.body);
+    assert_eq!(
+        f.sends.load(Ordering::SeqCst),
+        before,
+        "refusals never reach the upstream"
+    );
+    assert_eq!(before, 251, "250 allowed sends and the one Meta refused");
 }
