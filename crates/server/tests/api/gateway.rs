@@ -499,6 +499,8 @@ async fn bad_signatures_are_refused_and_nothing_is_learned() {
 #[derive(Clone, Default)]
 struct Fake {
     slow: Arc<AtomicBool>,
+    /// Answer after this many milliseconds (within the timeout).
+    delay_ms: Arc<std::sync::atomic::AtomicU64>,
     /// Answer 502 with a plain-text body (a proxy in front of Meta failing).
     fail: Arc<AtomicBool>,
     sends: Arc<AtomicUsize>,
@@ -520,6 +522,7 @@ async fn fake_upstream(l: tokio::net::TcpListener, f: Fake) {
         if f.slow.load(Ordering::SeqCst) {
             tokio::time::sleep(Duration::from_secs(4)).await;
         }
+        tokio::time::sleep(Duration::from_millis(f.delay_ms.load(Ordering::SeqCst))).await;
         let n = f.completed.fetch_add(1, Ordering::SeqCst);
         axum::Json(
             json!({ "messaging_product": "whatsapp", "contacts": [{ "input": CUSTOMER, "wa_id": CUSTOMER }],
@@ -964,4 +967,41 @@ async fn over_the_limit_and_paused_templates_never_reach_the_upstream() {
         "refusals never reach the upstream"
     );
     assert_eq!(before, 251, "250 allowed sends and the one Meta refused");
+}
+
+#[tokio::test]
+async fn a_retry_while_the_first_is_in_flight_is_told_to_wait() {
+    let f = Fake::default();
+    f.delay_ms.store(800, Ordering::SeqCst);
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", l.local_addr().unwrap());
+    tokio::spawn(fake_upstream(l, f.clone()));
+    let gw = Arc::new(spawn_gateway(&base, |_| {}).await);
+    let t = gateway_tenant(
+        &gw,
+        "8000001",
+        "8000002",
+        "EAAG-fake-token",
+        "fake-app-secret",
+        None,
+    )
+    .await;
+    open_window(&gw, &t, "fake-app-secret").await;
+    let first = {
+        let (gw, t) = (gw.clone(), t.clone());
+        tokio::spawn(async move { send_keyed(&gw, &t, "k-flight").await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let second = send_keyed(&gw, &t, "k-flight").await;
+    assert_transient(&second);
+    assert!(
+        second.details().contains("still being forwarded"),
+        "{}",
+        second.details()
+    );
+    let first = first.await.unwrap();
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    let third = send_keyed(&gw, &t, "k-flight").await;
+    assert_eq!(third.body, first.body);
+    assert_eq!(f.sends.load(Ordering::SeqCst), 1);
 }
