@@ -294,6 +294,16 @@ async fn gateway_learns_the_window_forwards_allowed_sends_and_relays_events() {
         2,
         "inbound + the one allowed send"
     );
+    // a gateway tenant needs Meta's credentials
+    let r =
+        p.gw.post(
+            "/admin/v1/tenants",
+            ADMIN,
+            json!({ "business_name": "No upstream" }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert!(r.details().contains("upstream"), "{}", r.body);
     // sandbox endpoints do not exist at a gateway
     let r =
         p.gw.post(

@@ -8,7 +8,6 @@ use super::{internal, SqliteStore};
 use crate::gateway::*;
 use crate::{ids, CreatedPhone, CreatedTenant, Scope, SendCommand, StoreError, StoreResult};
 use async_trait::async_trait;
-use greenlight_domain::message::Recipient;
 use greenlight_domain::policy::messaging_limit::Tier;
 use greenlight_domain::policy::Outcome;
 use greenlight_domain::{ApiError, Millis, DAY};
@@ -649,9 +648,7 @@ impl GatewayStore for SqliteStore {
                 )?
                 .execute(params![b, key, hash, now])?;
             }
-            let wa_id = match &req.recipient {
-                Recipient::WaId(_) | Recipient::UserId(_) => ev.wa_id.clone(),
-            };
+            let wa_id = ev.wa_id.clone();
             Ok(Ok(Reserved::Go(Box::new(Reservation {
                 business_id: b.clone(),
                 key: cmd.idempotency.as_ref().map(|(k, _)| k.clone()),
