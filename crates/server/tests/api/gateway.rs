@@ -418,6 +418,67 @@ async fn templates_are_linted_forwarded_and_mirrored_then_opt_in_is_enforced() {
         p.gw.get(&format!("/v23.0/{id}?fields=status"), &p.biz.token)
             .await;
     assert_eq!(g.body["status"], "APPROVED", "{}", g.body);
+
+    // an edit is linted as the edited template, then forwarded
+    let r =
+        p.gw.post(
+            &format!("/v23.0/{id}"),
+            &p.biz.token,
+            json!({ "components": [{ "type": "BODY", "text": "{{1}} arrives {{2}}" }] }),
+        )
+        .await;
+    assert_eq!(r.code(), 1900500, "{}", r.body);
+    let r =
+        p.gw.post(
+            &format!("/v23.0/{id}"),
+            &p.biz.token,
+            json!({ "components": [{ "type": "BODY", "text": "Your order {{1}} arrives on {{2}}.",
+                                 "example": { "body_text": [["A-1", "Friday"]] } }] }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["success"], true, "{}", r.body);
+
+    // a template made at Meta directly is learned from a list call through the gateway
+    let direct = json!({ "name": "made_at_meta", "language": "en_US", "category": "UTILITY",
+        "components": [{ "type": "BODY", "text": "Your parcel {{1}} ships on {{2}}.",
+                         "example": { "body_text": [["A-1", "Friday"]] } }] });
+    let r = p
+        .meta
+        .post(
+            &format!("/v23.0/{waba}/message_templates"),
+            &p.up.token,
+            direct,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let direct_id = r.body["id"].as_str().unwrap().to_string();
+    p.meta.advance(61).await;
+    p.rx.wait_for(&p.biz.app_secret, "the direct template's decision", |c| {
+        c["value"]["message_template_id"]
+            .to_string()
+            .contains(&direct_id)
+            && c["value"]["event"] == "APPROVED"
+    })
+    .await;
+    let body = crate::compliance_common::template_body(CUSTOMER, "made_at_meta");
+    let r = p.gw.send(&p.biz, body.clone()).await;
+    assert_eq!(
+        r.code(),
+        132001,
+        "unknown to the gateway until listed: {}",
+        r.body
+    );
+    let l =
+        p.gw.get(
+            &format!(
+                "/v23.0/{waba}/message_templates?fields=name,status,language,category,components"
+            ),
+            &p.biz.token,
+        )
+        .await;
+    assert_eq!(l.status, StatusCode::OK, "{}", l.body);
+    wamid_of(&p.gw.send(&p.biz, body).await);
 }
 
 #[tokio::test]
