@@ -88,6 +88,10 @@ pub async fn create_tenant(state: &AppState, v: &Value) -> HttpResult {
         .iter()
         .map(|p| id_of(p, "id"))
         .collect::<Result<Vec<_>, _>>()?;
+    let distinct: std::collections::HashSet<&String> = phone_ids.iter().collect();
+    if distinct.len() != phone_ids.len() {
+        return Err(ApiError::invalid_parameter("`upstream.phone_numbers` repeats an id").into());
+    }
     let business_id = greenlight_store::ids::object_id();
     let secrets = secrets(g, &business_id, up)?;
     crate::webhooks::handshake::verify_new_tenant(state, &tenant).await?;

@@ -210,13 +210,14 @@ async fn gateway_secrets_are_not_logged_nor_stored_in_clear() {
         .send()
         .await
         .unwrap();
-    client
+    let rotated = client
         .put(format!("{base}/admin/v1/tenants/{}/upstream", t["business_id"].as_str().unwrap()))
         .bearer_auth(ADMIN)
         .json(&json!({"access_token": meta_token, "app_secret": meta_secret, "webhook_verify_token": vt}))
         .send()
         .await
         .unwrap();
+    assert!(rotated.status().is_success());
     tokio::time::sleep(Duration::from_millis(300)).await;
     child.kill().unwrap();
     let mut out = String::new();
