@@ -70,7 +70,9 @@ pub struct Reservation {
     /// JSON of the pricing and the verdicts, as stored with the message.
     pub pricing: String,
     pub verdicts: String,
-    /// The window after this message, when it changes it.
+    /// The window the decision read, and the window after this message when it changes it
+    /// (applied at commit only if no inbound message moved the window in between).
+    pub window_before: WindowState,
     pub window_after: Option<WindowState>,
     pub biz_opaque: Option<String>,
     /// The reach-log and marketing-log rows taken (undone on release).

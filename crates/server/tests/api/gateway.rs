@@ -275,7 +275,14 @@ async fn gateway_learns_the_window_forwards_allowed_sends_and_relays_events() {
     // recorded at the gateway with its verdicts; statuses learned from Meta's webhooks
     let m = p.gw.message(&p.biz, &wamid).await;
     assert!(!m["verdicts"].as_array().unwrap().is_empty(), "{m}");
-    p.gw.wait_status(&p.biz, &wamid, "delivered").await;
+    let m = p.gw.wait_status(&p.biz, &wamid, "delivered").await;
+    let seen: Vec<&str> = m["statuses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["status"].as_str().unwrap())
+        .collect();
+    assert!(seen.contains(&"sent") && seen.contains(&"delivered"), "{m}");
     p.rx.wait_for(&p.biz.app_secret, "the delivered status", |c| {
         c["value"]["statuses"][0]["id"] == wamid.as_str()
             && c["value"]["statuses"][0]["status"] == "delivered"

@@ -158,7 +158,25 @@ fn ingest_messages(
             .query_row(params![id, b], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         let Some((current, wa_id)) = current else {
-            continue; // not sent through this gateway: relayed only
+            // Not (yet) recorded: sent around the gateway, or Meta's status overtook the
+            // commit of the send. Kept, so that a commit that follows finds it.
+            let seen: Option<i64> = conn
+                .prepare_cached("SELECT 1 FROM statuses WHERE message_id = ?1 AND status = ?2")?
+                .query_row(params![id, status], |r| r.get(0))
+                .optional()?;
+            if seen.is_none() {
+                let errors = s.get("errors").filter(|e| !e.is_null());
+                conn.prepare_cached(
+                    "INSERT INTO statuses (message_id, status, at, errors) VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![
+                    id,
+                    status,
+                    at_of(&s["timestamp"], now),
+                    errors.map(Value::to_string)
+                ])?;
+            }
+            continue;
         };
         let seen: Option<i64> = conn
             .prepare_cached("SELECT 1 FROM statuses WHERE message_id = ?1 AND status = ?2")?
@@ -661,6 +679,7 @@ impl GatewayStore for SqliteStore {
                 category: Some(d.pricing.category.to_string()),
                 pricing: serde_json::to_string(&d.pricing).map_err(internal)?,
                 verdicts,
+                window_before: ev.window,
                 window_after: (d.window_after != ev.window).then_some(d.window_after),
                 biz_opaque: req.biz_opaque_callback_data.clone(),
                 reach_at: ev.effects.record_reach.then_some(now),
@@ -720,7 +739,19 @@ impl GatewayStore for SqliteStore {
             )?
             .execute(params![wamid, b, r.phone_id, r.wa_id, r.msg_type, json_col(&r.content)?, r.text, r.category, r.pricing, r.biz_opaque, r.verdicts, r.now])?;
             if let Some(w) = &r.window_after {
-                save_window(c, &r.phone_id, &r.wa_id, w)?;
+                // An inbound message learned while Meta was asked is newer than the decision.
+                if read::window(c, &r.phone_id, &r.wa_id)? == r.window_before {
+                    save_window(c, &r.phone_id, &r.wa_id, w)?;
+                }
+            }
+            // Meta's `sent` can arrive before this commit: statuses already kept set the state.
+            let mut stmt = c.prepare_cached("SELECT status FROM statuses WHERE message_id = ?1")?;
+            let seen = stmt
+                .query_map(params![wamid], |row| row.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            if let Some(best) = seen.iter().max_by_key(|st| status_rank(st)) {
+                c.prepare_cached("UPDATE messages SET status = ?2 WHERE id = ?1")?
+                    .execute(params![wamid, best])?;
             }
             if let Some(key) = &r.key {
                 c.prepare_cached(
