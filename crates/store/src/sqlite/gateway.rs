@@ -417,8 +417,12 @@ fn ingest_template(
     let b = &scope.business_id;
     let n = match field {
         "message_template_status_update" => {
-            let Some(status) = value["event"].as_str() else {
-                return Ok(0);
+            // Events that are not a status: FLAGGED (quality warning, still sendable) and
+            // LOCKED (no edits) leave it; a reinstatement is APPROVED again.
+            let status = match value["event"].as_str() {
+                None | Some("FLAGGED") | Some("LOCKED") => return Ok(0),
+                Some("REINSTATED") | Some("UNARCHIVED") | Some("UNPAUSED") => "APPROVED",
+                Some(e) => e,
             };
             let reason = value["reason"].as_str().filter(|r| *r != "NONE");
             conn.prepare_cached(
