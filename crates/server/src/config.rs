@@ -54,7 +54,7 @@ impl std::fmt::Debug for Config {
             .field("listen", &self.listen)
             .field("database_url", &redact_url(&self.database_url))
             .field("mode", &self.mode)
-            .field("upstream_url", &self.upstream_url)
+            .field("upstream_url", &redact_url(&self.upstream_url))
             .field("admin_token", &"<redacted>")
             .field("media_dir", &self.media_dir)
             .field("public_url", &self.public_url)
