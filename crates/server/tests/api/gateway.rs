@@ -759,7 +759,8 @@ async fn slow_upstream_times_out_transiently_and_a_retry_sends_once() {
 #[tokio::test]
 async fn media_upload_and_download_pass_through() {
     let p = pair().await;
-    let bytes: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    // 3 MB: more than the 2 MB a buffered JSON body may have, so it must stream
+    let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
     let form = reqwest::multipart::Form::new()
         .text("messaging_product", "whatsapp")
         .text("type", "application/pdf")
