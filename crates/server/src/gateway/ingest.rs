@@ -62,6 +62,7 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: By
     };
     // Entries grouped by the tenant owning them (a WABA id, or a number in the metadata).
     let mut groups: Vec<(Upstream, String, Vec<IngestChange>)> = Vec::new();
+    let mut unknown = 0usize;
     for entry in v["entry"].as_array().into_iter().flatten() {
         let id = match &entry["id"] {
             Value::String(s) => s.clone(),
@@ -86,10 +87,10 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: By
             }
         }
         let Some(up) = found else {
-            return refuse(
-                StatusCode::FORBIDDEN,
-                "an entry names a WABA no tenant of this gateway registered",
-            );
+            // A WABA of the same Meta app that is not registered here: skipped (its events
+            // cannot be verified nor attributed); the others are still learned.
+            unknown += 1;
+            continue;
         };
         let changes: Vec<IngestChange> = entry["changes"]
             .as_array()
@@ -116,7 +117,18 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: By
         }
     }
     if groups.is_empty() {
-        return refuse(StatusCode::FORBIDDEN, "no entry to verify");
+        // Nothing attributable: 403, so that Meta keeps retrying until the operator registers
+        // the WABA (its dashboard shows the failures).
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "no entry names a WABA registered with this gateway",
+        );
+    }
+    if unknown > 0 {
+        tracing::warn!(
+            unknown,
+            "webhook entries of unregistered WABAs were skipped"
+        );
     }
     // Every tenant involved must have signed this body: nothing is learned otherwise.
     for (up, _, _) in &groups {

@@ -551,6 +551,17 @@ async fn bad_signatures_are_refused_and_nothing_is_learned() {
     assert_eq!(r.status(), StatusCode::OK);
     let r = p.gw.send_text(&p.biz, CUSTOMER, "now in the window").await;
     wamid_of(&r);
+    // a WABA nobody registered: 403 (Meta retries), nothing learned
+    let stranger = serde_json::to_vec(&json!({ "object": "whatsapp_business_account", "entry": [{ "id": "999999999", "changes": [] }] })).unwrap();
+    let r =
+        p.gw.client
+            .post(&url)
+            .header("x-hub-signature-256", sign(&p.up.app_secret, &stranger))
+            .body(stranger)
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
     // the handshake: the registered verify token only
     let ok =
         p.gw.client
