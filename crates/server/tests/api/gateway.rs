@@ -898,6 +898,39 @@ async fn upstream_5xx_is_transient_and_nothing_is_recorded() {
     let r = send_keyed(&gw, &t, "k-5xx").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(f.completed.load(Ordering::SeqCst), 1);
+
+    // a business-initiated template whose forward fails takes nothing from the limit
+    use crate::compliance_common::template_body;
+    let r = gw
+        .post(&format!("/v23.0/{}/message_templates", t.waba_id), &t.token,
+            json!({ "name": "order_update", "language": "en_US", "category": "UTILITY",
+                    "components": [{ "type": "BODY", "text": "Your order {{1}} will arrive on {{2}}.",
+                                     "example": { "body_text": [["A-1", "Friday"]] } }] }))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    meta_event(
+        &gw,
+        &t,
+        "fake-app-secret",
+        "message_template_status_update",
+        json!({ "event": "APPROVED", "message_template_id": 777001, "reason": "NONE" }),
+    )
+    .await;
+    let r = gw.post(&format!("/greenlight/v1/{}/opt_ins", t.waba_id), &t.token,
+        json!({ "wa_id": "15557770001", "scope": "utility", "source": "web_form", "proof": "form" })).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    f.fail.store(true, Ordering::SeqCst);
+    let r = gw
+        .send(&t, template_body("15557770001", "order_update"))
+        .await;
+    assert_transient(&r);
+    assert_eq!(used_24h(&gw, &t).await, 0, "released");
+    f.fail.store(false, Ordering::SeqCst);
+    wamid_of(
+        &gw.send(&t, template_body("15557770001", "order_update"))
+            .await,
+    );
+    assert_eq!(used_24h(&gw, &t).await, 1);
 }
 
 #[tokio::test]
@@ -1094,4 +1127,11 @@ async fn a_retry_while_the_first_is_in_flight_is_told_to_wait() {
     let third = send_keyed(&gw, &t, "k-flight").await;
     assert_eq!(third.body, first.body);
     assert_eq!(f.sends.load(Ordering::SeqCst), 1);
+}
+
+async fn used_24h(gw: &TestApp, t: &Tenant) -> Value {
+    gw.get("/greenlight/v1/messaging_limit", &t.token)
+        .await
+        .body["used_24h"]
+        .clone()
 }
