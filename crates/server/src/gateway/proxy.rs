@@ -67,9 +67,14 @@ pub async fn forward(State(state): State<AppState>, req: Request) -> HttpResult 
     let c = creds(&state, &p.scope).await?;
     let method_r = reqwest::Method::from_bytes(method.as_str().as_bytes())
         .map_err(|_| ApiError::unknown_path(method.as_str(), uri.path()))?;
-    let rb = forward_headers(&headers, g.client.request(method_r, upstream_url(g, &uri)))
-        .bearer_auth(&c.access_token)
-        .body(reqwest::Body::wrap_stream(body.into_data_stream()));
+    let mut rb = forward_headers(&headers, g.client.request(method_r, upstream_url(g, &uri)))
+        .bearer_auth(&c.access_token);
+    // The length the caller announced is kept, so a streamed body is not sent chunked (some
+    // upstreams and proxies refuse chunked uploads).
+    if let Some(len) = headers.get(axum::http::header::CONTENT_LENGTH) {
+        rb = rb.header("content-length", len.as_bytes());
+    }
+    let rb = rb.body(reqwest::Body::wrap_stream(body.into_data_stream()));
     let resp = rb.send().await.map_err(|e| transient(g, &e))?;
     let status = resp.status().as_u16();
     let up_headers = resp.headers().clone();
