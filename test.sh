@@ -52,14 +52,28 @@ GREENLIGHT_LISTEN="127.0.0.1:$PORT" GREENLIGHT_DATABASE_URL="sqlite://$WORK/gree
   GREENLIGHT_MEDIA_DIR="$WORK/media" GREENLIGHT_DEMO_TENANT=false GREENLIGHT_LOG=warn \
   "$BIN" serve > "$WORK/server.log" 2>&1 &
 SERVER=$!
-trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
-for _ in $(seq 1 100); do
-  curl -fsS "http://127.0.0.1:$PORT/healthz" > /dev/null 2>&1 && break
-  sleep 0.1
+# A second greenlight in gateway mode whose upstream is the sandbox above (the gateway scenario
+# of the Node suite; see docs/GATEWAY.md).
+GW_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+GREENLIGHT_MODE=gateway GREENLIGHT_UPSTREAM_URL="http://127.0.0.1:$PORT" \
+  GREENLIGHT_SECRETS_KEY="$(python3 -c 'import secrets; print(secrets.token_hex(32))')" \
+  GREENLIGHT_WEBHOOK_ALLOW_PRIVATE=true \
+  GREENLIGHT_LISTEN="127.0.0.1:$GW_PORT" GREENLIGHT_DATABASE_URL="sqlite://$WORK/gateway.db" \
+  GREENLIGHT_MEDIA_DIR="$WORK/gateway-media" GREENLIGHT_LOG=warn \
+  "$BIN" serve > "$WORK/gateway.log" 2>&1 &
+GATEWAY=$!
+trap 'kill $SERVER $GATEWAY 2>/dev/null || true; wait $SERVER $GATEWAY 2>/dev/null || true; rm -rf "$WORK"' EXIT
+for p in "$PORT" "$GW_PORT"; do
+  for _ in $(seq 1 100); do
+    curl -fsS "http://127.0.0.1:$p/healthz" > /dev/null 2>&1 && break
+    sleep 0.1
+  done
 done
 export GREENLIGHT_URL="http://127.0.0.1:$PORT"
+export GREENLIGHT_GATEWAY_URL="http://127.0.0.1:$GW_PORT"
 if ! bash conformance/run.sh 2>&1 | tee -a "$LOG"; then
   echo "conformance suite failed; server log:"; tail -n 50 "$WORK/server.log"
+  echo "gateway log:"; tail -n 50 "$WORK/gateway.log"
   totals
   exit 1
 fi

@@ -31,6 +31,21 @@ pub struct Config {
     pub log: String,
     pub template_review_delay_seconds: u64,
     pub webhooks: crate::webhooks::config::WebhookConfig,
+    /// Gateway mode: the key that encrypts the tenants' upstream credentials at rest.
+    pub secrets_key: Option<[u8; 32]>,
+    /// Gateway mode: how long a forwarded call may take (connect + answer).
+    pub upstream_timeout_ms: u64,
+    /// Gateway mode: whether review findings on a template create/edit block it or only warn.
+    pub template_lint: TemplateLint,
+}
+
+/// What the gateway does with template review findings before forwarding a create or edit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TemplateLint {
+    /// Refuse the request with the findings; nothing reaches the upstream.
+    Block,
+    /// Forward it, with the findings in the `greenlight-template-lint` header.
+    Warn,
 }
 
 impl std::fmt::Debug for Config {
@@ -39,7 +54,7 @@ impl std::fmt::Debug for Config {
             .field("listen", &self.listen)
             .field("database_url", &redact_url(&self.database_url))
             .field("mode", &self.mode)
-            .field("upstream_url", &self.upstream_url)
+            .field("upstream_url", &redact_url(&self.upstream_url))
             .field("admin_token", &"<redacted>")
             .field("media_dir", &self.media_dir)
             .field("public_url", &self.public_url)
@@ -51,6 +66,12 @@ impl std::fmt::Debug for Config {
                 &self.template_review_delay_seconds,
             )
             .field("webhooks", &self.webhooks)
+            .field(
+                "secrets_key",
+                &self.secrets_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field("upstream_timeout_ms", &self.upstream_timeout_ms)
+            .field("template_lint", &self.template_lint)
             .finish()
     }
 }
@@ -86,6 +107,9 @@ pub struct Layer {
     pub log: Option<String>,
     pub template_review_delay_seconds: Option<u64>,
     pub webhooks: Option<crate::webhooks::config::WebhookLayer>,
+    pub secrets_key: Option<String>,
+    pub upstream_timeout_ms: Option<u64>,
+    pub template_lint: Option<String>,
 }
 
 macro_rules! overlay {
@@ -108,7 +132,10 @@ impl Layer {
             sqlite_synchronous,
             demo_tenant,
             log,
-            template_review_delay_seconds
+            template_review_delay_seconds,
+            secrets_key,
+            upstream_timeout_ms,
+            template_lint
         );
         self.webhooks = crate::webhooks::config::WebhookLayer::merge(
             self.webhooks.take(),
@@ -155,6 +182,9 @@ impl Layer {
             log: get("GREENLIGHT_LOG"),
             template_review_delay_seconds: num("GREENLIGHT_TEMPLATE_REVIEW_DELAY_SECONDS")?,
             webhooks: crate::webhooks::config::WebhookLayer::from_env(&get)?,
+            secrets_key: get("GREENLIGHT_SECRETS_KEY"),
+            upstream_timeout_ms: num("GREENLIGHT_UPSTREAM_TIMEOUT_MS")?,
+            template_lint: get("GREENLIGHT_TEMPLATE_LINT"),
         })
     }
 
@@ -180,13 +210,7 @@ impl Layer {
         }
         let mode = match self.mode.as_deref().unwrap_or("sandbox") {
             "sandbox" => Mode::Sandbox,
-            "gateway" => {
-                errs.push(
-                    "mode = \"gateway\" is not available in this build yet; use mode = \"sandbox\""
-                        .to_string(),
-                );
-                Mode::Gateway
-            }
+            "gateway" => Mode::Gateway,
             other => {
                 errs.push(format!(
                     "mode = {other:?} is not a mode; use \"sandbox\" or \"gateway\""
@@ -239,6 +263,35 @@ impl Layer {
             errs.push("template_review_delay_seconds is more than a day; Meta decides most templates within minutes (at most 24 hours)".to_string());
         }
         let webhooks = self.webhooks.unwrap_or_default().validate(mode, &mut errs);
+        let secrets_key = match self.secrets_key.as_deref().map(str::trim) {
+            None | Some("") => {
+                if mode == Mode::Gateway {
+                    errs.push("secrets_key is required in gateway mode (it encrypts the tenants' Meta tokens and app secrets at rest); set GREENLIGHT_SECRETS_KEY to 32 random bytes in hex, e.g. `openssl rand -hex 32`".to_string());
+                }
+                None
+            }
+            Some(k) => match parse_key(k) {
+                Some(k) => Some(k),
+                None => {
+                    errs.push("secrets_key must be 32 bytes written as 64 hex digits or in base64 (e.g. `openssl rand -hex 32`)".to_string());
+                    None
+                }
+            },
+        };
+        let upstream_timeout_ms = self.upstream_timeout_ms.unwrap_or(30_000);
+        if !(100..=300_000).contains(&upstream_timeout_ms) {
+            errs.push(format!("upstream_timeout_ms = {upstream_timeout_ms} must be between 100 and 300000 (5 minutes)"));
+        }
+        let template_lint = match self.template_lint.as_deref().unwrap_or("block") {
+            "block" => TemplateLint::Block,
+            "warn" => TemplateLint::Warn,
+            other => {
+                errs.push(format!(
+                    "template_lint = {other:?} must be \"block\" or \"warn\""
+                ));
+                TemplateLint::Block
+            }
+        };
         if !errs.is_empty() {
             return Err(errs);
         }
@@ -257,8 +310,25 @@ impl Layer {
             log: self.log.unwrap_or_else(|| "info".into()),
             template_review_delay_seconds: self.template_review_delay_seconds.unwrap_or(60),
             webhooks,
+            secrets_key,
+            upstream_timeout_ms,
+            template_lint,
         })
     }
+}
+
+/// A 32-byte key in hex (64 digits) or base64.
+fn parse_key(k: &str) -> Option<[u8; 32]> {
+    use base64::Engine;
+    let bytes = if k.len() == 64 && k.bytes().all(|b| b.is_ascii_hexdigit()) {
+        hex::decode(k).ok()?
+    } else {
+        base64::engine::general_purpose::STANDARD
+            .decode(k)
+            .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(k))
+            .ok()?
+    };
+    bytes.try_into().ok()
 }
 
 /// Defaults, then the file, then the environment, then flags.
@@ -339,6 +409,32 @@ mod tests {
         assert!(Layer::parse_toml("lsiten = \"x\"", "f.toml")
             .unwrap_err()
             .contains("unknown field"));
+    }
+
+    #[test]
+    fn gateway_needs_a_secrets_key() {
+        let errs = load(
+            None,
+            &env(&[("GREENLIGHT_MODE", "gateway")]),
+            &Layer::default(),
+        )
+        .unwrap_err();
+        assert!(errs[0].contains("GREENLIGHT_SECRETS_KEY"), "{errs:?}");
+        let key = "ab".repeat(32);
+        let c = load(
+            None,
+            &env(&[
+                ("GREENLIGHT_MODE", "gateway"),
+                ("GREENLIGHT_SECRETS_KEY", &key),
+                ("GREENLIGHT_TEMPLATE_LINT", "warn"),
+            ]),
+            &Layer::default(),
+        )
+        .unwrap();
+        assert_eq!(c.mode, Mode::Gateway);
+        assert_eq!(c.template_lint, TemplateLint::Warn);
+        assert_eq!(c.upstream_url, "https://graph.facebook.com");
+        assert!(!format!("{c:?}").contains(&key));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod gateway;
 pub mod http;
 pub mod import;
 pub mod lint;

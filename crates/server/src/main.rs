@@ -92,6 +92,12 @@ struct ServeArgs {
     /// Upstream Graph API base URL (gateway mode).
     #[arg(long)]
     upstream_url: Option<String>,
+    /// Gateway mode: milliseconds one forwarded call may take.
+    #[arg(long)]
+    upstream_timeout_ms: Option<u64>,
+    /// Gateway mode: template review findings `block` or `warn`.
+    #[arg(long)]
+    template_lint: Option<String>,
     /// Folder for uploaded media.
     #[arg(long)]
     media_dir: Option<String>,
@@ -209,6 +215,8 @@ fn serve(args: ServeArgs) -> ExitCode {
         database_url: args.database_url,
         mode: args.mode,
         upstream_url: args.upstream_url,
+        upstream_timeout_ms: args.upstream_timeout_ms,
+        template_lint: args.template_lint,
         media_dir: args.media_dir,
         public_url: args.public_url,
         log: args.log,

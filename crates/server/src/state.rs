@@ -34,6 +34,8 @@ pub struct AppState {
     /// Key of media URL signatures (persisted in the database).
     pub url_secret: Arc<String>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Gateway mode: the upstream client and the key of the tenants' upstream secrets.
+    pub gateway: Option<Arc<crate::gateway::Gateway>>,
 }
 
 impl AppState {
@@ -54,6 +56,7 @@ impl AppState {
                 .await
                 .map_err(|e| anyhow::anyhow!("reading the instance secret: {e}"))?,
         );
+        let config_ref = config.clone();
         Ok(AppState {
             config: Arc::new(config),
             store,
@@ -65,6 +68,7 @@ impl AppState {
             store_closer,
             url_secret,
             metrics: Arc::new(crate::metrics::Metrics::default()),
+            gateway: crate::gateway::Gateway::new(&config_ref)?.map(Arc::new),
         })
     }
 

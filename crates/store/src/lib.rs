@@ -12,6 +12,7 @@
 
 pub mod compliance;
 pub mod consent;
+pub mod gateway;
 pub mod ids;
 pub mod sqlite;
 pub mod templates;
@@ -23,6 +24,10 @@ pub use compliance::{
     ViolationRecord,
 };
 pub use consent::{ConsentStore, NewOptIn, OptIn, OptInFilter, Revocation};
+pub use gateway::{
+    GatewayStore, IngestChange, MirroredTemplate, NewGatewayTenant, Reservation, Reserved,
+    Upstream, UpstreamAnswer, UpstreamSecrets,
+};
 pub use templates::{
     Cursor, NewTemplate, TemplateDeletion, TemplateEdit, TemplateFilter, TemplatePage,
     TemplateRecord, TemplateStore,
@@ -57,7 +62,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 #[async_trait]
 pub trait Store:
-    TemplateStore + ConsentStore + WebhookStore + ComplianceStore + Send + Sync + 'static
+    TemplateStore + ConsentStore + WebhookStore + ComplianceStore + GatewayStore + Send + Sync + 'static
 {
     /// Is the database reachable? (`/readyz`)
     async fn ping(&self) -> StoreResult<()>;

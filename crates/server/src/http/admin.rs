@@ -203,6 +203,9 @@ async fn create_tenant(
 ) -> HttpResult {
     require_admin(&state, &headers, &uri)?;
     let v = json_object(&body)?;
+    if state.config.mode == crate::config::Mode::Gateway {
+        return crate::gateway::admin::create_tenant(&state, &v).await;
+    }
     let t = parse_new_tenant(&v)?;
     crate::webhooks::handshake::verify_new_tenant(&state, &t).await?;
     let created = state.store.create_tenant(t, state.now()).await?;

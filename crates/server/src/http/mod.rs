@@ -7,7 +7,9 @@ mod audit;
 mod block;
 mod compliance;
 mod consent;
+pub(crate) use admin::parse_new_tenant as admin_parse_new_tenant;
 pub use consent::parse_opt_in as consent_parse;
+pub(crate) use graph::idempotency_key;
 mod deliveries;
 mod graph;
 mod greenlight;
@@ -15,7 +17,7 @@ mod media;
 mod ops;
 mod sandbox;
 mod subscriptions;
-mod templates;
+pub(crate) mod templates;
 
 use crate::state::AppState;
 use axum::extract::DefaultBodyLimit;
@@ -35,12 +37,40 @@ pub const MAX_UPLOAD: usize = 100 * 1024 * 1024 + 64 * 1024;
 pub const MAX_JSON: usize = 2 * 1024 * 1024;
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let base = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .merge(admin::routes())
-        .merge(ops::routes())
+        .merge(ops::routes());
+    let surfaces = if state.config.mode == crate::config::Mode::Gateway {
+        // Gateway mode: greenlight's own surfaces, the gateway's routes, and every other Graph
+        // call forwarded upstream (docs/GATEWAY.md).
+        base.merge(admin::routes())
+            .route(
+                "/admin/v1/tenants/{business_id}/upstream",
+                axum::routing::put(crate::gateway::admin::put_upstream),
+            )
+            .merge(greenlight::routes())
+            .merge(audit::routes())
+            .merge(compliance::routes())
+            .merge(consent::routes())
+            .merge(deliveries::routes())
+            .merge(crate::gateway::routes())
+            .fallback(crate::gateway::forward)
+    } else {
+        sandbox_routes(base)
+    };
+    surfaces
+        .layer(DefaultBodyLimit::max(MAX_JSON))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
+        .with_state(state)
+}
+
+fn sandbox_routes(base: Router<AppState>) -> Router<AppState> {
+    base.merge(admin::routes())
         .merge(sandbox::routes())
         .merge(greenlight::routes())
         .merge(audit::routes())
@@ -56,12 +86,6 @@ pub fn router(state: AppState) -> Router {
             post(media::upload).layer(DefaultBodyLimit::max(MAX_UPLOAD)),
         )
         .fallback(fallback)
-        .layer(DefaultBodyLimit::max(MAX_JSON))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            count_requests,
-        ))
-        .with_state(state)
 }
 
 /// The version a request without one is routed as. Some clients call Graph paths with no

@@ -97,7 +97,7 @@ fn owned_waba(p: &Principal, id: &str) -> HttpResult<()> {
 }
 
 /// Parses a form- or JSON-encoded body: Graph accepts both.
-fn body_value(headers: &HeaderMap, body: &[u8]) -> HttpResult<Value> {
+pub(crate) fn body_value(headers: &HeaderMap, body: &[u8]) -> HttpResult<Value> {
     let form = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -2,7 +2,7 @@
 //! over HTTP like any client would.
 #![allow(dead_code)]
 
-use greenlight::config::{Layer, Mode};
+use greenlight::config::Layer;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -47,7 +47,6 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Layer)) -> TestApp {
     tweak(&mut layer);
     let config =
         greenlight::config::load(None, &Layer::default(), &layer).expect("valid test config");
-    assert_eq!(config.mode, Mode::Sandbox);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .expect("bind");

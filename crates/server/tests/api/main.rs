@@ -8,6 +8,7 @@ mod compliance_enforcement;
 mod compliance_quality;
 mod compliance_verification;
 mod consent;
+mod gateway;
 mod media;
 mod messages;
 mod ops;

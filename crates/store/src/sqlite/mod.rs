@@ -19,6 +19,7 @@
 
 mod compliance;
 mod consent;
+mod gateway;
 mod ops;
 mod read;
 mod templates;

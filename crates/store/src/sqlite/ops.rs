@@ -92,7 +92,7 @@ pub(crate) fn audit_note(
 /// STOP- and START-style keywords in a customer's message (policy::keywords): STOP revokes
 /// every active consent at once, with the message as proof; START restores what the last STOP
 /// revoked.
-fn on_keywords(
+pub(crate) fn on_keywords(
     conn: &Connection,
     business_id: &str,
     phone: &PhoneNumber,
@@ -207,7 +207,12 @@ fn on_whatsapp(conn: &Connection, wa_id: &str) -> StoreResult<bool> {
         .unwrap_or(true))
 }
 
-fn save_window(conn: &Connection, phone_id: &str, wa_id: &str, w: &WindowState) -> StoreResult<()> {
+pub(crate) fn save_window(
+    conn: &Connection,
+    phone_id: &str,
+    wa_id: &str,
+    w: &WindowState,
+) -> StoreResult<()> {
     conn.prepare_cached(
         "INSERT INTO windows (phone_id, wa_id, last_inbound_at, referral_at, fep_until) VALUES (?1, ?2, ?3, ?4, ?5) \
          ON CONFLICT (phone_id, wa_id) DO UPDATE SET last_inbound_at = excluded.last_inbound_at, \
@@ -234,7 +239,7 @@ fn metadata(p: &PhoneNumber) -> Metadata<'_> {
 }
 
 /// What the customer sees of a message, when it is text-like.
-fn visible_text(req: &SendRequest) -> Option<String> {
+pub(crate) fn visible_text(req: &SendRequest) -> Option<String> {
     let p = &req.payload;
     let s = match req.msg_type {
         MessageType::Text => p["body"].as_str(),
@@ -299,21 +304,21 @@ fn template_facts(
 }
 
 /// Loads the facts of one send and runs the engine. Read-only.
-struct Evaluated {
-    wa_id: String,
+pub(crate) struct Evaluated {
+    pub(crate) wa_id: String,
     /// The tenant's pacing setting, read once per send.
-    pacing: bool,
+    pub(crate) pacing: bool,
     /// `{tier, used, limit, already_reached}` of the messaging limit, for the dry run.
-    limit_usage: Value,
+    pub(crate) limit_usage: Value,
     /// What the accepted send changes in the compliance state.
-    effects: compliance::Effects,
+    pub(crate) effects: compliance::Effects,
     /// A refused business-initiated send to a customer who opted out with a keyword: the
     /// business is ignoring STOP.
-    ignored_opt_out: Option<Violation>,
+    pub(crate) ignored_opt_out: Option<Violation>,
     /// What the customer reads of a template send.
-    rendered: Option<String>,
-    window: WindowState,
-    decision: Decision,
+    pub(crate) rendered: Option<String>,
+    pub(crate) window: WindowState,
+    pub(crate) decision: Decision,
 }
 
 /// All consent records of a customer with a business, revoked ones included, as the rules read them.
@@ -415,7 +420,7 @@ fn merge(engine: Outcome, compliance: Outcome) -> Outcome {
     }
 }
 
-fn evaluate(
+pub(crate) fn evaluate(
     conn: &Connection,
     mem: &Memory,
     scope: &Scope,
@@ -598,7 +603,7 @@ fn evaluate(
 }
 
 /// Applies the compliance effects of a decided send (memory last: it is not rolled back).
-fn apply_effects(
+pub(crate) fn apply_effects(
     conn: &Connection,
     mem: &mut Memory,
     scope: &Scope,

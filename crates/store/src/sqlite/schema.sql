@@ -407,3 +407,42 @@ CREATE TABLE IF NOT EXISTS webhook_phone_overrides (
 -- MAX(seq) lookups for the next sequence number stay O(log n).
 CREATE INDEX IF NOT EXISTS opt_ins_seq ON opt_ins(seq);
 CREATE INDEX IF NOT EXISTS templates_seq ON templates(seq);
+
+-- ---- gateway mode (docs/GATEWAY.md) -------------------------------------------------------
+
+-- A gateway tenant's upstream credentials: Meta's token and app secret sealed by the server
+-- (AEAD, key from configuration), the verify token only as a hash. The WABA and phone number
+-- ids of a gateway tenant are Meta's own (rows of `wabas` / `phone_numbers`).
+CREATE TABLE IF NOT EXISTS gateway_upstreams (
+    business_id         TEXT PRIMARY KEY,
+    waba_id             TEXT NOT NULL,
+    access_token_sealed TEXT NOT NULL,
+    app_secret_sealed   TEXT NOT NULL,
+    verify_token_hash   TEXT NOT NULL,
+    created_at          BIGINT NOT NULL,
+    updated_at          BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS gateway_upstreams_waba ON gateway_upstreams(waba_id);
+CREATE INDEX IF NOT EXISTS gateway_upstreams_verify ON gateway_upstreams(verify_token_hash);
+
+-- Idempotency of forwarded sends: the key is held `pending` while Meta is asked, then `done`
+-- with Meta's answer (replayed for 24 h), or removed when Meta did not accept.
+CREATE TABLE IF NOT EXISTS gateway_idempotency (
+    business_id  TEXT NOT NULL,
+    key          TEXT NOT NULL,
+    request_hash TEXT NOT NULL,
+    state        TEXT NOT NULL,               -- pending | done
+    status       INTEGER,
+    response     TEXT,
+    created_at   BIGINT NOT NULL,
+    PRIMARY KEY (business_id, key)
+);
+
+-- Objects of Meta's a gateway tenant may reach through forwarded calls (media ids).
+CREATE TABLE IF NOT EXISTS gateway_objects (
+    business_id TEXT NOT NULL,
+    id          TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    created_at  BIGINT NOT NULL,
+    PRIMARY KEY (business_id, id)
+);
