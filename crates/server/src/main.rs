@@ -28,6 +28,19 @@ enum Command {
     /// The consent (opt-in) registry.
     #[command(subcommand)]
     Optin(OptinCommand),
+    /// Apply the database migrations of the configured database and exit (`serve` applies
+    /// them too, at start).
+    Migrate(DbArgs),
+}
+
+#[derive(clap::Args)]
+struct DbArgs {
+    /// TOML configuration file (for database_url).
+    #[arg(long, env = "GREENLIGHT_CONFIG")]
+    config: Option<String>,
+    /// sqlite://<path> or postgres://…
+    #[arg(long)]
+    database_url: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -83,7 +96,7 @@ struct ServeArgs {
     /// Address to listen on (host:port).
     #[arg(long)]
     listen: Option<String>,
-    /// sqlite://<path>
+    /// sqlite://<path> or postgres://…
     #[arg(long)]
     database_url: Option<String>,
     /// sandbox | gateway
@@ -111,6 +124,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Serve(args) => serve(args),
+        Command::Migrate(args) => migrate(args),
         Command::Optin(OptinCommand::Import {
             waba_id,
             skip_invalid,
@@ -126,6 +140,61 @@ fn main() -> ExitCode {
             greenlight::lint::run(&files, matches!(format, LintFormat::Json))
         }
     }
+}
+
+/// The configuration for a database command (flags over environment over file), or the exit
+/// code after reporting why there is none.
+fn db_config(
+    config: Option<&str>,
+    database_url: Option<String>,
+) -> Result<config::Config, ExitCode> {
+    let env = Layer::from_env(|k| std::env::var(k).ok()).map_err(|e| {
+        eprintln!("greenlight: configuration error: {e}");
+        ExitCode::from(2)
+    })?;
+    let flags = Layer {
+        database_url,
+        ..Layer::default()
+    };
+    config::load(config, &env, &flags).map_err(|errs| {
+        eprintln!("greenlight: the configuration is not valid:");
+        for e in errs {
+            eprintln!("  - {e}");
+        }
+        ExitCode::from(2)
+    })
+}
+
+fn migrate(args: DbArgs) -> ExitCode {
+    let config = match db_config(args.config.as_deref(), args.database_url) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let url = &config.database_url;
+    if greenlight_store::postgres::is_postgres_url(url) {
+        match greenlight_store::postgres::migrate(url) {
+            Ok(applied) if applied.is_empty() => println!("the database is up to date"),
+            Ok(applied) => println!("applied: {}", applied.join(", ")),
+            Err(e) => {
+                eprintln!("greenlight migrate: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        match greenlight::open_store(&config) {
+            Ok((_, closer)) => {
+                if let Some(close) = closer {
+                    close();
+                }
+                println!("the database is up to date");
+            }
+            Err(e) => {
+                eprintln!("greenlight migrate: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 fn optin_import(

@@ -12,7 +12,9 @@
 
 pub mod compliance;
 pub mod consent;
+pub mod db;
 pub mod ids;
+pub mod postgres;
 pub mod sqlite;
 pub mod templates;
 mod types;
