@@ -102,6 +102,17 @@ impl Resp {
 }
 
 impl TestApp {
+    /// A client of a greenlight started elsewhere (another process) at `base`.
+    pub fn remote(base: String) -> TestApp {
+        TestApp {
+            base,
+            client: reqwest::Client::new(),
+            dir: tempfile::tempdir().expect("tempdir"),
+            running: None,
+            pg: None,
+        }
+    }
+
     /// The URL of this app's database (for the command-line tools).
     pub fn database_url(&self) -> String {
         match &self.pg {

@@ -10,6 +10,7 @@ mod compliance_verification;
 mod consent;
 mod media;
 mod messages;
+mod multinode;
 mod pg;
 mod rules;
 mod secrets;
