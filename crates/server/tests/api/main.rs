@@ -11,6 +11,7 @@ mod consent;
 mod media;
 mod messages;
 mod multinode;
+mod outage;
 mod pg;
 mod rules;
 mod secrets;

@@ -74,6 +74,27 @@ impl TestDb {
         }
     }
 
+    /// The address (host:port) of the PostgreSQL server.
+    pub fn server_addr(&self) -> String {
+        let p = url_parts::Parts::parse(&self.url);
+        let authority = p.head.split("://").nth(1).unwrap_or_default();
+        let hostport = authority.rsplit('@').next().unwrap_or(authority);
+        if hostport.contains(':') {
+            hostport.to_string()
+        } else {
+            format!("{hostport}:5432")
+        }
+    }
+
+    /// This database's URL with the server at `addr` (e.g. a proxy) instead.
+    pub fn url_via(&self, addr: &str) -> String {
+        let mut p = url_parts::Parts::parse(&self.url);
+        let (scheme, authority) = p.head.split_once("://").unwrap_or(("postgres", ""));
+        let user = authority.rsplit_once('@').map(|(u, _)| format!("{u}@"));
+        p.head = format!("{scheme}://{}{addr}", user.unwrap_or_default());
+        p.to_string()
+    }
+
     /// Runs `sql` (one statement) on this database and returns the first column of its first
     /// row as i64.
     pub fn count(&self, sql: &str) -> i64 {
