@@ -31,6 +31,13 @@ enum Command {
     /// Apply the database migrations of the configured database and exit (`serve` applies
     /// them too, at start).
     Migrate(DbArgs),
+    /// Write every table of the configured database to stdout (JSON lines), from one
+    /// consistent snapshot: `greenlight export --database-url sqlite://greenlight.db > dump`.
+    Export(DbArgs),
+    /// Read a dump made by `export` from stdin into the configured database, in one
+    /// transaction; the database must hold no tenant yet:
+    /// `greenlight import --database-url postgres://… < dump`.
+    Import(DbArgs),
 }
 
 #[derive(clap::Args)]
@@ -125,6 +132,8 @@ fn main() -> ExitCode {
         }
         Command::Serve(args) => serve(args),
         Command::Migrate(args) => migrate(args),
+        Command::Export(args) => transfer(args, true),
+        Command::Import(args) => transfer(args, false),
         Command::Optin(OptinCommand::Import {
             waba_id,
             skip_invalid,
@@ -195,6 +204,46 @@ fn migrate(args: DbArgs) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+fn transfer(args: DbArgs, export: bool) -> ExitCode {
+    let config = match db_config(args.config.as_deref(), args.database_url) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let url = &config.database_url;
+    let result = if export {
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::new(stdout.lock());
+        greenlight_store::transfer::export(url, &mut out)
+    } else {
+        let stdin = std::io::stdin();
+        let mut input = std::io::BufReader::new(stdin.lock());
+        greenlight_store::transfer::import(url, &mut input)
+    };
+    match result {
+        Ok(stats) => {
+            let what = if export { "export" } else { "import" };
+            for note in &stats.notes {
+                eprintln!("note: {note}");
+            }
+            eprintln!(
+                "{what}: {} rows in {} tables ({})",
+                stats.rows,
+                stats.tables,
+                config::redact_url(url)
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) if export => {
+            eprintln!("greenlight export: {e}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("greenlight import: {e}; nothing was imported");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn optin_import(

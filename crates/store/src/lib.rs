@@ -17,6 +17,7 @@ pub mod ids;
 pub mod postgres;
 pub mod sqlite;
 pub mod templates;
+pub mod transfer;
 mod types;
 mod webhooks;
 

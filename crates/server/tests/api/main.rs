@@ -17,5 +17,6 @@ mod rules;
 mod secrets;
 mod templates;
 mod tenancy;
+mod transfer;
 mod webhooks;
 mod window;

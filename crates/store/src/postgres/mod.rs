@@ -87,6 +87,13 @@ pub fn migrate(url: &str) -> StoreResult<Vec<String>> {
     })
 }
 
+/// One connection to `url`, migrated (for command-line tools). Call it off any async context.
+pub(crate) fn connect_migrated(url: &str) -> StoreResult<Conn> {
+    let conn = connect(&config(url)?)?;
+    migrate_conn(&conn)?;
+    Ok(conn)
+}
+
 fn migrate_conn(conn: &Conn) -> StoreResult<Vec<String>> {
     conn.execute_batch(&format!(
         "BEGIN; SELECT pg_advisory_xact_lock({MIGRATE_LOCK}); \
@@ -163,7 +170,8 @@ impl SqlStore {
     }
 }
 
-const BEGIN: &str =
+/// Opens a write batch: one at a time across every node (see the module docs).
+pub(crate) const BEGIN: &str =
     "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock(1735161714)";
 
 #[cfg(test)]
