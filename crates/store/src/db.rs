@@ -497,10 +497,7 @@ impl PgConn {
     }
 
     pub fn is_closed(&self) -> bool {
-        self.client
-            .borrow()
-            .as_ref()
-            .map_or(true, |c| c.is_closed())
+        self.client.borrow().as_ref().is_none_or(|c| c.is_closed())
     }
 
     fn client(&self) -> Result<std::cell::RefMut<'_, postgres::Client>> {
@@ -578,7 +575,7 @@ pub fn translate(sql: &str) -> String {
 /// A connection of either backend.
 pub enum Conn {
     Sqlite(rusqlite::Connection),
-    Pg(PgConn),
+    Pg(Box<PgConn>),
 }
 
 /// A prepared statement of either backend.

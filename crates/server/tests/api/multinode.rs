@@ -17,10 +17,6 @@ pub struct Node {
 
 impl Node {
     pub async fn start(database_url: &str) -> Node {
-        Self::start_env(database_url, &[]).await
-    }
-
-    pub async fn start_env(database_url: &str, env: &[(&str, &str)]) -> Node {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -35,28 +31,28 @@ impl Node {
             .env("GREENLIGHT_MEDIA_DIR", dir.path().join("media"))
             .env("GREENLIGHT_DEMO_TENANT", "false")
             .env("GREENLIGHT_LOG", "warn")
-            .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("start greenlight");
-        let base = format!("http://127.0.0.1:{port}");
+        // from here on, dropping the node (also on a panic) kills and reaps the process
+        let node = Node {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        };
         let client = reqwest::Client::new();
         for _ in 0..200 {
             if client
-                .get(format!("{base}/healthz"))
+                .get(format!("{}/healthz", node.base))
                 .send()
                 .await
                 .is_ok_and(|r| r.status().is_success())
             {
-                return Node {
-                    child,
-                    base,
-                    _dir: dir,
-                };
+                return node;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("greenlight at {base} did not start");
+        panic!("greenlight at {} did not start", node.base);
     }
 }
 

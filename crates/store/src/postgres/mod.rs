@@ -74,7 +74,7 @@ fn config(url: &str) -> StoreResult<postgres::Config> {
 
 fn connect(c: &postgres::Config) -> StoreResult<Conn> {
     let client = c.connect(postgres::NoTls).map_err(map_pg)?;
-    Ok(Conn::Pg(PgConn::new(client)))
+    Ok(Conn::Pg(Box::new(PgConn::new(client))))
 }
 
 /// Applies the migrations not applied yet (under an advisory lock, so nodes starting

@@ -352,7 +352,7 @@ impl SqlStore {
                 if let Some(connect) = &connector {
                     if slot
                         .as_ref()
-                        .map_or(true, |c| c.pg().is_some_and(|p| p.is_closed()))
+                        .is_none_or(|c| c.pg().is_some_and(|p| p.is_closed()))
                     {
                         *slot = None;
                         *slot = Some(connect()?);
