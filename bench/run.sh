@@ -564,9 +564,9 @@ row_webhooks() {
 }
 
 row_postgres() {
-    # TODO(issue 7, PostgreSQL rows): when GREENLIGHT_DATABASE_URL=postgres://... is accepted (the
-    #   configuration refuses it today): start_server on a fresh database (CREATE DATABASE per run)
-    #   with GREENLIGHT_DATABASE_URL as an extra setting; sql() needs a psql variant for the
+    # TODO(issue 7, PostgreSQL rows): GREENLIGHT_DATABASE_URL=postgres://... is accepted now:
+    #   start_server on a fresh database (CREATE DATABASE per run) with GREENLIGHT_DATABASE_URL
+    #   as an extra setting (it overrides the SQLite one); sql() needs a psql variant for the
     #   checks; then create_tenants, open_windows, row_send and row_template as for SQLite, with
     #   the target ">= 10,000/s" on send.
     add_row pg-send "PostgreSQL: send" "n/a (not implemented yet)" "" "" "" ">= 10,000/s" "n/a"

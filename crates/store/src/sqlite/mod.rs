@@ -1,4 +1,9 @@
-//! The SQLite backend: the default, embedded store.
+//! The SQL store ([`SqlStore`]) and its SQLite backend, the default, embedded one.
+//!
+//! The jobs in this folder (`ops`, `compliance`, `consent`, `templates`, `webhooks`, `read`)
+//! are written against [`crate::db::Conn`] and serve the PostgreSQL backend too
+//! ([`crate::postgres`]): the writer, the readers and the batching below are the same, only the
+//! connection and the transaction's first statement differ.
 //!
 //! **One writer, group commit.** Every write is a job sent to a single writer thread. The
 //! thread takes the first job waiting, opens a transaction, then keeps running jobs for as long
