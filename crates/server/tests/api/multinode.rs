@@ -174,3 +174,55 @@ async fn two_processes_on_one_database_admit_exactly_250_new_customers() {
         );
     }
 }
+
+/// The pacing buckets are shared: two processes sending 60 messages at once to one customer
+/// admit the pair's burst of 45 between them (each alone would admit 45).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_processes_share_the_pair_rate_limit() {
+    let Some(db) = TestDb::create("two_processes_share_the_pair_rate_limit") else {
+        return;
+    };
+    let a = Node::start(&db.url).await;
+    let b = Node::start(&db.url).await;
+    let app_a = TestApp::remote(a.base.clone());
+    let t = app_a.tenant().await;
+    app_a.inbound(&t, "15551234567", "hi").await;
+    let client = reqwest::Client::new();
+    let started = std::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..60 {
+        let base = if i % 2 == 0 {
+            a.base.clone()
+        } else {
+            b.base.clone()
+        };
+        let (client, t) = (client.clone(), t.clone());
+        tasks.spawn(async move {
+            let r = client
+                .post(format!("{base}/v23.0/{}/messages", t.phone_id))
+                .bearer_auth(&t.token)
+                .json(&json!({ "messaging_product": "whatsapp", "to": "15551234567", "type": "text", "text": { "body": "hello" } }))
+                .send()
+                .await
+                .expect("send");
+            let status = r.status();
+            let v: Value = r.json().await.unwrap_or(Value::Null);
+            (status, v["error"]["code"].as_i64())
+        });
+    }
+    let (mut accepted, mut paced) = (0u64, 0u64);
+    while let Some(r) = tasks.join_next().await {
+        match r.unwrap() {
+            (StatusCode::OK, _) => accepted += 1,
+            (_, Some(131056)) => paced += 1,
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    // one token comes back every 6 s
+    let refilled = started.elapsed().as_secs() / 6;
+    assert!(
+        (45..=45 + refilled).contains(&accepted),
+        "{accepted} accepted, {paced} paced"
+    );
+    assert_eq!(accepted + paced, 60);
+}

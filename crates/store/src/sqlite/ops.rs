@@ -566,6 +566,9 @@ fn evaluate(conn: &Conn, mem: &Memory, scope: &Scope, cmd: &SendCommand) -> Stor
     })
 }
 
+/// Pacing buckets untouched this long are full again (and dropped on PostgreSQL).
+const PACING_FORGET_MS: Millis = 300_000;
+
 /// A pacing bucket (`wa_id` `None`: the number's throughput bucket; otherwise the pair's):
 /// from the writer's memory on SQLite, from the shared `pacing_buckets` table on PostgreSQL.
 fn bucket(
@@ -1427,6 +1430,12 @@ impl Store for SqliteStore {
                         c.prepare_cached("UPDATE tasks SET due_at = ?1 WHERE id = ?2")?.execute(params![now + 60_000, id])?;
                     }
                 }
+            }
+            if c.is_pg() {
+                // Every bucket refills within 270 s (the pair rate's 45 at one per 6 s); older
+                // rows equal absent ones, so they go (what SQLite's in-memory buckets do too).
+                c.prepare_cached("DELETE FROM pacing_buckets WHERE updated_at < ?1")?
+                    .execute(params![now - PACING_FORGET_MS])?;
             }
             Ok(due.len())
         })

@@ -423,3 +423,5 @@ CREATE TABLE IF NOT EXISTS pacing_buckets (
     updated_at BIGINT NOT NULL,
     PRIMARY KEY (phone_id, wa_id)
 );
+-- refilled buckets are equal to absent ones: the scheduler drops them (see ops.rs, run_due)
+CREATE INDEX IF NOT EXISTS pacing_buckets_updated ON pacing_buckets(updated_at);
