@@ -451,21 +451,33 @@ fn writer_loop(mut w: Writer, rx: mpsc::Receiver<Job>, backend: Backend) {
         backoff: std::time::Duration::from_millis(50),
     };
     while let Ok(first) = rx.recv() {
-        if let Err(msg) = rc.ensure(&mut w, &backend) {
-            first(Err(msg.clone()))(Err(msg.clone()));
-            while let Ok(job) = rx.try_recv() {
-                job(Err(msg.clone()))(Err(msg.clone()));
+        // A connection found dead at BEGIN (the database restarted while this node was idle)
+        // is re-opened at once, once, before the batch is given up: nothing was sent on it.
+        let mut begun = Err(String::new());
+        for _ in 0..2 {
+            begun = rc.ensure(&mut w, &backend).and_then(|()| {
+                w.conn.execute_batch(backend.begin).map_err(|e| {
+                    let msg = message(e);
+                    tracing::error!(error = %msg, "cannot begin a write transaction");
+                    if backend.connector.is_some() {
+                        rc.broken = true;
+                        let _ = w.conn.execute_batch("ROLLBACK");
+                    }
+                    msg
+                })
+            });
+            if begun.is_ok() || !rc.broken {
+                break;
             }
-            continue;
         }
-        if let Err(e) = w.conn.execute_batch(backend.begin) {
-            let msg = message(e);
-            tracing::error!(error = %msg, "cannot begin a write transaction");
+        if let Err(msg) = begun {
+            first(Err(msg.clone()))(Err(msg.clone()));
             if backend.connector.is_some() {
-                rc.broken = true;
-                let _ = w.conn.execute_batch("ROLLBACK");
+                // the database is away: answer every queued job now rather than one by one
+                while let Ok(job) = rx.try_recv() {
+                    job(Err(msg.clone()))(Err(msg.clone()));
+                }
             }
-            first(Err(msg.clone()))(Err(msg));
             continue;
         }
         let mut finishers: Vec<Finisher> = Vec::with_capacity(16);
