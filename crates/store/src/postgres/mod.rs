@@ -25,6 +25,8 @@ use crate::{StoreError, StoreResult};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod testing;
+
 /// The advisory lock every write batch holds: one batch at a time across all nodes.
 pub const WRITE_LOCK: i64 = 0x676c_7772; // "glwr"
 /// The advisory lock of the migrations: nodes starting together migrate one after another.
@@ -176,62 +178,12 @@ pub(crate) const BEGIN: &str =
 
 #[cfg(test)]
 mod tests {
+    use super::testing::TestDb;
     use super::*;
 
     #[test]
     fn begin_takes_the_write_lock() {
         assert!(BEGIN.ends_with(&format!("pg_advisory_xact_lock({WRITE_LOCK})")));
-    }
-
-    /// A fresh database on the test cluster (`GREENLIGHT_TEST_PG_URL`, default the local
-    /// server), dropped at the end; `None` after saying so when PostgreSQL is not reachable
-    /// and not required (`CI=true` or `GREENLIGHT_TEST_PG=required` require it).
-    struct TestDb {
-        admin: String,
-        name: String,
-        url: String,
-    }
-
-    impl TestDb {
-        fn create(test: &str) -> Option<TestDb> {
-            let admin = std::env::var("GREENLIGHT_TEST_PG_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-            let name = format!("gl_{:016x}", rand::random::<u64>());
-            let made = off_runtime(|| -> Result<(), postgres::Error> {
-                let mut c: postgres::Config = admin.parse()?;
-                c.connect_timeout(Duration::from_secs(3));
-                c.connect(postgres::NoTls)?
-                    .batch_execute(&format!("CREATE DATABASE {name}"))
-            });
-            match made {
-                Ok(()) => {
-                    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
-                    let url = format!("{base}/{name}");
-                    Some(TestDb { admin, name, url })
-                }
-                Err(e) => {
-                    let required = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-                        || std::env::var("GREENLIGHT_TEST_PG").is_ok_and(|v| v == "required");
-                    assert!(
-                        !required,
-                        "{test}: PostgreSQL is required but not reachable: {e}"
-                    );
-                    eprintln!("{test}: skipped: PostgreSQL is not reachable ({e})");
-                    None
-                }
-            }
-        }
-    }
-
-    impl Drop for TestDb {
-        fn drop(&mut self) {
-            let (admin, name) = (self.admin.clone(), self.name.clone());
-            let _ = off_runtime(move || -> Result<(), postgres::Error> {
-                let c: postgres::Config = admin.parse()?;
-                c.connect(postgres::NoTls)?
-                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            });
-        }
     }
 
     /// Two stores (two nodes) on one database race read-modify-write jobs on one counter: the
