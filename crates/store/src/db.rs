@@ -694,6 +694,32 @@ impl Stmt<'_> {
         Ok(out.into_iter())
     }
 
+    /// Calls `f` on every row as it arrives (not collected: for tables of any size).
+    pub fn for_each<P: Params, F: FnMut(&Row<'_>) -> Result<()>>(
+        &mut self,
+        p: P,
+        mut f: F,
+    ) -> Result<()> {
+        let values = p.values();
+        match self {
+            Stmt::Sqlite(s) => {
+                let mut rows = s.query(rusqlite::params_from_iter(values.iter()))?;
+                while let Some(r) = rows.next()? {
+                    f(&Row::Sqlite(r))?;
+                }
+            }
+            Stmt::Pg(c, s) => {
+                use postgres::fallible_iterator::FallibleIterator;
+                let mut client = c.client()?;
+                let mut rows = client.query_raw(&*s, values.iter())?;
+                while let Some(r) = rows.next()? {
+                    f(&Row::Pg(&r))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub fn column_names(&self) -> Vec<String> {
         match self {
             Stmt::Sqlite(s) => s.column_names().iter().map(|s| s.to_string()).collect(),

@@ -8,7 +8,8 @@
 //! under the write lock, so no node writes meanwhile): it empties each table it fills, inserts
 //! the rows, then moves PostgreSQL's id sequences past the imported ids. A target that already
 //! holds tenants is refused. Columns the target lacks are reported and left out; the insertion
-//! order column (`rowid`) is regenerated.
+//! order column (`rowid`) is regenerated. Rows stream through: neither side holds a table in
+//! memory.
 
 use crate::db::{Conn, Value};
 use crate::{StoreError, StoreResult};
@@ -161,15 +162,14 @@ pub fn export(url: &str, out: &mut dyn Write) -> StoreResult<TransferStats> {
         )
         .map_err(io)?;
         let n = cols.len();
-        let rows = c.prepare(&sql)?.query_map([], |r| {
-            (0..n)
+        c.prepare(&sql)?.for_each([], |r| {
+            let row = (0..n)
                 .map(|i| r.get::<_, Value>(i).map(to_json))
-                .collect::<Result<Vec<_>, _>>()
-        })?;
-        for row in rows {
-            writeln!(out, "{}", serde_json::Value::Array(row?)).map_err(io)?;
+                .collect::<Result<Vec<_>, _>>()?;
+            writeln!(out, "{}", serde_json::Value::Array(row)).map_err(io)?;
             stats.rows += 1;
-        }
+            Ok(())
+        })?;
         stats.tables += 1;
     }
     c.execute_batch("COMMIT")?;

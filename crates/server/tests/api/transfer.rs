@@ -92,6 +92,17 @@ async fn a_sqlite_installation_moves_into_postgresql() {
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("import: "), "{stderr}");
+    // exported back from PostgreSQL, the dump is the same, line for line
+    let back = std::process::Command::new(bin)
+        .args(["export", "--database-url", &db.url])
+        .env("GREENLIGHT_ADMIN_TOKEN", ADMIN)
+        .output()
+        .unwrap();
+    assert!(back.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&back.stdout),
+        std::fs::read_to_string(&dump).unwrap()
+    );
     // a second import into the same database is refused, and changes nothing
     let again = std::process::Command::new(bin)
         .args(["import", "--database-url", &db.url])
