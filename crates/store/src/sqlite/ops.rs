@@ -306,6 +306,8 @@ struct Evaluated {
     rendered: Option<String>,
     window: WindowState,
     decision: Decision,
+    /// The (number, pair) pacing buckets as read for the decision.
+    buckets: (Bucket, Bucket),
 }
 
 /// All consent records of a customer with a business, revoked ones included, as the rules read them.
@@ -563,6 +565,7 @@ fn evaluate(conn: &Conn, mem: &Memory, scope: &Scope, cmd: &SendCommand) -> Stor
         rendered,
         window,
         decision,
+        buckets: (number_bucket, pair_bucket),
     })
 }
 
@@ -627,12 +630,17 @@ fn apply_effects(
     }
     if e.take_tokens && ev.pacing && conn.is_pg() {
         // several nodes share the buckets: read and write them in this transaction
+        // (as read for the decision: the batch holds the write lock, nobody changed them since)
         let level = throughput_level(&phone.throughput_level);
-        for (wa_id, rate, burst) in [
-            (None, level.mps(), level.burst()),
-            (Some(ev.wa_id.as_str()), PAIR_RATE_PER_SEC, PAIR_BURST),
+        for (wa_id, mut b, rate, burst) in [
+            (None, ev.buckets.0, level.mps(), level.burst()),
+            (
+                Some(ev.wa_id.as_str()),
+                ev.buckets.1,
+                PAIR_RATE_PER_SEC,
+                PAIR_BURST,
+            ),
         ] {
-            let mut b = bucket(conn, mem, &phone.id, wa_id, now, burst)?;
             let _ = b.try_take(now, rate, burst);
             conn.prepare_cached(
                 "INSERT INTO pacing_buckets (phone_id, wa_id, tokens, updated_at) VALUES (?1, ?2, ?3, ?4) \
