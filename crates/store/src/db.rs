@@ -53,12 +53,14 @@ impl From<postgres::Error> for Error {
     }
 }
 
-/// Connection-level failures (server gone, shut down, network) are `Unavailable`: the
-/// client may retry. Serialization failures and deadlocks too. Anything else is a bug.
+/// Connection-level failures (server gone, shut down, network, refused credentials) are
+/// `Unavailable`: the client may retry. Serialization failures and deadlocks too. Anything else
+/// is a bug.
 pub(crate) fn map_pg(e: postgres::Error) -> StoreError {
-    let text = match e.as_db_error() {
-        Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => e.to_string(),
+    let text = match (e.as_db_error(), std::error::Error::source(&e)) {
+        (Some(db), _) => format!("{} ({})", db.message(), db.code().code()),
+        (None, Some(cause)) => format!("{e}: {cause}"),
+        (None, None) => e.to_string(),
     };
     if e.is_closed() {
         return StoreError::Unavailable(text);
@@ -66,9 +68,13 @@ pub(crate) fn map_pg(e: postgres::Error) -> StoreError {
     match e.code() {
         Some(code) => {
             let c = code.code();
+            // connection, operator intervention (shutdown), resources, authorization (the
+            // credentials changed under a running node), missing database
             if c.starts_with("08")
                 || c.starts_with("57P")
                 || c.starts_with("53")
+                || c.starts_with("28")
+                || c == "3D000"
                 || c == "40001"
                 || c == "40P01"
             {
