@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Runs every test of greenlight:
 #   1. formatting and lints (cargo fmt --check, clippy with warnings denied);
-#   2. unit and integration tests (cargo test --workspace);
+#   2. unit and integration tests (cargo test --workspace), then the integration suite once
+#      more on PostgreSQL (GREENLIGHT_TEST_BACKEND=postgres; each test gets its own database).
+#      Without a reachable PostgreSQL (GREENLIGHT_TEST_PG_URL, default the local server) that
+#      run and the PostgreSQL tests say they were skipped, unless CI=true or
+#      GREENLIGHT_TEST_PG=required: then it is a failure;
 #   3. the conformance suite: real Cloud API client libraries from npm, PyPI and crates.io
 #      driving a freshly started greenlight (conformance/run.sh).
 # Set SKIP_CONFORMANCE=1 to stop after step 2.
@@ -16,6 +20,26 @@ LOG="$(mktemp)"
 echo "== unit and integration tests"
 cargo test --workspace 2>&1 | tee "$LOG"
 [ "${PIPESTATUS[0]}" -eq 0 ] || exit 1
+
+echo "== the integration suite on PostgreSQL"
+PG_URL="${GREENLIGHT_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+if python3 - "$PG_URL" <<'PY'
+import socket, sys, urllib.parse
+u = urllib.parse.urlparse(sys.argv[1])
+try:
+    socket.create_connection((u.hostname or "127.0.0.1", u.port or 5432), 3).close()
+except OSError:
+    sys.exit(1)
+PY
+then
+  GREENLIGHT_TEST_BACKEND=postgres cargo test -p greenlight --test api 2>&1 | tee -a "$LOG"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || exit 1
+elif [ "${CI:-}" = "true" ] || [ "${GREENLIGHT_TEST_PG:-}" = "required" ]; then
+  echo "PostgreSQL is required here (CI=true or GREENLIGHT_TEST_PG=required) but does not answer"
+  exit 1
+else
+  echo "PostgreSQL does not answer: the integration suite on PostgreSQL was skipped"
+fi
 
 # One closing line that counts every test run: cargo's, node's and pytest's.
 totals() {

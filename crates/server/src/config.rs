@@ -197,14 +197,11 @@ impl Layer {
             errs.push(format!("listen = {listen:?} is not an address; write host:port, e.g. 127.0.0.1:8080 (port 0 picks a free port)"))
         });
         let database_url = self.database_url.unwrap_or_default();
-        if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
-            errs.push(
-                "database_url: PostgreSQL is not available in this build yet; use sqlite://<path>"
-                    .to_string(),
-            );
-        } else if greenlight_store::sqlite::path_from_url(&database_url).is_none() {
+        if !greenlight_store::postgres::is_postgres_url(&database_url)
+            && greenlight_store::sqlite::path_from_url(&database_url).is_none()
+        {
             errs.push(format!(
-                "database_url = {:?} has an unknown scheme; accepted: sqlite://<path> (e.g. sqlite://greenlight.db)",
+                "database_url = {:?} has an unknown scheme; accepted: sqlite://<path> (e.g. sqlite://greenlight.db), postgres://<user>@<host>/<database> or postgresql://…",
                 redact_url(&database_url)
             ));
         }

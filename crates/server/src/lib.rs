@@ -16,7 +16,8 @@ pub mod workers;
 use anyhow::Context;
 use config::Config;
 use greenlight_domain::clock::Clock;
-use greenlight_store::sqlite::{SqliteOptions, SqliteStore};
+use greenlight_store::postgres::PostgresOptions;
+use greenlight_store::sqlite::{SqlStore, SqliteOptions};
 use greenlight_store::{NewPhoneNumber, NewTenant, Store};
 use state::AppState;
 use std::sync::Arc;
@@ -48,18 +49,27 @@ impl Running {
 pub type StoreCloser = Arc<dyn Fn() + Send + Sync>;
 
 pub fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Option<StoreCloser>)> {
-    let path = greenlight_store::sqlite::path_from_url(&config.database_url)
-        .context("database_url must be sqlite://<path>")?;
-    let store = Arc::new(
-        SqliteStore::open(
-            &path,
-            SqliteOptions {
-                synchronous: config.sqlite_synchronous.clone(),
-                ..Default::default()
-            },
+    let url = &config.database_url;
+    let store = if greenlight_store::postgres::is_postgres_url(url) {
+        Arc::new(
+            SqlStore::open_postgres(url, PostgresOptions::default()).map_err(|e| {
+                anyhow::anyhow!("cannot open the database {}: {e}", config::redact_url(url))
+            })?,
         )
-        .map_err(|e| anyhow::anyhow!("cannot open the database {path}: {e}"))?,
-    );
+    } else {
+        let path = greenlight_store::sqlite::path_from_url(url)
+            .context("database_url must be sqlite://<path> or postgres://…")?;
+        Arc::new(
+            SqlStore::open(
+                &path,
+                SqliteOptions {
+                    synchronous: config.sqlite_synchronous.clone(),
+                    ..Default::default()
+                },
+            )
+            .map_err(|e| anyhow::anyhow!("cannot open the database {path}: {e}"))?,
+        )
+    };
     let closer_store = store.clone();
     let closer: StoreCloser = Arc::new(move || closer_store.close());
     Ok((store, Some(closer)))

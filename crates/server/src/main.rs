@@ -28,6 +28,26 @@ enum Command {
     /// The consent (opt-in) registry.
     #[command(subcommand)]
     Optin(OptinCommand),
+    /// Apply the database migrations of the configured database and exit (`serve` applies
+    /// them too, at start).
+    Migrate(DbArgs),
+    /// Write every table of the configured database to stdout (JSON lines), from one
+    /// consistent snapshot: `greenlight export --database-url sqlite://greenlight.db > dump`.
+    Export(DbArgs),
+    /// Read a dump made by `export` from stdin into the configured database, in one
+    /// transaction; the database must hold no tenant yet:
+    /// `greenlight import --database-url postgres://… < dump`.
+    Import(DbArgs),
+}
+
+#[derive(clap::Args)]
+struct DbArgs {
+    /// TOML configuration file (for database_url).
+    #[arg(long, env = "GREENLIGHT_CONFIG")]
+    config: Option<String>,
+    /// sqlite://<path> or postgres://…
+    #[arg(long)]
+    database_url: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -83,7 +103,7 @@ struct ServeArgs {
     /// Address to listen on (host:port).
     #[arg(long)]
     listen: Option<String>,
-    /// sqlite://<path>
+    /// sqlite://<path> or postgres://…
     #[arg(long)]
     database_url: Option<String>,
     /// sandbox | gateway
@@ -117,6 +137,9 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Serve(args) => serve(args),
+        Command::Migrate(args) => migrate(args),
+        Command::Export(args) => transfer(args, true),
+        Command::Import(args) => transfer(args, false),
         Command::Optin(OptinCommand::Import {
             waba_id,
             skip_invalid,
@@ -130,6 +153,101 @@ fn main() -> ExitCode {
         }
         Command::Template(TemplateCommand::Lint { format, files }) => {
             greenlight::lint::run(&files, matches!(format, LintFormat::Json))
+        }
+    }
+}
+
+/// The configuration for a database command (flags over environment over file), or the exit
+/// code after reporting why there is none.
+fn db_config(
+    config: Option<&str>,
+    database_url: Option<String>,
+) -> Result<config::Config, ExitCode> {
+    let env = Layer::from_env(|k| std::env::var(k).ok()).map_err(|e| {
+        eprintln!("greenlight: configuration error: {e}");
+        ExitCode::from(2)
+    })?;
+    let flags = Layer {
+        database_url,
+        ..Layer::default()
+    };
+    config::load(config, &env, &flags).map_err(|errs| {
+        eprintln!("greenlight: the configuration is not valid:");
+        for e in errs {
+            eprintln!("  - {e}");
+        }
+        ExitCode::from(2)
+    })
+}
+
+fn migrate(args: DbArgs) -> ExitCode {
+    let config = match db_config(args.config.as_deref(), args.database_url) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let url = &config.database_url;
+    if greenlight_store::postgres::is_postgres_url(url) {
+        match greenlight_store::postgres::migrate(url) {
+            Ok(applied) if applied.is_empty() => println!("the database is up to date"),
+            Ok(applied) => println!("applied: {}", applied.join(", ")),
+            Err(e) => {
+                eprintln!("greenlight migrate: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        match greenlight::open_store(&config) {
+            Ok((_, closer)) => {
+                if let Some(close) = closer {
+                    close();
+                }
+                println!("the database is up to date");
+            }
+            Err(e) => {
+                eprintln!("greenlight migrate: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn transfer(args: DbArgs, export: bool) -> ExitCode {
+    let config = match db_config(args.config.as_deref(), args.database_url) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let url = &config.database_url;
+    let result = if export {
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::new(stdout.lock());
+        greenlight_store::transfer::export(url, &mut out)
+    } else {
+        let stdin = std::io::stdin();
+        let mut input = std::io::BufReader::new(stdin.lock());
+        greenlight_store::transfer::import(url, &mut input)
+    };
+    match result {
+        Ok(stats) => {
+            let what = if export { "export" } else { "import" };
+            for note in &stats.notes {
+                eprintln!("note: {note}");
+            }
+            eprintln!(
+                "{what}: {} rows in {} tables ({})",
+                stats.rows,
+                stats.tables,
+                config::redact_url(url)
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) if export => {
+            eprintln!("greenlight export: {e}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("greenlight import: {e}; nothing was imported");
+            ExitCode::FAILURE
         }
     }
 }

@@ -1,10 +1,11 @@
-//! The store: one trait, [`Store`], that every backend implements, and the SQLite backend.
+//! The store: one trait, [`Store`], and its SQL backend over SQLite or PostgreSQL.
 //!
 //! Rules are not implemented here. A write that depends on state (a send, an inbound message)
 //! runs as one unit of work inside the backend: load the facts, call the pure engine in
 //! `greenlight_domain::policy`, write the effects and the webhook events it implies. The
-//! backend guarantees that units of work do not interleave (SQLite: one writer thread that
-//! group-commits; PostgreSQL: row locks) and that an `Ok` means committed.
+//! backend guarantees that units of work do not interleave (one writer thread that group-commits;
+//! on PostgreSQL each batch also holds a cluster-wide advisory lock) and that an `Ok` means
+//! committed.
 //!
 //! Every method that reads or writes tenant data takes the tenant's [`Scope`]: there is no
 //! unscoped lookup to forget a filter on.
@@ -12,10 +13,13 @@
 
 pub mod compliance;
 pub mod consent;
+pub mod db;
 pub mod gateway;
 pub mod ids;
+pub mod postgres;
 pub mod sqlite;
 pub mod templates;
+pub mod transfer;
 mod types;
 mod webhooks;
 

@@ -71,6 +71,8 @@ async fn advance(
     }
     .ok_or_else(|| ApiError::invalid_parameter("`seconds` must be a whole number from 1 to 315360000 (ten years); time only moves forward"))?;
     let _guard = state.clock_lock.lock().await;
+    // another node may have advanced the shared clock since this one last looked
+    crate::workers::sync_clock(&state).await;
     let offset = state.clock.offset() + seconds * 1000;
     state.store.set_clock_offset(offset).await?;
     state.clock.set_offset(offset);

@@ -1,5 +1,6 @@
-//! The integration harness: a real greenlight on port 0 with a fresh SQLite database, driven
-//! over HTTP like any client would.
+//! The integration harness: a real greenlight on port 0 with a fresh database, driven over HTTP
+//! like any client would. The database is a SQLite file, or with
+//! `GREENLIGHT_TEST_BACKEND=postgres` a fresh PostgreSQL database (see `pg.rs`).
 #![allow(dead_code)]
 
 use greenlight::config::Layer;
@@ -14,6 +15,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub dir: tempfile::TempDir,
     running: Option<greenlight::Running>,
+    /// The PostgreSQL database of this test (dropped after the server).
+    pub pg: Option<crate::pg::TestDb>,
 }
 
 #[derive(Debug, Clone)]
@@ -33,6 +36,13 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_with(tweak: impl FnOnce(&mut Layer)) -> TestApp {
+    // GREENLIGHT_TEST_LOG=error shows the server's logs (e.g. the cause of a 500)
+    if let Ok(filter) = std::env::var("GREENLIGHT_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .try_init();
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let mut layer = Layer {
         listen: Some("127.0.0.1:0".into()),
@@ -43,6 +53,13 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Layer)) -> TestApp {
         sqlite_synchronous: Some("NORMAL".into()),
         demo_tenant: Some(false),
         ..Layer::default()
+    };
+    let pg = if crate::pg::backend_is_postgres() {
+        let db = crate::pg::TestDb::create("api").expect("PostgreSQL test database");
+        layer.database_url = Some(db.url.clone());
+        Some(db)
+    } else {
+        None
     };
     tweak(&mut layer);
     let config =
@@ -58,6 +75,7 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Layer)) -> TestApp {
         client: reqwest::Client::new(),
         dir,
         running: Some(running),
+        pg,
     }
 }
 
@@ -83,6 +101,25 @@ impl Resp {
 }
 
 impl TestApp {
+    /// A client of a greenlight started elsewhere (another process) at `base`.
+    pub fn remote(base: String) -> TestApp {
+        TestApp {
+            base,
+            client: reqwest::Client::new(),
+            dir: tempfile::tempdir().expect("tempdir"),
+            running: None,
+            pg: None,
+        }
+    }
+
+    /// The URL of this app's database (for the command-line tools).
+    pub fn database_url(&self) -> String {
+        match &self.pg {
+            Some(db) => db.url.clone(),
+            None => format!("sqlite://{}", self.dir.path().join("test.db").display()),
+        }
+    }
+
     pub async fn stop(mut self) {
         if let Some(r) = self.running.take() {
             r.stop().await;

@@ -186,7 +186,7 @@ async fn csv_import_is_validated_and_atomic() {
     )
     .unwrap();
     let bin = env!("CARGO_BIN_EXE_greenlight");
-    let db = format!("sqlite://{}", app.dir.path().join("test.db").display());
+    let db = app.database_url();
     let run = |extra: &[&str]| {
         std::process::Command::new(bin)
             .args([

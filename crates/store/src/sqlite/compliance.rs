@@ -16,6 +16,8 @@
 use super::ops::enqueue;
 use super::SqliteStore;
 use crate::compliance::*;
+use crate::db::{self, Conn, OptionalExtension, Row};
+use crate::params;
 use crate::{ids, PhoneNumber, Scope, StoreResult};
 use async_trait::async_trait;
 use greenlight_domain::error::ErrorType;
@@ -28,14 +30,13 @@ use greenlight_domain::policy::quality::{self, FeedbackEvent, FeedbackKind, Qual
 use greenlight_domain::policy::template_pausing::{self, PauseEvent, TemplatePauseState};
 use greenlight_domain::policy::verification::{self, CapabilityKeys, VerificationStatus};
 use greenlight_domain::{ApiError, Millis, DAY};
-use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value};
 
 // ---- shared helpers -------------------------------------------------------------------------
 
 /// The business's compliance settings: `businesses.settings.compliance`, defaults for whatever
 /// is missing or unreadable.
-pub(crate) fn settings(conn: &Connection, business_id: &str) -> StoreResult<ComplianceSettings> {
+pub(crate) fn settings(conn: &Conn, business_id: &str) -> StoreResult<ComplianceSettings> {
     let s: Option<String> = conn
         .prepare_cached("SELECT settings FROM businesses WHERE id = ?1")?
         .query_row(params![business_id], |r| r.get(0))
@@ -46,7 +47,7 @@ pub(crate) fn settings(conn: &Connection, business_id: &str) -> StoreResult<Comp
         .unwrap_or_default())
 }
 
-fn wabas(conn: &Connection, business_id: &str) -> StoreResult<Vec<String>> {
+fn wabas(conn: &Conn, business_id: &str) -> StoreResult<Vec<String>> {
     let mut stmt =
         conn.prepare_cached("SELECT id FROM wabas WHERE business_id = ?1 ORDER BY created_at, id")?;
     let rows = stmt.query_map(params![business_id], |r| r.get::<_, String>(0))?;
@@ -56,7 +57,7 @@ fn wabas(conn: &Connection, business_id: &str) -> StoreResult<Vec<String>> {
 /// Queues a WABA-level webhook (`account_update`, `business_capability_update`) for every WABA
 /// of the business.
 fn emit(
-    conn: &Connection,
+    conn: &Conn,
     business_id: &str,
     field: &str,
     value: &Value,
@@ -71,7 +72,7 @@ fn emit(
 /// An audit row for an enforcement, quality, template or verification action.
 #[allow(clippy::too_many_arguments)]
 fn audit_action(
-    conn: &Connection,
+    conn: &Conn,
     business_id: &str,
     kind: &str,
     rule: &str,
@@ -87,16 +88,13 @@ fn audit_action(
     Ok(())
 }
 
-fn schedule(conn: &Connection, due_at: Millis, kind: &str, subject: &str) -> StoreResult<()> {
+fn schedule(conn: &Conn, due_at: Millis, kind: &str, subject: &str) -> StoreResult<()> {
     conn.prepare_cached("INSERT INTO tasks (due_at, kind, subject) VALUES (?1, ?2, ?3)")?
         .execute(params![due_at, kind, subject])?;
     Ok(())
 }
 
-fn verification_status(
-    conn: &Connection,
-    business_id: &str,
-) -> StoreResult<Option<VerificationStatus>> {
+fn verification_status(conn: &Conn, business_id: &str) -> StoreResult<Option<VerificationStatus>> {
     let v: Option<String> = conn
         .prepare_cached("SELECT verification FROM businesses WHERE id = ?1")?
         .query_row(params![business_id], |r| r.get(0))
@@ -115,7 +113,7 @@ fn secs(ms: Millis) -> i64 {
 // ---- the messaging-limit tier ---------------------------------------------------------------
 
 /// The business's messaging-limit tier (portfolio-wide).
-pub(crate) fn tier(conn: &Connection, business_id: &str) -> StoreResult<Tier> {
+pub(crate) fn tier(conn: &Conn, business_id: &str) -> StoreResult<Tier> {
     let t: Option<String> = conn
         .prepare_cached("SELECT tier FROM business_limits WHERE business_id = ?1")?
         .query_row(params![business_id], |r| r.get(0))
@@ -137,7 +135,7 @@ pub(crate) fn tier(conn: &Connection, business_id: &str) -> StoreResult<Tier> {
 /// Creates the business's limits row if missing (TIER_2K when verified) and, with
 /// `schedule_eval`, its first 6-hourly evaluation.
 fn ensure_limits(
-    conn: &Connection,
+    conn: &Conn,
     business_id: &str,
     now: Millis,
     schedule_eval: bool,
@@ -146,7 +144,7 @@ fn ensure_limits(
     let next = now + messaging_limit::EVALUATION_INTERVAL;
     let n = conn
         .prepare_cached(
-            "INSERT OR IGNORE INTO business_limits (business_id, tier, next_eval_at, updated_at) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO business_limits (business_id, tier, next_eval_at, updated_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
         )?
         .execute(params![business_id, t.as_str(), next, now])?;
     if n > 0 && schedule_eval {
@@ -156,15 +154,11 @@ fn ensure_limits(
 }
 
 /// A new tenant: its limits row and the first tier evaluation 6 h from now.
-pub(crate) fn on_tenant_created(
-    conn: &Connection,
-    business_id: &str,
-    now: Millis,
-) -> StoreResult<()> {
+pub(crate) fn on_tenant_created(conn: &Conn, business_id: &str, now: Millis) -> StoreResult<()> {
     ensure_limits(conn, business_id, now, true)
 }
 
-fn verified_of(conn: &Connection, business_id: &str) -> StoreResult<bool> {
+fn verified_of(conn: &Conn, business_id: &str) -> StoreResult<bool> {
     Ok(verification_status(conn, business_id)?.is_some_and(|s| s.is_verified()))
 }
 
@@ -183,13 +177,7 @@ fn capability_value(tier: Tier, verified: bool) -> Value {
     v
 }
 
-fn set_tier(
-    conn: &Connection,
-    business_id: &str,
-    new: Tier,
-    why: &str,
-    now: Millis,
-) -> StoreResult<()> {
+fn set_tier(conn: &Conn, business_id: &str, new: Tier, why: &str, now: Millis) -> StoreResult<()> {
     let old = tier(conn, business_id)?;
     conn.prepare_cached(
         "UPDATE business_limits SET tier = ?2, updated_at = ?3 WHERE business_id = ?1",
@@ -221,7 +209,7 @@ fn set_tier(
 }
 
 fn distinct_reached(
-    conn: &Connection,
+    conn: &Conn,
     business_id: &str,
     from_excl: Millis,
     to_incl: Millis,
@@ -235,11 +223,7 @@ fn distinct_reached(
 
 /// The most distinct customers reached in a 24 h window ending at one of the 6-hourly sample
 /// points of the last 7 days (now, now − 6 h, …, now − 7 d + 6 h).
-pub(crate) fn peak_24h_last_7d(
-    conn: &Connection,
-    business_id: &str,
-    now: Millis,
-) -> StoreResult<u64> {
+pub(crate) fn peak_24h_last_7d(conn: &Conn, business_id: &str, now: Millis) -> StoreResult<u64> {
     let samples = messaging_limit::UPGRADE_LOOKBACK / messaging_limit::EVALUATION_INTERVAL;
     let mut best = 0;
     for k in 0..samples {
@@ -264,7 +248,7 @@ fn severity(r: QualityRating) -> u8 {
 }
 
 /// One 6-hourly evaluation: re-rate the numbers, then the tier.
-fn tier_eval(conn: &Connection, business_id: &str, now: Millis) -> StoreResult<()> {
+fn tier_eval(conn: &Conn, business_id: &str, now: Millis) -> StoreResult<()> {
     if verification_status(conn, business_id)?.is_none() {
         return Ok(());
     }
@@ -342,7 +326,7 @@ fn parse_kind(s: &str) -> ViolationKind {
 const VIOLATION_COLS: &str =
     "id, kind, violation_type, evidence, severe, at, reversed_at, appeal_status, appeal_reason";
 
-fn stored_from_row(r: &rusqlite::Row) -> rusqlite::Result<Stored> {
+fn stored_from_row(r: &Row) -> db::Result<Stored> {
     Ok(Stored {
         id: r.get(0)?,
         v: Violation {
@@ -359,7 +343,7 @@ fn stored_from_row(r: &rusqlite::Row) -> rusqlite::Result<Stored> {
 }
 
 /// The business's violations, oldest first.
-fn history(conn: &Connection, business_id: &str) -> StoreResult<Vec<Stored>> {
+fn history(conn: &Conn, business_id: &str) -> StoreResult<Vec<Stored>> {
     let sql = format!(
         "SELECT {VIOLATION_COLS} FROM violations WHERE business_id = ?1 ORDER BY at, rowid"
     );
@@ -382,7 +366,7 @@ fn record_of(s: &Stored) -> ViolationRecord {
     }
 }
 
-fn disabled_at(conn: &Connection, business_id: &str) -> StoreResult<Option<Millis>> {
+fn disabled_at(conn: &Conn, business_id: &str) -> StoreResult<Option<Millis>> {
     Ok(conn
         .prepare_cached("SELECT disabled_at FROM business_limits WHERE business_id = ?1")?
         .query_row(params![business_id], |r| r.get::<_, Option<i64>>(0))
@@ -392,7 +376,7 @@ fn disabled_at(conn: &Connection, business_id: &str) -> StoreResult<Option<Milli
 
 /// Restrictions in force and whether the account is disabled.
 pub(crate) fn enforcement_state(
-    conn: &Connection,
+    conn: &Conn,
     business_id: &str,
     now: Millis,
 ) -> StoreResult<(Vec<Restriction>, bool)> {
@@ -416,14 +400,14 @@ pub(crate) fn enforcement_state(
 
 /// Ends the restrictions in force (of one type, or all) now; history is kept.
 fn end_restrictions(
-    conn: &Connection,
+    conn: &Conn,
     business_id: &str,
     restriction_type: Option<&str>,
     now: Millis,
 ) -> StoreResult<usize> {
     Ok(conn
         .prepare_cached(
-            "UPDATE restrictions SET expires_at = ?2 WHERE business_id = ?1 AND expires_at > ?2 AND (?3 IS NULL OR restriction_type = ?3)",
+            "UPDATE restrictions SET expires_at = ?2 WHERE business_id = ?1 AND expires_at > ?2 AND (restriction_type = ?3 OR ?3 IS NULL)",
         )?
         .execute(params![business_id, now, restriction_type])?)
 }
@@ -432,7 +416,7 @@ fn end_restrictions(
 /// applies the ladder: restrictions, disable, `account_update` webhooks, audit. Returns the new
 /// violation's id.
 fn apply_violation(
-    conn: &Connection,
+    conn: &Conn,
     business_id: &str,
     v: &Violation,
     now: Millis,
@@ -523,7 +507,7 @@ fn apply_violation(
 /// applies the escalation ladder.
 #[allow(dead_code)] // called by the send path (opt-in integration)
 pub(crate) fn record_violation(
-    conn: &Connection,
+    conn: &Conn,
     business_id: &str,
     waba_id: &str,
     v: &Violation,
@@ -534,7 +518,7 @@ pub(crate) fn record_violation(
     apply_violation(conn, business_id, v, now).map(|_| ())
 }
 
-fn restriction_expiry(conn: &Connection, business_id: &str, now: Millis) -> StoreResult<()> {
+fn restriction_expiry(conn: &Conn, business_id: &str, now: Millis) -> StoreResult<()> {
     let (active, _) = enforcement_state(conn, business_id, now)?;
     if active.is_empty() {
         let ended: i64 = conn
@@ -557,7 +541,7 @@ fn restriction_expiry(conn: &Connection, business_id: &str, now: Millis) -> Stor
 }
 
 fn restriction_records(
-    conn: &Connection,
+    conn: &Conn,
     business_id: &str,
     now: Millis,
 ) -> StoreResult<Vec<RestrictionRecord>> {
@@ -578,7 +562,7 @@ fn restriction_records(
 }
 
 fn enforcement_view(
-    conn: &Connection,
+    conn: &Conn,
     business_id: &str,
     now: Millis,
 ) -> StoreResult<Option<EnforcementView>> {
@@ -610,7 +594,7 @@ fn appeal_error(details: impl Into<String>) -> ApiError {
 // ---- quality --------------------------------------------------------------------------------
 
 fn feedback_events(
-    conn: &Connection,
+    conn: &Conn,
     sql: &str,
     key: &str,
     since: Millis,
@@ -631,11 +615,7 @@ fn feedback_events(
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
-fn buckets(
-    conn: &Connection,
-    sql: &str,
-    p: &[&dyn rusqlite::ToSql],
-) -> StoreResult<Vec<(Millis, u32)>> {
+fn buckets(conn: &Conn, sql: &str, p: &[&dyn db::ToSql]) -> StoreResult<Vec<(Millis, u32)>> {
     let mut stmt = conn.prepare_cached(sql)?;
     let rows = stmt.query_map(p, |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)? as u32)))?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -645,7 +625,7 @@ fn buckets(
 /// `quality_rating`, queues `phone_number_quality_update` (into and out of RED) and audits;
 /// RED for 7 days is a violation. A number with nothing in the window reads GREEN.
 fn rate_number(
-    conn: &Connection,
+    conn: &Conn,
     business_id: &str,
     phone_id: &str,
     now: Millis,
@@ -748,7 +728,7 @@ fn rate_number(
 /// The template a message was sent with (`message_id` given), or of the latest template
 /// message to the customer from the number in the quality window.
 fn template_of_feedback(
-    conn: &Connection,
+    conn: &Conn,
     phone: &PhoneNumber,
     wa_id: &str,
     message_id: Option<&str>,
@@ -775,7 +755,7 @@ fn template_of_feedback(
     Ok(super::templates::by_name(conn, &phone.waba_id, name, language)?.map(|t| t.id))
 }
 
-fn pause_state(conn: &Connection, template_id: &str) -> StoreResult<TemplatePauseState> {
+fn pause_state(conn: &Conn, template_id: &str) -> StoreResult<TemplatePauseState> {
     let s: Option<String> = conn
         .prepare_cached("SELECT pause_state FROM template_quality WHERE template_id = ?1")?
         .query_row(params![template_id], |r| r.get(0))
@@ -784,11 +764,7 @@ fn pause_state(conn: &Connection, template_id: &str) -> StoreResult<TemplatePaus
         .unwrap_or_default())
 }
 
-fn save_pause_state(
-    conn: &Connection,
-    template_id: &str,
-    s: &TemplatePauseState,
-) -> StoreResult<()> {
+fn save_pause_state(conn: &Conn, template_id: &str, s: &TemplatePauseState) -> StoreResult<()> {
     conn.prepare_cached(
         "INSERT INTO template_quality (template_id, pause_state) VALUES (?1, ?2) \
          ON CONFLICT (template_id) DO UPDATE SET pause_state = excluded.pause_state",
@@ -811,7 +787,7 @@ struct Tpl {
     quality_score: String,
 }
 
-fn template_row(conn: &Connection, id: &str) -> StoreResult<Option<Tpl>> {
+fn template_row(conn: &Conn, id: &str) -> StoreResult<Option<Tpl>> {
     Ok(conn
         .prepare_cached("SELECT id, business_id, waba_id, name, language, category, status, quality_score FROM templates WHERE id = ?1 AND status NOT IN ('DELETED', 'PENDING_DELETION')")?
         .query_row(params![id], |r| {
@@ -832,7 +808,7 @@ fn template_row(conn: &Connection, id: &str) -> StoreResult<Option<Tpl>> {
 /// Applies a pause event to the template's row: status, webhook, the unpause task, the
 /// violation of a disable.
 fn apply_pause_event(
-    conn: &Connection,
+    conn: &Conn,
     t: &Tpl,
     state: &TemplatePauseState,
     ev: PauseEvent,
@@ -898,7 +874,7 @@ fn apply_pause_event(
 /// Re-rates a template from its feedback and deliveries since its last unpause (inside the
 /// window); on change updates `quality_score` and queues `message_template_quality_update`;
 /// RED pauses (3 h, 6 h) or disables it.
-fn rate_template(conn: &Connection, template_id: &str, now: Millis) -> StoreResult<()> {
+fn rate_template(conn: &Conn, template_id: &str, now: Millis) -> StoreResult<()> {
     let Some(t) = template_row(conn, template_id)? else {
         return Ok(());
     };
@@ -916,12 +892,21 @@ fn rate_template(conn: &Connection, template_id: &str, now: Millis) -> StoreResu
     )?;
     let delivered = buckets(
         conn,
-        "SELECT (s.at / 3600000) * 3600000 AS h, COUNT(*) FROM messages m JOIN statuses s ON s.message_id = m.id \
-         WHERE m.business_id = ?1 AND m.direction = 'out' AND m.type = 'template' \
-         AND m.phone_id IN (SELECT id FROM phone_numbers WHERE waba_id = ?2) \
-         AND json_extract(m.content, '$.name') = ?3 \
-         AND COALESCE(json_extract(m.content, '$.language.code'), json_extract(m.content, '$.language')) = ?4 \
-         AND s.status = 'delivered' AND s.at > ?5 GROUP BY h",
+        if conn.is_pg() {
+            "SELECT (s.at / 3600000) * 3600000 AS h, COUNT(*) FROM messages m JOIN statuses s ON s.message_id = m.id \
+             WHERE m.business_id = ?1 AND m.direction = 'out' AND m.type = 'template' \
+             AND m.phone_id IN (SELECT id FROM phone_numbers WHERE waba_id = ?2) \
+             AND m.content::jsonb ->> 'name' = ?3 \
+             AND COALESCE(m.content::jsonb #>> '{language,code}', m.content::jsonb ->> 'language') = ?4 \
+             AND s.status = 'delivered' AND s.at > ?5 GROUP BY h"
+        } else {
+            "SELECT (s.at / 3600000) * 3600000 AS h, COUNT(*) FROM messages m JOIN statuses s ON s.message_id = m.id \
+             WHERE m.business_id = ?1 AND m.direction = 'out' AND m.type = 'template' \
+             AND m.phone_id IN (SELECT id FROM phone_numbers WHERE waba_id = ?2) \
+             AND json_extract(m.content, '$.name') = ?3 \
+             AND COALESCE(json_extract(m.content, '$.language.code'), json_extract(m.content, '$.language')) = ?4 \
+             AND s.status = 'delivered' AND s.at > ?5 GROUP BY h"
+        },
         &[&t.business_id, &t.waba_id, &t.name, &t.language, &since],
     )?;
     let new = quality::rating(&events, &delivered, now, &th);
@@ -956,7 +941,7 @@ fn rate_template(conn: &Connection, template_id: &str, now: Millis) -> StoreResu
 }
 
 /// A pause fell due: UNPAUSE (back to APPROVED), then the quality resets from feedback after it.
-fn template_tick(conn: &Connection, template_id: &str, now: Millis) -> StoreResult<()> {
+fn template_tick(conn: &Conn, template_id: &str, now: Millis) -> StoreResult<()> {
     let Some(t) = template_row(conn, template_id)? else {
         return Ok(());
     };
@@ -977,7 +962,7 @@ fn template_tick(conn: &Connection, template_id: &str, now: Millis) -> StoreResu
 /// A customer blocked or reported a business number (optionally about one message).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn on_feedback(
-    conn: &Connection,
+    conn: &Conn,
     business_id: &str,
     phone: &PhoneNumber,
     wa_id: &str,
@@ -1012,12 +997,7 @@ pub(crate) fn on_feedback(
 }
 
 /// Scheduled compliance work (`tasks.kind`); `Ok(false)` when the kind is not compliance's.
-pub(crate) fn run_task(
-    conn: &Connection,
-    kind: &str,
-    subject: &str,
-    now: Millis,
-) -> StoreResult<bool> {
+pub(crate) fn run_task(conn: &Conn, kind: &str, subject: &str, now: Millis) -> StoreResult<bool> {
     match kind {
         "tier_eval" => tier_eval(conn, subject, now)?,
         "template_tick" => template_tick(conn, subject, now)?,
@@ -1029,10 +1009,7 @@ pub(crate) fn run_task(
 
 // ---- verification ---------------------------------------------------------------------------
 
-fn verification_view(
-    conn: &Connection,
-    business_id: &str,
-) -> StoreResult<Option<VerificationView>> {
+fn verification_view(conn: &Conn, business_id: &str) -> StoreResult<Option<VerificationView>> {
     let Some(status) = verification_status(conn, business_id)? else {
         return Ok(None);
     };
@@ -1055,7 +1032,7 @@ fn verification_view(
 }
 
 fn decide_verification_tx(
-    conn: &Connection,
+    conn: &Conn,
     business_id: &str,
     approve: bool,
     reason: Option<String>,
@@ -1386,8 +1363,8 @@ mod tests {
     const T0: Millis = 1_700_000_000_000;
     const H: Millis = 3_600_000;
 
-    fn db() -> Connection {
-        let c = Connection::open_in_memory().unwrap();
+    fn db() -> Conn {
+        let c = Conn::Sqlite(rusqlite::Connection::open_in_memory().unwrap());
         c.execute_batch(super::super::SCHEMA).unwrap();
         c.execute(
             "INSERT INTO businesses (id, name, verification, created_at) VALUES ('b1', 'Acme', 'not_verified', 0)",
@@ -1402,7 +1379,7 @@ mod tests {
         c
     }
 
-    fn reach(c: &Connection, n: usize, prefix: &str, at: Millis) {
+    fn reach(c: &Conn, n: usize, prefix: &str, at: Millis) {
         for i in 0..n {
             c.execute(
                 "INSERT INTO reach_log (business_id, wa_id, at) VALUES ('b1', ?1, ?2)",
@@ -1412,7 +1389,7 @@ mod tests {
         }
     }
 
-    fn outbox(c: &Connection, field: &str) -> Vec<Value> {
+    fn outbox(c: &Conn, field: &str) -> Vec<Value> {
         let mut s = c
             .prepare("SELECT payload FROM outbox WHERE field = ?1 ORDER BY id")
             .unwrap();

@@ -2,14 +2,15 @@
 
 use super::SqliteStore;
 use crate::consent::*;
+use crate::db::{self, Conn, Row};
+use crate::params;
 use crate::{ids, Scope, StoreResult};
 use async_trait::async_trait;
 use greenlight_domain::Millis;
-use rusqlite::{params, Connection, Row};
 
 const COLS: &str = "id, waba_id, wa_id, scope, source, proof, captured_at, recorded_by, revoked_at, revoked_by, revocation_proof, seq";
 
-fn from_row(r: &Row) -> rusqlite::Result<OptIn> {
+fn from_row(r: &Row) -> db::Result<OptIn> {
     let revoked_at: Option<i64> = r.get(8)?;
     Ok(OptIn {
         id: r.get(0)?,
@@ -33,7 +34,7 @@ fn from_row(r: &Row) -> rusqlite::Result<OptIn> {
 }
 
 pub(crate) fn insert(
-    conn: &Connection,
+    conn: &Conn,
     business_id: &str,
     waba_id: &str,
     o: &NewOptIn,
@@ -65,7 +66,7 @@ pub(crate) fn insert(
     })
 }
 
-pub(crate) fn revoke(conn: &Connection, business_id: &str, r: &Revocation) -> StoreResult<usize> {
+pub(crate) fn revoke(conn: &Conn, business_id: &str, r: &Revocation) -> StoreResult<usize> {
     Ok(match &r.scope {
         Some(s) => conn
             .prepare_cached(
@@ -106,7 +107,7 @@ impl ConsentStore for SqliteStore {
         self.read(move |c| {
             let sql = format!(
                 "SELECT {COLS} FROM opt_ins WHERE business_id = ?1 AND waba_id = ?2 AND seq > ?3 \
-                 AND (?4 IS NULL OR wa_id = ?4) AND (?5 IS NULL OR scope = ?5) AND (?6 OR revoked_at IS NULL) ORDER BY seq LIMIT ?7"
+                 AND (wa_id = ?4 OR ?4 IS NULL) AND (scope = ?5 OR ?5 IS NULL) AND (?6 OR revoked_at IS NULL) ORDER BY seq LIMIT ?7"
             );
             let mut stmt = c.prepare_cached(&sql)?;
             let rows = stmt.query_map(params![b, w, after.unwrap_or(0), f.wa_id, f.scope, f.include_revoked, (limit + 1) as i64], from_row)?;

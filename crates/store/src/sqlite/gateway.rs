@@ -5,16 +5,17 @@
 use super::ops::{self, apply_effects, audit, audit_note, evaluate, on_keywords, save_window};
 use super::read::{self, json_col};
 use super::{internal, SqliteStore};
+use crate::db::{self, Conn, OptionalExtension, Row};
 use crate::gateway::*;
+use crate::params;
 use crate::{ids, CreatedPhone, CreatedTenant, Scope, SendCommand, StoreError, StoreResult};
 use async_trait::async_trait;
 use greenlight_domain::policy::messaging_limit::Tier;
 use greenlight_domain::policy::Outcome;
 use greenlight_domain::{ApiError, Millis, DAY};
-use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 
-fn upstream_row(r: &rusqlite::Row) -> rusqlite::Result<Upstream> {
+fn upstream_row(r: &Row) -> db::Result<Upstream> {
     Ok(Upstream {
         scope: Scope {
             business_id: r.get(0)?,
@@ -32,7 +33,7 @@ const UPSTREAM_COLS: &str =
     "business_id, waba_id, access_token_sealed, app_secret_sealed, verify_token_hash";
 
 /// Undoes what a reservation took from the messaging limit and the marketing cap.
-fn undo(conn: &Connection, r: &Reservation) -> StoreResult<()> {
+fn undo(conn: &Conn, r: &Reservation) -> StoreResult<()> {
     if let Some(at) = r.reach_at {
         conn.prepare_cached(
             "DELETE FROM reach_log WHERE business_id = ?1 AND wa_id = ?2 AND at = ?3",
@@ -82,12 +83,7 @@ fn status_rank(s: &str) -> i32 {
 }
 
 /// `messages` changes: inbound messages (window, keywords, stored) and statuses.
-fn ingest_messages(
-    conn: &Connection,
-    scope: &Scope,
-    value: &Value,
-    now: Millis,
-) -> StoreResult<usize> {
+fn ingest_messages(conn: &Conn, scope: &Scope, value: &Value, now: Millis) -> StoreResult<usize> {
     let b = &scope.business_id;
     let Some(phone_id) = value["metadata"]["phone_number_id"].as_str() else {
         return Ok(0);
@@ -236,7 +232,7 @@ fn ingest_messages(
 
 /// `user_preferences`: the customer stopped or resumed marketing messages at Meta.
 fn ingest_preferences(
-    conn: &Connection,
+    conn: &Conn,
     scope: &Scope,
     value: &Value,
     now: Millis,
@@ -290,12 +286,7 @@ fn ingest_preferences(
 
 /// `phone_number_quality_update`: FLAGGED / UNFLAGGED move the number's rating, and the
 /// portfolio's messaging limit is Meta's `current_limit`.
-fn ingest_quality(
-    conn: &Connection,
-    scope: &Scope,
-    value: &Value,
-    now: Millis,
-) -> StoreResult<usize> {
+fn ingest_quality(conn: &Conn, scope: &Scope, value: &Value, now: Millis) -> StoreResult<usize> {
     let b = &scope.business_id;
     let mut n = 0;
     let digits: String = value["display_phone_number"]
@@ -332,12 +323,7 @@ fn ingest_quality(
 }
 
 /// `account_update`: restrictions (the list replaces the current one) and bans.
-fn ingest_account(
-    conn: &Connection,
-    scope: &Scope,
-    value: &Value,
-    now: Millis,
-) -> StoreResult<usize> {
+fn ingest_account(conn: &Conn, scope: &Scope, value: &Value, now: Millis) -> StoreResult<usize> {
     let b = &scope.business_id;
     match value["event"].as_str() {
         Some("ACCOUNT_RESTRICTION") => {
@@ -405,7 +391,7 @@ fn ingest_account(
 
 /// Template events: status, quality, category.
 fn ingest_template(
-    conn: &Connection,
+    conn: &Conn,
     scope: &Scope,
     field: &str,
     value: &Value,

@@ -1,4 +1,9 @@
-//! The SQLite backend: the default, embedded store.
+//! The SQL store ([`SqlStore`]) and its SQLite backend, the default, embedded one.
+//!
+//! The jobs in this folder (`ops`, `compliance`, `consent`, `templates`, `webhooks`, `read`)
+//! are written against [`crate::db::Conn`] and serve the PostgreSQL backend too
+//! ([`crate::postgres`]): the writer, the readers and the batching below are the same, only the
+//! connection and the transaction's first statement differ.
 //!
 //! **One writer, group commit.** Every write is a job sent to a single writer thread. The
 //! thread takes the first job waiting, opens a transaction, then keeps running jobs for as long
@@ -21,10 +26,11 @@ mod compliance;
 mod consent;
 mod gateway;
 mod ops;
-mod read;
+pub(crate) mod read;
 mod templates;
 mod webhooks;
 
+use crate::db::Conn;
 use crate::{StoreError, StoreResult};
 use rusqlite::Connection;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -33,22 +39,36 @@ use std::sync::{mpsc, Arc, Mutex};
 /// Most jobs committed in one transaction.
 pub const MAX_BATCH: usize = 512;
 
-const SCHEMA: &str = include_str!("schema.sql");
+pub(crate) const SCHEMA: &str = include_str!("schema.sql");
 
 type Finisher = Box<dyn FnOnce(Result<(), String>) + Send>;
 /// A job gets the writer inside an open transaction, or the reason there is none (then it
 /// must answer an error without running: nothing may be written outside a batch).
 type Job = Box<dyn FnOnce(Result<&mut Writer, String>) -> Finisher + Send>;
 
+/// Opens a new connection (PostgreSQL: after a failure, the writer and readers reconnect).
+pub(crate) type Connector = Arc<dyn Fn() -> StoreResult<Conn> + Send + Sync>;
+
+/// What differs between backends around the shared jobs.
+#[derive(Clone)]
+pub(crate) struct Backend {
+    /// Opens the batch's transaction.
+    pub begin: &'static str,
+    /// `Some` when connections can be lost and must be re-opened (PostgreSQL).
+    pub connector: Option<Connector>,
+}
+
 /// What the writer thread owns: its connection, and state kept in memory because it changes
 /// on every send and needs no durability (pacing token buckets refill within seconds).
 pub(crate) struct Writer {
-    pub conn: Connection,
+    pub conn: Conn,
     pub mem: Memory,
     /// A job without a savepoint failed after it may have written: the batch must roll back.
     pub poisoned: bool,
 }
 
+/// The writer's in-memory pacing buckets (SQLite). With PostgreSQL, several nodes share the
+/// buckets: they live in the `pacing_buckets` table instead (see `ops.rs`).
 #[derive(Default)]
 pub(crate) struct Memory {
     /// Throughput bucket per business number.
@@ -75,14 +95,20 @@ impl Default for SqliteOptions {
     }
 }
 
-pub struct SqliteStore {
+/// The SQL store: one writer thread that group-commits jobs, and a pool of readers, over
+/// SQLite or PostgreSQL ([`crate::postgres`]). The jobs are the same for both.
+pub struct SqlStore {
     writer: Mutex<Option<mpsc::Sender<Job>>>,
-    /// Dropping it stops the checkpointer thread.
-    _checkpointer: mpsc::Sender<()>,
-    readers: Arc<Vec<Mutex<Connection>>>,
+    /// Dropping it stops SQLite's checkpointer thread.
+    _checkpointer: Option<mpsc::Sender<()>>,
+    readers: Arc<Vec<Mutex<Option<Conn>>>>,
     next_reader: AtomicUsize,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    backend: Backend,
 }
+
+/// The SQLite store (the default backend).
+pub type SqliteStore = SqlStore;
 
 /// `sqlite://path`, `sqlite:path` or a bare path → the file path.
 pub fn path_from_url(url: &str) -> Option<String> {
@@ -127,7 +153,11 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
-impl SqliteStore {
+fn message(e: crate::db::Error) -> String {
+    StoreError::from(e).to_string()
+}
+
+impl SqlStore {
     pub fn open(path: &str, opts: SqliteOptions) -> StoreResult<Self> {
         if let Some(parent) = std::path::Path::new(path).parent() {
             if !parent.as_os_str().is_empty() {
@@ -160,9 +190,8 @@ impl SqliteStore {
             .map_err(|e| StoreError::Unavailable(format!("cannot open {path} for reading: {e}")))?;
             r.busy_timeout(std::time::Duration::from_millis(5000))?;
             r.set_prepared_statement_cache_capacity(64);
-            readers.push(Mutex::new(r));
+            readers.push(Conn::Sqlite(r));
         }
-
         let checkpointer = {
             let conn = Connection::open(path)
                 .map_err(|e| StoreError::Unavailable(format!("cannot open {path}: {e}")))?;
@@ -175,10 +204,24 @@ impl SqliteStore {
                 .map_err(internal)?;
             stop
         };
+        let mut store = Self::start(
+            Conn::Sqlite(writer),
+            readers,
+            Backend {
+                begin: "BEGIN IMMEDIATE",
+                connector: None,
+            },
+        )?;
+        store._checkpointer = Some(checkpointer);
+        Ok(store)
+    }
 
+    /// Starts the writer thread over `writer`, with `readers`.
+    pub(crate) fn start(writer: Conn, readers: Vec<Conn>, backend: Backend) -> StoreResult<Self> {
         let (tx, rx) = mpsc::channel::<Job>();
+        let b = backend.clone();
         let handle = std::thread::Builder::new()
-            .name("sqlite-writer".into())
+            .name("store-writer".into())
             .spawn(move || {
                 writer_loop(
                     Writer {
@@ -187,15 +230,17 @@ impl SqliteStore {
                         poisoned: false,
                     },
                     rx,
+                    b,
                 )
             })
             .map_err(internal)?;
-        Ok(SqliteStore {
+        Ok(SqlStore {
             writer: Mutex::new(Some(tx)),
-            _checkpointer: checkpointer,
-            readers: Arc::new(readers),
+            _checkpointer: None,
+            readers: Arc::new(readers.into_iter().map(|c| Mutex::new(Some(c))).collect()),
             next_reader: AtomicUsize::new(0),
             writer_thread: Mutex::new(Some(handle)),
+            backend,
         })
     }
 
@@ -204,7 +249,7 @@ impl SqliteStore {
     pub(crate) async fn write<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+        F: FnOnce(&Conn) -> StoreResult<T> + Send + 'static,
     {
         self.write_mem(move |conn, _| f(conn)).await
     }
@@ -214,7 +259,7 @@ impl SqliteStore {
     pub(crate) async fn write_mem<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection, &mut Memory) -> StoreResult<T> + Send + 'static,
+        F: FnOnce(&Conn, &mut Memory) -> StoreResult<T> + Send + 'static,
     {
         self.submit(true, f).await
     }
@@ -227,7 +272,7 @@ impl SqliteStore {
     pub(crate) async fn write_fast<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection, &mut Memory) -> StoreResult<T> + Send + 'static,
+        F: FnOnce(&Conn, &mut Memory) -> StoreResult<T> + Send + 'static,
     {
         self.submit(false, f).await
     }
@@ -235,7 +280,7 @@ impl SqliteStore {
     async fn submit<T, F>(&self, savepoint: bool, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection, &mut Memory) -> StoreResult<T> + Send + 'static,
+        F: FnOnce(&Conn, &mut Memory) -> StoreResult<T> + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel::<StoreResult<T>>();
         let job: Job = Box::new(move |w: Result<&mut Writer, String>| -> Finisher {
@@ -250,7 +295,7 @@ impl SqliteStore {
             let conn = &w.conn;
             if savepoint {
                 if let Err(e) = conn.execute_batch("SAVEPOINT job") {
-                    let err = map_sqlite(e);
+                    let err = StoreError::from(e);
                     return Box::new(move |_| {
                         let _ = tx.send(Err(err));
                     });
@@ -283,9 +328,12 @@ impl SqliteStore {
             match r {
                 Ok(v) => {
                     let released = conn.execute_batch("RELEASE job");
+                    if released.is_err() {
+                        w.poisoned = true;
+                    }
                     Box::new(move |commit: Result<(), String>| {
                         let out = match (released, commit) {
-                            (Err(e), _) => Err(map_sqlite(e)),
+                            (Err(e), _) => Err(StoreError::from(e)),
                             (_, Err(e)) => Err(StoreError::Unavailable(e)),
                             (Ok(()), Ok(())) => Ok(v),
                         };
@@ -293,7 +341,9 @@ impl SqliteStore {
                     })
                 }
                 Err(e) => {
-                    let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+                    if conn.execute_batch("ROLLBACK TO job; RELEASE job").is_err() {
+                        w.poisoned = true;
+                    }
                     Box::new(move |_| {
                         let _ = tx.send(Err(e));
                     })
@@ -313,24 +363,45 @@ impl SqliteStore {
             .map_err(|_| StoreError::Unavailable("the writer thread stopped".into()))?
     }
 
-    /// Runs `f` on a read-only connection off the async threads.
+    /// Runs `f` on a reader connection off the async threads. A PostgreSQL reader that lost its
+    /// connection is re-opened on its next use.
     pub(crate) async fn read<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+        F: FnOnce(&Conn) -> StoreResult<T> + Send + 'static,
     {
         let readers = self.readers.clone();
+        let connector = self.backend.connector.clone();
         let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
         tokio::task::spawn_blocking(move || {
             let n = readers.len();
+            let run = |slot: &mut Option<Conn>| -> StoreResult<T> {
+                if let Some(connect) = &connector {
+                    if slot
+                        .as_ref()
+                        .is_none_or(|c| c.pg().is_some_and(|p| p.is_closed()))
+                    {
+                        *slot = None;
+                        *slot = Some(connect()?);
+                    }
+                }
+                let conn = slot
+                    .as_ref()
+                    .ok_or_else(|| StoreError::Unavailable("no connection".into()))?;
+                let r = f(conn);
+                if connector.is_some() && matches!(r, Err(StoreError::Unavailable(_))) {
+                    *slot = None;
+                }
+                r
+            };
             // take a free connection if there is one, otherwise wait for ours
             for i in 0..n {
-                if let Ok(conn) = readers[(start + i) % n].try_lock() {
-                    return f(&conn);
+                if let Ok(mut slot) = readers[(start + i) % n].try_lock() {
+                    return run(&mut slot);
                 }
             }
-            let conn = readers[start % n].lock().map_err(internal)?;
-            f(&conn)
+            let mut slot = readers[start % n].lock().map_err(internal)?;
+            run(&mut slot)
         })
         .await
         .map_err(internal)?
@@ -349,7 +420,7 @@ impl SqliteStore {
     }
 }
 
-impl Drop for SqliteStore {
+impl Drop for SqlStore {
     fn drop(&mut self) {
         if let Ok(mut w) = self.writer.lock() {
             w.take();
@@ -377,12 +448,78 @@ fn checkpointer(conn: Connection, stop: mpsc::Receiver<()>) {
     }
 }
 
-fn writer_loop(mut w: Writer, rx: mpsc::Receiver<Job>) {
+/// Re-opens a lost PostgreSQL connection, at most once per `backoff` (growing to 2 s): while
+/// the database is away, jobs are answered "unavailable" at once instead of waiting.
+struct Reconnect {
+    broken: bool,
+    next_try: std::time::Instant,
+    backoff: std::time::Duration,
+}
+
+impl Reconnect {
+    fn ensure(&mut self, w: &mut Writer, backend: &Backend) -> Result<(), String> {
+        let Some(connect) = &backend.connector else {
+            return Ok(());
+        };
+        if !self.broken && !w.conn.pg().is_some_and(|p| p.is_closed()) {
+            return Ok(());
+        }
+        let now = std::time::Instant::now();
+        if now < self.next_try {
+            return Err("the database is unreachable; retry shortly".into());
+        }
+        match connect() {
+            Ok(c) => {
+                tracing::info!("database connection re-established");
+                w.conn = c;
+                w.mem = Memory::default();
+                self.broken = false;
+                self.backoff = std::time::Duration::from_millis(50);
+                Ok(())
+            }
+            Err(e) => {
+                self.backoff = (self.backoff * 2).min(std::time::Duration::from_secs(2));
+                self.next_try = now + self.backoff;
+                Err(format!("the database is unreachable: {e}"))
+            }
+        }
+    }
+}
+
+fn writer_loop(mut w: Writer, rx: mpsc::Receiver<Job>, backend: Backend) {
+    let mut rc = Reconnect {
+        broken: false,
+        next_try: std::time::Instant::now(),
+        backoff: std::time::Duration::from_millis(50),
+    };
     while let Ok(first) = rx.recv() {
-        if let Err(e) = w.conn.execute_batch("BEGIN IMMEDIATE") {
-            let msg = e.to_string();
-            tracing::error!(error = %msg, "cannot begin a write transaction");
-            first(Err(msg.clone()))(Err(msg));
+        // A connection found dead at BEGIN (the database restarted while this node was idle)
+        // is re-opened at once, once, before the batch is given up: nothing was sent on it.
+        let mut begun = Err(String::new());
+        for _ in 0..2 {
+            begun = rc.ensure(&mut w, &backend).and_then(|()| {
+                w.conn.execute_batch(backend.begin).map_err(|e| {
+                    let msg = message(e);
+                    tracing::error!(error = %msg, "cannot begin a write transaction");
+                    if backend.connector.is_some() {
+                        rc.broken = true;
+                        let _ = w.conn.execute_batch("ROLLBACK");
+                    }
+                    msg
+                })
+            });
+            if begun.is_ok() || !rc.broken {
+                break;
+            }
+        }
+        if let Err(msg) = begun {
+            first(Err(msg.clone()))(Err(msg.clone()));
+            if backend.connector.is_some() {
+                // the database is away: answer every queued job now rather than one by one
+                while let Ok(job) = rx.try_recv() {
+                    job(Err(msg.clone()))(Err(msg.clone()));
+                }
+            }
             continue;
         }
         let mut finishers: Vec<Finisher> = Vec::with_capacity(16);
@@ -394,14 +531,21 @@ fn writer_loop(mut w: Writer, rx: mpsc::Receiver<Job>) {
             }
         }
         let commit = if std::mem::take(&mut w.poisoned) {
-            let _ = w.conn.execute_batch("ROLLBACK");
+            if w.conn.execute_batch("ROLLBACK").is_err() && backend.connector.is_some() {
+                rc.broken = true;
+            }
             Err("a write in this batch failed; nothing in it was committed, retry".to_string())
         } else {
-            w.conn.execute_batch("COMMIT").map_err(|e| e.to_string())
+            // An error here (the connection died during COMMIT) leaves the outcome unknown:
+            // every job answers "unavailable" and clients retry with their Idempotency-Key.
+            w.conn.execute_batch("COMMIT").map_err(message)
         };
         if let Err(e) = &commit {
             tracing::error!(error = %e, jobs = finishers.len(), "batch commit failed; rolling back");
             let _ = w.conn.execute_batch("ROLLBACK");
+            if backend.connector.is_some() {
+                rc.broken = true;
+            }
         }
         for f in finishers {
             f(commit.clone());
@@ -430,7 +574,7 @@ mod tests {
         assert_eq!(path_from_url("postgres://x"), None);
     }
 
-    async fn meta_value(s: &SqliteStore, key: &'static str) -> Option<String> {
+    async fn meta_value(s: &SqlStore, key: &'static str) -> Option<String> {
         s.read(move |c| {
             Ok(
                 c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
@@ -447,7 +591,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_fast_job_rolls_back_its_batch() {
         let dir = tempfile::tempdir().unwrap();
-        let s = SqliteStore::open(
+        let s = SqlStore::open(
             &dir.path().join("t.db").to_string_lossy(),
             SqliteOptions::default(),
         )

@@ -3,7 +3,9 @@
 use super::read::{self, json_col};
 use super::Memory;
 use super::{internal, SqliteStore};
+use crate::db::{Conn, OptionalExtension};
 use crate::ids;
+use crate::params;
 use crate::*;
 use async_trait::async_trait;
 use greenlight_domain::message::{MessageType, Recipient, SendRequest, TemplateRef};
@@ -19,14 +21,13 @@ use greenlight_domain::policy::{
 };
 use greenlight_domain::webhook::{self, ConversationInfo, Metadata, StatusChange};
 use greenlight_domain::{bsuid, ApiError, Millis, DAY};
-use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 /// Queues one webhook event (a change `value` of `field`) in the outbox, in the caller's
 /// transaction.
 pub(crate) fn enqueue(
-    conn: &Connection,
+    conn: &Conn,
     business_id: &str,
     waba_id: &str,
     phone_id: Option<&str>,
@@ -55,7 +56,7 @@ pub(crate) struct AuditRow<'a> {
 
 /// Records a refusal, a rule-decided failure or an enforcement action, in the caller's
 /// transaction. The rule is the first refusing verdict's.
-pub(crate) fn audit(conn: &Connection, a: &AuditRow) -> StoreResult<()> {
+pub(crate) fn audit(conn: &Conn, a: &AuditRow) -> StoreResult<()> {
     let rule: Option<String> = a
         .verdicts
         .and_then(|v| serde_json::from_str::<Vec<greenlight_domain::policy::Verdict>>(v).ok())
@@ -74,7 +75,7 @@ pub(crate) fn audit(conn: &Connection, a: &AuditRow) -> StoreResult<()> {
 /// An audit row that is not an error (consent changes, verification decisions…).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn audit_note(
-    conn: &Connection,
+    conn: &Conn,
     business_id: &str,
     at: Millis,
     kind: &str,
@@ -93,7 +94,7 @@ pub(crate) fn audit_note(
 /// every active consent at once, with the message as proof; START restores what the last STOP
 /// revoked.
 pub(crate) fn on_keywords(
-    conn: &Connection,
+    conn: &Conn,
     business_id: &str,
     phone: &PhoneNumber,
     wa_id: &str,
@@ -178,12 +179,7 @@ pub(crate) fn on_keywords(
 }
 
 /// The customer's business-scoped user id, created on first contact.
-fn user_id_for(
-    conn: &Connection,
-    business_id: &str,
-    wa_id: &str,
-    now: Millis,
-) -> StoreResult<String> {
+fn user_id_for(conn: &Conn, business_id: &str, wa_id: &str, now: Millis) -> StoreResult<String> {
     if let Some(u) = conn
         .prepare_cached("SELECT user_id FROM contacts WHERE business_id = ?1 AND wa_id = ?2")?
         .query_row(params![business_id, wa_id], |r| r.get::<_, String>(0))
@@ -194,12 +190,12 @@ fn user_id_for(
     let d = Sha256::digest(format!("{business_id}|{wa_id}").as_bytes());
     let n = u64::from_be_bytes(d[..8].try_into().map_err(internal)?);
     let u = bsuid::format(bsuid::region(wa_id), n);
-    conn.prepare_cached("INSERT OR IGNORE INTO contacts (business_id, wa_id, user_id, created_at) VALUES (?1, ?2, ?3, ?4)")?
+    conn.prepare_cached("INSERT INTO contacts (business_id, wa_id, user_id, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING")?
         .execute(params![business_id, wa_id, u, now])?;
     Ok(u)
 }
 
-fn on_whatsapp(conn: &Connection, wa_id: &str) -> StoreResult<bool> {
+fn on_whatsapp(conn: &Conn, wa_id: &str) -> StoreResult<bool> {
     Ok(conn
         .prepare_cached("SELECT on_whatsapp FROM users WHERE wa_id = ?1")?
         .query_row(params![wa_id], |r| r.get::<_, bool>(0))
@@ -208,7 +204,7 @@ fn on_whatsapp(conn: &Connection, wa_id: &str) -> StoreResult<bool> {
 }
 
 pub(crate) fn save_window(
-    conn: &Connection,
+    conn: &Conn,
     phone_id: &str,
     wa_id: &str,
     w: &WindowState,
@@ -222,7 +218,7 @@ pub(crate) fn save_window(
     Ok(())
 }
 
-pub(crate) fn settings(conn: &Connection, business_id: &str) -> StoreResult<TenantSettings> {
+pub(crate) fn settings(conn: &Conn, business_id: &str) -> StoreResult<TenantSettings> {
     let s: Option<String> = conn
         .prepare_cached("SELECT settings FROM businesses WHERE id = ?1")?
         .query_row(params![business_id], |r| r.get(0))
@@ -258,11 +254,7 @@ type TemplateLookup = (Option<TemplateFacts>, Option<Result<String, ApiError>>);
 
 /// The template a send names, its facts for the engine, and the send's parameters checked
 /// against it (`Err` is the refusal: 132000, 132012, 132005…) with the text the customer reads.
-fn template_facts(
-    conn: &Connection,
-    waba_id: &str,
-    t: &TemplateRef,
-) -> StoreResult<TemplateLookup> {
+fn template_facts(conn: &Conn, waba_id: &str, t: &TemplateRef) -> StoreResult<TemplateLookup> {
     let Some(rec) = super::templates::by_name(conn, waba_id, &t.name, &t.language)? else {
         return Ok((None, None));
     };
@@ -319,10 +311,12 @@ pub(crate) struct Evaluated {
     pub(crate) rendered: Option<String>,
     pub(crate) window: WindowState,
     pub(crate) decision: Decision,
+    /// The (number, pair) pacing buckets as read for the decision.
+    pub(crate) buckets: (Bucket, Bucket),
 }
 
 /// All consent records of a customer with a business, revoked ones included, as the rules read them.
-fn consents(conn: &Connection, business_id: &str, wa_id: &str) -> StoreResult<Vec<Consent>> {
+fn consents(conn: &Conn, business_id: &str, wa_id: &str) -> StoreResult<Vec<Consent>> {
     let mut stmt = conn.prepare_cached(
         "SELECT scope, source, proof, captured_at, revoked_at, recorded_by, revoked_by FROM opt_ins WHERE business_id = ?1 AND wa_id = ?2 ORDER BY seq",
     )?;
@@ -355,7 +349,7 @@ fn consents(conn: &Connection, business_id: &str, wa_id: &str) -> StoreResult<Ve
     Ok(out)
 }
 
-fn marketing_stopped(conn: &Connection, phone_id: &str, wa_id: &str) -> StoreResult<bool> {
+fn marketing_stopped(conn: &Conn, phone_id: &str, wa_id: &str) -> StoreResult<bool> {
     Ok(conn
         .prepare_cached("SELECT stopped FROM marketing_prefs WHERE phone_id = ?1 AND wa_id = ?2")?
         .query_row(params![phone_id, wa_id], |r| r.get::<_, bool>(0))
@@ -365,12 +359,7 @@ fn marketing_stopped(conn: &Connection, phone_id: &str, wa_id: &str) -> StoreRes
 
 /// Distinct customers reached by business-initiated sends in the 24 h before `now`, and
 /// whether `wa_id` is one of them.
-fn reach(
-    conn: &Connection,
-    business_id: &str,
-    wa_id: &str,
-    now: Millis,
-) -> StoreResult<(u64, bool)> {
+fn reach(conn: &Conn, business_id: &str, wa_id: &str, now: Millis) -> StoreResult<(u64, bool)> {
     let since = now - DAY;
     let already = conn
         .prepare_cached(
@@ -387,12 +376,7 @@ fn reach(
     Ok((distinct as u64, already))
 }
 
-fn marketing_count(
-    conn: &Connection,
-    business_id: &str,
-    wa_id: &str,
-    since: Millis,
-) -> StoreResult<u32> {
+fn marketing_count(conn: &Conn, business_id: &str, wa_id: &str, since: Millis) -> StoreResult<u32> {
     Ok(conn
         .prepare_cached(
             "SELECT COUNT(*) FROM marketing_log WHERE business_id = ?1 AND wa_id = ?2 AND at > ?3",
@@ -421,7 +405,7 @@ fn merge(engine: Outcome, compliance: Outcome) -> Outcome {
 }
 
 pub(crate) fn evaluate(
-    conn: &Connection,
+    conn: &Conn,
     mem: &Memory,
     scope: &Scope,
     cmd: &SendCommand,
@@ -514,16 +498,8 @@ pub(crate) fn evaluate(
     let (restrictions, disabled) =
         super::compliance::enforcement_state(conn, &scope.business_id, now)?;
     let level = throughput_level(&phone.throughput_level);
-    let number_bucket = mem
-        .number_buckets
-        .get(&phone.id)
-        .copied()
-        .unwrap_or_else(|| Bucket::full(level.burst(), now));
-    let pair_bucket = mem
-        .pair_buckets
-        .get(&(phone.id.clone(), wa_id.clone()))
-        .copied()
-        .unwrap_or_else(|| Bucket::full(PAIR_BURST, now));
+    let number_bucket = bucket(conn, mem, &phone.id, None, now, level.burst())?;
+    let pair_bucket = bucket(conn, mem, &phone.id, Some(&wa_id), now, PAIR_BURST)?;
     let cfacts = ComplianceFacts {
         now,
         category,
@@ -599,12 +575,49 @@ pub(crate) fn evaluate(
         rendered,
         window,
         decision,
+        buckets: (number_bucket, pair_bucket),
     })
+}
+
+/// Pacing buckets untouched this long are full again (and dropped on PostgreSQL).
+const PACING_FORGET_MS: Millis = 300_000;
+
+/// A pacing bucket (`wa_id` `None`: the number's throughput bucket; otherwise the pair's):
+/// from the writer's memory on SQLite, from the shared `pacing_buckets` table on PostgreSQL.
+fn bucket(
+    conn: &Conn,
+    mem: &Memory,
+    phone_id: &str,
+    wa_id: Option<&str>,
+    now: Millis,
+    burst: f64,
+) -> StoreResult<Bucket> {
+    let found = if conn.is_pg() {
+        conn.prepare_cached(
+            "SELECT tokens, updated_at FROM pacing_buckets WHERE phone_id = ?1 AND wa_id = ?2",
+        )?
+        .query_row(params![phone_id, wa_id.unwrap_or("")], |r| {
+            Ok(Bucket {
+                tokens: r.get(0)?,
+                updated_at: r.get(1)?,
+            })
+        })
+        .optional()?
+    } else {
+        match wa_id {
+            None => mem.number_buckets.get(phone_id).copied(),
+            Some(w) => mem
+                .pair_buckets
+                .get(&(phone_id.to_string(), w.to_string()))
+                .copied(),
+        }
+    };
+    Ok(found.unwrap_or_else(|| Bucket::full(burst, now)))
 }
 
 /// Applies the compliance effects of a decided send (memory last: it is not rolled back).
 pub(crate) fn apply_effects(
-    conn: &Connection,
+    conn: &Conn,
     mem: &mut Memory,
     scope: &Scope,
     phone: &PhoneNumber,
@@ -625,7 +638,27 @@ pub(crate) fn apply_effects(
     if let Some(v) = e.violation.as_ref().or(ev.ignored_opt_out.as_ref()) {
         super::compliance::record_violation(conn, &scope.business_id, &phone.waba_id, v, now)?;
     }
-    if e.take_tokens && ev.pacing {
+    if e.take_tokens && ev.pacing && conn.is_pg() {
+        // several nodes share the buckets: read and write them in this transaction
+        // (as read for the decision: the batch holds the write lock, nobody changed them since)
+        let level = throughput_level(&phone.throughput_level);
+        for (wa_id, mut b, rate, burst) in [
+            (None, ev.buckets.0, level.mps(), level.burst()),
+            (
+                Some(ev.wa_id.as_str()),
+                ev.buckets.1,
+                PAIR_RATE_PER_SEC,
+                PAIR_BURST,
+            ),
+        ] {
+            let _ = b.try_take(now, rate, burst);
+            conn.prepare_cached(
+                "INSERT INTO pacing_buckets (phone_id, wa_id, tokens, updated_at) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (phone_id, wa_id) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at",
+            )?
+            .execute(params![phone.id, wa_id.unwrap_or(""), b.tokens, b.updated_at])?;
+        }
+    } else if e.take_tokens && ev.pacing {
         let level = throughput_level(&phone.throughput_level);
         let nb = mem
             .number_buckets
@@ -648,7 +681,7 @@ pub(crate) fn apply_effects(
 }
 
 fn send_tx(
-    conn: &Connection,
+    conn: &Conn,
     mem: &mut Memory,
     scope: &Scope,
     cmd: SendCommand,
@@ -820,7 +853,7 @@ fn send_tx(
 }
 
 /// Moves an outbound message to `delivered` (if it is `sent`), with its status event.
-fn deliver(conn: &Connection, wamid: &str, now: Millis) -> StoreResult<bool> {
+fn deliver(conn: &Conn, wamid: &str, now: Millis) -> StoreResult<bool> {
     type Row = (
         String,
         String,
@@ -995,7 +1028,7 @@ impl Store for SqliteStore {
         let key = format!("secret:{name}");
         self.write(move |c| {
             c.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)",
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
                 params![key, ids::secret(32)],
             )?;
             Ok(
@@ -1239,7 +1272,7 @@ impl Store for SqliteStore {
             let referral = message.contains_key("referral");
             let window = read::window(c, &phone.id, &cmd.from)?.after_inbound(now, referral);
             save_window(c, &phone.id, &cmd.from, &window)?;
-            c.prepare_cached("INSERT OR IGNORE INTO users (wa_id, on_whatsapp, created_at) VALUES (?1, 1, ?2)")?.execute(params![cmd.from, now])?;
+            c.prepare_cached("INSERT INTO users (wa_id, on_whatsapp, created_at) VALUES (?1, 1, ?2) ON CONFLICT DO NOTHING")?.execute(params![cmd.from, now])?;
             let user_id = user_id_for(c, &scope.business_id, &cmd.from, now)?;
             let content = message.get(&ty).cloned().unwrap_or(Value::Null);
             let text = match ty.as_str() {
@@ -1416,6 +1449,12 @@ impl Store for SqliteStore {
                     }
                 }
             }
+            if c.is_pg() {
+                // Every bucket refills within 270 s (the pair rate's 45 at one per 6 s); older
+                // rows equal absent ones, so they go (what SQLite's in-memory buckets do too).
+                c.prepare_cached("DELETE FROM pacing_buckets WHERE updated_at < ?1")?
+                    .execute(params![now - PACING_FORGET_MS])?;
+            }
             Ok(due.len())
         })
         .await
@@ -1426,7 +1465,7 @@ impl Store for SqliteStore {
         self.read(move |c| {
             let mut stmt = c.prepare_cached(
                 "SELECT id, at, kind, phone_id, wa_id, message_id, rule, code, details, verdicts FROM audit_events \
-                 WHERE business_id = ?1 AND at >= ?2 AND at < ?3 AND id > ?4 AND (?5 IS NULL OR kind = ?5) ORDER BY id LIMIT ?6",
+                 WHERE business_id = ?1 AND at >= ?2 AND at < ?3 AND id > ?4 AND (kind = ?5 OR ?5 IS NULL) ORDER BY id LIMIT ?6",
             )?;
             let rows = stmt.query_map(
                 params![b, q.from.unwrap_or(i64::MIN), q.to.unwrap_or(i64::MAX), q.after.unwrap_or(0), q.kind, q.limit as i64],
@@ -1473,7 +1512,7 @@ impl Store for SqliteStore {
             let mut changed = Vec::new();
             for w in wa_ids {
                 let n = if block {
-                    c.prepare_cached("INSERT OR IGNORE INTO blocked_users (phone_id, wa_id, at) VALUES (?1, ?2, ?3)")?.execute(params![p, w, now])?
+                    c.prepare_cached("INSERT INTO blocked_users (phone_id, wa_id, at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")?.execute(params![p, w, now])?
                 } else {
                     c.prepare_cached("DELETE FROM blocked_users WHERE phone_id = ?1 AND wa_id = ?2")?.execute(params![p, w])?
                 };

@@ -1,9 +1,10 @@
 //! Row mapping shared by reads and writes.
 
 use super::internal;
+use crate::db::{self, Conn, OptionalExtension, Row};
+use crate::params;
 use crate::{MessageRecord, PhoneNumber, StatusRecord, StoreResult, Waba};
 use greenlight_domain::policy::window::WindowState;
-use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde_json::Value;
 
 pub(crate) const PHONE_COLS: &str =
@@ -11,7 +12,7 @@ pub(crate) const PHONE_COLS: &str =
      p.quality_rating, p.status, p.name_status, p.throughput_level, p.created_at, b.verification, \
      (SELECT l.tier FROM business_limits l WHERE l.business_id = p.business_id), p.new_name_status, p.requested_name";
 
-pub(crate) fn phone_from_row(r: &Row) -> rusqlite::Result<PhoneNumber> {
+pub(crate) fn phone_from_row(r: &Row) -> db::Result<PhoneNumber> {
     let verification: String = r.get(11)?;
     Ok(PhoneNumber {
         id: r.get(0)?,
@@ -39,11 +40,7 @@ pub(crate) fn phone_from_row(r: &Row) -> rusqlite::Result<PhoneNumber> {
     })
 }
 
-pub(crate) fn phone(
-    conn: &Connection,
-    business_id: &str,
-    id: &str,
-) -> StoreResult<Option<PhoneNumber>> {
+pub(crate) fn phone(conn: &Conn, business_id: &str, id: &str) -> StoreResult<Option<PhoneNumber>> {
     let sql = format!("SELECT {PHONE_COLS} FROM phone_numbers p JOIN businesses b ON b.id = p.business_id WHERE p.id = ?1 AND p.business_id = ?2");
     Ok(conn
         .prepare_cached(&sql)?
@@ -51,10 +48,7 @@ pub(crate) fn phone(
         .optional()?)
 }
 
-pub(crate) fn phones_of_business(
-    conn: &Connection,
-    business_id: &str,
-) -> StoreResult<Vec<PhoneNumber>> {
+pub(crate) fn phones_of_business(conn: &Conn, business_id: &str) -> StoreResult<Vec<PhoneNumber>> {
     let sql = format!(
         "SELECT {PHONE_COLS} FROM phone_numbers p JOIN businesses b ON b.id = p.business_id WHERE p.business_id = ?1 ORDER BY p.created_at DESC, p.id"
     );
@@ -63,7 +57,7 @@ pub(crate) fn phones_of_business(
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
-pub(crate) fn waba(conn: &Connection, business_id: &str, id: &str) -> StoreResult<Option<Waba>> {
+pub(crate) fn waba(conn: &Conn, business_id: &str, id: &str) -> StoreResult<Option<Waba>> {
     Ok(conn
         .prepare_cached(
             "SELECT w.id, w.business_id, w.name, w.created_at, b.verification FROM wabas w JOIN businesses b ON b.id = w.business_id \
@@ -93,7 +87,7 @@ fn md5ish(s: &str) -> u128 {
     u128::from_be_bytes(d[..16].try_into().unwrap_or([0; 16]))
 }
 
-pub(crate) fn window(conn: &Connection, phone_id: &str, wa_id: &str) -> StoreResult<WindowState> {
+pub(crate) fn window(conn: &Conn, phone_id: &str, wa_id: &str) -> StoreResult<WindowState> {
     Ok(conn
         .prepare_cached("SELECT last_inbound_at, referral_at, fep_until FROM windows WHERE phone_id = ?1 AND wa_id = ?2")?
         .query_row(params![phone_id, wa_id], |r| {
@@ -103,7 +97,7 @@ pub(crate) fn window(conn: &Connection, phone_id: &str, wa_id: &str) -> StoreRes
         .unwrap_or_default())
 }
 
-fn statuses(conn: &Connection, message_id: &str) -> StoreResult<Vec<StatusRecord>> {
+fn statuses(conn: &Conn, message_id: &str) -> StoreResult<Vec<StatusRecord>> {
     let mut stmt = conn.prepare_cached(
         "SELECT status, at, errors FROM statuses WHERE message_id = ?1 ORDER BY at, rowid",
     )?;
@@ -121,7 +115,7 @@ fn statuses(conn: &Connection, message_id: &str) -> StoreResult<Vec<StatusRecord
 const MESSAGE_COLS: &str =
     "id, phone_id, direction, wa_id, type, category, pricing, status, created_at, content, text, verdicts, biz_opaque";
 
-fn message_from_row(r: &Row) -> rusqlite::Result<MessageRecord> {
+fn message_from_row(r: &Row) -> db::Result<MessageRecord> {
     let direction: String = r.get(2)?;
     let wa_id: String = r.get(3)?;
     let pricing: Option<String> = r.get(6)?;
@@ -148,7 +142,7 @@ fn message_from_row(r: &Row) -> rusqlite::Result<MessageRecord> {
 }
 
 pub(crate) fn message(
-    conn: &Connection,
+    conn: &Conn,
     business_id: &str,
     wamid: &str,
 ) -> StoreResult<Option<MessageRecord>> {
@@ -167,7 +161,7 @@ pub(crate) fn message(
 }
 
 pub(crate) fn thread(
-    conn: &Connection,
+    conn: &Conn,
     business_id: &str,
     phone_id: &str,
     wa_id: &str,

@@ -3,12 +3,13 @@
 use super::ops::enqueue;
 use super::read::json_col;
 use super::{internal, SqliteStore};
+use crate::db::{self, Conn, OptionalExtension, Row};
+use crate::params;
 use crate::templates::*;
 use crate::{ids, Scope, StoreResult};
 use async_trait::async_trait;
 use greenlight_domain::template::{self, Decision};
 use greenlight_domain::{ApiError, Millis, DAY, HOUR};
-use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde_json::{json, Value};
 
 pub const UNVERIFIED_TEMPLATE_LIMIT: u64 = 250;
@@ -18,7 +19,7 @@ pub const CREATIONS_PER_HOUR: u64 = 100;
 const COLS: &str = "id, waba_id, name, language, category, previous_category, status, rejected_reason, rejection_info, \
      quality_score, quality_at, definition, review, paused_until, pause_count, created_at, updated_at, seq";
 
-fn from_row(r: &Row) -> rusqlite::Result<TemplateRecord> {
+fn from_row(r: &Row) -> db::Result<TemplateRecord> {
     let parse = |s: Option<String>| s.and_then(|s| serde_json::from_str::<Value>(&s).ok());
     Ok(TemplateRecord {
         id: r.get(0)?,
@@ -43,7 +44,7 @@ fn from_row(r: &Row) -> rusqlite::Result<TemplateRecord> {
 }
 
 pub(crate) fn load(
-    conn: &Connection,
+    conn: &Conn,
     business_id: &str,
     id: &str,
 ) -> StoreResult<Option<TemplateRecord>> {
@@ -58,7 +59,7 @@ pub(crate) fn load(
 
 /// The live template with this name and language in a WABA (what a send resolves).
 pub(crate) fn by_name(
-    conn: &Connection,
+    conn: &Conn,
     waba_id: &str,
     name: &str,
     language: &str,
@@ -72,7 +73,7 @@ pub(crate) fn by_name(
         .optional()?)
 }
 
-fn template_limit(conn: &Connection, business_id: &str) -> StoreResult<u64> {
+fn template_limit(conn: &Conn, business_id: &str) -> StoreResult<u64> {
     let v: String = conn
         .prepare_cached("SELECT verification FROM businesses WHERE id = ?1")?
         .query_row(params![business_id], |r| r.get(0))?;
@@ -83,7 +84,7 @@ fn template_limit(conn: &Connection, business_id: &str) -> StoreResult<u64> {
     })
 }
 
-fn live_count(conn: &Connection, waba_id: &str) -> StoreResult<u64> {
+fn live_count(conn: &Conn, waba_id: &str) -> StoreResult<u64> {
     Ok(conn
         .prepare_cached(
             "SELECT COUNT(*) FROM templates WHERE waba_id = ?1 AND status NOT IN ('DELETED')",
@@ -113,7 +114,7 @@ pub(crate) fn status_event(
 }
 
 fn emit(
-    conn: &Connection,
+    conn: &Conn,
     business_id: &str,
     waba_id: &str,
     field: &str,
@@ -123,7 +124,7 @@ fn emit(
     enqueue(conn, business_id, waba_id, None, field, value, now)
 }
 
-fn schedule_review(conn: &Connection, id: &str, updated_at: Millis, at: Millis) -> StoreResult<()> {
+fn schedule_review(conn: &Conn, id: &str, updated_at: Millis, at: Millis) -> StoreResult<()> {
     conn.prepare_cached("INSERT INTO tasks (due_at, kind, subject) VALUES (?1, 'review', ?2)")?
         .execute(params![at, format!("{id}@{updated_at}")])?;
     Ok(())
@@ -131,7 +132,7 @@ fn schedule_review(conn: &Connection, id: &str, updated_at: Millis, at: Millis) 
 
 /// The automated review of one template, run when its review falls due. Skips a template that
 /// was decided, edited or deleted since the review was scheduled.
-pub(crate) fn run_review(conn: &Connection, subject: &str, now: Millis) -> StoreResult<()> {
+pub(crate) fn run_review(conn: &Conn, subject: &str, now: Millis) -> StoreResult<()> {
     let Some((id, version)) = subject.split_once('@') else {
         return Ok(());
     };
@@ -206,7 +207,7 @@ pub(crate) fn run_review(conn: &Connection, subject: &str, now: Millis) -> Store
     }
 }
 
-fn from_row_offset(r: &Row, o: usize) -> rusqlite::Result<TemplateRecord> {
+fn from_row_offset(r: &Row, o: usize) -> db::Result<TemplateRecord> {
     let parse = |s: Option<String>| s.and_then(|s| serde_json::from_str::<Value>(&s).ok());
     Ok(TemplateRecord {
         id: r.get(o)?,
@@ -234,7 +235,7 @@ type Rejection = (String, Option<(String, String)>);
 
 /// Applies a decision: status, category change, and the webhooks Meta sends.
 fn decide(
-    conn: &Connection,
+    conn: &Conn,
     business_id: &str,
     t: &TemplateRecord,
     approve: bool,

@@ -4,17 +4,18 @@
 
 use super::read::json_col;
 use super::SqliteStore;
+use crate::db::{self, Conn, OptionalExtension, Row};
+use crate::params;
 use crate::*;
 use async_trait::async_trait;
 use greenlight_domain::Millis;
-use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 use std::collections::HashMap;
 
 /// Where a (business, WABA)'s events go, or why they go nowhere.
 type Target = Result<(String, Vec<String>, String), String>;
 
-fn first_app(conn: &Connection, business_id: &str) -> StoreResult<Option<(String, String)>> {
+fn first_app(conn: &Conn, business_id: &str) -> StoreResult<Option<(String, String)>> {
     Ok(conn
         .prepare_cached(
             "SELECT id, secret FROM apps WHERE business_id = ?1 ORDER BY created_at, id LIMIT 1",
@@ -23,11 +24,7 @@ fn first_app(conn: &Connection, business_id: &str) -> StoreResult<Option<(String
         .optional()?)
 }
 
-fn app_sub(
-    conn: &Connection,
-    business_id: &str,
-    app_id: &str,
-) -> StoreResult<Option<AppSubscription>> {
+fn app_sub(conn: &Conn, business_id: &str, app_id: &str) -> StoreResult<Option<AppSubscription>> {
     Ok(conn
         .prepare_cached(
             "SELECT callback_url, verify_token, fields, created_at FROM webhook_subscriptions WHERE business_id = ?1 AND app_id = ?2",
@@ -46,11 +43,7 @@ fn app_sub(
 }
 
 /// `(subscribed, override_callback_uri)`; no row means subscribed without override.
-fn waba_link(
-    conn: &Connection,
-    waba_id: &str,
-    app_id: &str,
-) -> StoreResult<(bool, Option<String>)> {
+fn waba_link(conn: &Conn, waba_id: &str, app_id: &str) -> StoreResult<(bool, Option<String>)> {
     Ok(conn
         .prepare_cached(
             "SELECT subscribed, override_callback_uri FROM webhook_waba_apps WHERE waba_id = ?1 AND app_id = ?2",
@@ -60,7 +53,7 @@ fn waba_link(
         .unwrap_or((true, None)))
 }
 
-fn phone_override(conn: &Connection, phone_id: &str) -> StoreResult<Option<String>> {
+fn phone_override(conn: &Conn, phone_id: &str) -> StoreResult<Option<String>> {
     Ok(conn
         .prepare_cached("SELECT callback_uri FROM webhook_phone_overrides WHERE phone_id = ?1")?
         .query_row(params![phone_id], |r| r.get(0))
@@ -69,7 +62,7 @@ fn phone_override(conn: &Connection, phone_id: &str) -> StoreResult<Option<Strin
 
 /// Precedence as on Meta: the number's override, the WABA's override, the app's callback.
 fn resolve(
-    conn: &Connection,
+    conn: &Conn,
     business_id: &str,
     waba_id: &str,
     phone_id: Option<&str>,
@@ -99,10 +92,10 @@ fn resolve(
 
 /// Marks every due, unleased event of a WABA's number (of one field, if given) `skipped` at
 /// once, so that a tenant without a subscriber costs one statement per claim, not one per event.
-fn skip_all(conn: &Connection, req: &ClaimRequest, key: &SkipKey, reason: &str) -> StoreResult<()> {
+fn skip_all(conn: &Conn, req: &ClaimRequest, key: &SkipKey, reason: &str) -> StoreResult<()> {
     conn.prepare_cached(
         "UPDATE outbox SET state = 'skipped', last_error = ?4 WHERE business_id = ?1 AND state = 'pending' \
-         AND waba_id = ?2 AND phone_id IS ?7 AND (?3 IS NULL OR field = ?3) AND next_attempt_at <= ?5 AND lease_until <= ?6",
+         AND waba_id = ?2 AND phone_id IS NOT DISTINCT FROM ?7 AND (field = ?3 OR ?3 IS NULL) AND next_attempt_at <= ?5 AND lease_until <= ?6",
     )?
     .execute(params![key.0, key.1, key.3, reason, req.now, req.wall_now, key.2])?;
     Ok(())
@@ -129,12 +122,22 @@ const CLAIM_BUSINESSES: usize = 2_000;
 const CLAIM_ROUNDS: usize = 8;
 
 /// The next business (in id order) that has pending events: one index seek.
-fn next_business(conn: &Connection, after: &str) -> StoreResult<Option<String>> {
+fn next_business(conn: &Conn, after: &str) -> StoreResult<Option<String>> {
     Ok(conn
         .prepare_cached(
             "SELECT MIN(business_id) FROM outbox WHERE state = 'pending' AND business_id > ?1",
         )?
         .query_row(params![after], |r| r.get(0))?)
+}
+
+/// The due, unleased events of one business, oldest first.
+macro_rules! candidates {
+    () => {
+        "SELECT o.id, o.waba_id, o.field, o.payload, o.created_at, \
+         COALESCE((SELECT r.replayed_at FROM webhook_replays r WHERE r.outbox_id = o.id), o.created_at), o.phone_id \
+         FROM outbox o WHERE o.state = 'pending' AND o.business_id = ?1 AND o.next_attempt_at <= ?2 \
+         AND o.lease_until <= ?3 ORDER BY o.next_attempt_at, o.id LIMIT ?4"
+    };
 }
 
 /// Claim state shared across the businesses one claim visits.
@@ -153,17 +156,18 @@ impl Claim<'_> {
     }
 
     /// Claims the due events of one business, oldest first, while its endpoint has room.
-    fn business(&mut self, conn: &Connection, business_id: &str) -> StoreResult<()> {
+    fn business(&mut self, conn: &Conn, business_id: &str) -> StoreResult<()> {
         let req = self.req;
         for _ in 0..CLAIM_ROUNDS {
             let want = (req.limit - self.out.len()).min(req.per_endpoint.max(1));
             let rows = {
-                let mut stmt = conn.prepare_cached(
-                    "SELECT o.id, o.waba_id, o.field, o.payload, o.created_at, \
-                     COALESCE((SELECT r.replayed_at FROM webhook_replays r WHERE r.outbox_id = o.id), o.created_at), o.phone_id \
-                     FROM outbox o WHERE o.state = 'pending' AND o.business_id = ?1 AND o.next_attempt_at <= ?2 \
-                     AND o.lease_until <= ?3 ORDER BY o.next_attempt_at, o.id LIMIT ?4",
-                )?;
+                // PostgreSQL: rows another transaction holds are skipped, not waited for (the
+                // lease below is what keeps two nodes from delivering one event).
+                let mut stmt = conn.prepare_cached(if conn.is_pg() {
+                    concat!(candidates!(), " FOR UPDATE OF o SKIP LOCKED")
+                } else {
+                    candidates!()
+                })?;
                 let rows = stmt.query_map(
                     params![business_id, req.now, req.wall_now, want as i64],
                     |r| {
@@ -261,7 +265,7 @@ impl Claim<'_> {
 /// Leases due events, business by business from a random starting point (so no tenant's
 /// backlog stands in front of another's): one index seek per business with pending events,
 /// then at most a few small fetches for each, however long a saturated endpoint's backlog is.
-fn claim(conn: &Connection, req: &ClaimRequest) -> StoreResult<Vec<ClaimedEvent>> {
+fn claim(conn: &Conn, req: &ClaimRequest) -> StoreResult<Vec<ClaimedEvent>> {
     if req.limit == 0 {
         return Ok(Vec::new());
     }
@@ -297,7 +301,7 @@ fn claim(conn: &Connection, req: &ClaimRequest) -> StoreResult<Vec<ClaimedEvent>
     Ok(st.out)
 }
 
-fn finish(conn: &Connection, r: &AttemptResult) -> StoreResult<()> {
+fn finish(conn: &Conn, r: &AttemptResult) -> StoreResult<()> {
     conn.prepare_cached(
         "INSERT INTO webhook_attempts (outbox_id, attempt, url, at, status_code, latency_ms, error, outcome) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -340,7 +344,7 @@ const DELIVERY_COLS: &str = "o.id, o.waba_id, o.phone_id, o.field, o.state, o.at
      o.next_attempt_at, o.delivered_at, o.last_error, \
      (SELECT a.status_code FROM webhook_attempts a WHERE a.outbox_id = o.id ORDER BY a.id DESC LIMIT 1), o.payload";
 
-fn delivery_from_row(r: &rusqlite::Row, with_payload: bool) -> rusqlite::Result<DeliveryRecord> {
+fn delivery_from_row(r: &Row, with_payload: bool) -> db::Result<DeliveryRecord> {
     let state: String = r.get(4)?;
     let next: Millis = r.get(7)?;
     let delivered: Option<Millis> = r.get(8)?;
@@ -362,7 +366,7 @@ fn delivery_from_row(r: &rusqlite::Row, with_payload: bool) -> rusqlite::Result<
     })
 }
 
-fn attempts_of(conn: &Connection, id: i64) -> StoreResult<Vec<AttemptRecord>> {
+fn attempts_of(conn: &Conn, id: i64) -> StoreResult<Vec<AttemptRecord>> {
     let mut stmt = conn.prepare_cached(
         "SELECT attempt, at, url, status_code, latency_ms, error, outcome FROM webhook_attempts WHERE outbox_id = ?1 ORDER BY id",
     )?;
@@ -380,7 +384,7 @@ fn attempts_of(conn: &Connection, id: i64) -> StoreResult<Vec<AttemptRecord>> {
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
-fn mark_replayed(conn: &Connection, id: i64, now: Millis) -> StoreResult<()> {
+fn mark_replayed(conn: &Conn, id: i64, now: Millis) -> StoreResult<()> {
     conn.prepare_cached(
         "INSERT INTO webhook_replays (outbox_id, replayed_at) VALUES (?1, ?2) \
          ON CONFLICT (outbox_id) DO UPDATE SET replayed_at = excluded.replayed_at",
@@ -594,8 +598,8 @@ impl WebhookStore for SqliteStore {
         let b = scope.business_id.clone();
         self.read(move |c| {
             let sql = format!(
-                "SELECT {DELIVERY_COLS} FROM outbox o WHERE o.business_id = ?1 AND (?2 IS NULL OR o.state = ?2) \
-                 AND (?3 IS NULL OR o.field = ?3) AND (?4 IS NULL OR o.id < ?4) ORDER BY o.id DESC LIMIT ?5"
+                "SELECT {DELIVERY_COLS} FROM outbox o WHERE o.business_id = ?1 AND (o.state = ?2 OR ?2 IS NULL) \
+                 AND (o.field = ?3 OR ?3 IS NULL) AND (o.id < ?4 OR ?4 IS NULL) ORDER BY o.id DESC LIMIT ?5"
             );
             let mut stmt = c.prepare_cached(&sql)?;
             let rows = stmt.query_map(
@@ -688,11 +692,20 @@ impl WebhookStore for SqliteStore {
                 return Ok(0);
             }
             let list = serde_json::to_string(&ids).map_err(super::internal)?;
-            for sql in [
-                "DELETE FROM webhook_attempts WHERE outbox_id IN (SELECT value FROM json_each(?1))",
-                "DELETE FROM webhook_replays WHERE outbox_id IN (SELECT value FROM json_each(?1))",
-                "DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?1))",
-            ] {
+            let statements = if c.is_pg() {
+                [
+                    "DELETE FROM webhook_attempts WHERE outbox_id IN (SELECT value::bigint FROM json_array_elements_text((?1::text)::json))",
+                    "DELETE FROM webhook_replays WHERE outbox_id IN (SELECT value::bigint FROM json_array_elements_text((?1::text)::json))",
+                    "DELETE FROM outbox WHERE id IN (SELECT value::bigint FROM json_array_elements_text((?1::text)::json))",
+                ]
+            } else {
+                [
+                    "DELETE FROM webhook_attempts WHERE outbox_id IN (SELECT value FROM json_each(?1))",
+                    "DELETE FROM webhook_replays WHERE outbox_id IN (SELECT value FROM json_each(?1))",
+                    "DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?1))",
+                ]
+            };
+            for sql in statements {
                 c.prepare_cached(sql)?.execute(params![list])?;
             }
             Ok(ids.len() as u64)

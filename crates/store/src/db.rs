@@ -1,0 +1,766 @@
+//! A small synchronous database interface shared by the SQLite and PostgreSQL backends.
+//!
+//! The jobs of the store (`sqlite/{ops,compliance,consent,templates,webhooks,read}.rs`) are
+//! written once, against [`Conn`], with the calls rusqlite made familiar: `prepare_cached(..)?
+//! .execute(params![..])`, `query_row`, `query_map`, [`OptionalExtension::optional`]. A `Conn`
+//! is either a rusqlite connection or a PostgreSQL client; SQL is written in the dialect both
+//! accept (`?N` placeholders are rewritten to `$N` once per statement for PostgreSQL, and
+//! cached), and the few statements that cannot be shared ask [`Conn::is_pg`].
+//!
+//! Values cross as a small [`Value`] type: integers are `BIGINT` on both sides (booleans are
+//! the same 0/1 integers), text is text, JSON is text.
+
+use crate::StoreError;
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+/// An error of a query: no row where one was expected, or a store error.
+#[derive(Debug)]
+pub enum Error {
+    NoRows,
+    Store(StoreError),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        Error::Store(e)
+    }
+}
+
+impl From<Error> for StoreError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::NoRows => StoreError::Internal("query returned no rows".into()),
+            Error::Store(e) => e,
+        }
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        match e {
+            rusqlite::Error::QueryReturnedNoRows => Error::NoRows,
+            e => Error::Store(e.into()),
+        }
+    }
+}
+
+impl From<postgres::Error> for Error {
+    fn from(e: postgres::Error) -> Self {
+        Error::Store(map_pg(e))
+    }
+}
+
+/// Connection-level failures (server gone, shut down, network, refused credentials) are
+/// `Unavailable`: the client may retry. Serialization failures and deadlocks too. Anything else
+/// is a bug.
+pub(crate) fn map_pg(e: postgres::Error) -> StoreError {
+    let text = match (e.as_db_error(), std::error::Error::source(&e)) {
+        (Some(db), _) => format!("{} ({})", db.message(), db.code().code()),
+        (None, Some(cause)) => format!("{e}: {cause}"),
+        (None, None) => e.to_string(),
+    };
+    if e.is_closed() {
+        return StoreError::Unavailable(text);
+    }
+    match e.code() {
+        Some(code) => {
+            let c = code.code();
+            // connection, operator intervention (shutdown), resources, authorization (the
+            // credentials changed under a running node), missing database
+            if c.starts_with("08")
+                || c.starts_with("57P")
+                || c.starts_with("53")
+                || c.starts_with("28")
+                || c == "3D000"
+                || c == "40001"
+                || c == "40P01"
+            {
+                StoreError::Unavailable(text)
+            } else {
+                StoreError::Internal(text)
+            }
+        }
+        // no SQLSTATE: an I/O or protocol error on the connection
+        None => StoreError::Unavailable(text),
+    }
+}
+
+/// `query_row(..).optional()`: no row is `None`, other errors stay errors.
+pub trait OptionalExtension<T> {
+    fn optional(self) -> Result<Option<T>>;
+}
+
+impl<T> OptionalExtension<T> for Result<T> {
+    fn optional(self) -> Result<Option<T>> {
+        match self {
+            Ok(v) => Ok(Some(v)),
+            Err(Error::NoRows) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A value bound to a statement or read from a row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+/// Something that can be bound as a parameter.
+pub trait ToSql {
+    fn to_value(&self) -> Value;
+}
+
+impl<T: ToSql + ?Sized> ToSql for &T {
+    fn to_value(&self) -> Value {
+        (**self).to_value()
+    }
+}
+impl<T: ToSql> ToSql for Option<T> {
+    fn to_value(&self) -> Value {
+        match self {
+            Some(v) => v.to_value(),
+            None => Value::Null,
+        }
+    }
+}
+impl ToSql for str {
+    fn to_value(&self) -> Value {
+        Value::Text(self.to_string())
+    }
+}
+impl ToSql for String {
+    fn to_value(&self) -> Value {
+        Value::Text(self.clone())
+    }
+}
+impl ToSql for bool {
+    fn to_value(&self) -> Value {
+        Value::Int(*self as i64)
+    }
+}
+impl ToSql for f64 {
+    fn to_value(&self) -> Value {
+        Value::Real(*self)
+    }
+}
+impl ToSql for Vec<u8> {
+    fn to_value(&self) -> Value {
+        Value::Blob(self.clone())
+    }
+}
+impl ToSql for [u8] {
+    fn to_value(&self) -> Value {
+        Value::Blob(self.to_vec())
+    }
+}
+impl ToSql for Value {
+    fn to_value(&self) -> Value {
+        self.clone()
+    }
+}
+macro_rules! int_to_sql {
+    ($($t:ty),*) => {$(
+        impl ToSql for $t {
+            fn to_value(&self) -> Value {
+                Value::Int(*self as i64)
+            }
+        }
+    )*};
+}
+int_to_sql!(i64, i32, u32, u16, u8, usize, u64);
+
+/// The parameters of a statement: `params![..]`, `[]`, `[a, b]`.
+pub trait Params {
+    fn values(&self) -> Vec<Value>;
+}
+impl Params for &[&dyn ToSql] {
+    fn values(&self) -> Vec<Value> {
+        self.iter().map(|p| p.to_value()).collect()
+    }
+}
+impl Params for [&dyn ToSql; 0] {
+    fn values(&self) -> Vec<Value> {
+        Vec::new()
+    }
+}
+macro_rules! array_params {
+    ($($n:literal),*) => {$(
+        impl<T: ToSql> Params for [T; $n] {
+            fn values(&self) -> Vec<Value> {
+                self.iter().map(|p| p.to_value()).collect()
+            }
+        }
+        impl<T: ToSql> Params for &[T; $n] {
+            fn values(&self) -> Vec<Value> {
+                self.iter().map(|p| p.to_value()).collect()
+            }
+        }
+    )*};
+}
+array_params!(1, 2, 3, 4, 5, 6, 7, 8);
+impl Params for Vec<Value> {
+    fn values(&self) -> Vec<Value> {
+        self.clone()
+    }
+}
+
+/// `params![a, b]` → `&[&dyn ToSql]`, as rusqlite's macro.
+#[macro_export]
+macro_rules! params {
+    () => {
+        &[] as &[&dyn $crate::db::ToSql]
+    };
+    ($($p:expr),+ $(,)?) => {
+        &[$(&$p as &dyn $crate::db::ToSql),+] as &[&dyn $crate::db::ToSql]
+    };
+}
+pub use params;
+
+/// A value read from a row, borrowed where it can be.
+pub enum ValueRef<'a> {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(&'a str),
+    Blob(&'a [u8]),
+}
+
+/// Something that can be read from a column.
+pub trait FromSql: Sized {
+    fn from_value(v: ValueRef<'_>) -> Result<Self>;
+}
+
+fn conversion(what: &str) -> Error {
+    Error::Store(StoreError::Internal(format!(
+        "column conversion failed: {what}"
+    )))
+}
+
+impl FromSql for i64 {
+    fn from_value(v: ValueRef<'_>) -> Result<Self> {
+        match v {
+            ValueRef::Int(i) => Ok(i),
+            ValueRef::Real(f) => Ok(f as i64),
+            _ => Err(conversion("expected an integer")),
+        }
+    }
+}
+macro_rules! int_from_sql {
+    ($($t:ty),*) => {$(
+        impl FromSql for $t {
+            fn from_value(v: ValueRef<'_>) -> Result<Self> {
+                let i = i64::from_value(v)?;
+                <$t>::try_from(i).map_err(|_| conversion("integer out of range"))
+            }
+        }
+    )*};
+}
+int_from_sql!(i32, u32, u16, u8, usize, u64);
+impl FromSql for bool {
+    fn from_value(v: ValueRef<'_>) -> Result<Self> {
+        Ok(i64::from_value(v)? != 0)
+    }
+}
+impl FromSql for f64 {
+    fn from_value(v: ValueRef<'_>) -> Result<Self> {
+        match v {
+            ValueRef::Int(i) => Ok(i as f64),
+            ValueRef::Real(f) => Ok(f),
+            _ => Err(conversion("expected a number")),
+        }
+    }
+}
+impl FromSql for String {
+    fn from_value(v: ValueRef<'_>) -> Result<Self> {
+        match v {
+            ValueRef::Text(s) => Ok(s.to_string()),
+            ValueRef::Blob(b) => String::from_utf8(b.to_vec()).map_err(|_| conversion("utf-8")),
+            ValueRef::Int(i) => Ok(i.to_string()),
+            ValueRef::Real(f) => Ok(f.to_string()),
+            ValueRef::Null => Err(conversion("expected text, found NULL")),
+        }
+    }
+}
+impl FromSql for Vec<u8> {
+    fn from_value(v: ValueRef<'_>) -> Result<Self> {
+        match v {
+            ValueRef::Blob(b) => Ok(b.to_vec()),
+            ValueRef::Text(s) => Ok(s.as_bytes().to_vec()),
+            _ => Err(conversion("expected bytes")),
+        }
+    }
+}
+impl FromSql for Value {
+    fn from_value(v: ValueRef<'_>) -> Result<Self> {
+        Ok(match v {
+            ValueRef::Null => Value::Null,
+            ValueRef::Int(i) => Value::Int(i),
+            ValueRef::Real(f) => Value::Real(f),
+            ValueRef::Text(s) => Value::Text(s.to_string()),
+            ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+        })
+    }
+}
+impl<T: FromSql> FromSql for Option<T> {
+    fn from_value(v: ValueRef<'_>) -> Result<Self> {
+        match v {
+            ValueRef::Null => Ok(None),
+            v => T::from_value(v).map(Some),
+        }
+    }
+}
+
+/// A column index: a position or a name.
+pub trait RowIndex {
+    fn index(&self, names: &dyn Fn(&str) -> Option<usize>) -> Result<usize>;
+}
+impl RowIndex for usize {
+    fn index(&self, _: &dyn Fn(&str) -> Option<usize>) -> Result<usize> {
+        Ok(*self)
+    }
+}
+impl RowIndex for &str {
+    fn index(&self, names: &dyn Fn(&str) -> Option<usize>) -> Result<usize> {
+        names(self).ok_or_else(|| conversion(&format!("no column {self}")))
+    }
+}
+
+/// One row of a result.
+pub enum Row<'a> {
+    Sqlite(&'a rusqlite::Row<'a>),
+    Pg(&'a postgres::Row),
+}
+
+impl Row<'_> {
+    pub fn get<I: RowIndex, T: FromSql>(&self, idx: I) -> Result<T> {
+        match self {
+            Row::Sqlite(r) => {
+                let i = idx.index(&|n| r.as_ref().column_index(n).ok())?;
+                use rusqlite::types::ValueRef as R;
+                let v = match r.get_ref(i)? {
+                    R::Null => ValueRef::Null,
+                    R::Integer(i) => ValueRef::Int(i),
+                    R::Real(f) => ValueRef::Real(f),
+                    R::Text(t) => {
+                        ValueRef::Text(std::str::from_utf8(t).map_err(|_| conversion("utf-8"))?)
+                    }
+                    R::Blob(b) => ValueRef::Blob(b),
+                };
+                T::from_value(v)
+            }
+            Row::Pg(r) => {
+                let i = idx.index(&|n| r.columns().iter().position(|c| c.name() == n))?;
+                let v = pg_value(r, i)?;
+                T::from_value(match &v {
+                    Value::Null => ValueRef::Null,
+                    Value::Int(i) => ValueRef::Int(*i),
+                    Value::Real(f) => ValueRef::Real(*f),
+                    Value::Text(s) => ValueRef::Text(s),
+                    Value::Blob(b) => ValueRef::Blob(b),
+                })
+            }
+        }
+    }
+
+    pub fn column_count(&self) -> usize {
+        match self {
+            Row::Sqlite(r) => r.as_ref().column_count(),
+            Row::Pg(r) => r.len(),
+        }
+    }
+}
+
+fn pg_value(r: &postgres::Row, i: usize) -> Result<Value> {
+    use postgres::types::Type;
+    let ty = r
+        .columns()
+        .get(i)
+        .ok_or_else(|| conversion("column index out of range"))?
+        .type_()
+        .clone();
+    let v = match ty {
+        Type::INT8 => r.try_get::<_, Option<i64>>(i)?.map(Value::Int),
+        Type::INT4 => r
+            .try_get::<_, Option<i32>>(i)?
+            .map(|v| Value::Int(v as i64)),
+        Type::INT2 => r
+            .try_get::<_, Option<i16>>(i)?
+            .map(|v| Value::Int(v as i64)),
+        Type::BOOL => r
+            .try_get::<_, Option<bool>>(i)?
+            .map(|v| Value::Int(v as i64)),
+        Type::FLOAT8 => r.try_get::<_, Option<f64>>(i)?.map(Value::Real),
+        Type::FLOAT4 => r
+            .try_get::<_, Option<f32>>(i)?
+            .map(|v| Value::Real(v as f64)),
+        Type::BYTEA => r.try_get::<_, Option<Vec<u8>>>(i)?.map(Value::Blob),
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
+            r.try_get::<_, Option<String>>(i)?.map(Value::Text)
+        }
+        other => {
+            return Err(conversion(&format!(
+                "unsupported PostgreSQL column type {other}"
+            )))
+        }
+    };
+    Ok(v.unwrap_or(Value::Null))
+}
+
+impl postgres::types::ToSql for Value {
+    fn to_sql(
+        &self,
+        ty: &postgres::types::Type,
+        out: &mut postgres::types::private::BytesMut,
+    ) -> std::result::Result<postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>>
+    {
+        use postgres::types::Type;
+        match self {
+            Value::Null => Ok(postgres::types::IsNull::Yes),
+            Value::Int(i) => match *ty {
+                Type::INT8 => i.to_sql(ty, out),
+                Type::INT4 => (i32::try_from(*i)?).to_sql(ty, out),
+                Type::INT2 => (i16::try_from(*i)?).to_sql(ty, out),
+                Type::BOOL => (*i != 0).to_sql(ty, out),
+                Type::FLOAT8 => (*i as f64).to_sql(ty, out),
+                Type::FLOAT4 => (*i as f32).to_sql(ty, out),
+                _ => i.to_string().to_sql(ty, out),
+            },
+            Value::Real(f) => match *ty {
+                Type::FLOAT4 => (*f as f32).to_sql(ty, out),
+                Type::INT8 => (*f as i64).to_sql(ty, out),
+                Type::FLOAT8 => f.to_sql(ty, out),
+                _ => f.to_string().to_sql(ty, out),
+            },
+            Value::Text(s) => match *ty {
+                Type::INT8 => s.parse::<i64>()?.to_sql(ty, out),
+                Type::INT4 => s.parse::<i32>()?.to_sql(ty, out),
+                Type::FLOAT8 => s.parse::<f64>()?.to_sql(ty, out),
+                Type::BYTEA => s.as_bytes().to_sql(ty, out),
+                _ => s.as_str().to_sql(ty, out),
+            },
+            Value::Blob(b) => match *ty {
+                Type::BYTEA => b.as_slice().to_sql(ty, out),
+                _ => std::str::from_utf8(b)?.to_sql(ty, out),
+            },
+        }
+    }
+
+    fn accepts(_: &postgres::types::Type) -> bool {
+        true
+    }
+
+    postgres::types::to_sql_checked!();
+}
+
+impl rusqlite::ToSql for Value {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef as R};
+        Ok(ToSqlOutput::Borrowed(match self {
+            Value::Null => R::Null,
+            Value::Int(i) => R::Integer(*i),
+            Value::Real(f) => R::Real(*f),
+            Value::Text(s) => R::Text(s.as_bytes()),
+            Value::Blob(b) => R::Blob(b),
+        }))
+    }
+}
+
+/// A PostgreSQL client with its statement cache (SQL text → prepared statement).
+pub struct PgConn {
+    /// Always `Some` but during `drop`.
+    client: RefCell<Option<postgres::Client>>,
+    cache: RefCell<HashMap<String, postgres::Statement>>,
+}
+
+/// The `postgres` client stops its own runtime when dropped, which panics inside a tokio
+/// context (a store dropped by an async task): then it is dropped on a thread of its own.
+impl Drop for PgConn {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.get_mut().take() {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                let _ = std::thread::Builder::new()
+                    .name("pg-close".into())
+                    .spawn(move || drop(client));
+            }
+        }
+    }
+}
+
+impl PgConn {
+    pub fn new(client: postgres::Client) -> Self {
+        PgConn {
+            client: RefCell::new(Some(client)),
+            cache: RefCell::new(HashMap::new()),
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.client.borrow().as_ref().is_none_or(|c| c.is_closed())
+    }
+
+    fn client(&self) -> Result<std::cell::RefMut<'_, postgres::Client>> {
+        std::cell::RefMut::filter_map(self.client.borrow_mut(), |c| c.as_mut())
+            .map_err(|_| Error::Store(StoreError::Unavailable("connection closed".into())))
+    }
+
+    fn prepare(&self, sql: &str) -> Result<postgres::Statement> {
+        if let Some(s) = self.cache.borrow().get(sql) {
+            return Ok(s.clone());
+        }
+        let translated = translate(sql);
+        let stmt = self
+            .client()?
+            .prepare(&translated)
+            .map_err(|e| match map_pg(e) {
+                StoreError::Internal(m) => {
+                    Error::Store(StoreError::Internal(format!("{m}; in: {translated}")))
+                }
+                other => Error::Store(other),
+            })?;
+        let mut cache = self.cache.borrow_mut();
+        if cache.len() > 512 {
+            cache.clear();
+        }
+        cache.insert(sql.to_string(), stmt.clone());
+        Ok(stmt)
+    }
+
+    fn query(&self, stmt: &postgres::Statement, values: &[Value]) -> Result<Vec<postgres::Row>> {
+        let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = values
+            .iter()
+            .map(|v| v as &(dyn postgres::types::ToSql + Sync))
+            .collect();
+        Ok(self.client()?.query(stmt, &refs)?)
+    }
+
+    fn execute(&self, stmt: &postgres::Statement, values: &[Value]) -> Result<usize> {
+        let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = values
+            .iter()
+            .map(|v| v as &(dyn postgres::types::ToSql + Sync))
+            .collect();
+        Ok(self.client()?.execute(stmt, &refs)? as usize)
+    }
+}
+
+/// `?N` → `$N`, outside quoted strings and identifiers.
+pub fn translate(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut quote: Option<char> = None;
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        match quote {
+            Some(q) => {
+                out.push(c);
+                if c == q {
+                    quote = None;
+                }
+            }
+            None => {
+                if c == '\'' || c == '"' {
+                    quote = Some(c);
+                    out.push(c);
+                } else if c == '?' && chars.peek().is_some_and(|d| d.is_ascii_digit()) {
+                    out.push('$');
+                } else {
+                    out.push(c);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A connection of either backend.
+pub enum Conn {
+    Sqlite(rusqlite::Connection),
+    Pg(Box<PgConn>),
+}
+
+/// A prepared statement of either backend.
+pub enum Stmt<'c> {
+    Sqlite(rusqlite::CachedStatement<'c>),
+    Pg(&'c PgConn, postgres::Statement),
+}
+
+impl Conn {
+    pub fn is_pg(&self) -> bool {
+        matches!(self, Conn::Pg(_))
+    }
+
+    pub fn prepare_cached(&self, sql: &str) -> Result<Stmt<'_>> {
+        match self {
+            Conn::Sqlite(c) => Ok(Stmt::Sqlite(c.prepare_cached(sql)?)),
+            Conn::Pg(p) => Ok(Stmt::Pg(p, p.prepare(sql)?)),
+        }
+    }
+
+    pub fn prepare(&self, sql: &str) -> Result<Stmt<'_>> {
+        self.prepare_cached(sql)
+    }
+
+    pub fn execute<P: Params>(&self, sql: &str, p: P) -> Result<usize> {
+        self.prepare_cached(sql)?.execute(p)
+    }
+
+    pub fn query_row<P: Params, T, F: FnOnce(&Row<'_>) -> Result<T>>(
+        &self,
+        sql: &str,
+        p: P,
+        f: F,
+    ) -> Result<T> {
+        self.prepare_cached(sql)?.query_row(p, f)
+    }
+
+    /// Several statements without parameters (transaction control, DDL).
+    pub fn execute_batch(&self, sql: &str) -> Result<()> {
+        match self {
+            Conn::Sqlite(c) => Ok(c.execute_batch(sql)?),
+            Conn::Pg(p) => Ok(p.client()?.batch_execute(sql)?),
+        }
+    }
+
+    /// The rusqlite connection, for SQLite-only code (pragmas, tests).
+    pub fn sqlite(&self) -> Option<&rusqlite::Connection> {
+        match self {
+            Conn::Sqlite(c) => Some(c),
+            Conn::Pg(_) => None,
+        }
+    }
+
+    pub fn pg(&self) -> Option<&PgConn> {
+        match self {
+            Conn::Sqlite(_) => None,
+            Conn::Pg(p) => Some(p),
+        }
+    }
+}
+
+impl Stmt<'_> {
+    pub fn execute<P: Params>(&mut self, p: P) -> Result<usize> {
+        let values = p.values();
+        match self {
+            Stmt::Sqlite(s) => Ok(s.execute(rusqlite::params_from_iter(values.iter()))?),
+            Stmt::Pg(c, s) => c.execute(s, &values),
+        }
+    }
+
+    pub fn query_row<P: Params, T, F: FnOnce(&Row<'_>) -> Result<T>>(
+        &mut self,
+        p: P,
+        f: F,
+    ) -> Result<T> {
+        let values = p.values();
+        match self {
+            Stmt::Sqlite(s) => {
+                let mut rows = s.query(rusqlite::params_from_iter(values.iter()))?;
+                match rows.next()? {
+                    Some(r) => f(&Row::Sqlite(r)),
+                    None => Err(Error::NoRows),
+                }
+            }
+            Stmt::Pg(c, s) => {
+                let rows = c.query(s, &values)?;
+                match rows.first() {
+                    Some(r) => f(&Row::Pg(r)),
+                    None => Err(Error::NoRows),
+                }
+            }
+        }
+    }
+
+    /// Every row mapped by `f` (read eagerly).
+    pub fn query_map<P: Params, T, F: FnMut(&Row<'_>) -> Result<T>>(
+        &mut self,
+        p: P,
+        mut f: F,
+    ) -> Result<std::vec::IntoIter<Result<T>>> {
+        let values = p.values();
+        let mut out = Vec::new();
+        match self {
+            Stmt::Sqlite(s) => {
+                let mut rows = s.query(rusqlite::params_from_iter(values.iter()))?;
+                while let Some(r) = rows.next()? {
+                    out.push(f(&Row::Sqlite(r)));
+                }
+            }
+            Stmt::Pg(c, s) => {
+                for r in c.query(s, &values)? {
+                    out.push(f(&Row::Pg(&r)));
+                }
+            }
+        }
+        Ok(out.into_iter())
+    }
+
+    /// Calls `f` on every row as it arrives (not collected: for tables of any size).
+    pub fn for_each<P: Params, F: FnMut(&Row<'_>) -> Result<()>>(
+        &mut self,
+        p: P,
+        mut f: F,
+    ) -> Result<()> {
+        let values = p.values();
+        match self {
+            Stmt::Sqlite(s) => {
+                let mut rows = s.query(rusqlite::params_from_iter(values.iter()))?;
+                while let Some(r) = rows.next()? {
+                    f(&Row::Sqlite(r))?;
+                }
+            }
+            Stmt::Pg(c, s) => {
+                use postgres::fallible_iterator::FallibleIterator;
+                let mut client = c.client()?;
+                let mut rows = client.query_raw(&*s, values.iter())?;
+                while let Some(r) = rows.next()? {
+                    f(&Row::Pg(&r))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn column_names(&self) -> Vec<String> {
+        match self {
+            Stmt::Sqlite(s) => s.column_names().iter().map(|s| s.to_string()).collect(),
+            Stmt::Pg(_, s) => s.columns().iter().map(|c| c.name().to_string()).collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders() {
+        assert_eq!(
+            translate("SELECT a FROM t WHERE b = ?1 AND c = '?2' AND d = ?12"),
+            "SELECT a FROM t WHERE b = $1 AND c = '?2' AND d = $12"
+        );
+    }
+
+    #[test]
+    fn sqlite_roundtrip() {
+        let c = Conn::Sqlite(rusqlite::Connection::open_in_memory().unwrap());
+        c.execute_batch("CREATE TABLE t (a INTEGER, b TEXT)")
+            .unwrap();
+        c.execute("INSERT INTO t VALUES (?1, ?2)", params![3, "x"])
+            .unwrap();
+        let (a, b): (i64, Option<String>) = c
+            .query_row("SELECT a, b FROM t", [], |r| Ok((r.get(0)?, r.get("b")?)))
+            .unwrap();
+        assert_eq!((a, b.as_deref()), (3, Some("x")));
+        let none = c
+            .query_row("SELECT a FROM t WHERE a = ?1", [4], |r| r.get::<_, i64>(0))
+            .optional()
+            .unwrap();
+        assert_eq!(none, None);
+    }
+}
