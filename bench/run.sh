@@ -507,7 +507,7 @@ half_rate() {
 # Business-initiated utility templates to opted-in customers without a window: the opt-in,
 # messaging-limit (tier), template, pacing and pair-rate rules all run on each send.
 row_template() {
-    local key=${1:-template} label=${2:-"template: utility, business-initiated, opt-in"} target=${3:-">= 0.25"}
+    local key=${1:-template} label=${2:-"template: utility, business-initiated, opt-in"} target=${3-">= 0.25"}
     local r before
     setup_templates
     before=$SEND_OK
