@@ -104,7 +104,7 @@ pub async fn run(
         .ok_or_else(|| {
             format!(
                 "no WhatsApp Business Account {waba_id} in {}",
-                config.database_url
+                crate::config::redact_url(&config.database_url)
             )
         })?;
     let offset = store.clock_offset().await.map_err(|e| e.to_string())?;

@@ -249,6 +249,25 @@ impl TestApp {
     }
 }
 
+/// POSTs `body` to `url` with `token`: the status and the JSON body (for tests that drive
+/// several servers, or many requests at once from spawned tasks).
+pub async fn post_json(
+    client: &reqwest::Client,
+    url: String,
+    token: &str,
+    body: &Value,
+) -> (StatusCode, Value) {
+    let r = client
+        .post(url)
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .expect("the server answers");
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
 pub fn wamid_of(r: &Resp) -> String {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     r.body["messages"][0]["id"]

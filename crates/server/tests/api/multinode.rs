@@ -72,15 +72,8 @@ async fn send_decided(
     body: &Value,
 ) -> (StatusCode, Value) {
     loop {
-        let r = client
-            .post(format!("{base}/v23.0/{}/messages", t.phone_id))
-            .bearer_auth(&t.token)
-            .json(body)
-            .send()
-            .await
-            .expect("send");
-        let status = r.status();
-        let v: Value = r.json().await.unwrap_or(Value::Null);
+        let url = format!("{base}/v23.0/{}/messages", t.phone_id);
+        let (status, v) = post_json(client, url, &t.token, body).await;
         if status == StatusCode::OK || v["error"]["code"] != 130429 {
             return (status, v);
         }
@@ -198,15 +191,9 @@ async fn two_processes_share_the_pair_rate_limit() {
         };
         let (client, t) = (client.clone(), t.clone());
         tasks.spawn(async move {
-            let r = client
-                .post(format!("{base}/v23.0/{}/messages", t.phone_id))
-                .bearer_auth(&t.token)
-                .json(&json!({ "messaging_product": "whatsapp", "to": "15551234567", "type": "text", "text": { "body": "hello" } }))
-                .send()
-                .await
-                .expect("send");
-            let status = r.status();
-            let v: Value = r.json().await.unwrap_or(Value::Null);
+            let url = format!("{base}/v23.0/{}/messages", t.phone_id);
+            let body = json!({ "messaging_product": "whatsapp", "to": "15551234567", "type": "text", "text": { "body": "hello" } });
+            let (status, v) = post_json(&client, url, &t.token, &body).await;
             (status, v["error"]["code"].as_i64())
         });
     }

@@ -6,7 +6,6 @@
 use crate::common::*;
 use crate::pg::TestDb;
 use reqwest::StatusCode;
-use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -114,16 +113,11 @@ async fn a_database_outage_answers_503_and_service_resumes_without_losing_acknow
         );
         senders.spawn(async move {
             let (mut ok, mut unavailable, mut other) = (Vec::new(), 0, Vec::new());
+            let url = format!("{base}/v23.0/{}/messages", t.phone_id);
+            let text = serde_json::json!({ "messaging_product": "whatsapp", "to": "15551234567", "type": "text", "text": { "body": "during" } });
             while !stop.load(Ordering::SeqCst) {
-                let r = client
-                    .post(format!("{base}/v23.0/{}/messages", t.phone_id))
-                    .bearer_auth(&t.token)
-                    .json(&serde_json::json!({ "messaging_product": "whatsapp", "to": "15551234567", "type": "text", "text": { "body": "during" } }))
-                    .send()
-                    .await
-                    .expect("the server answers even without its database");
-                let status = r.status();
-                let body: Value = r.json().await.unwrap_or(Value::Null);
+                // the server answers even without its database
+                let (status, body) = post_json(&client, url.clone(), &t.token, &text).await;
                 match (status, body["error"]["code"].as_i64()) {
                     (StatusCode::OK, _) => {
                         ok.push(body["messages"][0]["id"].as_str().unwrap().to_string())

@@ -239,4 +239,45 @@ mod tests {
         a.close();
         b.close();
     }
+
+    /// The purge's id list (one JSON parameter, unpacked by PostgreSQL's JSON functions).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn old_webhook_events_are_purged() {
+        use crate::WebhookStore;
+        let Some(db) = TestDb::create("old_webhook_events_are_purged") else {
+            return;
+        };
+        let s = SqlStore::open_postgres(&db.url, PostgresOptions::default()).unwrap();
+        s.write(|c| {
+            for (state, at) in [("delivered", 1_000), ("skipped", 2_000), ("pending", 3_000)] {
+                c.execute(
+                    "INSERT INTO outbox (business_id, waba_id, field, payload, created_at, next_attempt_at, state) \
+                     VALUES ('b', 'w', 'messages', '{}', ?1, ?1, ?2)",
+                    crate::params![at, state],
+                )?;
+            }
+            c.execute(
+                "INSERT INTO webhook_attempts (outbox_id, attempt, url, at, latency_ms, outcome) \
+                 SELECT id, 1, 'http://x', 1000, 1, 'delivered' FROM outbox",
+                [],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(s.purge_webhooks(1_500, 100).await.unwrap(), 1);
+        assert_eq!(s.purge_webhooks(i64::MAX, 100).await.unwrap(), 1);
+        let left: (i64, i64) = s
+            .read(|c| {
+                Ok(c.query_row(
+                    "SELECT (SELECT COUNT(*) FROM outbox), (SELECT COUNT(*) FROM webhook_attempts)",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(left, (1, 1), "the pending event and its attempt stay");
+        s.close();
+    }
 }

@@ -890,22 +890,33 @@ fn rate_template(conn: &Conn, template_id: &str, now: Millis) -> StoreResult<()>
         &t.id,
         since,
     )?;
+    // deliveries of this template, per hour; the template's name and language are read from the
+    // message's JSON content, which is the one thing the two dialects spell differently
+    macro_rules! delivered_per_hour {
+        ($name:literal, $language:literal) => {
+            concat!(
+                "SELECT (s.at / 3600000) * 3600000 AS h, COUNT(*) FROM messages m JOIN statuses s ON s.message_id = m.id \
+                 WHERE m.business_id = ?1 AND m.direction = 'out' AND m.type = 'template' \
+                 AND m.phone_id IN (SELECT id FROM phone_numbers WHERE waba_id = ?2) AND ",
+                $name,
+                " = ?3 AND ",
+                $language,
+                " = ?4 AND s.status = 'delivered' AND s.at > ?5 GROUP BY h"
+            )
+        };
+    }
     let delivered = buckets(
         conn,
         if conn.is_pg() {
-            "SELECT (s.at / 3600000) * 3600000 AS h, COUNT(*) FROM messages m JOIN statuses s ON s.message_id = m.id \
-             WHERE m.business_id = ?1 AND m.direction = 'out' AND m.type = 'template' \
-             AND m.phone_id IN (SELECT id FROM phone_numbers WHERE waba_id = ?2) \
-             AND m.content::jsonb ->> 'name' = ?3 \
-             AND COALESCE(m.content::jsonb #>> '{language,code}', m.content::jsonb ->> 'language') = ?4 \
-             AND s.status = 'delivered' AND s.at > ?5 GROUP BY h"
+            delivered_per_hour!(
+                "m.content::jsonb ->> 'name'",
+                "COALESCE(m.content::jsonb #>> '{language,code}', m.content::jsonb ->> 'language')"
+            )
         } else {
-            "SELECT (s.at / 3600000) * 3600000 AS h, COUNT(*) FROM messages m JOIN statuses s ON s.message_id = m.id \
-             WHERE m.business_id = ?1 AND m.direction = 'out' AND m.type = 'template' \
-             AND m.phone_id IN (SELECT id FROM phone_numbers WHERE waba_id = ?2) \
-             AND json_extract(m.content, '$.name') = ?3 \
-             AND COALESCE(json_extract(m.content, '$.language.code'), json_extract(m.content, '$.language')) = ?4 \
-             AND s.status = 'delivered' AND s.at > ?5 GROUP BY h"
+            delivered_per_hour!(
+                "json_extract(m.content, '$.name')",
+                "COALESCE(json_extract(m.content, '$.language.code'), json_extract(m.content, '$.language'))"
+            )
         },
         &[&t.business_id, &t.waba_id, &t.name, &t.language, &since],
     )?;

@@ -692,20 +692,18 @@ impl WebhookStore for SqliteStore {
                 return Ok(0);
             }
             let list = serde_json::to_string(&ids).map_err(super::internal)?;
-            let statements = if c.is_pg() {
-                [
-                    "DELETE FROM webhook_attempts WHERE outbox_id IN (SELECT value::bigint FROM json_array_elements_text((?1::text)::json))",
-                    "DELETE FROM webhook_replays WHERE outbox_id IN (SELECT value::bigint FROM json_array_elements_text((?1::text)::json))",
-                    "DELETE FROM outbox WHERE id IN (SELECT value::bigint FROM json_array_elements_text((?1::text)::json))",
-                ]
+            // the ids go as one JSON array parameter, unpacked by each dialect's JSON functions
+            let ids_in = if c.is_pg() {
+                "IN (SELECT value::bigint FROM json_array_elements_text((?1::text)::json))"
             } else {
-                [
-                    "DELETE FROM webhook_attempts WHERE outbox_id IN (SELECT value FROM json_each(?1))",
-                    "DELETE FROM webhook_replays WHERE outbox_id IN (SELECT value FROM json_each(?1))",
-                    "DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?1))",
-                ]
+                "IN (SELECT value FROM json_each(?1))"
             };
-            for sql in statements {
+            let statements = [
+                format!("DELETE FROM webhook_attempts WHERE outbox_id {ids_in}"),
+                format!("DELETE FROM webhook_replays WHERE outbox_id {ids_in}"),
+                format!("DELETE FROM outbox WHERE id {ids_in}"),
+            ];
+            for sql in &statements {
                 c.prepare_cached(sql)?.execute(params![list])?;
             }
             Ok(ids.len() as u64)
