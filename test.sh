@@ -47,7 +47,7 @@ totals() {
 import re, sys
 text = open(sys.argv[1], errors="replace").read()
 passed = failed = 0
-for p, f in re.findall(r"test result: \w+\. (\d+) passed; (\d+) failed", text):
+for p, f in re.findall(r"^test result: \w+\. (\d+) passed; (\d+) failed", text, re.M):
     passed += int(p); failed += int(f)
 for kind, n in re.findall(r"^ℹ (pass|fail) (\d+)$", text, re.M):
     if kind == "pass": passed += int(n)
