@@ -8,7 +8,7 @@ use super::{internal, SqliteStore};
 use crate::db::{self, Conn, OptionalExtension, Row};
 use crate::gateway::*;
 use crate::params;
-use crate::{ids, CreatedPhone, CreatedTenant, Scope, SendCommand, StoreError, StoreResult};
+use crate::{ids, CreatedTenant, Scope, SendCommand, StoreError, StoreResult};
 use async_trait::async_trait;
 use greenlight_domain::policy::messaging_limit::Tier;
 use greenlight_domain::policy::Outcome;
@@ -465,36 +465,8 @@ impl GatewayStore for SqliteStore {
                 }
             }
             let nt = &t.tenant;
-            let business_id = t.business_id.clone();
-            let app_id = ids::object_id();
-            let app_secret = ids::secret(16);
-            let token = ids::access_token();
-            let verification = if nt.verified { "verified" } else { "not_verified" };
-            c.execute(
-                "INSERT INTO businesses (id, name, verification, created_at) VALUES (?1, ?2, ?3, ?4)",
-                params![business_id, nt.business_name, verification, now],
-            )?;
-            c.execute("INSERT INTO apps (id, business_id, secret, created_at) VALUES (?1, ?2, ?3, ?4)", params![app_id, business_id, app_secret, now])?;
-            c.execute(
-                "INSERT INTO access_tokens (hash, business_id, created_at) VALUES (?1, ?2, ?3)",
-                params![ids::token_hash(&token), business_id, now],
-            )?;
-            c.execute("INSERT INTO wabas (id, business_id, name, created_at) VALUES (?1, ?2, ?3, ?4)", params![t.waba_id, business_id, nt.business_name, now])?;
-            let mut phones = Vec::new();
-            for (i, (p, id)) in nt.phone_numbers.iter().zip(&t.phone_ids).enumerate() {
-                let digits: String = p.display_phone_number.chars().filter(char::is_ascii_digit).collect();
-                c.execute(
-                    "INSERT INTO phone_numbers (id, waba_id, business_id, display_phone_number, digits, verified_name, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![id, t.waba_id, business_id, p.display_phone_number, digits, p.verified_name, now + i as i64],
-                )?;
-                phones.push(CreatedPhone { id: id.clone(), display_phone_number: p.display_phone_number.clone(), verified_name: p.verified_name.clone() });
-            }
-            if let Some(w) = &nt.webhook {
-                c.execute(
-                    "INSERT INTO webhook_subscriptions (business_id, app_id, callback_url, verify_token, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![business_id, app_id, w.callback_url, w.verify_token, now],
-                )?;
-            }
+            let created = ops::insert_tenant(c, &t.business_id, &t.waba_id, &t.phone_ids, nt, now)?;
+            let business_id = &created.business_id;
             // The limit is Meta's: no local tier evaluations are scheduled.
             let tier = t
                 .messaging_limit_tier
@@ -509,7 +481,7 @@ impl GatewayStore for SqliteStore {
                 "INSERT INTO gateway_upstreams (business_id, waba_id, access_token_sealed, app_secret_sealed, verify_token_hash, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
                 params![business_id, t.waba_id, t.secrets.access_token_sealed, t.secrets.app_secret_sealed, t.secrets.verify_token_hash, now],
             )?;
-            Ok(CreatedTenant { business_id, waba_id: t.waba_id.clone(), app_id, app_secret, access_token: token, phone_numbers: phones })
+            Ok(created)
         })
         .await
     }

@@ -918,6 +918,74 @@ fn deliver(conn: &Conn, wamid: &str, now: Millis) -> StoreResult<bool> {
     Ok(true)
 }
 
+/// Writes a new tenant: its business, app (with a fresh secret), access token, WABA, numbers
+/// (one id each in `phone_ids`) and webhook subscription. Sandbox tenants get random ids; a
+/// gateway tenant brings Meta's.
+pub(crate) fn insert_tenant(
+    c: &Conn,
+    business_id: &str,
+    waba_id: &str,
+    phone_ids: &[String],
+    t: &NewTenant,
+    now: Millis,
+) -> StoreResult<CreatedTenant> {
+    let app_id = ids::object_id();
+    let app_secret = ids::secret(16);
+    let token = ids::access_token();
+    let verification = if t.verified {
+        "verified"
+    } else {
+        "not_verified"
+    };
+    c.execute(
+        "INSERT INTO businesses (id, name, verification, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![business_id, t.business_name, verification, now],
+    )?;
+    c.execute(
+        "INSERT INTO apps (id, business_id, secret, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![app_id, business_id, app_secret, now],
+    )?;
+    c.execute(
+        "INSERT INTO access_tokens (hash, business_id, created_at) VALUES (?1, ?2, ?3)",
+        params![ids::token_hash(&token), business_id, now],
+    )?;
+    c.execute(
+        "INSERT INTO wabas (id, business_id, name, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![waba_id, business_id, t.business_name, now],
+    )?;
+    let mut phones = Vec::new();
+    for (i, (p, id)) in t.phone_numbers.iter().zip(phone_ids).enumerate() {
+        let digits: String = p
+            .display_phone_number
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect();
+        c.execute(
+            "INSERT INTO phone_numbers (id, waba_id, business_id, display_phone_number, digits, verified_name, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![id, waba_id, business_id, p.display_phone_number, digits, p.verified_name, now + i as i64],
+        )?;
+        phones.push(CreatedPhone {
+            id: id.clone(),
+            display_phone_number: p.display_phone_number.clone(),
+            verified_name: p.verified_name.clone(),
+        });
+    }
+    if let Some(w) = &t.webhook {
+        c.execute(
+            "INSERT INTO webhook_subscriptions (business_id, app_id, callback_url, verify_token, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![business_id, app_id, w.callback_url, w.verify_token, now],
+        )?;
+    }
+    Ok(CreatedTenant {
+        business_id: business_id.to_string(),
+        waba_id: waba_id.to_string(),
+        app_id,
+        app_secret,
+        access_token: token,
+        phone_numbers: phones,
+    })
+}
+
 impl SqliteStore {
     /// Operator lookups: the tenant owning an object, by a query selecting its business_id.
     async fn scope_by(&self, sql: &'static str, id: &str) -> StoreResult<Option<Scope>> {
@@ -1048,39 +1116,10 @@ impl Store for SqliteStore {
     async fn create_tenant(&self, t: NewTenant, now: Millis) -> StoreResult<CreatedTenant> {
         self.write(move |c| {
             let business_id = ids::object_id();
-            let waba_id = ids::object_id();
-            let app_id = ids::object_id();
-            let app_secret = ids::secret(16);
-            let token = ids::access_token();
-            let verification = if t.verified { "verified" } else { "not_verified" };
-            c.execute(
-                "INSERT INTO businesses (id, name, verification, created_at) VALUES (?1, ?2, ?3, ?4)",
-                params![business_id, t.business_name, verification, now],
-            )?;
-            c.execute("INSERT INTO apps (id, business_id, secret, created_at) VALUES (?1, ?2, ?3, ?4)", params![app_id, business_id, app_secret, now])?;
-            c.execute(
-                "INSERT INTO access_tokens (hash, business_id, created_at) VALUES (?1, ?2, ?3)",
-                params![ids::token_hash(&token), business_id, now],
-            )?;
-            c.execute("INSERT INTO wabas (id, business_id, name, created_at) VALUES (?1, ?2, ?3, ?4)", params![waba_id, business_id, t.business_name, now])?;
-            let mut phones = Vec::new();
-            for (i, p) in t.phone_numbers.iter().enumerate() {
-                let id = ids::object_id();
-                let digits: String = p.display_phone_number.chars().filter(char::is_ascii_digit).collect();
-                c.execute(
-                    "INSERT INTO phone_numbers (id, waba_id, business_id, display_phone_number, digits, verified_name, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![id, waba_id, business_id, p.display_phone_number, digits, p.verified_name, now + i as i64],
-                )?;
-                phones.push(CreatedPhone { id, display_phone_number: p.display_phone_number.clone(), verified_name: p.verified_name.clone() });
-            }
-            if let Some(w) = &t.webhook {
-                c.execute(
-                    "INSERT INTO webhook_subscriptions (business_id, app_id, callback_url, verify_token, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![business_id, app_id, w.callback_url, w.verify_token, now],
-                )?;
-            }
+            let phone_ids: Vec<String> = t.phone_numbers.iter().map(|_| ids::object_id()).collect();
+            let created = insert_tenant(c, &business_id, &ids::object_id(), &phone_ids, &t, now)?;
             super::compliance::on_tenant_created(c, &business_id, now)?;
-            Ok(CreatedTenant { business_id, waba_id, app_id, app_secret, access_token: token, phone_numbers: phones })
+            Ok(created)
         })
         .await
     }
