@@ -25,8 +25,13 @@ pub struct TransferStats {
     pub notes: Vec<String>,
 }
 
-/// Tables of one backend only, never moved.
-const SKIP: &[&str] = &["schema_migrations", "pacing_buckets", "sqlite_sequence"];
+/// Tables of one backend only, and the cache counter `config_version`: never moved.
+const SKIP: &[&str] = &[
+    "schema_migrations",
+    "pacing_buckets",
+    "sqlite_sequence",
+    "config_version",
+];
 
 fn io(e: impl std::fmt::Display) -> StoreError {
     StoreError::Internal(format!("dump: {e}"))

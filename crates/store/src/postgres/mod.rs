@@ -36,6 +36,10 @@ pub const MIGRATE_LOCK: i64 = 0x676c_6d67; // "glmg"
 pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_init", include_str!("migrations/0001_init.sql")),
     ("0002_gateway", include_str!("migrations/0002_gateway.sql")),
+    (
+        "0003_config_version",
+        include_str!("migrations/0003_config_version.sql"),
+    ),
 ];
 
 #[derive(Debug, Clone)]
@@ -171,6 +175,7 @@ impl SqlStore {
                 begin: BEGIN,
                 connector: Some(connector),
             },
+            None,
         )
     }
 }

@@ -25,7 +25,9 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 /// Queues one webhook event (a change `value` of `field`) in the outbox, in the caller's
-/// transaction.
+/// transaction. An event nobody can receive (the business has no webhook subscription, its
+/// WABA is unsubscribed from the app, the field is not among the subscribed ones) is written
+/// `skipped` at once, with the reason a claim would give, so that it never costs a claim.
 pub(crate) fn enqueue(
     conn: &Conn,
     business_id: &str,
@@ -35,11 +37,110 @@ pub(crate) fn enqueue(
     value: &Value,
     now: Millis,
 ) -> StoreResult<()> {
+    let target = super::webhooks::resolve(conn, business_id, waba_id, phone_id)?;
+    let skip = super::webhooks::skip_reason(&target, field);
+    insert_event(
+        conn,
+        business_id,
+        waba_id,
+        phone_id,
+        field,
+        value,
+        now,
+        skip,
+    )
+}
+
+/// [`enqueue`] with where the events go taken from the writer's configuration cache: the send
+/// path's version.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn enqueue_cached(
+    conn: &Conn,
+    mem: &mut Memory,
+    business_id: &str,
+    waba_id: &str,
+    phone_id: Option<&str>,
+    field: &str,
+    value: &Value,
+    now: Millis,
+) -> StoreResult<()> {
+    let cache = mem.config(conn)?;
+    let key = (
+        business_id.to_string(),
+        waba_id.to_string(),
+        phone_id.map(str::to_string),
+    );
+    let skip = match cache.targets.get(&key) {
+        Some(t) => super::webhooks::skip_reason(t, field),
+        None => {
+            let t = super::webhooks::resolve(conn, business_id, waba_id, phone_id)?;
+            let skip = super::webhooks::skip_reason(&t, field);
+            cache.targets.insert(key, t);
+            skip
+        }
+    };
+    insert_event(
+        conn,
+        business_id,
+        waba_id,
+        phone_id,
+        field,
+        value,
+        now,
+        skip,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn insert_event(
+    conn: &Conn,
+    business_id: &str,
+    waba_id: &str,
+    phone_id: Option<&str>,
+    field: &str,
+    value: &Value,
+    now: Millis,
+    skip: Option<String>,
+) -> StoreResult<()> {
+    let state = if skip.is_some() { "skipped" } else { "pending" };
     conn.prepare_cached(
-        "INSERT INTO outbox (business_id, waba_id, phone_id, field, payload, created_at, next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+        "INSERT INTO outbox (business_id, waba_id, phone_id, field, payload, created_at, next_attempt_at, state, last_error) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8)",
     )?
-    .execute(params![business_id, waba_id, phone_id, field, json_col(value)?, now])?;
+    .execute(params![business_id, waba_id, phone_id, field, json_col(value)?, now, state, skip])?;
     Ok(())
+}
+
+/// The tenant's settings, from the writer's configuration cache.
+pub(crate) fn settings_cached(
+    conn: &Conn,
+    mem: &mut Memory,
+    business_id: &str,
+) -> StoreResult<std::sync::Arc<TenantSettings>> {
+    let cache = mem.config(conn)?;
+    if let Some(s) = cache.settings.get(business_id) {
+        return Ok(s.clone());
+    }
+    let s = std::sync::Arc::new(settings(conn, business_id)?);
+    cache.settings.insert(business_id.to_string(), s.clone());
+    Ok(s)
+}
+
+/// A business's number, from the writer's configuration cache.
+fn phone_cached(
+    conn: &Conn,
+    mem: &mut Memory,
+    business_id: &str,
+    phone_id: &str,
+) -> StoreResult<Option<PhoneNumber>> {
+    let cache = mem.config(conn)?;
+    let key = (business_id.to_string(), phone_id.to_string());
+    if let Some(p) = cache.phones.get(&key) {
+        return Ok(p.clone());
+    }
+    let p = read::phone(conn, business_id, phone_id)?;
+    cache.phones.insert(key, p.clone());
+    Ok(p)
 }
 
 /// One audit-trail row.
@@ -406,7 +507,7 @@ fn merge(engine: Outcome, compliance: Outcome) -> Outcome {
 
 pub(crate) fn evaluate(
     conn: &Conn,
-    mem: &Memory,
+    mem: &mut Memory,
     scope: &Scope,
     cmd: &SendCommand,
 ) -> StoreResult<Evaluated> {
@@ -458,7 +559,7 @@ pub(crate) fn evaluate(
         Some(Err(e)) => (None, Some(e)),
         None => (None, None),
     };
-    let tenant_settings = settings(conn, &scope.business_id)?;
+    let tenant_settings = settings_cached(conn, mem, &scope.business_id)?;
     let category = template
         .as_ref()
         .and_then(|t| t.as_ref().map(|t| t.category));
@@ -805,8 +906,9 @@ fn send_tx(
         }),
         error: failed.as_ref(),
     };
-    enqueue(
+    enqueue_cached(
         conn,
+        mem,
         &scope.business_id,
         &phone.waba_id,
         Some(&phone.id),
@@ -853,7 +955,7 @@ fn send_tx(
 }
 
 /// Moves an outbound message to `delivered` (if it is `sent`), with its status event.
-fn deliver(conn: &Conn, wamid: &str, now: Millis) -> StoreResult<bool> {
+fn deliver(conn: &Conn, mem: &mut Memory, wamid: &str, now: Millis) -> StoreResult<bool> {
     type Row = (
         String,
         String,
@@ -875,7 +977,7 @@ fn deliver(conn: &Conn, wamid: &str, now: Millis) -> StoreResult<bool> {
     if status != "sent" {
         return Ok(false);
     }
-    let Some(phone) = read::phone(conn, &business_id, &phone_id)? else {
+    let Some(phone) = phone_cached(conn, mem, &business_id, &phone_id)? else {
         return Ok(false);
     };
     conn.prepare_cached("UPDATE messages SET status = 'delivered' WHERE id = ?1")?
@@ -906,8 +1008,9 @@ fn deliver(conn: &Conn, wamid: &str, now: Millis) -> StoreResult<bool> {
         }),
         error: None,
     };
-    enqueue(
+    enqueue_cached(
         conn,
+        mem,
         &business_id,
         &phone.waba_id,
         Some(&phone.id),
@@ -1345,7 +1448,7 @@ impl Store for SqliteStore {
 
     async fn customer_action(&self, scope: &Scope, cmd: CustomerAction) -> StoreResult<Value> {
         let scope = scope.clone();
-        self.write(move |c| {
+        self.write_mem(move |c, mem| {
             let Some(phone) = read::phone(c, &scope.business_id, &cmd.phone_id)? else {
                 return Err(ApiError::unknown_object(&cmd.phone_id).into());
             };
@@ -1370,7 +1473,7 @@ impl Store for SqliteStore {
                     };
                     match status.as_str() {
                         "sent" => {
-                            deliver(c, mid, now)?;
+                            deliver(c, mem, mid, now)?;
                         }
                         "delivered" => {}
                         other => {
@@ -1455,7 +1558,7 @@ impl Store for SqliteStore {
     }
 
     async fn run_due(&self, now: Millis, limit: usize) -> StoreResult<usize> {
-        self.write(move |c| {
+        self.write_mem(move |c, mem| {
             let mut stmt = c.prepare_cached("SELECT id, kind, subject FROM tasks WHERE due_at <= ?1 ORDER BY due_at, id LIMIT ?2")?;
             let due = stmt
                 .query_map(params![now, limit as i64], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?
@@ -1467,7 +1570,7 @@ impl Store for SqliteStore {
                 // own savepoint: one that fails is retried a minute later and never holds up the
                 // others. (A savepoint costs a copy of each page it touches, so not per delivery.)
                 if kind == "deliver" {
-                    deliver(c, subject, now)?;
+                    deliver(c, mem, subject, now)?;
                     c.prepare_cached("DELETE FROM tasks WHERE id = ?1")?.execute(params![id])?;
                     continue;
                 }

@@ -446,3 +446,35 @@ CREATE TABLE IF NOT EXISTS gateway_objects (
     created_at  BIGINT NOT NULL,
     PRIMARY KEY (business_id, id)
 );
+
+-- ---- Configuration version (the writer's cache) --------------------------------------------
+-- The writer keeps what the send path reads on every message but rarely changes (a tenant's
+-- settings, its numbers, its limits, where its webhooks go) in memory. Any change to those
+-- tables bumps this counter (triggers below, in the same transaction), and the writer drops its
+-- cache when the counter moved, whoever wrote (a job of its own, an import, another node).
+CREATE TABLE IF NOT EXISTS config_version (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    n  INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO config_version (id, n) VALUES (1, 0);
+CREATE TRIGGER IF NOT EXISTS config_businesses_insert AFTER INSERT ON businesses BEGIN UPDATE config_version SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER IF NOT EXISTS config_businesses_update AFTER UPDATE ON businesses BEGIN UPDATE config_version SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER IF NOT EXISTS config_businesses_delete AFTER DELETE ON businesses BEGIN UPDATE config_version SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER IF NOT EXISTS config_apps_insert AFTER INSERT ON apps BEGIN UPDATE config_version SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER IF NOT EXISTS config_apps_update AFTER UPDATE ON apps BEGIN UPDATE config_version SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER IF NOT EXISTS config_apps_delete AFTER DELETE ON apps BEGIN UPDATE config_version SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER IF NOT EXISTS config_phone_numbers_insert AFTER INSERT ON phone_numbers BEGIN UPDATE config_version SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER IF NOT EXISTS config_phone_numbers_update AFTER UPDATE ON phone_numbers BEGIN UPDATE config_version SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER IF NOT EXISTS config_phone_numbers_delete AFTER DELETE ON phone_numbers BEGIN UPDATE config_version SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER IF NOT EXISTS config_business_limits_insert AFTER INSERT ON business_limits BEGIN UPDATE config_version SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER IF NOT EXISTS config_business_limits_update AFTER UPDATE ON business_limits BEGIN UPDATE config_version SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER IF NOT EXISTS config_business_limits_delete AFTER DELETE ON business_limits BEGIN UPDATE config_version SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER IF NOT EXISTS config_webhook_subscriptions_insert AFTER INSERT ON webhook_subscriptions BEGIN UPDATE config_version SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER IF NOT EXISTS config_webhook_subscriptions_update AFTER UPDATE ON webhook_subscriptions BEGIN UPDATE config_version SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER IF NOT EXISTS config_webhook_subscriptions_delete AFTER DELETE ON webhook_subscriptions BEGIN UPDATE config_version SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER IF NOT EXISTS config_webhook_waba_apps_insert AFTER INSERT ON webhook_waba_apps BEGIN UPDATE config_version SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER IF NOT EXISTS config_webhook_waba_apps_update AFTER UPDATE ON webhook_waba_apps BEGIN UPDATE config_version SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER IF NOT EXISTS config_webhook_waba_apps_delete AFTER DELETE ON webhook_waba_apps BEGIN UPDATE config_version SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER IF NOT EXISTS config_webhook_phone_overrides_insert AFTER INSERT ON webhook_phone_overrides BEGIN UPDATE config_version SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER IF NOT EXISTS config_webhook_phone_overrides_update AFTER UPDATE ON webhook_phone_overrides BEGIN UPDATE config_version SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER IF NOT EXISTS config_webhook_phone_overrides_delete AFTER DELETE ON webhook_phone_overrides BEGIN UPDATE config_version SET n = n + 1 WHERE id = 1; END;

@@ -13,7 +13,7 @@ use serde_json::Value;
 use std::collections::HashMap;
 
 /// Where a (business, WABA)'s events go, or why they go nowhere.
-type Target = Result<(String, Vec<String>, String), String>;
+pub(crate) type Target = Result<(String, Vec<String>, String), String>;
 
 fn first_app(conn: &Conn, business_id: &str) -> StoreResult<Option<(String, String)>> {
     Ok(conn
@@ -61,7 +61,7 @@ fn phone_override(conn: &Conn, phone_id: &str) -> StoreResult<Option<String>> {
 }
 
 /// Precedence as on Meta: the number's override, the WABA's override, the app's callback.
-fn resolve(
+pub(crate) fn resolve(
     conn: &Conn,
     business_id: &str,
     waba_id: &str,
@@ -90,6 +90,17 @@ fn resolve(
     }
 }
 
+/// Why an event of `field` cannot go to `target`, if it cannot.
+pub(crate) fn skip_reason(target: &Target, field: &str) -> Option<String> {
+    match target {
+        Err(reason) => Some(reason.clone()),
+        Ok((_, fields, _)) if !fields.is_empty() && !fields.iter().any(|f| f == field) => Some(
+            format!("field `{field}` is not among the app's subscribed fields"),
+        ),
+        Ok(_) => None,
+    }
+}
+
 /// Marks every due, unleased event of a WABA's number (of one field, if given) `skipped` at
 /// once, so that a tenant without a subscriber costs one statement per claim, not one per event.
 fn skip_all(conn: &Conn, req: &ClaimRequest, key: &SkipKey, reason: &str) -> StoreResult<()> {
@@ -104,7 +115,7 @@ fn skip_all(conn: &Conn, req: &ClaimRequest, key: &SkipKey, reason: &str) -> Sto
 /// (business, WABA, phone number, one field or every field)
 type SkipKey = (String, String, Option<String>, Option<String>);
 /// (business, WABA, phone number)
-type TargetKey = (String, String, Option<String>);
+pub(crate) type TargetKey = (String, String, Option<String>);
 
 struct Candidate {
     id: i64,
@@ -211,10 +222,8 @@ impl Claim<'_> {
                 if !fields.is_empty() && !fields.contains(&c.field) {
                     let k = (key.0, key.1, key.2, Some(c.field.clone()));
                     if !self.skipped.contains(&k) {
-                        let why = format!(
-                            "field `{}` is not among the app's subscribed fields",
-                            c.field
-                        );
+                        let why =
+                            skip_reason(&Ok((url, fields, secret)), &c.field).unwrap_or_default();
                         skip_all(conn, req, &k, &why)?;
                         self.skipped.insert(k);
                         skipped_some = true;
@@ -853,44 +862,105 @@ mod tests {
         assert_eq!(d.attempts_log.unwrap().len(), 1);
     }
 
-    #[tokio::test]
-    async fn unsubscribed_events_are_skipped_not_stuck() {
-        let (_d, s, t) = store_with_tenant(false).await;
-        enqueue(&s, &t, "messages", 1_000).await;
-        assert!(s.webhooks_due(1_000, 0).await.unwrap());
-        assert!(s
-            .claim_webhooks(req(1_000, 0, 10))
-            .await
-            .unwrap()
-            .is_empty());
-        assert!(!s.webhooks_due(1_000, 0).await.unwrap());
+    async fn deliveries(s: &SqliteStore, t: &CreatedTenant) -> Vec<DeliveryRecord> {
         let scope = Scope {
             business_id: t.business_id.clone(),
         };
-        let list = s
-            .webhook_deliveries(
-                &scope,
-                DeliveryFilter {
-                    limit: 10,
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        let filter = DeliveryFilter {
+            limit: 10,
+            ..Default::default()
+        };
+        s.webhook_deliveries(&scope, filter).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn events_nobody_can_receive_are_written_skipped() {
+        let (_d, s, t) = store_with_tenant(false).await;
+        enqueue(&s, &t, "messages", 1_000).await;
+        // nothing for a claim to do: the event was skipped when it was written
+        assert!(!s.webhooks_due(1_000, 0).await.unwrap());
+        let list = deliveries(&s, &t).await;
         assert_eq!(list[0].state, "skipped");
         assert!(list[0]
             .last_error
             .as_deref()
             .unwrap()
             .contains("no callback URL"));
-        // thousands of them go in one claim, without clogging the queue
+    }
+
+    async fn enqueue_cached(s: &SqliteStore, t: &CreatedTenant) {
+        let (b, w) = (t.business_id.clone(), t.waba_id.clone());
+        s.write_mem(move |c, mem| {
+            super::super::ops::enqueue_cached(
+                c,
+                mem,
+                &b,
+                &w,
+                None,
+                "messages",
+                &serde_json::json!({"x": 1}),
+                1_000,
+            )
+        })
+        .await
+        .unwrap()
+    }
+
+    /// The send path's cached routing follows subscription changes (the `config_version`
+    /// triggers): no subscription → skipped; subscribed → pending; removed → skipped again.
+    #[tokio::test]
+    async fn cached_routing_follows_subscription_changes() {
+        let (_d, s, t) = store_with_tenant(false).await;
+        let scope = Scope {
+            business_id: t.business_id.clone(),
+        };
+        enqueue_cached(&s, &t).await;
+        assert_eq!(deliveries(&s, &t).await[0].state, "skipped");
+        s.set_app_subscription(
+            &scope,
+            AppSubscription {
+                app_id: t.app_id.clone(),
+                callback_url: "http://127.0.0.1:9/hook".into(),
+                verify_token: "vt".into(),
+                fields: Vec::new(),
+                created_at: 1_000,
+            },
+        )
+        .await
+        .unwrap();
+        enqueue_cached(&s, &t).await;
+        assert_eq!(deliveries(&s, &t).await[0].state, "pending");
+        assert!(s.delete_app_subscription(&scope, &t.app_id).await.unwrap());
+        enqueue_cached(&s, &t).await;
+        let list = deliveries(&s, &t).await;
+        assert_eq!(list[0].state, "skipped", "{:?}", list[0].last_error);
+    }
+
+    /// Events whose subscription went away after they were queued are skipped by the claim,
+    /// thousands in one claim, without clogging the queue.
+    #[tokio::test]
+    async fn events_orphaned_after_they_were_queued_are_skipped_not_stuck() {
+        let (_d, s, t) = store_with_tenant(true).await;
+        let scope = Scope {
+            business_id: t.business_id.clone(),
+        };
+        enqueue(&s, &t, "messages", 1_000).await;
         enqueue_n(&s, &t, "messages", 1_000, 5_000).await;
+        assert!(s.webhooks_due(1_000, 0).await.unwrap());
+        assert!(s.delete_app_subscription(&scope, &t.app_id).await.unwrap());
         assert!(s
             .claim_webhooks(req(1_000, 0, 10))
             .await
             .unwrap()
             .is_empty());
         assert!(!s.webhooks_due(1_000, 0).await.unwrap());
+        let list = deliveries(&s, &t).await;
+        assert_eq!(list[0].state, "skipped");
+        assert!(list[0]
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("no callback URL"));
     }
 
     #[tokio::test]
