@@ -306,13 +306,24 @@ async fn an_unverified_business_reaches_250_new_customers_per_24_hours() {
         r.body["messaging_limit"],
         json!({"tier": "TIER_250", "used": 250, "limit": 250, "already_reached": false})
     );
-    // 24 hours later the window has moved
+    // 24 hours later the window has moved: the 250 left it, the count starts again
     app.advance(24 * 3600).await;
     assert_eq!(
         app.send(&t, tpl(&customer(252), "order_update"))
             .await
             .status,
         StatusCode::OK
+    );
+    let r = app
+        .post(
+            &format!("/greenlight/v1/{}/messages/check", t.phone_id),
+            &t.token,
+            tpl(&customer(253), "order_update"),
+        )
+        .await;
+    assert_eq!(
+        r.body["messaging_limit"],
+        json!({"tier": "TIER_250", "used": 1, "limit": 250, "already_reached": false})
     );
 }
 

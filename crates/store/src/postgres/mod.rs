@@ -40,6 +40,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0003_config_version",
         include_str!("migrations/0003_config_version.sql"),
     ),
+    ("0004_reach", include_str!("migrations/0004_reach.sql")),
 ];
 
 #[derive(Debug, Clone)]

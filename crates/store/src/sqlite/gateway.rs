@@ -39,6 +39,7 @@ fn undo(conn: &Conn, r: &Reservation) -> StoreResult<()> {
             "DELETE FROM reach_log WHERE business_id = ?1 AND wa_id = ?2 AND at = ?3",
         )?
         .execute(params![r.business_id, r.wa_id, at])?;
+        super::ops::invalidate_reach(conn, &r.business_id)?;
     }
     if let Some(at) = r.marketing_at {
         conn.prepare_cached(

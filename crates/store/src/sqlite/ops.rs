@@ -414,6 +414,8 @@ pub(crate) struct Evaluated {
     pub(crate) decision: Decision,
     /// The (number, pair) pacing buckets as read for the decision.
     pub(crate) buckets: (Bucket, Bucket),
+    /// The customer was already reached by a business-initiated send in the last 24 h.
+    pub(crate) reach_already: bool,
 }
 
 /// All consent records of a customer with a business, revoked ones included, as the rules read them.
@@ -459,22 +461,65 @@ fn marketing_stopped(conn: &Conn, phone_id: &str, wa_id: &str) -> StoreResult<bo
 }
 
 /// Distinct customers reached by business-initiated sends in the 24 h before `now`, and
-/// whether `wa_id` is one of them.
+/// whether `wa_id` is one of them: from the running count (`reach_recent`, `reach_counts`),
+/// after pruning the customers whose last reach left the window. Amortised O(1) per send.
 fn reach(conn: &Conn, business_id: &str, wa_id: &str, now: Millis) -> StoreResult<(u64, bool)> {
     let since = now - DAY;
+    let row: Option<(i64, i64)> = conn
+        .prepare_cached("SELECT n, pruned_to FROM reach_counts WHERE business_id = ?1")?
+        .query_row(params![business_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let n = match row {
+        // first use, or the clock went back past a pruning: rebuild from the log
+        None => rebuild_reach(conn, business_id, since)?,
+        Some((_, pruned_to)) if since < pruned_to => rebuild_reach(conn, business_id, since)?,
+        Some((n, _)) => {
+            let gone = conn
+                .prepare_cached(
+                    "DELETE FROM reach_recent WHERE business_id = ?1 AND last_at <= ?2",
+                )?
+                .execute(params![business_id, since])? as i64;
+            if gone > 0 {
+                conn.prepare_cached(
+                    "UPDATE reach_counts SET n = n - ?2, pruned_to = ?3 WHERE business_id = ?1",
+                )?
+                .execute(params![business_id, gone, since])?;
+            }
+            n - gone
+        }
+    };
     let already = conn
-        .prepare_cached(
-            "SELECT 1 FROM reach_log WHERE business_id = ?1 AND wa_id = ?2 AND at > ?3 LIMIT 1",
-        )?
-        .query_row(params![business_id, wa_id, since], |_| Ok(()))
+        .prepare_cached("SELECT 1 FROM reach_recent WHERE business_id = ?1 AND wa_id = ?2")?
+        .query_row(params![business_id, wa_id], |_| Ok(()))
         .optional()?
         .is_some();
-    let distinct: i64 = conn
+    Ok((n.max(0) as u64, already))
+}
+
+/// Rebuilds a business's running reach count from `reach_log` (window start `since`).
+fn rebuild_reach(conn: &Conn, business_id: &str, since: Millis) -> StoreResult<i64> {
+    conn.prepare_cached("DELETE FROM reach_recent WHERE business_id = ?1")?
+        .execute(params![business_id])?;
+    let n = conn
         .prepare_cached(
-            "SELECT COUNT(DISTINCT wa_id) FROM reach_log WHERE business_id = ?1 AND at > ?2",
+            "INSERT INTO reach_recent (business_id, wa_id, last_at) \
+             SELECT business_id, wa_id, MAX(at) FROM reach_log WHERE business_id = ?1 AND at > ?2 GROUP BY business_id, wa_id",
         )?
-        .query_row(params![business_id, since], |r| r.get(0))?;
-    Ok((distinct as u64, already))
+        .execute(params![business_id, since])? as i64;
+    conn.prepare_cached(
+        "INSERT INTO reach_counts (business_id, n, pruned_to) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (business_id) DO UPDATE SET n = excluded.n, pruned_to = excluded.pruned_to",
+    )?
+    .execute(params![business_id, n, since])?;
+    Ok(n)
+}
+
+/// Makes the next template send of the business rebuild its running reach count from
+/// `reach_log` (after rows were taken out of the log).
+pub(crate) fn invalidate_reach(conn: &Conn, business_id: &str) -> StoreResult<()> {
+    conn.prepare_cached("DELETE FROM reach_counts WHERE business_id = ?1")?
+        .execute(params![business_id])?;
+    Ok(())
 }
 
 fn marketing_count(conn: &Conn, business_id: &str, wa_id: &str, since: Millis) -> StoreResult<u32> {
@@ -677,6 +722,7 @@ pub(crate) fn evaluate(
         window,
         decision,
         buckets: (number_bucket, pair_bucket),
+        reach_already: already,
     })
 }
 
@@ -729,6 +775,16 @@ pub(crate) fn apply_effects(
     if e.record_reach {
         conn.prepare_cached("INSERT INTO reach_log (business_id, wa_id, at) VALUES (?1, ?2, ?3)")?
             .execute(params![scope.business_id, ev.wa_id, now])?;
+        // the running count (`reach` read it, so the business's row exists)
+        conn.prepare_cached(
+            "INSERT INTO reach_recent (business_id, wa_id, last_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (business_id, wa_id) DO UPDATE SET last_at = excluded.last_at",
+        )?
+        .execute(params![scope.business_id, ev.wa_id, now])?;
+        if !ev.reach_already {
+            conn.prepare_cached("UPDATE reach_counts SET n = n + 1 WHERE business_id = ?1")?
+                .execute(params![scope.business_id])?;
+        }
     }
     if e.count_marketing {
         conn.prepare_cached(

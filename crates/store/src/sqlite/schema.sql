@@ -478,3 +478,22 @@ CREATE TRIGGER IF NOT EXISTS config_webhook_waba_apps_delete AFTER DELETE ON web
 CREATE TRIGGER IF NOT EXISTS config_webhook_phone_overrides_insert AFTER INSERT ON webhook_phone_overrides BEGIN UPDATE config_version SET n = n + 1 WHERE id = 1; END;
 CREATE TRIGGER IF NOT EXISTS config_webhook_phone_overrides_update AFTER UPDATE ON webhook_phone_overrides BEGIN UPDATE config_version SET n = n + 1 WHERE id = 1; END;
 CREATE TRIGGER IF NOT EXISTS config_webhook_phone_overrides_delete AFTER DELETE ON webhook_phone_overrides BEGIN UPDATE config_version SET n = n + 1 WHERE id = 1; END;
+
+-- The messaging limit's running count (docs/COMPLIANCE.md): the customers reached by
+-- business-initiated sends in the last 24 h, one row each with the last time, and their number
+-- per business. A template send prunes the rows that left the window (counting them out) and
+-- reads one row and the count, instead of counting distinct customers over `reach_log` (which
+-- grew with every send of the day). Built from `reach_log` the first time a business needs it,
+-- and again whenever the count cannot be trusted (`reach_counts` row deleted).
+CREATE TABLE IF NOT EXISTS reach_recent (
+    business_id TEXT NOT NULL,
+    wa_id       TEXT NOT NULL,
+    last_at     INTEGER NOT NULL,
+    PRIMARY KEY (business_id, wa_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS reach_recent_at ON reach_recent(business_id, last_at);
+CREATE TABLE IF NOT EXISTS reach_counts (
+    business_id TEXT PRIMARY KEY,
+    n           INTEGER NOT NULL,   -- rows of the business in reach_recent
+    pruned_to   INTEGER NOT NULL    -- the last window start rows were pruned at
+) WITHOUT ROWID;
