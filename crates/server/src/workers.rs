@@ -28,6 +28,9 @@ pub async fn sync_clock(state: &AppState) {
     }
 }
 
+/// Most scheduled tasks (mostly `delivered` transitions) run in one writer job.
+const DUE_PER_JOB: usize = 64;
+
 async fn scheduler(state: AppState, mut stop: watch::Receiver<bool>) {
     let mut synced = std::time::Instant::now();
     loop {
@@ -35,10 +38,12 @@ async fn scheduler(state: AppState, mut stop: watch::Receiver<bool>) {
             sync_clock(&state).await;
             synced = std::time::Instant::now();
         }
-        // drain what is due, in bounded batches
+        // Drain what is due in small jobs: the writer runs jobs in order, so a send queued
+        // behind a job of 1,000 `delivered` transitions waited for all of them (~10 ms at the
+        // benchmark's rate, the tail of its latency); between jobs of 64 it waits ~1 ms.
         loop {
-            match state.store.run_due(state.now(), 1000).await {
-                Ok(n) if n >= 1000 => continue,
+            match state.store.run_due(state.now(), DUE_PER_JOB).await {
+                Ok(n) if n >= DUE_PER_JOB => continue,
                 Ok(_) => break,
                 Err(e) => {
                     tracing::warn!(error = %e, "scheduler: running due work failed; will retry");
