@@ -175,6 +175,7 @@ impl SqlStore {
             Backend {
                 begin: BEGIN,
                 connector: Some(connector),
+                wal_catch_up_frames: None,
             },
             None,
         )
