@@ -24,6 +24,16 @@ use greenlight_domain::{bsuid, ApiError, Millis, DAY};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+/// One webhook event to queue: a change `value` of `field`.
+pub(crate) struct Event<'a> {
+    pub business_id: &'a str,
+    pub waba_id: &'a str,
+    pub phone_id: Option<&'a str>,
+    pub field: &'a str,
+    pub value: &'a Value,
+    pub now: Millis,
+}
+
 /// Queues one webhook event (a change `value` of `field`) in the outbox, in the caller's
 /// transaction. An event nobody can receive (the business has no webhook subscription, its
 /// WABA is unsubscribed from the app, the field is not among the subscribed ones) is written
@@ -37,77 +47,47 @@ pub(crate) fn enqueue(
     value: &Value,
     now: Millis,
 ) -> StoreResult<()> {
-    let target = super::webhooks::resolve(conn, business_id, waba_id, phone_id)?;
-    let skip = super::webhooks::skip_reason(&target, field);
-    insert_event(
-        conn,
+    let e = Event {
         business_id,
         waba_id,
         phone_id,
         field,
         value,
         now,
-        skip,
-    )
+    };
+    let target = super::webhooks::resolve(conn, business_id, waba_id, phone_id)?;
+    insert_event(conn, &e, super::webhooks::skip_reason(&target, field))
 }
 
 /// [`enqueue`] with where the events go taken from the writer's configuration cache: the send
 /// path's version.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn enqueue_cached(
-    conn: &Conn,
-    mem: &mut Memory,
-    business_id: &str,
-    waba_id: &str,
-    phone_id: Option<&str>,
-    field: &str,
-    value: &Value,
-    now: Millis,
-) -> StoreResult<()> {
+pub(crate) fn enqueue_cached(conn: &Conn, mem: &mut Memory, e: &Event) -> StoreResult<()> {
     let cache = mem.config(conn)?;
     let key = (
-        business_id.to_string(),
-        waba_id.to_string(),
-        phone_id.map(str::to_string),
+        e.business_id.to_string(),
+        e.waba_id.to_string(),
+        e.phone_id.map(str::to_string),
     );
-    let skip = match cache.targets.get(&key) {
-        Some(t) => super::webhooks::skip_reason(t, field),
-        None => {
-            let t = super::webhooks::resolve(conn, business_id, waba_id, phone_id)?;
-            let skip = super::webhooks::skip_reason(&t, field);
-            cache.targets.insert(key, t);
-            skip
-        }
+    let target = match cache.targets.entry(key) {
+        std::collections::hash_map::Entry::Occupied(t) => t.into_mut(),
+        std::collections::hash_map::Entry::Vacant(v) => v.insert(super::webhooks::resolve(
+            conn,
+            e.business_id,
+            e.waba_id,
+            e.phone_id,
+        )?),
     };
-    insert_event(
-        conn,
-        business_id,
-        waba_id,
-        phone_id,
-        field,
-        value,
-        now,
-        skip,
-    )
+    let skip = super::webhooks::skip_reason(target, e.field);
+    insert_event(conn, e, skip)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn insert_event(
-    conn: &Conn,
-    business_id: &str,
-    waba_id: &str,
-    phone_id: Option<&str>,
-    field: &str,
-    value: &Value,
-    now: Millis,
-    skip: Option<String>,
-) -> StoreResult<()> {
+fn insert_event(conn: &Conn, e: &Event, skip: Option<String>) -> StoreResult<()> {
     let state = if skip.is_some() { "skipped" } else { "pending" };
     conn.prepare_cached(
         "INSERT INTO outbox (business_id, waba_id, phone_id, field, payload, created_at, next_attempt_at, state, last_error) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8)",
     )?
-    .execute(params![business_id, waba_id, phone_id, field, json_col(value)?, now, state, skip])?;
+    .execute(params![e.business_id, e.waba_id, e.phone_id, e.field, json_col(e.value)?, e.now, state, skip])?;
     Ok(())
 }
 
@@ -965,12 +945,14 @@ fn send_tx(
     enqueue_cached(
         conn,
         mem,
-        &scope.business_id,
-        &phone.waba_id,
-        Some(&phone.id),
-        "messages",
-        &webhook::status_value(&metadata(phone), &change),
-        now,
+        &Event {
+            business_id: &scope.business_id,
+            waba_id: &phone.waba_id,
+            phone_id: Some(&phone.id),
+            field: "messages",
+            value: &webhook::status_value(&metadata(phone), &change),
+            now,
+        },
     )?;
 
     if failed.is_none() {
@@ -1067,12 +1049,14 @@ fn deliver(conn: &Conn, mem: &mut Memory, wamid: &str, now: Millis) -> StoreResu
     enqueue_cached(
         conn,
         mem,
-        &business_id,
-        &phone.waba_id,
-        Some(&phone.id),
-        "messages",
-        &webhook::status_value(&metadata(&phone), &change),
-        now,
+        &Event {
+            business_id: &business_id,
+            waba_id: &phone.waba_id,
+            phone_id: Some(&phone.id),
+            field: "messages",
+            value: &webhook::status_value(&metadata(&phone), &change),
+            now,
+        },
     )?;
     Ok(true)
 }

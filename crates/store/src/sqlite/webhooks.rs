@@ -891,16 +891,16 @@ mod tests {
     async fn enqueue_cached(s: &SqliteStore, t: &CreatedTenant) {
         let (b, w) = (t.business_id.clone(), t.waba_id.clone());
         s.write_mem(move |c, mem| {
-            super::super::ops::enqueue_cached(
-                c,
-                mem,
-                &b,
-                &w,
-                None,
-                "messages",
-                &serde_json::json!({"x": 1}),
-                1_000,
-            )
+            let value = serde_json::json!({"x": 1});
+            let e = super::super::ops::Event {
+                business_id: &b,
+                waba_id: &w,
+                phone_id: None,
+                field: "messages",
+                value: &value,
+                now: 1_000,
+            };
+            super::super::ops::enqueue_cached(c, mem, &e)
         })
         .await
         .unwrap()
