@@ -277,4 +277,13 @@ async fn an_unverified_business_hits_250_and_is_refused_verifies_grows_tiers() {
         phone_field(&app, &t, "whatsapp_business_manager_messaging_limit").await,
         "TIER_10K"
     );
+    // and the send path applies it (the writer's cached tier was dropped by the change)
+    let r = app
+        .post(
+            &format!("/greenlight/v1/{}/messages/check", t.phone_id),
+            &t.token,
+            template_body(&customers[0], "order_update"),
+        )
+        .await;
+    assert_eq!(r.body["messaging_limit"]["tier"], "TIER_10K", "{}", r.body);
 }

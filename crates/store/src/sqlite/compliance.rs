@@ -374,6 +374,35 @@ fn disabled_at(conn: &Conn, business_id: &str) -> StoreResult<Option<Millis>> {
         .flatten())
 }
 
+/// What the send path needs of a business's enforcement state, cached by the writer (see
+/// `Memory::config`): every restriction row, whatever its expiry, is kept, and
+/// [`Enforcement::in_force`] filters by time.
+pub(crate) struct Enforcement {
+    pub tier: Tier,
+    pub disabled: bool,
+    pub restrictions: Vec<Restriction>,
+}
+
+impl Enforcement {
+    pub(crate) fn load(conn: &Conn, business_id: &str) -> StoreResult<Self> {
+        let (restrictions, disabled) = enforcement_state(conn, business_id, Millis::MIN)?;
+        Ok(Enforcement {
+            tier: tier(conn, business_id)?,
+            disabled,
+            restrictions,
+        })
+    }
+
+    /// The restrictions in force at `now`.
+    pub(crate) fn in_force(&self, now: Millis) -> Vec<Restriction> {
+        self.restrictions
+            .iter()
+            .filter(|r| r.expires_at > now)
+            .cloned()
+            .collect()
+    }
+}
+
 /// Restrictions in force and whether the account is disabled.
 pub(crate) fn enforcement_state(
     conn: &Conn,

@@ -96,6 +96,9 @@ pub(crate) struct ConfigCache {
     pub phones: HashMap<(String, String), Option<crate::PhoneNumber>>,
     /// (business, WABA, number) → where its events go, or why nowhere.
     pub targets: HashMap<webhooks::TargetKey, webhooks::Target>,
+    /// business → its messaging limit tier, whether it is disabled, and its restrictions
+    /// (expired ones included: the reader filters by time).
+    pub enforcement: HashMap<String, Arc<compliance::Enforcement>>,
 }
 
 impl Memory {

@@ -106,6 +106,21 @@ pub(crate) fn settings_cached(
     Ok(s)
 }
 
+/// A business's tier, disabled flag and restrictions, from the writer's configuration cache.
+fn enforcement_cached(
+    conn: &Conn,
+    mem: &mut Memory,
+    business_id: &str,
+) -> StoreResult<std::sync::Arc<super::compliance::Enforcement>> {
+    let cache = mem.config(conn)?;
+    if let Some(e) = cache.enforcement.get(business_id) {
+        return Ok(e.clone());
+    }
+    let e = std::sync::Arc::new(super::compliance::Enforcement::load(conn, business_id)?);
+    cache.enforcement.insert(business_id.to_string(), e.clone());
+    Ok(e)
+}
+
 /// A business's number, from the writer's configuration cache.
 fn phone_cached(
     conn: &Conn,
@@ -621,8 +636,8 @@ pub(crate) fn evaluate(
     } else {
         (0, false)
     };
-    let (restrictions, disabled) =
-        super::compliance::enforcement_state(conn, &scope.business_id, now)?;
+    let enforcement = enforcement_cached(conn, mem, &scope.business_id)?;
+    let (restrictions, disabled) = (enforcement.in_force(now), enforcement.disabled);
     let level = throughput_level(&phone.throughput_level);
     let number_bucket = bucket(conn, mem, &phone.id, None, now, level.burst())?;
     let pair_bucket = bucket(conn, mem, &phone.id, Some(&wa_id), now, PAIR_BURST)?;
@@ -633,7 +648,7 @@ pub(crate) fn evaluate(
         recipient: &wa_id,
         consents: &consents,
         marketing_opted_out: is_template && marketing_stopped(conn, &phone.id, &wa_id)?,
-        tier: super::compliance::tier(conn, &scope.business_id)?,
+        tier: enforcement.tier,
         distinct_reached_in_24h: distinct,
         already_reached_this_customer: already,
         throughput_level: level,
