@@ -82,6 +82,8 @@ pub(crate) struct Memory {
         std::collections::HashMap<(String, String), greenlight_domain::policy::pacing::Bucket>,
     /// Configuration the send path reads on every message; see [`Memory::config`].
     config: ConfigCache,
+    /// `config_version` was read in the current job (reset before each job).
+    config_checked: bool,
 }
 
 /// What the send path reads on every message but rarely changes: a tenant's settings, its
@@ -102,19 +104,30 @@ pub(crate) struct ConfigCache {
 }
 
 impl Memory {
-    /// The configuration cache, emptied first if `config_version` moved since it was filled
-    /// (one primary-key read).
+    /// The configuration cache, emptied first if `config_version` moved since it was filled.
+    /// The counter is read once per job (one primary-key read; a round trip on PostgreSQL), at
+    /// the job's first use of the cache: a job that changes configuration must not read the
+    /// cache afterwards without [`Memory::recheck_config`].
     pub(crate) fn config(&mut self, conn: &Conn) -> StoreResult<&mut ConfigCache> {
-        let n: i64 = conn
-            .prepare_cached("SELECT n FROM config_version WHERE id = 1")?
-            .query_row(crate::params![], |r| r.get(0))?;
-        if self.config.version != Some(n) {
-            self.config = ConfigCache {
-                version: Some(n),
-                ..ConfigCache::default()
-            };
+        if !self.config_checked {
+            let n: i64 = conn
+                .prepare_cached("SELECT n FROM config_version WHERE id = 1")?
+                .query_row(crate::params![], |r| r.get(0))?;
+            if self.config.version != Some(n) {
+                self.config = ConfigCache {
+                    version: Some(n),
+                    ..ConfigCache::default()
+                };
+            }
+            self.config_checked = true;
         }
         Ok(&mut self.config)
+    }
+
+    /// Makes the next [`Memory::config`] read the counter again (after a write that may have
+    /// changed configuration, within one job).
+    pub(crate) fn recheck_config(&mut self) {
+        self.config_checked = false;
     }
 
     /// Drops the configuration cache (after a rolled-back batch: what it read may be undone).
@@ -392,6 +405,7 @@ impl SqlStore {
                     });
                 }
             }
+            w.mem.recheck_config();
             // A bug in one job must not take the writer (and every tenant's writes) down.
             let r = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 f(&w.conn, &mut w.mem)

@@ -1630,6 +1630,9 @@ impl Store for SqliteStore {
                     continue;
                 }
                 c.execute_batch("SAVEPOINT task")?;
+                // a task may change configuration (a tier, a restriction): the deliveries after
+                // it read the cache afresh
+                mem.recheck_config();
                 let ran = match kind.as_str() {
                     "review" => super::templates::run_review(c, subject, now),
                     other => super::compliance::run_task(c, other, subject, now).map(|_| ()),
