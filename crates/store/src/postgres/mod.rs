@@ -175,7 +175,6 @@ impl SqlStore {
             Backend {
                 begin: BEGIN,
                 connector: Some(connector),
-                wal_catch_up_frames: None,
             },
             None,
         )

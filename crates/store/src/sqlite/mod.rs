@@ -57,8 +57,6 @@ pub(crate) struct Backend {
     pub begin: &'static str,
     /// `Some` when connections can be lost and must be re-opened (PostgreSQL).
     pub connector: Option<Connector>,
-    /// SQLite: the WAL size, in frames, at which the writer makes the log restart.
-    pub wal_catch_up_frames: Option<i32>,
 }
 
 /// What the writer thread owns: its connection, and state kept in memory because it changes
@@ -141,9 +139,6 @@ pub struct SqliteOptions {
     /// `FULL` (default) or `NORMAL`.
     pub synchronous: String,
     pub readers: usize,
-    /// WAL frames (4 KiB pages) after which the writer makes the log restart (see
-    /// `WalCatchUp`): the WAL file stays under about this size times 4 KiB.
-    pub wal_catch_up_frames: i32,
 }
 
 impl Default for SqliteOptions {
@@ -151,7 +146,6 @@ impl Default for SqliteOptions {
         SqliteOptions {
             synchronous: "FULL".into(),
             readers: 4,
-            wal_catch_up_frames: WAL_CATCH_UP_FRAMES,
         }
     }
 }
@@ -254,8 +248,6 @@ impl SqlStore {
         // fsyncs it, which took the writer ~10 % of its time and made the sends queued behind
         // it wait 20 ms. A thread of its own does it instead (see `checkpointer`).
         writer.execute_batch("PRAGMA wal_autocheckpoint=0")?;
-        // (after the pragma above, which would replace it)
-        writer.wal_hook(Some(note_wal_frames));
         // A WAL that restarts after a burst is cut back to this size.
         writer.execute_batch("PRAGMA journal_size_limit=67108864")?;
         writer.execute(
@@ -294,7 +286,6 @@ impl SqlStore {
             Backend {
                 begin: "BEGIN IMMEDIATE",
                 connector: None,
-                wal_catch_up_frames: Some(opts.wal_catch_up_frames),
             },
             wal_file,
         )?;
@@ -618,10 +609,7 @@ fn writer_loop(
     backend: Backend,
     syncer: Option<mpsc::Sender<Vec<Finisher>>>,
 ) {
-    let mut wal = WalCatchUp {
-        limit: backend.wal_catch_up_frames.unwrap_or(i32::MAX),
-        wait: 0,
-    };
+    let mut wal = WalCatchUp::default();
     let mut rc = Reconnect {
         broken: false,
         next_try: std::time::Instant::now(),
@@ -706,46 +694,30 @@ fn writer_loop(
     }
 }
 
-/// Default of [`SqliteOptions::wal_catch_up_frames`]: 64 MiB of WAL (the `journal_size_limit`).
-pub const WAL_CATCH_UP_FRAMES: i32 = 16_384;
-
-thread_local! {
-    /// Frames in the WAL after the writer's last commit (SQLite's WAL hook, on the writer's
-    /// thread).
-    static WAL_FRAMES: std::cell::Cell<i32> = const { std::cell::Cell::new(0) };
-}
-
-fn note_wal_frames(_: &rusqlite::hooks::Wal, frames: std::os::raw::c_int) -> rusqlite::Result<()> {
-    WAL_FRAMES.with(|f| f.set(frames));
-    Ok(())
-}
+/// Batches between two catch-up checkpoints of the SQLite writer.
+const CATCH_UP_EVERY: u32 = 64;
 
 /// Keeps SQLite's WAL from growing without end. The checkpointer thread copies frames into the
 /// database in the background, but under a steady stream of commits it never finds the log
 /// fully copied, and SQLite restarts the log only then (measured: a 19 GB WAL after a million
-/// sends). So once the log holds `limit` frames the writer runs a `PASSIVE` checkpoint itself,
-/// after answering its callers: no commit can land meanwhile, and once every frame is copied
-/// the next batch starts the log from its beginning (cut back to `journal_size_limit`).
-/// That checkpoint syncs the WAL and the database file and held the writer 15 to 70 ms in the
-/// benchmark, so it is rare: once per `limit` frames (256 MiB by default), not on a timer.
-/// A no-op on PostgreSQL.
+/// sends). So every [`CATCH_UP_EVERY`] batches the writer runs a `PASSIVE` checkpoint itself,
+/// after answering its callers: no commit can land meanwhile, the frames left are only those
+/// since the thread's last pass, and once they are copied the next batch starts the log from
+/// its beginning (cut back to `journal_size_limit`). A no-op on PostgreSQL.
+#[derive(Default)]
 struct WalCatchUp {
-    limit: i32,
-    /// Batches to wait before trying again after a catch-up that could not copy everything.
-    wait: u32,
+    batches: u32,
 }
 
 impl WalCatchUp {
     fn after_commit(&mut self, conn: &Conn) {
         let Conn::Sqlite(c) = conn else { return };
-        if WAL_FRAMES.with(|f| f.get()) < self.limit {
+        self.batches += 1;
+        if self.batches < CATCH_UP_EVERY {
             return;
         }
-        if self.wait > 0 {
-            self.wait -= 1;
-            return;
-        }
-        // (busy, frames in the log, frames copied): busy when the thread is mid-checkpoint
+        // (busy, frames in the log, frames copied): busy when the thread is mid-checkpoint;
+        // then try again after the next batch.
         match c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
@@ -753,12 +725,12 @@ impl WalCatchUp {
                 r.get::<_, i64>(2)?,
             ))
         }) {
-            Ok((0, log, copied)) if log == copied => {}
+            Ok((0, log, copied)) if log == copied => self.batches = 0,
             // a reader on an old snapshot, or the thread mid-pass: again a few batches later
-            Ok(_) => self.wait = 8,
+            Ok(_) => self.batches = CATCH_UP_EVERY - 8,
             Err(e) => {
                 tracing::warn!(error = %e, "WAL catch-up checkpoint failed");
-                self.wait = 64;
+                self.batches = 0;
             }
         }
     }
@@ -804,11 +776,9 @@ mod tests {
         use crate::params;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
-        let opts = SqliteOptions {
-            wal_catch_up_frames: 1_000,
-            ..Default::default()
-        };
-        let s = std::sync::Arc::new(SqlStore::open(&path.to_string_lossy(), opts).unwrap());
+        let s = std::sync::Arc::new(
+            SqlStore::open(&path.to_string_lossy(), SqliteOptions::default()).unwrap(),
+        );
         let value = "x".repeat(8 * 1024);
         let mut tasks = Vec::new();
         for t in 0..4 {
