@@ -1400,7 +1400,8 @@ impl Store for SqliteStore {
 
     async fn check(&self, scope: &Scope, cmd: SendCommand) -> StoreResult<CheckResult> {
         let scope = scope.clone();
-        // On the writer, which owns the pacing buckets; it writes nothing.
+        // On the writer, which owns the pacing buckets. It records nothing of the send; at most
+        // it prunes the messaging limit's running count (customers whose reach left the window).
         self.write_mem(move |c, m| {
             let ev = evaluate(c, m, &scope, &cmd)?;
             let d = ev.decision;
