@@ -159,6 +159,8 @@ pub struct SqlStore {
     readers: Arc<Vec<Mutex<Option<Conn>>>>,
     next_reader: AtomicUsize,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Ends after the writer (which holds its channel), once every batch is answered.
+    syncer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     backend: Backend,
 }
 
@@ -303,16 +305,16 @@ impl SqlStore {
     ) -> StoreResult<Self> {
         let (tx, rx) = mpsc::channel::<Job>();
         let b = backend.clone();
-        let syncer = match wal_file {
+        let (syncer, syncer_thread) = match wal_file {
             Some(file) => {
                 let (stx, srx) = mpsc::channel::<Vec<Finisher>>();
-                std::thread::Builder::new()
+                let handle = std::thread::Builder::new()
                     .name("sqlite-syncer".into())
                     .spawn(move || syncer(file, srx))
                     .map_err(internal)?;
-                Some(stx)
+                (Some(stx), Some(handle))
             }
-            None => None,
+            None => (None, None),
         };
         let handle = std::thread::Builder::new()
             .name("store-writer".into())
@@ -335,6 +337,7 @@ impl SqlStore {
             readers: Arc::new(readers.into_iter().map(|c| Mutex::new(Some(c))).collect()),
             next_reader: AtomicUsize::new(0),
             writer_thread: Mutex::new(Some(handle)),
+            syncer_thread: Mutex::new(syncer_thread),
             backend,
         })
     }
@@ -503,14 +506,17 @@ impl SqlStore {
         .map_err(internal)?
     }
 
-    /// Stops the writer after the jobs already queued; used on shutdown and by tests.
+    /// Stops the writer after the jobs already queued, and returns once every committed batch
+    /// was answered; used on shutdown and by tests.
     pub fn close(&self) {
         if let Ok(mut w) = self.writer.lock() {
             w.take();
         }
-        if let Ok(mut h) = self.writer_thread.lock() {
-            if let Some(h) = h.take() {
-                let _ = h.join();
+        for thread in [&self.writer_thread, &self.syncer_thread] {
+            if let Ok(mut h) = thread.lock() {
+                if let Some(h) = h.take() {
+                    let _ = h.join();
+                }
             }
         }
     }
