@@ -62,21 +62,14 @@ pub(crate) fn enqueue(
 /// [`enqueue`] with where the events go taken from the writer's configuration cache: the send
 /// path's version.
 pub(crate) fn enqueue_cached(conn: &Conn, mem: &mut Memory, e: &Event) -> StoreResult<()> {
-    let cache = mem.config(conn)?;
     let key = (
         e.business_id.to_string(),
         e.waba_id.to_string(),
         e.phone_id.map(str::to_string),
     );
-    let target = match cache.targets.entry(key) {
-        std::collections::hash_map::Entry::Occupied(t) => t.into_mut(),
-        std::collections::hash_map::Entry::Vacant(v) => v.insert(super::webhooks::resolve(
-            conn,
-            e.business_id,
-            e.waba_id,
-            e.phone_id,
-        )?),
-    };
+    let target = get_or_load(&mut mem.config(conn)?.targets, &key, || {
+        super::webhooks::resolve(conn, e.business_id, e.waba_id, e.phone_id)
+    })?;
     let skip = super::webhooks::skip_reason(target, e.field);
     insert_event(conn, e, skip)
 }
@@ -91,19 +84,34 @@ fn insert_event(conn: &Conn, e: &Event, skip: Option<String>) -> StoreResult<()>
     Ok(())
 }
 
+/// `map[key]`, loaded and kept first if absent: the writer's configuration cache.
+fn get_or_load<'m, K, Q, V>(
+    map: &'m mut std::collections::HashMap<K, V>,
+    key: &Q,
+    load: impl FnOnce() -> StoreResult<V>,
+) -> StoreResult<&'m V>
+where
+    K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
+    Q: ToOwned<Owned = K> + std::hash::Hash + Eq + ?Sized,
+{
+    if !map.contains_key(key) {
+        let v = load()?;
+        map.insert(key.to_owned(), v);
+    }
+    Ok(&map[key])
+}
+
 /// The tenant's settings, from the writer's configuration cache.
 pub(crate) fn settings_cached(
     conn: &Conn,
     mem: &mut Memory,
     business_id: &str,
 ) -> StoreResult<std::sync::Arc<TenantSettings>> {
-    let cache = mem.config(conn)?;
-    if let Some(s) = cache.settings.get(business_id) {
-        return Ok(s.clone());
-    }
-    let s = std::sync::Arc::new(settings(conn, business_id)?);
-    cache.settings.insert(business_id.to_string(), s.clone());
-    Ok(s)
+    let cache = &mut mem.config(conn)?.settings;
+    get_or_load(cache, business_id, || {
+        Ok(settings(conn, business_id)?.into())
+    })
+    .cloned()
 }
 
 /// A business's tier, disabled flag and restrictions, from the writer's configuration cache.
@@ -112,13 +120,11 @@ fn enforcement_cached(
     mem: &mut Memory,
     business_id: &str,
 ) -> StoreResult<std::sync::Arc<super::compliance::Enforcement>> {
-    let cache = mem.config(conn)?;
-    if let Some(e) = cache.enforcement.get(business_id) {
-        return Ok(e.clone());
-    }
-    let e = std::sync::Arc::new(super::compliance::Enforcement::load(conn, business_id)?);
-    cache.enforcement.insert(business_id.to_string(), e.clone());
-    Ok(e)
+    let cache = &mut mem.config(conn)?.enforcement;
+    get_or_load(cache, business_id, || {
+        Ok(super::compliance::Enforcement::load(conn, business_id)?.into())
+    })
+    .cloned()
 }
 
 /// A business's number, from the writer's configuration cache.
@@ -128,14 +134,11 @@ fn phone_cached(
     business_id: &str,
     phone_id: &str,
 ) -> StoreResult<Option<PhoneNumber>> {
-    let cache = mem.config(conn)?;
     let key = (business_id.to_string(), phone_id.to_string());
-    if let Some(p) = cache.phones.get(&key) {
-        return Ok(p.clone());
-    }
-    let p = read::phone(conn, business_id, phone_id)?;
-    cache.phones.insert(key, p.clone());
-    Ok(p)
+    get_or_load(&mut mem.config(conn)?.phones, &key, || {
+        read::phone(conn, business_id, phone_id)
+    })
+    .cloned()
 }
 
 /// One audit-trail row.

@@ -207,29 +207,21 @@ impl Claim<'_> {
                     let t = resolve(conn, business_id, &c.waba_id, c.phone_id.as_deref())?;
                     self.targets.insert(key.clone(), t);
                 }
-                let (url, fields, secret) = match &self.targets[&key] {
-                    Err(reason) => {
-                        let k = (key.0, key.1, key.2, None);
-                        if !self.skipped.contains(&k) {
-                            skip_all(conn, req, &k, reason)?;
-                            self.skipped.insert(k);
-                            skipped_some = true;
-                        }
-                        continue;
-                    }
-                    Ok(t) => t.clone(),
-                };
-                if !fields.is_empty() && !fields.contains(&c.field) {
-                    let k = (key.0, key.1, key.2, Some(c.field.clone()));
+                let target = &self.targets[&key];
+                if let Some(why) = skip_reason(target, &c.field) {
+                    // a target with no URL skips every field; a field filter skips one field
+                    let field = target.is_ok().then(|| c.field.clone());
+                    let k = (key.0, key.1, key.2, field);
                     if !self.skipped.contains(&k) {
-                        let why =
-                            skip_reason(&Ok((url, fields, secret)), &c.field).unwrap_or_default();
                         skip_all(conn, req, &k, &why)?;
                         self.skipped.insert(k);
                         skipped_some = true;
                     }
                     continue;
                 }
+                let Ok((url, _, secret)) = target.clone() else {
+                    continue;
+                };
                 let left = self.budget.entry(url.clone()).or_insert_with(|| {
                     req.per_endpoint
                         .saturating_sub(req.in_flight.get(&url).copied().unwrap_or(0))
