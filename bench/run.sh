@@ -33,6 +33,8 @@
 #   BENCH_POSTGRES          also measure send and template on PostgreSQL (1/0) [1]
 #   BENCH_PG_URL            PostgreSQL server to use, without a database name; each run creates
 #                           and drops its own database [postgres://postgres@127.0.0.1:5432]
+#   BENCH_BIN               run this greenlight binary instead of building one (to compare two
+#                           builds back to back; the table's commit is then the checkout's)
 set -euo pipefail
 
 QUICK=0
@@ -49,7 +51,7 @@ done
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export BENCH_DIR="$ROOT/bench"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-BIN="$TARGET_DIR/release/greenlight"
+BIN="${BENCH_BIN:-$TARGET_DIR/release/greenlight}"
 RECEIVER_BIN="$TARGET_DIR/release/greenlight-bench-receiver"
 
 if [ "$QUICK" = 1 ]; then
@@ -111,8 +113,12 @@ need_tools() {
 }
 
 build() {
-    say "building greenlight (release) into $TARGET_DIR"
-    (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release -p greenlight >&2)
+    if [ -n "${BENCH_BIN:-}" ]; then
+        say "using greenlight at $BENCH_BIN (BENCH_BIN; not built)"
+    else
+        say "building greenlight (release) into $TARGET_DIR"
+        (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release -p greenlight >&2)
+    fi
     [ -x "$BIN" ] || die "no binary at $BIN"
     if [ "$MEASURE_WEBHOOKS" = 1 ]; then
         say "building the webhook receiver (bench/receiver, release)"
@@ -739,7 +745,7 @@ row_postgres
 MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 MEM=$(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
 echo
-echo "greenlight benchmark, $STARTED, commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), run took $((SECONDS / 60)) min $((SECONDS % 60)) s$([ "$QUICK" = 1 ] && echo ', QUICK (smoke test: figures not meaningful)')"
+echo "greenlight benchmark, $STARTED, commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')${BENCH_BIN:+ (binary $BENCH_BIN)}, run took $((SECONDS / 60)) min $((SECONDS % 60)) s$([ "$QUICK" = 1 ] && echo ', QUICK (smoke test: figures not meaningful)')"
 echo "machine: $(nproc) CPUs ($MODEL), $MEM; load average at start: $LOADAVG"
 echo "load: wrk $WRK_VERSION, $THREADS threads, $CONNS connections, $DURATION s per max-rate run, loopback;" \
     "$TENANTS tenants x $PHONES_PER_TENANT numbers x $CUSTOMERS customers ($PAIRS pairs), SQLite synchronous=FULL unless said; PostgreSQL rows on $(psql "$PG_URL/postgres" -XAtq -c "SHOW server_version" 2>/dev/null | cut -d" " -f1 || echo "?") with its defaults"

@@ -473,42 +473,88 @@ impl rusqlite::ToSql for Value {
     }
 }
 
-/// A PostgreSQL client with its statement cache (SQL text → prepared statement).
+/// A PostgreSQL client with its statement cache (SQL text → prepared statement) and its queue
+/// of deferred writes.
+///
+/// It drives an asynchronous `tokio_postgres` client on a runtime of its own (one thread, the
+/// caller's), so that statements can be **pipelined**: [`Conn::defer`] queues a write whose
+/// result nobody reads, and the queue is sent together with the next statement that needs an
+/// answer (a read, an `execute` whose count is used, `COMMIT`, `SAVEPOINT`…), in one round trip
+/// instead of one per statement. Order is kept: the queued writes run before that statement, so
+/// a read sees every write queued before it. A queued write that fails aborts the transaction
+/// (PostgreSQL refuses every later statement of it); the failure is reported by the statement
+/// it was sent with and by every later one, `COMMIT` included, until a `ROLLBACK`: nothing built
+/// on a failed write can be acknowledged.
 pub struct PgConn {
     /// Always `Some` but during `drop`.
-    client: RefCell<Option<postgres::Client>>,
+    rt: Option<tokio::runtime::Runtime>,
+    client: Option<tokio_postgres::Client>,
     cache: RefCell<HashMap<String, postgres::Statement>>,
+    pending: RefCell<Vec<(postgres::Statement, Vec<Value>)>>,
+    /// The error of a deferred write, until the transaction is rolled back.
+    failed: RefCell<Option<StoreError>>,
 }
 
-/// The `postgres` client stops its own runtime when dropped, which panics inside a tokio
-/// context (a store dropped by an async task): then it is dropped on a thread of its own.
+/// A runtime cannot be dropped inside an async context (a store dropped by an async task):
+/// then the client and its runtime are dropped on a thread of their own.
 impl Drop for PgConn {
     fn drop(&mut self) {
-        if let Some(client) = self.client.get_mut().take() {
-            if tokio::runtime::Handle::try_current().is_ok() {
-                let _ = std::thread::Builder::new()
-                    .name("pg-close".into())
-                    .spawn(move || drop(client));
-            }
+        let (rt, client) = (self.rt.take(), self.client.take());
+        if tokio::runtime::Handle::try_current().is_ok() {
+            let _ = std::thread::Builder::new()
+                .name("pg-close".into())
+                .spawn(move || drop((client, rt)));
         }
     }
+}
+
+fn closed() -> Error {
+    Error::Store(StoreError::Unavailable("connection closed".into()))
+}
+
+type Refs<'a> = Vec<&'a (dyn postgres::types::ToSql + Sync)>;
+
+fn refs(values: &[Value]) -> Refs<'_> {
+    values
+        .iter()
+        .map(|v| v as &(dyn postgres::types::ToSql + Sync))
+        .collect()
 }
 
 impl PgConn {
-    pub fn new(client: postgres::Client) -> Self {
-        PgConn {
-            client: RefCell::new(Some(client)),
+    /// Connects with `config` (off any async context: it blocks).
+    pub fn connect(config: &tokio_postgres::Config) -> crate::StoreResult<Self> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Unavailable(format!("cannot start a database client: {e}")))?;
+        let (client, connection) = rt
+            .block_on(config.connect(tokio_postgres::NoTls))
+            .map_err(map_pg)?;
+        // The connection runs whenever the runtime does, i.e. while a statement is awaited.
+        rt.spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "PostgreSQL connection ended");
+            }
+        });
+        Ok(PgConn {
+            rt: Some(rt),
+            client: Some(client),
             cache: RefCell::new(HashMap::new()),
-        }
+            pending: RefCell::new(Vec::new()),
+            failed: RefCell::new(None),
+        })
     }
 
     pub fn is_closed(&self) -> bool {
-        self.client.borrow().as_ref().is_none_or(|c| c.is_closed())
+        self.client.as_ref().is_none_or(|c| c.is_closed())
     }
 
-    fn client(&self) -> Result<std::cell::RefMut<'_, postgres::Client>> {
-        std::cell::RefMut::filter_map(self.client.borrow_mut(), |c| c.as_mut())
-            .map_err(|_| Error::Store(StoreError::Unavailable("connection closed".into())))
+    fn parts(&self) -> Result<(&tokio::runtime::Runtime, &tokio_postgres::Client)> {
+        match (&self.rt, &self.client) {
+            (Some(rt), Some(c)) => Ok((rt, c)),
+            _ => Err(closed()),
+        }
     }
 
     fn prepare(&self, sql: &str) -> Result<postgres::Statement> {
@@ -516,9 +562,9 @@ impl PgConn {
             return Ok(s.clone());
         }
         let translated = translate(sql);
-        let stmt = self
-            .client()?
-            .prepare(&translated)
+        let (rt, client) = self.parts()?;
+        let stmt = rt
+            .block_on(client.prepare(&translated))
             .map_err(|e| match map_pg(e) {
                 StoreError::Internal(m) => {
                     Error::Store(StoreError::Internal(format!("{m}; in: {translated}")))
@@ -533,20 +579,107 @@ impl PgConn {
         Ok(stmt)
     }
 
+    /// Queues a write (see the type's docs).
+    fn defer(&self, stmt: postgres::Statement, values: Vec<Value>) {
+        self.pending.borrow_mut().push((stmt, values));
+    }
+
+    /// Runs `op` after the queued writes, all sent at once; fails with the first error.
+    fn with_pending<T, F>(&self, op: F) -> Result<T>
+    where
+        F: std::future::Future<Output = std::result::Result<T, postgres::Error>>,
+    {
+        if let Some(e) = self.failed.borrow().as_ref() {
+            return Err(Error::Store(e.clone()));
+        }
+        let (rt, client) = self.parts()?;
+        let pending = std::mem::take(&mut *self.pending.borrow_mut());
+        if pending.is_empty() {
+            return Ok(rt.block_on(op)?);
+        }
+        let args: Vec<Refs<'_>> = pending.iter().map(|(_, v)| refs(v)).collect();
+        let writes = futures_util::future::join_all(
+            pending
+                .iter()
+                .zip(&args)
+                .map(|((stmt, _), a)| client.execute(stmt, a)),
+        );
+        let (written, out) = rt.block_on(futures_util::future::join(writes, op));
+        if let Some(e) = written.into_iter().find_map(|r| r.err()) {
+            let e = map_pg(e);
+            *self.failed.borrow_mut() = Some(e.clone());
+            return Err(Error::Store(e));
+        }
+        Ok(out?)
+    }
+
+    /// Sends the queued writes now.
+    pub fn flush(&self) -> Result<()> {
+        if self.pending.borrow().is_empty() {
+            return match self.failed.borrow().as_ref() {
+                Some(e) => Err(Error::Store(e.clone())),
+                None => Ok(()),
+            };
+        }
+        self.with_pending(async { Ok(()) })
+    }
+
     fn query(&self, stmt: &postgres::Statement, values: &[Value]) -> Result<Vec<postgres::Row>> {
-        let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = values
-            .iter()
-            .map(|v| v as &(dyn postgres::types::ToSql + Sync))
-            .collect();
-        Ok(self.client()?.query(stmt, &refs)?)
+        let (_, client) = self.parts()?;
+        let args = refs(values);
+        self.with_pending(client.query(stmt, &args))
     }
 
     fn execute(&self, stmt: &postgres::Statement, values: &[Value]) -> Result<usize> {
-        let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = values
-            .iter()
-            .map(|v| v as &(dyn postgres::types::ToSql + Sync))
-            .collect();
-        Ok(self.client()?.execute(stmt, &refs)? as usize)
+        let (_, client) = self.parts()?;
+        let args = refs(values);
+        Ok(self.with_pending(client.execute(stmt, &args))? as usize)
+    }
+
+    /// `stmt` once per parameter set, all sent at once (after the queued writes).
+    fn query_each(
+        &self,
+        stmt: &postgres::Statement,
+        sets: &[Vec<Value>],
+    ) -> Result<Vec<Vec<postgres::Row>>> {
+        let (_, client) = self.parts()?;
+        let args: Vec<Refs<'_>> = sets.iter().map(|v| refs(v)).collect();
+        self.with_pending(async {
+            futures_util::future::join_all(args.iter().map(|a| client.query(stmt, a)))
+                .await
+                .into_iter()
+                .collect::<std::result::Result<Vec<_>, _>>()
+        })
+    }
+
+    /// Statements without parameters. A `ROLLBACK` (to a savepoint or of the transaction)
+    /// discards the queued writes instead of sending them, and clears a deferred failure.
+    fn batch_execute(&self, sql: &str) -> Result<()> {
+        let (rt, client) = self.parts()?;
+        if sql.trim_start().starts_with("ROLLBACK") {
+            self.pending.borrow_mut().clear();
+            self.failed.borrow_mut().take();
+            return Ok(rt.block_on(client.batch_execute(sql))?);
+        }
+        self.with_pending(client.batch_execute(sql))
+    }
+
+    /// Every row of `stmt`, each passed to `f` as it arrives.
+    fn for_each(
+        &self,
+        stmt: &postgres::Statement,
+        values: &[Value],
+        mut f: impl FnMut(&postgres::Row) -> Result<()>,
+    ) -> Result<()> {
+        use futures_util::StreamExt;
+        self.flush()?;
+        let (rt, client) = self.parts()?;
+        let stream = rt.block_on(client.query_raw(stmt, values.iter()))?;
+        let mut stream = std::pin::pin!(stream);
+        while let Some(row) = rt.block_on(stream.next()) {
+            f(&row?)?;
+        }
+        Ok(())
     }
 }
 
@@ -610,6 +743,60 @@ impl Conn {
         self.prepare_cached(sql)?.execute(p)
     }
 
+    /// A write whose result is not needed now. SQLite runs it at once; PostgreSQL queues it and
+    /// sends it with the next statement that needs an answer (pipelined: see [`PgConn`]). A
+    /// failure surfaces then, and fails every later statement of the transaction and its
+    /// `COMMIT`: use it in jobs whose errors roll back the whole batch, or [`Self::flush`]
+    /// before a savepoint is released.
+    pub fn defer<P: Params>(&self, sql: &str, p: P) -> Result<()> {
+        match self {
+            Conn::Sqlite(c) => {
+                c.prepare_cached(sql)?
+                    .execute(rusqlite::params_from_iter(p.values().iter()))?;
+                Ok(())
+            }
+            Conn::Pg(c) => {
+                let stmt = c.prepare(sql)?;
+                c.defer(stmt, p.values());
+                Ok(())
+            }
+        }
+    }
+
+    /// The first row of `sql` for each parameter set, mapped by `f` (`None`: no row): one
+    /// round trip on PostgreSQL (pipelined), one statement after the other on SQLite. For
+    /// independent reads (no set's result decides another's parameters).
+    pub fn query_each<T, F: FnMut(&Row<'_>) -> Result<T>>(
+        &self,
+        sql: &str,
+        sets: Vec<Vec<Value>>,
+        mut f: F,
+    ) -> Result<Vec<Option<T>>> {
+        match self {
+            Conn::Sqlite(_) => {
+                let mut stmt = self.prepare_cached(sql)?;
+                sets.into_iter()
+                    .map(|set| stmt.query_row(set, &mut f).optional())
+                    .collect()
+            }
+            Conn::Pg(c) => {
+                let stmt = c.prepare(sql)?;
+                c.query_each(&stmt, &sets)?
+                    .iter()
+                    .map(|rows| rows.first().map(|r| f(&Row::Pg(r))).transpose())
+                    .collect()
+            }
+        }
+    }
+
+    /// Sends the deferred writes now (PostgreSQL) and reports their first failure.
+    pub fn flush(&self) -> Result<()> {
+        match self {
+            Conn::Sqlite(_) => Ok(()),
+            Conn::Pg(c) => c.flush(),
+        }
+    }
+
     pub fn query_row<P: Params, T, F: FnOnce(&Row<'_>) -> Result<T>>(
         &self,
         sql: &str,
@@ -623,7 +810,7 @@ impl Conn {
     pub fn execute_batch(&self, sql: &str) -> Result<()> {
         match self {
             Conn::Sqlite(c) => Ok(c.execute_batch(sql)?),
-            Conn::Pg(p) => Ok(p.client()?.batch_execute(sql)?),
+            Conn::Pg(p) => p.batch_execute(sql),
         }
     }
 
@@ -714,14 +901,7 @@ impl Stmt<'_> {
                     f(&Row::Sqlite(r))?;
                 }
             }
-            Stmt::Pg(c, s) => {
-                use postgres::fallible_iterator::FallibleIterator;
-                let mut client = c.client()?;
-                let mut rows = client.query_raw(&*s, values.iter())?;
-                while let Some(r) = rows.next()? {
-                    f(&Row::Pg(&r))?;
-                }
-            }
+            Stmt::Pg(c, s) => c.for_each(s, &values, |r| f(&Row::Pg(r)))?,
         }
         Ok(())
     }

@@ -43,7 +43,7 @@ use async_trait::async_trait;
 use greenlight_domain::{ApiError, Millis};
 use serde_json::Value;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// A refusal for the client, in Meta's terms.
     #[error("{0}")]

@@ -19,7 +19,7 @@
 //! returned; when `COMMIT`'s outcome is unknown the job answers unavailable and the client
 //! retries with its Idempotency-Key.
 
-use crate::db::{map_pg, Conn, PgConn};
+use crate::db::{Conn, PgConn};
 use crate::sqlite::{Backend, Connector, SqlStore};
 use crate::{StoreError, StoreResult};
 use std::sync::Arc;
@@ -63,14 +63,14 @@ pub fn is_postgres_url(url: &str) -> bool {
 /// The PostgreSQL store: the shared SQL store over PostgreSQL connections.
 pub type PostgresStore = SqlStore;
 
-/// Runs `f` on a fresh thread: the `postgres` client runs its own runtime and must not be
-/// called from inside an async context.
+/// Runs `f` on a fresh thread: a PostgreSQL connection runs its own runtime and must not be
+/// used from inside an async context.
 fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     std::thread::scope(|s| s.spawn(f).join().expect("a database thread panicked"))
 }
 
-fn config(url: &str) -> StoreResult<postgres::Config> {
-    let mut c: postgres::Config = url
+fn config(url: &str) -> StoreResult<tokio_postgres::Config> {
+    let mut c: tokio_postgres::Config = url
         .parse()
         .map_err(|e| StoreError::Internal(format!("invalid PostgreSQL URL: {e}")))?;
     if c.get_connect_timeout().is_none() {
@@ -82,9 +82,8 @@ fn config(url: &str) -> StoreResult<postgres::Config> {
     Ok(c)
 }
 
-fn connect(c: &postgres::Config) -> StoreResult<Conn> {
-    let client = c.connect(postgres::NoTls).map_err(map_pg)?;
-    Ok(Conn::Pg(Box::new(PgConn::new(client))))
+fn connect(c: &tokio_postgres::Config) -> StoreResult<Conn> {
+    Ok(Conn::Pg(Box::new(PgConn::connect(c)?)))
 }
 
 /// Applies the migrations not applied yet (under an advisory lock, so nodes starting
@@ -284,6 +283,100 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(left, (1, 1), "the pending event and its attempt stay");
+        s.close();
+    }
+
+    /// Deferred writes (`Conn::defer`) travel with the next statement that needs an answer:
+    /// a read sees them, in order; one that fails fails every later statement of the
+    /// transaction and its `COMMIT` (PostgreSQL itself would answer `COMMIT` of the aborted
+    /// transaction without an error, by rolling it back); a `ROLLBACK` discards and clears.
+    #[test]
+    fn deferred_writes_are_read_in_order_and_a_failed_one_fails_the_commit() {
+        let Some(db) =
+            TestDb::create("deferred_writes_are_read_in_order_and_a_failed_one_fails_the_commit")
+        else {
+            return;
+        };
+        off_runtime(|| {
+            let c = connect(&config(&db.url).unwrap()).unwrap();
+            let count = |c: &Conn| -> crate::db::Result<i64> {
+                c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+            };
+            c.execute_batch("CREATE TABLE t (id BIGINT PRIMARY KEY)")
+                .unwrap();
+            c.execute_batch("BEGIN").unwrap();
+            for id in [1, 2, 3] {
+                c.defer("INSERT INTO t (id) VALUES (?1)", [id]).unwrap();
+            }
+            assert_eq!(
+                count(&c).unwrap(),
+                3,
+                "a read sees the writes deferred before it"
+            );
+            c.defer("UPDATE t SET id = id + 10 WHERE id = 3", [])
+                .unwrap();
+            let max: i64 = c
+                .query_row("SELECT MAX(id) FROM t", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(max, 13, "in the order they were deferred");
+            // a duplicate key: the failure comes with the next statement, and stays
+            c.defer("INSERT INTO t (id) VALUES (?1)", [1]).unwrap();
+            assert!(count(&c).is_err());
+            assert!(count(&c).is_err(), "every later statement fails");
+            assert!(c.flush().is_err());
+            assert!(
+                c.execute_batch("COMMIT").is_err(),
+                "COMMIT must not look successful"
+            );
+            c.execute_batch("ROLLBACK").unwrap();
+            assert_eq!(
+                count(&c).unwrap(),
+                0,
+                "nothing of the failed transaction was kept"
+            );
+
+            // a savepoint: ROLLBACK TO discards what was deferred after it, keeps the rest
+            c.execute_batch("BEGIN").unwrap();
+            c.defer("INSERT INTO t (id) VALUES (?1)", [5]).unwrap();
+            c.execute_batch("SAVEPOINT job").unwrap();
+            c.defer("INSERT INTO t (id) VALUES (?1)", [5]).unwrap();
+            c.execute_batch("ROLLBACK TO job; RELEASE job").unwrap();
+            c.execute_batch("COMMIT").unwrap();
+            assert_eq!(count(&c).unwrap(), 1);
+        });
+    }
+
+    /// Through the store: a job in a savepoint whose deferred write fails answers the error
+    /// and rolls back alone; a savepoint-free job (the send path's) whose deferred write fails
+    /// is not acknowledged, nor is anything of its batch.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_deferred_write_is_never_acknowledged() {
+        let Some(db) = TestDb::create("a_failed_deferred_write_is_never_acknowledged") else {
+            return;
+        };
+        let s = SqlStore::open_postgres(&db.url, PostgresOptions::default()).unwrap();
+        let put = |key: &'static str| {
+            move |c: &Conn| -> StoreResult<()> {
+                c.defer("INSERT INTO meta (key, value) VALUES (?1, 'x')", [key])?;
+                Ok(())
+            }
+        };
+        s.write(put("a")).await.unwrap();
+        let dup = s.write(put("a")).await;
+        assert!(dup.is_err(), "a savepoint job answers its deferred failure");
+        s.write(put("b")).await.unwrap();
+        let fast = s.write_fast(move |c, _| put("a")(c)).await;
+        assert!(fast.is_err(), "the savepoint-free job is not acknowledged");
+        s.write(put("c")).await.unwrap();
+        let keys: Vec<String> = s
+            .read(|c| {
+                let mut st = c.prepare("SELECT key FROM meta WHERE value = 'x' ORDER BY key")?;
+                let rows = st.query_map([], |r| r.get(0))?;
+                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(keys, ["a", "b", "c"]);
         s.close();
     }
 }

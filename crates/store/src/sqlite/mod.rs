@@ -111,15 +111,24 @@ impl Memory {
             let n: i64 = conn
                 .prepare_cached("SELECT n FROM config_version WHERE id = 1")?
                 .query_row(crate::params![], |r| r.get(0))?;
-            if self.config.version != Some(n) {
-                self.config = ConfigCache {
-                    version: Some(n),
-                    ..ConfigCache::default()
-                };
-            }
-            self.config_checked = true;
+            self.saw_config_version(n);
         }
         Ok(&mut self.config)
+    }
+
+    /// The counter as another statement of the job read it, with other things (which saves
+    /// [`Memory::config`] its own read). Ignored if the job checked already.
+    pub(crate) fn saw_config_version(&mut self, n: i64) {
+        if self.config_checked {
+            return;
+        }
+        if self.config.version != Some(n) {
+            self.config = ConfigCache {
+                version: Some(n),
+                ..ConfigCache::default()
+            };
+        }
+        self.config_checked = true;
     }
 
     /// Makes the next [`Memory::config`] read the counter again (after a write that may have
@@ -411,6 +420,13 @@ impl SqlStore {
                 }
             };
             let conn = &w.conn;
+            // A job in a savepoint answers for its own deferred writes (PostgreSQL sends them
+            // now, so that one that fails rolls back this job alone). A job without one leaves
+            // them to ride with the next statement: if they fail, the batch fails.
+            let r = match r {
+                Ok(v) if savepoint => conn.flush().map(|()| v).map_err(StoreError::from),
+                r => r,
+            };
             if !savepoint {
                 if !matches!(r, Ok(_) | Err(StoreError::Api(_))) {
                     w.poisoned = true;

@@ -76,11 +76,9 @@ pub(crate) fn enqueue_cached(conn: &Conn, mem: &mut Memory, e: &Event) -> StoreR
 
 fn insert_event(conn: &Conn, e: &Event, skip: Option<String>) -> StoreResult<()> {
     let state = if skip.is_some() { "skipped" } else { "pending" };
-    conn.prepare_cached(
+    conn.defer(
         "INSERT INTO outbox (business_id, waba_id, phone_id, field, payload, created_at, next_attempt_at, state, last_error) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8)",
-    )?
-    .execute(params![e.business_id, e.waba_id, e.phone_id, e.field, json_col(e.value)?, e.now, state, skip])?;
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8)", params![e.business_id, e.waba_id, e.phone_id, e.field, json_col(e.value)?, e.now, state, skip])?;
     Ok(())
 }
 
@@ -289,17 +287,85 @@ fn user_id_for(conn: &Conn, business_id: &str, wa_id: &str, now: Millis) -> Stor
     let d = Sha256::digest(format!("{business_id}|{wa_id}").as_bytes());
     let n = u64::from_be_bytes(d[..8].try_into().map_err(internal)?);
     let u = bsuid::format(bsuid::region(wa_id), n);
-    conn.prepare_cached("INSERT INTO contacts (business_id, wa_id, user_id, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING")?
-        .execute(params![business_id, wa_id, u, now])?;
+    conn.defer("INSERT INTO contacts (business_id, wa_id, user_id, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING", params![business_id, wa_id, u, now])?;
     Ok(u)
 }
 
-fn on_whatsapp(conn: &Conn, wa_id: &str) -> StoreResult<bool> {
-    Ok(conn
-        .prepare_cached("SELECT on_whatsapp FROM users WHERE wa_id = ?1")?
-        .query_row(params![wa_id], |r| r.get::<_, bool>(0))
-        .optional()?
-        .unwrap_or(true))
+/// What a send needs to know of its customer, read in one statement (one round trip on
+/// PostgreSQL): the window, whether the number is on WhatsApp and blocked the business, the
+/// customer's user id if it has one yet, and on PostgreSQL the two pacing buckets.
+struct CustomerFacts {
+    window: WindowState,
+    on_whatsapp: bool,
+    blocked: bool,
+    user_id: Option<String>,
+    /// The writer's configuration counter (see [`Memory::config`]), read here to save a read.
+    config_version: i64,
+    /// PostgreSQL only (SQLite keeps the buckets in the writer's memory): the number's and the
+    /// pair's bucket rows, if any.
+    buckets: (Option<Bucket>, Option<Bucket>),
+}
+
+fn customer_facts(
+    conn: &Conn,
+    business_id: &str,
+    phone_id: &str,
+    wa_id: &str,
+) -> StoreResult<CustomerFacts> {
+    macro_rules! facts_sql {
+        ($buckets:literal) => {
+            concat!(
+                "SELECT w.last_inbound_at, w.referral_at, w.fep_until, \
+                 (SELECT on_whatsapp FROM users WHERE wa_id = ?2), \
+                 (SELECT 1 FROM blocked_users WHERE phone_id = ?1 AND wa_id = ?2), \
+                 (SELECT user_id FROM contacts WHERE business_id = ?3 AND wa_id = ?2), \
+                 (SELECT n FROM config_version WHERE id = 1)",
+                $buckets,
+                " FROM (SELECT 1 AS one) AS one \
+                 LEFT JOIN windows w ON w.phone_id = ?1 AND w.wa_id = ?2"
+            )
+        };
+    }
+    let pg = conn.is_pg();
+    let sql = if pg {
+        facts_sql!(
+            ", (SELECT tokens FROM pacing_buckets WHERE phone_id = ?1 AND wa_id = ''), \
+             (SELECT updated_at FROM pacing_buckets WHERE phone_id = ?1 AND wa_id = ''), \
+             (SELECT tokens FROM pacing_buckets WHERE phone_id = ?1 AND wa_id = ?2), \
+             (SELECT updated_at FROM pacing_buckets WHERE phone_id = ?1 AND wa_id = ?2)"
+        )
+    } else {
+        facts_sql!("")
+    };
+    let facts =
+        conn.prepare_cached(sql)?
+            .query_row(params![phone_id, wa_id, business_id], |r| {
+                let bucket = |t: usize| -> crate::db::Result<Option<Bucket>> {
+                    Ok(
+                        match (r.get::<_, Option<f64>>(t)?, r.get::<_, Option<i64>>(t + 1)?) {
+                            (Some(tokens), Some(updated_at)) => Some(Bucket { tokens, updated_at }),
+                            _ => None,
+                        },
+                    )
+                };
+                Ok(CustomerFacts {
+                    window: WindowState {
+                        last_inbound_at: r.get(0)?,
+                        referral_at: r.get(1)?,
+                        fep_until: r.get(2)?,
+                    },
+                    on_whatsapp: r.get::<_, Option<bool>>(3)?.unwrap_or(true),
+                    blocked: r.get::<_, Option<i64>>(4)?.is_some(),
+                    user_id: r.get(5)?,
+                    config_version: r.get(6)?,
+                    buckets: if pg {
+                        (bucket(7)?, bucket(9)?)
+                    } else {
+                        (None, None)
+                    },
+                })
+            })?;
+    Ok(facts)
 }
 
 pub(crate) fn save_window(
@@ -308,12 +374,10 @@ pub(crate) fn save_window(
     wa_id: &str,
     w: &WindowState,
 ) -> StoreResult<()> {
-    conn.prepare_cached(
+    conn.defer(
         "INSERT INTO windows (phone_id, wa_id, last_inbound_at, referral_at, fep_until) VALUES (?1, ?2, ?3, ?4, ?5) \
          ON CONFLICT (phone_id, wa_id) DO UPDATE SET last_inbound_at = excluded.last_inbound_at, \
-         referral_at = excluded.referral_at, fep_until = excluded.fep_until",
-    )?
-    .execute(params![phone_id, wa_id, w.last_inbound_at, w.referral_at, w.fep_until])?;
+         referral_at = excluded.referral_at, fep_until = excluded.fep_until", params![phone_id, wa_id, w.last_inbound_at, w.referral_at, w.fep_until])?;
     Ok(())
 }
 
@@ -397,6 +461,8 @@ fn template_facts(conn: &Conn, waba_id: &str, t: &TemplateRef) -> StoreResult<Te
 /// Loads the facts of one send and runs the engine. Read-only.
 pub(crate) struct Evaluated {
     pub(crate) wa_id: String,
+    /// The customer's user id in this business, if it has one already.
+    pub(crate) user_id: Option<String>,
     /// The tenant's pacing setting, read once per send.
     pub(crate) pacing: bool,
     /// `{tier, used, limit, already_reached}` of the messaging limit, for the dry run.
@@ -589,7 +655,9 @@ pub(crate) fn evaluate(
             .into());
         }
     }
-    let window = read::window(conn, &phone.id, &wa_id)?;
+    let customer = customer_facts(conn, &scope.business_id, &phone.id, &wa_id)?;
+    mem.saw_config_version(customer.config_version);
+    let window = customer.window;
     let (template, rendered) = match &cmd.request.template {
         Some(t) => {
             let (facts, rendered) = template_facts(conn, &phone.waba_id, t)?;
@@ -610,13 +678,9 @@ pub(crate) fn evaluate(
         now,
         msg_type: cmd.request.msg_type,
         window,
-        recipient_on_whatsapp: on_whatsapp(conn, &wa_id)?,
+        recipient_on_whatsapp: customer.on_whatsapp,
         recipient_is_sender: wa_id == phone.digits,
-        recipient_blocked: conn
-            .prepare_cached("SELECT 1 FROM blocked_users WHERE phone_id = ?1 AND wa_id = ?2")?
-            .query_row(params![phone.id, wa_id], |_| Ok(()))
-            .optional()?
-            .is_some(),
+        recipient_blocked: customer.blocked,
         template,
         template_render_error,
         sync_refusals: tenant_settings.sync_refusals,
@@ -642,8 +706,15 @@ pub(crate) fn evaluate(
     let enforcement = enforcement_cached(conn, mem, &scope.business_id)?;
     let (restrictions, disabled) = (enforcement.in_force(now), enforcement.disabled);
     let level = throughput_level(&phone.throughput_level);
-    let number_bucket = bucket(conn, mem, &phone.id, None, now, level.burst())?;
-    let pair_bucket = bucket(conn, mem, &phone.id, Some(&wa_id), now, PAIR_BURST)?;
+    let number_bucket = bucket(mem, customer.buckets.0, &phone.id, None, now, level.burst());
+    let pair_bucket = bucket(
+        mem,
+        customer.buckets.1,
+        &phone.id,
+        Some(&wa_id),
+        now,
+        PAIR_BURST,
+    );
     let cfacts = ComplianceFacts {
         now,
         category,
@@ -712,6 +783,7 @@ pub(crate) fn evaluate(
     let pacing = cs.pacing;
     Ok(Evaluated {
         wa_id,
+        user_id: customer.user_id,
         pacing,
         limit_usage,
         effects,
@@ -728,36 +800,25 @@ pub(crate) fn evaluate(
 const PACING_FORGET_MS: Millis = 300_000;
 
 /// A pacing bucket (`wa_id` `None`: the number's throughput bucket; otherwise the pair's):
-/// from the writer's memory on SQLite, from the shared `pacing_buckets` table on PostgreSQL.
+/// from the writer's memory on SQLite, from the shared `pacing_buckets` table on PostgreSQL
+/// (`stored`, read with the customer's facts).
 fn bucket(
-    conn: &Conn,
     mem: &Memory,
+    stored: Option<Bucket>,
     phone_id: &str,
     wa_id: Option<&str>,
     now: Millis,
     burst: f64,
-) -> StoreResult<Bucket> {
-    let found = if conn.is_pg() {
-        conn.prepare_cached(
-            "SELECT tokens, updated_at FROM pacing_buckets WHERE phone_id = ?1 AND wa_id = ?2",
-        )?
-        .query_row(params![phone_id, wa_id.unwrap_or("")], |r| {
-            Ok(Bucket {
-                tokens: r.get(0)?,
-                updated_at: r.get(1)?,
-            })
-        })
-        .optional()?
-    } else {
-        match wa_id {
+) -> Bucket {
+    stored
+        .or_else(|| match wa_id {
             None => mem.number_buckets.get(phone_id).copied(),
             Some(w) => mem
                 .pair_buckets
                 .get(&(phone_id.to_string(), w.to_string()))
                 .copied(),
-        }
-    };
-    Ok(found.unwrap_or_else(|| Bucket::full(burst, now)))
+        })
+        .unwrap_or_else(|| Bucket::full(burst, now))
 }
 
 /// Applies the compliance effects of a decided send (memory last: it is not rolled back).
@@ -771,24 +832,28 @@ pub(crate) fn apply_effects(
 ) -> StoreResult<()> {
     let e = &ev.effects;
     if e.record_reach {
-        conn.prepare_cached("INSERT INTO reach_log (business_id, wa_id, at) VALUES (?1, ?2, ?3)")?
-            .execute(params![scope.business_id, ev.wa_id, now])?;
+        conn.defer(
+            "INSERT INTO reach_log (business_id, wa_id, at) VALUES (?1, ?2, ?3)",
+            params![scope.business_id, ev.wa_id, now],
+        )?;
         // the running count (`reach` read it, so the business's row exists)
-        conn.prepare_cached(
+        conn.defer(
             "INSERT INTO reach_recent (business_id, wa_id, last_at) VALUES (?1, ?2, ?3) \
              ON CONFLICT (business_id, wa_id) DO UPDATE SET last_at = excluded.last_at",
-        )?
-        .execute(params![scope.business_id, ev.wa_id, now])?;
+            params![scope.business_id, ev.wa_id, now],
+        )?;
         if !ev.reach_already {
-            conn.prepare_cached("UPDATE reach_counts SET n = n + 1 WHERE business_id = ?1")?
-                .execute(params![scope.business_id])?;
+            conn.defer(
+                "UPDATE reach_counts SET n = n + 1 WHERE business_id = ?1",
+                params![scope.business_id],
+            )?;
         }
     }
     if e.count_marketing {
-        conn.prepare_cached(
+        conn.defer(
             "INSERT INTO marketing_log (business_id, wa_id, at) VALUES (?1, ?2, ?3)",
-        )?
-        .execute(params![scope.business_id, ev.wa_id, now])?;
+            params![scope.business_id, ev.wa_id, now],
+        )?;
     }
     if let Some(v) = e.violation.as_ref().or(ev.ignored_opt_out.as_ref()) {
         super::compliance::record_violation(conn, &scope.business_id, &phone.waba_id, v, now)?;
@@ -807,11 +872,9 @@ pub(crate) fn apply_effects(
             ),
         ] {
             let _ = b.try_take(now, rate, burst);
-            conn.prepare_cached(
+            conn.defer(
                 "INSERT INTO pacing_buckets (phone_id, wa_id, tokens, updated_at) VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT (phone_id, wa_id) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at",
-            )?
-            .execute(params![phone.id, wa_id.unwrap_or(""), b.tokens, b.updated_at])?;
+                 ON CONFLICT (phone_id, wa_id) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at", params![phone.id, wa_id.unwrap_or(""), b.tokens, b.updated_at])?;
         }
     } else if e.take_tokens && ev.pacing {
         let level = throughput_level(&phone.throughput_level);
@@ -890,7 +953,10 @@ fn send_tx(
         return Ok(Err(e.clone()));
     }
 
-    let user_id = user_id_for(conn, &scope.business_id, &ev.wa_id, now)?;
+    let user_id = match &ev.user_id {
+        Some(u) => u.clone(),
+        None => user_id_for(conn, &scope.business_id, &ev.wa_id, now)?,
+    };
     let wamid = ids::wamid();
     let conversation_id = ids::conversation_id();
     let failed = match &d.outcome {
@@ -899,11 +965,9 @@ fn send_tx(
     };
     let pricing_json = serde_json::to_string(&d.pricing).map_err(internal)?;
     let status = if failed.is_some() { "failed" } else { "sent" };
-    conn.prepare_cached(
+    conn.defer(
         "INSERT INTO messages (id, business_id, phone_id, wa_id, direction, type, content, text, category, pricing, conversation_id, biz_opaque, status, verdicts, created_at) \
-         VALUES (?1, ?2, ?3, ?4, 'out', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-    )?
-    .execute(params![
+         VALUES (?1, ?2, ?3, ?4, 'out', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)", params![
         wamid,
         scope.business_id,
         phone.id,
@@ -938,10 +1002,10 @@ fn send_tx(
     let errors_json = failed
         .as_ref()
         .map(|e| json!([e.webhook_error()]).to_string());
-    conn.prepare_cached(
+    conn.defer(
         "INSERT INTO statuses (message_id, status, at, errors) VALUES (?1, ?2, ?3, ?4)",
-    )?
-    .execute(params![wamid, status, now, errors_json])?;
+        params![wamid, status, now, errors_json],
+    )?;
     let change = StatusChange {
         wamid: &wamid,
         status,
@@ -979,10 +1043,10 @@ fn send_tx(
         }
         // Reactions only ever get `sent` (§1.7).
         if req.msg_type != MessageType::Reaction {
-            conn.prepare_cached(
+            conn.defer(
                 "INSERT INTO tasks (due_at, kind, subject) VALUES (?1, 'deliver', ?2)",
-            )?
-            .execute(params![now + cmd.delivered_after, wamid])?;
+                params![now + cmd.delivered_after, wamid],
+            )?;
         }
     }
 
@@ -997,10 +1061,8 @@ fn send_tx(
     let body =
         json!({ "messaging_product": "whatsapp", "contacts": [contact], "messages": [message] });
     if let Some((key, hash)) = &cmd.idempotency {
-        conn.prepare_cached(
-            "INSERT INTO idempotency (business_id, key, request_hash, response, wamid, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?
-        .execute(params![scope.business_id, key, hash, body.to_string(), wamid, now])?;
+        conn.defer(
+            "INSERT INTO idempotency (business_id, key, request_hash, response, wamid, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", params![scope.business_id, key, hash, body.to_string(), wamid, now])?;
     }
     apply_effects(conn, mem, scope, phone, &ev, now)?;
     Ok(Ok(SendResult {
@@ -1010,24 +1072,69 @@ fn send_tx(
     }))
 }
 
+/// What moving a message to `delivered` reads: the message and its customer's user id.
+struct ToDeliver {
+    business_id: String,
+    phone_id: String,
+    wa_id: String,
+    status: String,
+    pricing: Option<String>,
+    conversation_id: Option<String>,
+    biz_opaque: Option<String>,
+    user_id: Option<String>,
+}
+
+/// An outbound message as [`ToDeliver`], by wamid.
+const DELIVER_READ: &str = "SELECT m.business_id, m.phone_id, m.wa_id, m.status, m.pricing, \
+     m.conversation_id, m.biz_opaque, ct.user_id FROM messages m \
+     LEFT JOIN contacts ct ON ct.business_id = m.business_id AND ct.wa_id = m.wa_id \
+     WHERE m.id = ?1 AND m.direction = 'out'";
+
+fn to_deliver(r: &crate::db::Row<'_>, at: usize) -> crate::db::Result<Option<ToDeliver>> {
+    let Some(business_id) = r.get::<_, Option<String>>(at)? else {
+        return Ok(None);
+    };
+    Ok(Some(ToDeliver {
+        business_id,
+        phone_id: r.get(at + 1)?,
+        wa_id: r.get(at + 2)?,
+        status: r.get(at + 3)?,
+        pricing: r.get(at + 4)?,
+        conversation_id: r.get(at + 5)?,
+        biz_opaque: r.get(at + 6)?,
+        user_id: r.get(at + 7)?,
+    }))
+}
+
 /// Moves an outbound message to `delivered` (if it is `sent`), with its status event.
 fn deliver(conn: &Conn, mem: &mut Memory, wamid: &str, now: Millis) -> StoreResult<bool> {
-    type Row = (
-        String,
-        String,
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    );
-    let row: Option<Row> = conn
-        .prepare_cached(
-            "SELECT business_id, phone_id, wa_id, status, pricing, conversation_id, biz_opaque FROM messages WHERE id = ?1 AND direction = 'out'",
-        )?
-        .query_row(params![wamid], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))
-        .optional()?;
-    let Some((business_id, phone_id, wa_id, status, pricing, conv, opaque)) = row else {
+    let row = conn
+        .prepare_cached(DELIVER_READ)?
+        .query_row(params![wamid], |r| to_deliver(r, 0))
+        .optional()?
+        .flatten();
+    deliver_read(conn, mem, wamid, row, now)
+}
+
+/// [`deliver`] with the message already read (`None`: there is no such outbound message).
+fn deliver_read(
+    conn: &Conn,
+    mem: &mut Memory,
+    wamid: &str,
+    row: Option<ToDeliver>,
+    now: Millis,
+) -> StoreResult<bool> {
+    let Some(ToDeliver {
+        business_id,
+        phone_id,
+        wa_id,
+        status,
+        pricing,
+        conversation_id: conv,
+        biz_opaque: opaque,
+        user_id,
+    }) = row
+    else {
         return Ok(false);
     };
     if status != "sent" {
@@ -1036,13 +1143,18 @@ fn deliver(conn: &Conn, mem: &mut Memory, wamid: &str, now: Millis) -> StoreResu
     let Some(phone) = phone_cached(conn, mem, &business_id, &phone_id)? else {
         return Ok(false);
     };
-    conn.prepare_cached("UPDATE messages SET status = 'delivered' WHERE id = ?1")?
-        .execute(params![wamid])?;
-    conn.prepare_cached(
+    conn.defer(
+        "UPDATE messages SET status = 'delivered' WHERE id = ?1",
+        params![wamid],
+    )?;
+    conn.defer(
         "INSERT INTO statuses (message_id, status, at) VALUES (?1, 'delivered', ?2)",
-    )?
-    .execute(params![wamid, now])?;
-    let user_id = user_id_for(conn, &business_id, &wa_id, now)?;
+        params![wamid, now],
+    )?;
+    let user_id = match user_id {
+        Some(u) => u,
+        None => user_id_for(conn, &business_id, &wa_id, now)?,
+    };
     let pricing: Option<greenlight_domain::pricing::Pricing> =
         pricing.and_then(|p| parse_pricing(&p));
     let conv = conv.unwrap_or_default();
@@ -1623,16 +1735,45 @@ impl Store for SqliteStore {
                 .query_map(params![now, limit as i64], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?
                 .collect::<Result<Vec<_>, _>>()?;
             drop(stmt);
-            for (id, kind, subject) in &due {
+            // The deliveries' messages and user ids, read together (one round trip on
+            // PostgreSQL instead of two per delivery). They stay true while only deliveries run
+            // (each changes its own message alone); after any other task, or for a message
+            // delivered already in this job, they are read again.
+            let wamids: Vec<Vec<crate::db::Value>> = due
+                .iter()
+                .filter(|(_, kind, _)| kind == "deliver")
+                .map(|(_, _, subject)| vec![crate::db::Value::Text(subject.clone())])
+                .collect();
+            let mut read = c
+                .query_each(DELIVER_READ, wamids, |r| to_deliver(r, 0))?
+                .into_iter()
+                .map(Option::flatten);
+            let due: Vec<_> = due
+                .into_iter()
+                .map(|(id, kind, subject)| {
+                    let r = if kind == "deliver" { read.next().flatten() } else { None };
+                    (id, kind, subject, r)
+                })
+                .collect();
+            let n = due.len();
+            let mut fresh = true;
+            let mut delivered = std::collections::HashSet::new();
+            for (id, kind, subject, read) in due {
+                let (id, subject) = (&id, &subject);
                 // `deliver` (one per message: the hot one) fails only on a database error, which
                 // fails the whole run and is retried on the next tick. Every other task runs in its
                 // own savepoint: one that fails is retried a minute later and never holds up the
                 // others. (A savepoint costs a copy of each page it touches, so not per delivery.)
                 if kind == "deliver" {
-                    deliver(c, mem, subject, now)?;
-                    c.prepare_cached("DELETE FROM tasks WHERE id = ?1")?.execute(params![id])?;
+                    if fresh && delivered.insert(subject.clone()) {
+                        deliver_read(c, mem, subject, read, now)?;
+                    } else {
+                        deliver(c, mem, subject, now)?;
+                    }
+                    c.defer("DELETE FROM tasks WHERE id = ?1", params![id])?;
                     continue;
                 }
+                fresh = false;
                 c.execute_batch("SAVEPOINT task")?;
                 // a task may change configuration (a tier, a restriction): the deliveries after
                 // it read the cache afresh
@@ -1656,10 +1797,12 @@ impl Store for SqliteStore {
             if c.is_pg() {
                 // Every bucket refills within 270 s (the pair rate's 45 at one per 6 s); older
                 // rows equal absent ones, so they go (what SQLite's in-memory buckets do too).
-                c.prepare_cached("DELETE FROM pacing_buckets WHERE updated_at < ?1")?
-                    .execute(params![now - PACING_FORGET_MS])?;
+                c.defer(
+                    "DELETE FROM pacing_buckets WHERE updated_at < ?1",
+                    params![now - PACING_FORGET_MS],
+                )?;
             }
-            Ok(due.len())
+            Ok(n)
         })
         .await
     }
