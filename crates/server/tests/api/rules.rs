@@ -306,8 +306,28 @@ async fn an_unverified_business_reaches_250_new_customers_per_24_hours() {
         r.body["messaging_limit"],
         json!({"tier": "TIER_250", "used": 250, "limit": 250, "already_reached": false})
     );
-    // 24 hours later the window has moved: the 250 left it, the count starts again
+    // 24 hours later the window has moved: the 250 left it, the count starts again; a
+    // customer reached a day ago is no longer "already reached" (asked first, before anything
+    // pruned the count, and again after a send did)
     app.advance(24 * 3600).await;
+    let limit_of = |c: String| {
+        let app = &app;
+        let t = &t;
+        async move {
+            app.post(
+                &format!("/greenlight/v1/{}/messages/check", t.phone_id),
+                &t.token,
+                tpl(&c, "order_update"),
+            )
+            .await
+            .body["messaging_limit"]
+                .clone()
+        }
+    };
+    assert_eq!(
+        limit_of(customer(7)).await,
+        json!({"tier": "TIER_250", "used": 0, "limit": 250, "already_reached": false})
+    );
     assert_eq!(
         app.send(&t, tpl(&customer(252), "order_update"))
             .await
@@ -323,6 +343,14 @@ async fn an_unverified_business_reaches_250_new_customers_per_24_hours() {
         .await;
     assert_eq!(
         r.body["messaging_limit"],
+        json!({"tier": "TIER_250", "used": 1, "limit": 250, "already_reached": false})
+    );
+    assert_eq!(
+        limit_of(customer(252)).await,
+        json!({"tier": "TIER_250", "used": 1, "limit": 250, "already_reached": true})
+    );
+    assert_eq!(
+        limit_of(customer(7)).await,
         json!({"tier": "TIER_250", "used": 1, "limit": 250, "already_reached": false})
     );
 }

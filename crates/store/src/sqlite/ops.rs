@@ -293,7 +293,8 @@ fn user_id_for(conn: &Conn, business_id: &str, wa_id: &str, now: Millis) -> Stor
 
 /// What a send needs to know of its customer, read in one statement (one round trip on
 /// PostgreSQL): the window, whether the number is on WhatsApp and blocked the business, the
-/// customer's user id if it has one yet, and on PostgreSQL the two pacing buckets.
+/// customer's user id if it has one yet, whether they stopped marketing, the configuration
+/// counter, and on PostgreSQL the two pacing buckets.
 struct CustomerFacts {
     window: WindowState,
     on_whatsapp: bool,
@@ -301,6 +302,8 @@ struct CustomerFacts {
     user_id: Option<String>,
     /// The writer's configuration counter (see [`Memory::config`]), read here to save a read.
     config_version: i64,
+    /// The customer stopped marketing messages from this number.
+    marketing_stopped: bool,
     /// PostgreSQL only (SQLite keeps the buckets in the writer's memory): the number's and the
     /// pair's bucket rows, if any.
     buckets: (Option<Bucket>, Option<Bucket>),
@@ -319,7 +322,8 @@ fn customer_facts(
                  (SELECT on_whatsapp FROM users WHERE wa_id = ?2), \
                  (SELECT 1 FROM blocked_users WHERE phone_id = ?1 AND wa_id = ?2), \
                  (SELECT user_id FROM contacts WHERE business_id = ?3 AND wa_id = ?2), \
-                 (SELECT n FROM config_version WHERE id = 1)",
+                 (SELECT n FROM config_version WHERE id = 1), \
+                 (SELECT stopped FROM marketing_prefs WHERE phone_id = ?1 AND wa_id = ?2)",
                 $buckets,
                 " FROM (SELECT 1 AS one) AS one \
                  LEFT JOIN windows w ON w.phone_id = ?1 AND w.wa_id = ?2"
@@ -358,8 +362,9 @@ fn customer_facts(
                     blocked: r.get::<_, Option<i64>>(4)?.is_some(),
                     user_id: r.get(5)?,
                     config_version: r.get(6)?,
+                    marketing_stopped: r.get::<_, Option<bool>>(7)?.unwrap_or(false),
                     buckets: if pg {
-                        (bucket(7)?, bucket(9)?)
+                        (bucket(8)?, bucket(10)?)
                     } else {
                         (None, None)
                     },
@@ -516,47 +521,50 @@ fn consents(conn: &Conn, business_id: &str, wa_id: &str) -> StoreResult<Vec<Cons
     Ok(out)
 }
 
-fn marketing_stopped(conn: &Conn, phone_id: &str, wa_id: &str) -> StoreResult<bool> {
-    Ok(conn
-        .prepare_cached("SELECT stopped FROM marketing_prefs WHERE phone_id = ?1 AND wa_id = ?2")?
-        .query_row(params![phone_id, wa_id], |r| r.get::<_, bool>(0))
-        .optional()?
-        .unwrap_or(false))
-}
-
 /// Distinct customers reached by business-initiated sends in the 24 h before `now`, and
 /// whether `wa_id` is one of them: from the running count (`reach_recent`, `reach_counts`),
 /// after pruning the customers whose last reach left the window. Amortised O(1) per send.
 fn reach(conn: &Conn, business_id: &str, wa_id: &str, now: Millis) -> StoreResult<(u64, bool)> {
     let since = now - DAY;
-    let row: Option<(i64, i64)> = conn
-        .prepare_cached("SELECT n, pruned_to FROM reach_counts WHERE business_id = ?1")?
-        .query_row(params![business_id], |r| Ok((r.get(0)?, r.get(1)?)))
+    // the count, and when this customer was last reached (one read: pruning below removes
+    // exactly the customers last reached at or before `since`, so `already` is decided here)
+    let row: Option<(i64, i64, Option<i64>)> = conn
+        .prepare_cached(
+            "SELECT n, pruned_to, (SELECT last_at FROM reach_recent WHERE business_id = ?1 AND wa_id = ?2) \
+             FROM reach_counts WHERE business_id = ?1",
+        )?
+        .query_row(params![business_id, wa_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
-    let n = match row {
+    let (n, last_at) = match row {
         // first use, or the clock went back past a pruning: rebuild from the log
-        None => rebuild_reach(conn, business_id, since)?,
-        Some((_, pruned_to)) if since < pruned_to => rebuild_reach(conn, business_id, since)?,
-        Some((n, _)) => {
+        None => (rebuild_reach(conn, business_id, since)?, None),
+        Some((_, pruned_to, _)) if since < pruned_to => {
+            (rebuild_reach(conn, business_id, since)?, None)
+        }
+        Some((n, _, last_at)) => {
             let gone = conn
                 .prepare_cached(
                     "DELETE FROM reach_recent WHERE business_id = ?1 AND last_at <= ?2",
                 )?
                 .execute(params![business_id, since])? as i64;
             if gone > 0 {
-                conn.prepare_cached(
+                conn.defer(
                     "UPDATE reach_counts SET n = n - ?2, pruned_to = ?3 WHERE business_id = ?1",
-                )?
-                .execute(params![business_id, gone, since])?;
+                    params![business_id, gone, since],
+                )?;
             }
-            n - gone
+            (n - gone, Some(last_at))
         }
     };
-    let already = conn
-        .prepare_cached("SELECT 1 FROM reach_recent WHERE business_id = ?1 AND wa_id = ?2")?
-        .query_row(params![business_id, wa_id], |_| Ok(()))
-        .optional()?
-        .is_some();
+    let already = match last_at {
+        Some(last_at) => last_at.is_some_and(|at| at > since),
+        // rebuilt: read it from the fresh rows
+        None => conn
+            .prepare_cached("SELECT 1 FROM reach_recent WHERE business_id = ?1 AND wa_id = ?2")?
+            .query_row(params![business_id, wa_id], |_| Ok(()))
+            .optional()?
+            .is_some(),
+    };
     Ok((n.max(0) as u64, already))
 }
 
@@ -721,7 +729,7 @@ pub(crate) fn evaluate(
         in_customer_window: window.is_open(now),
         recipient: &wa_id,
         consents: &consents,
-        marketing_opted_out: is_template && marketing_stopped(conn, &phone.id, &wa_id)?,
+        marketing_opted_out: is_template && customer.marketing_stopped,
         tier: enforcement.tier,
         distinct_reached_in_24h: distinct,
         already_reached_this_customer: already,
