@@ -4,7 +4,7 @@
 # sandbox, drives load over loopback with wrk, checks in the database and through the API that
 # every acknowledged message was committed, and prints one table. See docs/BENCHMARKS.md.
 #
-#   bench/run.sh            full run (11 to 20 minutes on 2 cores, most of it the 1M-message fill)
+#   bench/run.sh            full run (6 to 20 minutes on 2 cores, most of it the 1M-message fill)
 #   bench/run.sh --quick    smoke run: 30 s to a minute, small numbers (figures not meaningful);
 #                           exit 0 = everything worked and was verified
 #   bench/run.sh --profile  also records CPU profiles (perf, call graphs) of greenlight during an

@@ -1098,29 +1098,25 @@ const DELIVER_READ: &str = "SELECT m.business_id, m.phone_id, m.wa_id, m.status,
      LEFT JOIN contacts ct ON ct.business_id = m.business_id AND ct.wa_id = m.wa_id \
      WHERE m.id = ?1 AND m.direction = 'out'";
 
-fn to_deliver(r: &crate::db::Row<'_>, at: usize) -> crate::db::Result<Option<ToDeliver>> {
-    let Some(business_id) = r.get::<_, Option<String>>(at)? else {
-        return Ok(None);
-    };
-    Ok(Some(ToDeliver {
-        business_id,
-        phone_id: r.get(at + 1)?,
-        wa_id: r.get(at + 2)?,
-        status: r.get(at + 3)?,
-        pricing: r.get(at + 4)?,
-        conversation_id: r.get(at + 5)?,
-        biz_opaque: r.get(at + 6)?,
-        user_id: r.get(at + 7)?,
-    }))
+fn to_deliver(r: &crate::db::Row<'_>) -> crate::db::Result<ToDeliver> {
+    Ok(ToDeliver {
+        business_id: r.get(0)?,
+        phone_id: r.get(1)?,
+        wa_id: r.get(2)?,
+        status: r.get(3)?,
+        pricing: r.get(4)?,
+        conversation_id: r.get(5)?,
+        biz_opaque: r.get(6)?,
+        user_id: r.get(7)?,
+    })
 }
 
 /// Moves an outbound message to `delivered` (if it is `sent`), with its status event.
 fn deliver(conn: &Conn, mem: &mut Memory, wamid: &str, now: Millis) -> StoreResult<bool> {
     let row = conn
         .prepare_cached(DELIVER_READ)?
-        .query_row(params![wamid], |r| to_deliver(r, 0))
-        .optional()?
-        .flatten();
+        .query_row(params![wamid], to_deliver)
+        .optional()?;
     deliver_read(conn, mem, wamid, row, now)
 }
 
@@ -1753,9 +1749,8 @@ impl Store for SqliteStore {
                 .map(|(_, _, subject)| vec![crate::db::Value::Text(subject.clone())])
                 .collect();
             let mut read = c
-                .query_each(DELIVER_READ, wamids, |r| to_deliver(r, 0))?
-                .into_iter()
-                .map(Option::flatten);
+                .query_each(DELIVER_READ, wamids, to_deliver)?
+                .into_iter();
             let due: Vec<_> = due
                 .into_iter()
                 .map(|(id, kind, subject)| {
