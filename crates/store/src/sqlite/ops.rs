@@ -83,7 +83,7 @@ fn insert_event(conn: &Conn, e: &Event, skip: Option<String>) -> StoreResult<()>
 }
 
 /// `map[key]`, loaded and kept first if absent: the writer's configuration cache.
-fn get_or_load<'m, K, Q, V>(
+pub(crate) fn get_or_load<'m, K, Q, V>(
     map: &'m mut std::collections::HashMap<K, V>,
     key: &Q,
     load: impl FnOnce() -> StoreResult<V>,
