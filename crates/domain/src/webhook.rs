@@ -173,6 +173,31 @@ pub fn envelope(waba_id: &str, field: &str, value: Value, at: Millis) -> Value {
     json!({ "object": "whatsapp_business_account", "entry": [Value::Object(entry)] })
 }
 
+/// The bytes of [`envelope`] around a change `value` already serialized (the outbox stores it
+/// as compact JSON text), written without parsing it into a tree and serializing it again:
+/// `to_meta_bytes(&envelope(..))` byte for byte when `value_json` is what `serde_json` writes for
+/// the value (compact, keys sorted), which is how greenlight stores every change. Text that is
+/// not JSON becomes `null`, as it would have parsed.
+pub fn envelope_bytes(waba_id: &str, field: &str, value_json: &str, at: Millis) -> Vec<u8> {
+    let valid = serde_json::from_str::<serde::de::IgnoredAny>(value_json).is_ok();
+    let value = if valid { value_json.trim() } else { "null" };
+    let quoted = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
+    let mut out = String::with_capacity(value.len() + waba_id.len() + 128);
+    // keys in the order `serde_json` writes a map's: sorted
+    out.push_str("{\"entry\":[{\"changes\":[{\"field\":");
+    out.push_str(&quoted(field));
+    out.push_str(",\"value\":");
+    out.push_str(value);
+    out.push_str("}],\"id\":");
+    out.push_str(&quoted(waba_id));
+    if field != "messages" {
+        out.push_str(",\"time\":");
+        out.push_str(&at.div_euclid(1000).to_string());
+    }
+    out.push_str("}],\"object\":\"whatsapp_business_account\"}");
+    escape_non_ascii(&out).into_bytes()
+}
+
 /// Compact JSON with every non-ASCII character escaped as lowercase `\uXXXX` (UTF-16 units).
 pub fn to_meta_bytes(v: &Value) -> Vec<u8> {
     let compact = serde_json::to_string(v).unwrap_or_else(|_| "null".into());
@@ -202,6 +227,57 @@ pub fn escape_non_ascii(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The envelope written around stored text is the envelope built and serialized, byte for
+    /// byte, for the shapes greenlight stores (non-ASCII, nesting, numbers, escapes); text that
+    /// is not JSON is `null` in both.
+    #[test]
+    fn envelope_bytes_match_the_built_envelope() {
+        let meta = Metadata {
+            display_phone_number: "15550001111",
+            phone_number_id: "1001",
+        };
+        let change = StatusChange {
+            wamid: "wamid.é",
+            status: "delivered",
+            at: 1_700_000_000_123,
+            recipient_id: "15551234567",
+            recipient_user_id: Some("US.13491208655302741918"),
+            biz_opaque_callback_data: Some("tab\there \"quoted\" 中😀"),
+            pricing: None,
+            error: None,
+        };
+        let values = [
+            status_value(&meta, &change),
+            json!({}),
+            json!({"n": [1, -2, 3.5, 1e300, null, true], "s": "\u{1}\\/", "z": {"b": 1, "a": 2}}),
+        ];
+        for field in ["messages", "account_update"] {
+            for v in &values {
+                let stored = serde_json::to_string(v).unwrap();
+                assert_eq!(
+                    String::from_utf8(envelope_bytes(
+                        "102290129340398",
+                        field,
+                        &stored,
+                        1_700_000_000_999
+                    ))
+                    .unwrap(),
+                    String::from_utf8(to_meta_bytes(&envelope(
+                        "102290129340398",
+                        field,
+                        v.clone(),
+                        1_700_000_000_999
+                    )))
+                    .unwrap(),
+                );
+            }
+            assert_eq!(
+                envelope_bytes("1", field, "{not json", 5_000),
+                to_meta_bytes(&envelope("1", field, Value::Null, 5_000))
+            );
+        }
+    }
 
     #[test]
     fn escapes_bmp_and_astral_characters_lowercase() {

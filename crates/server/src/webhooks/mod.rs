@@ -9,7 +9,7 @@
 //! - this module: the worker. It claims due events with a lease — only as many as it has free
 //!   slots, overall and per callback URL — so a slow or dead receiver holds a bounded number of
 //!   events in memory and never touches the send path. Each event runs as one task: build the
-//!   envelope from the stored `value`, serialise it in Meta's byte format, sign, POST with a
+//!   envelope around the stored `value` text in Meta's byte format, sign, POST with a
 //!   per-attempt timeout, then record the attempt and move the event on (delivered, retry at a
 //!   later virtual time, dead). An event is finished only after its attempt is recorded; a crash
 //!   in between leaves it leased, and it is delivered again once the lease ends (at-least-once).
@@ -24,7 +24,7 @@ pub mod signer;
 use crate::state::{wall_ms, AppState};
 use allow::{AllowList, GuardedResolver};
 use config::WebhookConfig;
-use greenlight_domain::webhook::{envelope, to_meta_bytes};
+use greenlight_domain::webhook::envelope_bytes;
 use greenlight_store::{AttemptOutcome, AttemptResult, ClaimRequest, ClaimedEvent};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -62,8 +62,7 @@ pub fn client(cfg: &WebhookConfig) -> reqwest::Result<reqwest::Client> {
 /// The exact bytes and signature of one event (identical on every attempt: same envelope
 /// `time`, same ids).
 pub fn render(e: &ClaimedEvent) -> (Vec<u8>, String) {
-    let value = serde_json::from_str(&e.payload).unwrap_or(serde_json::Value::Null);
-    let body = to_meta_bytes(&envelope(&e.waba_id, &e.field, value, e.created_at));
+    let body = envelope_bytes(&e.waba_id, &e.field, &e.payload, e.created_at);
     let sig = signer::signature(&e.app_secret, &body);
     (body, sig)
 }
