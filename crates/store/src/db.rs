@@ -615,12 +615,6 @@ impl PgConn {
 
     /// Sends the queued writes now.
     pub fn flush(&self) -> Result<()> {
-        if self.pending.borrow().is_empty() {
-            return match self.failed.borrow().as_ref() {
-                Some(e) => Err(Error::Store(e.clone())),
-                None => Ok(()),
-            };
-        }
         self.with_pending(async { Ok(()) })
     }
 
@@ -750,11 +744,7 @@ impl Conn {
     /// before a savepoint is released.
     pub fn defer<P: Params>(&self, sql: &str, p: P) -> Result<()> {
         match self {
-            Conn::Sqlite(c) => {
-                c.prepare_cached(sql)?
-                    .execute(rusqlite::params_from_iter(p.values().iter()))?;
-                Ok(())
-            }
+            Conn::Sqlite(_) => self.execute(sql, p).map(drop),
             Conn::Pg(c) => {
                 let stmt = c.prepare(sql)?;
                 c.defer(stmt, p.values());

@@ -67,11 +67,20 @@ pub(crate) fn enqueue_cached(conn: &Conn, mem: &mut Memory, e: &Event) -> StoreR
         e.waba_id.to_string(),
         e.phone_id.map(str::to_string),
     );
-    let target = get_or_load(&mut mem.config(conn)?.targets, &key, || {
-        super::webhooks::resolve(conn, e.business_id, e.waba_id, e.phone_id)
-    })?;
-    let skip = super::webhooks::skip_reason(target, e.field);
+    let skip = super::webhooks::skip_reason(route_cached(conn, mem, &key)?, e.field);
     insert_event(conn, e, skip)
+}
+
+/// Where the events of a (business, WABA, number) go, from the writer's configuration cache
+/// (resolved on a miss): for the send path that writes events and the claim that sends them.
+pub(crate) fn route_cached<'m>(
+    conn: &Conn,
+    mem: &'m mut Memory,
+    key: &super::webhooks::TargetKey,
+) -> StoreResult<&'m super::webhooks::Target> {
+    get_or_load(&mut mem.config(conn)?.targets, key, || {
+        super::webhooks::resolve(conn, &key.0, &key.1, key.2.as_deref())
+    })
 }
 
 fn insert_event(conn: &Conn, e: &Event, skip: Option<String>) -> StoreResult<()> {
@@ -83,7 +92,7 @@ fn insert_event(conn: &Conn, e: &Event, skip: Option<String>) -> StoreResult<()>
 }
 
 /// `map[key]`, loaded and kept first if absent: the writer's configuration cache.
-pub(crate) fn get_or_load<'m, K, Q, V>(
+fn get_or_load<'m, K, Q, V>(
     map: &'m mut std::collections::HashMap<K, V>,
     key: &Q,
     load: impl FnOnce() -> StoreResult<V>,
@@ -277,13 +286,19 @@ pub(crate) fn on_keywords(
 
 /// The customer's business-scoped user id, created on first contact.
 fn user_id_for(conn: &Conn, business_id: &str, wa_id: &str, now: Millis) -> StoreResult<String> {
-    if let Some(u) = conn
+    match conn
         .prepare_cached("SELECT user_id FROM contacts WHERE business_id = ?1 AND wa_id = ?2")?
         .query_row(params![business_id, wa_id], |r| r.get::<_, String>(0))
         .optional()?
     {
-        return Ok(u);
+        Some(u) => Ok(u),
+        None => new_user_id(conn, business_id, wa_id, now),
     }
+}
+
+/// [`user_id_for`] for a customer whose contact row was just read and found absent: derives
+/// the id and writes the row (no second read).
+fn new_user_id(conn: &Conn, business_id: &str, wa_id: &str, now: Millis) -> StoreResult<String> {
     let d = Sha256::digest(format!("{business_id}|{wa_id}").as_bytes());
     let n = u64::from_be_bytes(d[..8].try_into().map_err(internal)?);
     let u = bsuid::format(bsuid::region(wa_id), n);
@@ -341,36 +356,35 @@ fn customer_facts(
     } else {
         facts_sql!("")
     };
-    let facts =
-        conn.prepare_cached(sql)?
-            .query_row(params![phone_id, wa_id, business_id], |r| {
-                let bucket = |t: usize| -> crate::db::Result<Option<Bucket>> {
-                    Ok(
-                        match (r.get::<_, Option<f64>>(t)?, r.get::<_, Option<i64>>(t + 1)?) {
-                            (Some(tokens), Some(updated_at)) => Some(Bucket { tokens, updated_at }),
-                            _ => None,
-                        },
-                    )
-                };
-                Ok(CustomerFacts {
-                    window: WindowState {
-                        last_inbound_at: r.get(0)?,
-                        referral_at: r.get(1)?,
-                        fep_until: r.get(2)?,
+    Ok(conn
+        .prepare_cached(sql)?
+        .query_row(params![phone_id, wa_id, business_id], |r| {
+            let bucket = |t: usize| -> crate::db::Result<Option<Bucket>> {
+                Ok(
+                    match (r.get::<_, Option<f64>>(t)?, r.get::<_, Option<i64>>(t + 1)?) {
+                        (Some(tokens), Some(updated_at)) => Some(Bucket { tokens, updated_at }),
+                        _ => None,
                     },
-                    on_whatsapp: r.get::<_, Option<bool>>(3)?.unwrap_or(true),
-                    blocked: r.get::<_, Option<i64>>(4)?.is_some(),
-                    user_id: r.get(5)?,
-                    config_version: r.get(6)?,
-                    marketing_stopped: r.get::<_, Option<bool>>(7)?.unwrap_or(false),
-                    buckets: if pg {
-                        (bucket(8)?, bucket(10)?)
-                    } else {
-                        (None, None)
-                    },
-                })
-            })?;
-    Ok(facts)
+                )
+            };
+            Ok(CustomerFacts {
+                window: WindowState {
+                    last_inbound_at: r.get(0)?,
+                    referral_at: r.get(1)?,
+                    fep_until: r.get(2)?,
+                },
+                on_whatsapp: r.get::<_, Option<bool>>(3)?.unwrap_or(true),
+                blocked: r.get::<_, Option<i64>>(4)?.is_some(),
+                user_id: r.get(5)?,
+                config_version: r.get(6)?,
+                marketing_stopped: r.get::<_, Option<bool>>(7)?.unwrap_or(false),
+                buckets: if pg {
+                    (bucket(8)?, bucket(10)?)
+                } else {
+                    (None, None)
+                },
+            })
+        })?)
 }
 
 pub(crate) fn save_window(
@@ -963,7 +977,7 @@ fn send_tx(
 
     let user_id = match &ev.user_id {
         Some(u) => u.clone(),
-        None => user_id_for(conn, &scope.business_id, &ev.wa_id, now)?,
+        None => new_user_id(conn, &scope.business_id, &ev.wa_id, now)?,
     };
     let wamid = ids::wamid();
     let conversation_id = ids::conversation_id();
@@ -1155,9 +1169,11 @@ fn deliver_read(
         "INSERT INTO statuses (message_id, status, at) VALUES (?1, 'delivered', ?2)",
         params![wamid, now],
     )?;
+    // absent when read: derived (the same id every time, so an earlier delivery of this job
+    // to the same customer wrote the same row)
     let user_id = match user_id {
         Some(u) => u,
-        None => user_id_for(conn, &business_id, &wa_id, now)?,
+        None => new_user_id(conn, &business_id, &wa_id, now)?,
     };
     let pricing: Option<greenlight_domain::pricing::Pricing> =
         pricing.and_then(|p| parse_pricing(&p));
@@ -1739,44 +1755,32 @@ impl Store for SqliteStore {
                 .query_map(params![now, limit as i64], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?
                 .collect::<Result<Vec<_>, _>>()?;
             drop(stmt);
-            // The deliveries' messages and user ids, read together (one round trip on
-            // PostgreSQL instead of two per delivery). They stay true while only deliveries run
-            // (each changes its own message alone); after any other task, or for a message
-            // delivered already in this job, they are read again.
+            // The messages and user ids of the deliveries at the head of the list, read
+            // together (one round trip on PostgreSQL instead of two per delivery). They stay
+            // true while only deliveries run, each changing its own message alone; a delivery
+            // after another task, or of a message already delivered in this job, reads again.
             let wamids: Vec<Vec<crate::db::Value>> = due
                 .iter()
-                .filter(|(_, kind, _)| kind == "deliver")
+                .take_while(|(_, kind, _)| kind == "deliver")
                 .map(|(_, _, subject)| vec![crate::db::Value::Text(subject.clone())])
                 .collect();
-            let mut read = c
-                .query_each(DELIVER_READ, wamids, to_deliver)?
-                .into_iter();
-            let due: Vec<_> = due
-                .into_iter()
-                .map(|(id, kind, subject)| {
-                    let r = if kind == "deliver" { read.next().flatten() } else { None };
-                    (id, kind, subject, r)
-                })
-                .collect();
-            let n = due.len();
-            let mut fresh = true;
+            let mut read = c.query_each(DELIVER_READ, wamids, to_deliver)?.into_iter();
             let mut delivered = std::collections::HashSet::new();
-            for (id, kind, subject, read) in due {
-                let (id, subject) = (&id, &subject);
+            for (id, kind, subject) in &due {
                 // `deliver` (one per message: the hot one) fails only on a database error, which
                 // fails the whole run and is retried on the next tick. Every other task runs in its
                 // own savepoint: one that fails is retried a minute later and never holds up the
                 // others. (A savepoint costs a copy of each page it touches, so not per delivery.)
                 if kind == "deliver" {
-                    if fresh && delivered.insert(subject.clone()) {
-                        deliver_read(c, mem, subject, read, now)?;
-                    } else {
-                        deliver(c, mem, subject, now)?;
-                    }
+                    match read.next() {
+                        Some(row) if delivered.insert(subject.as_str()) => {
+                            deliver_read(c, mem, subject, row, now)?
+                        }
+                        _ => deliver(c, mem, subject, now)?,
+                    };
                     c.defer("DELETE FROM tasks WHERE id = ?1", params![id])?;
                     continue;
                 }
-                fresh = false;
                 c.execute_batch("SAVEPOINT task")?;
                 // a task may change configuration (a tier, a restriction): the deliveries after
                 // it read the cache afresh
@@ -1805,7 +1809,7 @@ impl Store for SqliteStore {
                     params![now - PACING_FORGET_MS],
                 )?;
             }
-            Ok(n)
+            Ok(due.len())
         })
         .await
     }

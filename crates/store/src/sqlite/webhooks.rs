@@ -202,11 +202,7 @@ impl Claim<'_> {
                     c.waba_id.clone(),
                     c.phone_id.clone(),
                 );
-                // where the event goes: from the writer's configuration cache (the same routes
-                // the send path wrote the event with), resolved on a miss
-                let target = super::ops::get_or_load(&mut mem.config(conn)?.targets, &key, || {
-                    resolve(conn, business_id, &c.waba_id, c.phone_id.as_deref())
-                })?;
+                let target = super::ops::route_cached(conn, mem, &key)?;
                 if let Some(why) = skip_reason(target, &c.field) {
                     // a target with no URL skips every field; a field filter skips one field
                     let field = target.is_ok().then(|| c.field.clone());
