@@ -498,6 +498,58 @@ async fn body_is_metas_bytes_signed_with_the_app_secret() {
     app.stop().await;
 }
 
+/// A customer's business-scoped user id is one value in every webhook: the status of a first
+/// message to a customer greenlight had never seen (its id derived then), their reply, and the
+/// status of the next message (its id read back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customers_user_id_is_the_same_in_every_webhook() {
+    let app = spawn_app(fast_hooks()).await;
+    let rx = Receiver::start("vt").await;
+    let t = app.tenant(Some((&rx.url(), "vt"))).await;
+    let send = |text: &'static str| {
+        let (app, t) = (&app, &t);
+        async move {
+            let (s, v) = app
+                .call(
+                    "POST",
+                    &format!("/v23.0/{}/messages", t.phone_id),
+                    &t.token,
+                    Some(json!({"messaging_product": "whatsapp", "to": "15551234567", "type": "text", "text": {"body": text}})),
+                )
+                .await;
+            assert_eq!(s, 200, "{v}");
+        }
+    };
+    // no window yet: accepted, then failed (131047), with the customer's first user id
+    send("first").await;
+    app.inbound(&t, "hi").await;
+    send("second").await;
+    eventually("three webhooks", SECS, || rx.hits().len() >= 3).await;
+    let mut ids = Vec::new();
+    for h in rx.hits() {
+        let v = h.json()["entry"][0]["changes"][0]["value"].clone();
+        if let Some(st) = v["statuses"].get(0) {
+            ids.push((
+                st["status"].as_str().unwrap().to_string(),
+                st["recipient_user_id"].clone(),
+            ));
+        }
+        if let Some(m) = v["messages"].get(0) {
+            ids.push(("inbound".into(), m["from_user_id"].clone()));
+            ids.push(("contact".into(), v["contacts"][0]["user_id"].clone()));
+        }
+    }
+    for kind in ["failed", "inbound", "sent"] {
+        assert!(ids.iter().any(|(k, _)| k == kind), "{kind}: {ids:?}");
+    }
+    let first = ids[0].1.as_str().expect("a user id").to_string();
+    assert!(!first.is_empty());
+    for (kind, id) in &ids {
+        assert_eq!(id.as_str(), Some(first.as_str()), "{kind}: {ids:?}");
+    }
+    app.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receivers_get_only_the_fields_they_subscribed_to() {
     let app = spawn_app(fast_hooks()).await;
