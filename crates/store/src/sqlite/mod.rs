@@ -189,11 +189,17 @@ pub fn path_from_url(url: &str) -> Option<String> {
     }
 }
 
+/// SQLite's page cache of the writer and the checkpointer, in KiB, once the database is past
+/// [`pending_byte_page`] (see [`CacheSize`]).
+const CACHE_KIB: i64 = 65_536;
+/// ... and while it is smaller.
+const SMALL_CACHE_KIB: i64 = 8_192;
+
 fn configure(conn: &Connection, synchronous: &str) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_millis(5000))?;
     conn.execute_batch(&format!(
         "PRAGMA journal_mode=WAL; PRAGMA synchronous={synchronous}; PRAGMA foreign_keys=OFF; \
-         PRAGMA temp_store=MEMORY; PRAGMA cache_size=-65536;"
+         PRAGMA temp_store=MEMORY; PRAGMA cache_size=-{CACHE_KIB};"
     ))?;
     conn.set_prepared_statement_cache_capacity(128);
     Ok(())
@@ -236,6 +242,7 @@ impl SqlStore {
             .map_err(|e| StoreError::Unavailable(format!("cannot open {path}: {e}")))?;
         configure(&writer, &opts.synchronous)?;
         writer.execute_batch(SCHEMA)?;
+        CacheSize::default().check(&writer);
         // `FULL`: SQLite would fsync the WAL inside every COMMIT, with the writer waiting. The
         // writer commits as `NORMAL` instead (the frames reach the WAL file, not the disk) and
         // hands the batch to the syncer thread, which fsyncs the WAL and only then answers the
@@ -729,6 +736,7 @@ const CATCH_UP_EVERY: u32 = 64;
 #[derive(Default)]
 struct WalCatchUp {
     batches: u32,
+    cache: CacheSize,
 }
 
 impl WalCatchUp {
@@ -738,6 +746,7 @@ impl WalCatchUp {
         if self.batches < CATCH_UP_EVERY {
             return;
         }
+        self.cache.check(c);
         // (busy, frames in the log, frames copied): busy when the thread is mid-checkpoint;
         // then try again after the next batch.
         match c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
@@ -758,9 +767,97 @@ impl WalCatchUp {
     }
 }
 
+/// The lock-byte page: the page holding byte 2^30 of the file, never used for data.
+fn pending_byte_page(c: &Connection) -> rusqlite::Result<i64> {
+    let page_size: i64 = c.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    Ok((1 << 30) / page_size.max(512) + 1)
+}
+
+/// The writer's page cache for a database of `pages` pages, in KiB.
+fn cache_kib(pages: i64, pending_byte_page: i64) -> i64 {
+    if pages > pending_byte_page {
+        CACHE_KIB
+    } else {
+        SMALL_CACHE_KIB
+    }
+}
+
+/// The writer's page cache is small while the database is under 1 GiB, and [`CACHE_KIB`] after.
+///
+/// Why: when SQLite rebalances a B-tree it swaps pages through a temporary page number, the
+/// lock-byte page (`balance_nonroot`, [`pending_byte_page`]: 262,145 with 4 KiB pages); the page
+/// cache remembers it as its highest key, and at the end of the transaction it drops every page
+/// past the end of the database. When that highest key is further past the end than the cache
+/// has hash buckets, which is the case in every database under ~1 GiB, it walks all the buckets
+/// (`pcache1TruncateUnsafe`) — 16,384 of them with a 64 MiB cache, on every commit that split
+/// a page: 11 % of the writer's time in a send run. The buckets grow with the pages cached, so
+/// a small cache makes that walk short; past the lock-byte page the walk is a few buckets
+/// whatever the size, and the larger cache keeps more of a large database's index pages.
+#[derive(Default)]
+struct CacheSize {
+    /// `None` until first checked; then whether the large cache is set.
+    large: Option<bool>,
+}
+
+impl CacheSize {
+    fn check(&mut self, c: &Connection) {
+        if self.large == Some(true) {
+            return;
+        }
+        let (pages, pending) = match (
+            c.query_row("PRAGMA page_count", [], |r| r.get::<_, i64>(0)),
+            pending_byte_page(c),
+        ) {
+            (Ok(pages), Ok(pending)) => (pages, pending),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(error = %e, "cannot read the database size");
+                return;
+            }
+        };
+        let big = pages > pending;
+        if self.large == Some(big) {
+            return;
+        }
+        let kib = cache_kib(pages, pending);
+        match c.execute_batch(&format!("PRAGMA cache_size=-{kib}")) {
+            Ok(()) => self.large = Some(big),
+            Err(e) => tracing::warn!(error = %e, "cannot set the page cache size"),
+        }
+    }
+
+    /// The cache size SQLite reports (KiB, negative), for tests.
+    #[cfg(test)]
+    fn current(c: &Connection) -> i64 {
+        c.query_row("PRAGMA cache_size", [], |r| r.get(0)).unwrap()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_writer_cache_is_small_under_the_lock_byte_page_and_large_past_it() {
+        assert_eq!(cache_kib(1, 262_145), SMALL_CACHE_KIB);
+        assert_eq!(cache_kib(262_145, 262_145), SMALL_CACHE_KIB);
+        assert_eq!(cache_kib(262_146, 262_145), CACHE_KIB);
+        let dir = tempfile::tempdir().unwrap();
+        let c = Connection::open(dir.path().join("t.db")).unwrap();
+        assert_eq!(pending_byte_page(&c).unwrap(), 262_145);
+        // a fresh database: the page size can still change (not once it is in WAL mode)
+        c.execute_batch("PRAGMA page_size=65536").unwrap();
+        configure(&c, "NORMAL").unwrap();
+        assert_eq!(CacheSize::current(&c), -CACHE_KIB);
+        assert_eq!(pending_byte_page(&c).unwrap(), 16_385);
+        let mut cache = CacheSize::default();
+        cache.check(&c);
+        assert_eq!(CacheSize::current(&c), -SMALL_CACHE_KIB);
+        assert_eq!(cache.large, Some(false));
+        // once large, it is not read again
+        cache.large = Some(true);
+        cache.check(&c);
+        assert_eq!(CacheSize::current(&c), -SMALL_CACHE_KIB);
+    }
 
     #[test]
     fn urls() {
