@@ -41,6 +41,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/0003_config_version.sql"),
     ),
     ("0004_reach", include_str!("migrations/0004_reach.sql")),
+    (
+        "0005_outbox_indexes",
+        include_str!("migrations/0005_outbox_indexes.sql"),
+    ),
 ];
 
 #[derive(Debug, Clone)]

@@ -335,6 +335,9 @@ fn finish(conn: &Conn, r: &AttemptResult) -> StoreResult<()> {
     Ok(())
 }
 
+/// Every state an outbox event can be in.
+const OUTBOX_STATES: [&str; 4] = ["pending", "delivered", "dead", "skipped"];
+
 const DELIVERY_COLS: &str = "o.id, o.waba_id, o.phone_id, o.field, o.state, o.attempts, o.created_at, \
      o.next_attempt_at, o.delivered_at, o.last_error, \
      (SELECT a.status_code FROM webhook_attempts a WHERE a.outbox_id = o.id ORDER BY a.id DESC LIMIT 1), o.payload";
@@ -592,16 +595,31 @@ impl WebhookStore for SqliteStore {
     ) -> StoreResult<Vec<DeliveryRecord>> {
         let b = scope.business_id.clone();
         self.read(move |c| {
+            // One walk of (business, state, id) per state asked, merged newest first: the
+            // outbox keeps no index by business alone (each index costs every event a write).
             let sql = format!(
-                "SELECT {DELIVERY_COLS} FROM outbox o WHERE o.business_id = ?1 AND (o.state = ?2 OR ?2 IS NULL) \
+                "SELECT {DELIVERY_COLS} FROM outbox o WHERE o.business_id = ?1 AND o.state = ?2 \
                  AND (o.field = ?3 OR ?3 IS NULL) AND (o.id < ?4 OR ?4 IS NULL) ORDER BY o.id DESC LIMIT ?5"
             );
+            let states = match &filter.state {
+                Some(s) => vec![s.clone()],
+                None => OUTBOX_STATES.iter().map(|s| s.to_string()).collect(),
+            };
             let mut stmt = c.prepare_cached(&sql)?;
-            let rows = stmt.query_map(
-                params![b, filter.state, filter.field, filter.before, filter.limit as i64],
-                |r| delivery_from_row(r, false),
-            )?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            let mut all = Vec::new();
+            for state in states {
+                let rows = stmt.query_map(
+                    params![b, state, filter.field, filter.before, filter.limit as i64],
+                    |r| delivery_from_row(r, false),
+                )?;
+                for r in rows {
+                    all.push(r?);
+                }
+            }
+            // (ids are rendered as strings: compare them as the numbers they are)
+            all.sort_by_key(|d: &DeliveryRecord| std::cmp::Reverse(d.id.parse::<i64>().unwrap_or(0)));
+            all.truncate(filter.limit);
+            Ok(all)
         })
         .await
     }
@@ -671,11 +689,12 @@ impl WebhookStore for SqliteStore {
     async fn purge_webhooks(&self, before: Millis, limit: usize) -> StoreResult<u64> {
         self.write(move |c| {
             // next_attempt_at >= created_at, so this also bounds the event's age; and it is
-            // a range of the (state, next_attempt_at) index.
+            // a range of the partial index `outbox_done` (its condition, `state <> 'pending'`,
+            // is in the statement so that both planners see it holds).
             let mut ids: Vec<i64> = Vec::new();
             for state in ["delivered", "skipped"] {
                 let mut stmt = c.prepare_cached(
-                    "SELECT id FROM outbox WHERE state = ?1 AND next_attempt_at < ?2 LIMIT ?3",
+                    "SELECT id FROM outbox WHERE state <> 'pending' AND state = ?1 AND next_attempt_at < ?2 LIMIT ?3",
                 )?;
                 let left = limit.saturating_sub(ids.len()) as i64;
                 let rows = stmt.query_map(params![state, before, left], |r| r.get(0))?;
@@ -799,6 +818,71 @@ mod tests {
             per_endpoint: 2,
             in_flight: HashMap::new(),
         }
+    }
+
+    #[tokio::test]
+    async fn deliveries_of_every_state_are_listed_newest_first_and_page_by_id() {
+        let (_d, s, t) = store_with_tenant(true).await;
+        enqueue_n(&s, &t, "messages", 1_000, 12).await;
+        // ids 1..=12, their states interleaved: 3k+1 delivered, 3k+2 dead, 3k pending (and one
+        // skipped), so that no state's walk alone gives the newest ones
+        s.write(|c| {
+            c.execute_batch(
+                "UPDATE outbox SET state = 'delivered' WHERE id % 3 = 1; \
+                 UPDATE outbox SET state = 'dead' WHERE id % 3 = 2; \
+                 UPDATE outbox SET state = 'skipped' WHERE id = 9",
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let scope = Scope {
+            business_id: t.business_id.clone(),
+        };
+        let list = |state: Option<&str>, before: Option<i64>, limit: usize| {
+            let (s, scope) = (&s, scope.clone());
+            let filter = DeliveryFilter {
+                state: state.map(str::to_string),
+                field: None,
+                before,
+                limit,
+            };
+            async move {
+                s.webhook_deliveries(&scope, filter)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|d| d.id.parse::<i64>().unwrap())
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(list(None, None, 5).await, vec![12, 11, 10, 9, 8]);
+        assert_eq!(list(None, Some(8), 5).await, vec![7, 6, 5, 4, 3]);
+        assert_eq!(list(None, Some(3), 5).await, vec![2, 1]);
+        assert_eq!(
+            list(None, None, 100).await,
+            (1..=12).rev().collect::<Vec<_>>()
+        );
+        assert_eq!(list(Some("dead"), None, 3).await, vec![11, 8, 5]);
+        assert_eq!(list(Some("pending"), None, 10).await, vec![12, 6, 3]);
+        assert_eq!(list(Some("skipped"), None, 10).await, vec![9]);
+        // another business sees none of them
+        let other = Scope {
+            business_id: "nobody".into(),
+        };
+        let none = s
+            .webhook_deliveries(
+                &other,
+                DeliveryFilter {
+                    state: None,
+                    field: None,
+                    before: None,
+                    limit: 10,
+                },
+            )
+            .await
+            .unwrap();
+        assert!(none.is_empty());
     }
 
     #[tokio::test]
