@@ -5,9 +5,6 @@ use clap::{Parser, Subcommand};
 use greenlight::config::{self, Layer};
 use std::process::ExitCode;
 
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "greenlight",
