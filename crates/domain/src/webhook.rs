@@ -90,6 +90,108 @@ pub fn status_value(meta: &Metadata, s: &StatusChange) -> Value {
     value
 }
 
+/// [`status_value`] as the text `serde_json` writes for it (compact, keys sorted), written
+/// directly: the send path stores one per message and its delivery another, and building the
+/// tree to serialize it was ~9 % of the store writer's time. A test checks it byte for byte
+/// against the built value.
+pub fn status_json(meta: &Metadata, s: &StatusChange) -> String {
+    fn str_(out: &mut String, v: &str) {
+        // a `&str` always serializes
+        out.push_str(&serde_json::to_string(v).unwrap_or_default());
+    }
+    fn key(out: &mut String, k: &str) {
+        out.push('"');
+        out.push_str(k);
+        out.push_str("\":");
+    }
+    let mut out = String::with_capacity(512);
+    out.push('{');
+    if let Some(u) = s.recipient_user_id {
+        key(&mut out, "contacts");
+        out.push_str("[{");
+        key(&mut out, "user_id");
+        str_(&mut out, u);
+        out.push(',');
+        key(&mut out, "wa_id");
+        str_(&mut out, s.recipient_id);
+        out.push_str("}],");
+    }
+    key(&mut out, "messaging_product");
+    out.push_str("\"whatsapp\",");
+    key(&mut out, "metadata");
+    out.push('{');
+    key(&mut out, "display_phone_number");
+    str_(&mut out, meta.display_phone_number);
+    out.push(',');
+    key(&mut out, "phone_number_id");
+    str_(&mut out, meta.phone_number_id);
+    out.push_str("},");
+    key(&mut out, "statuses");
+    out.push_str("[{");
+    // the status object's keys, sorted
+    if let Some(b) = s.biz_opaque_callback_data {
+        key(&mut out, "biz_opaque_callback_data");
+        str_(&mut out, b);
+        out.push(',');
+    }
+    if let Some((p, conv)) = &s.pricing {
+        key(&mut out, "conversation");
+        out.push('{');
+        if let Some(e) = conv.expiration {
+            key(&mut out, "expiration_timestamp");
+            str_(&mut out, &secs(e));
+            out.push(',');
+        }
+        key(&mut out, "id");
+        str_(&mut out, conv.id);
+        out.push(',');
+        key(&mut out, "origin");
+        out.push('{');
+        key(&mut out, "type");
+        str_(&mut out, p.category);
+        out.push_str("}},");
+    }
+    if let Some(e) = s.error {
+        key(&mut out, "errors");
+        out.push_str(&serde_json::to_string(&json!([e.webhook_error()])).unwrap_or_default());
+        out.push(',');
+    }
+    key(&mut out, "id");
+    str_(&mut out, s.wamid);
+    out.push(',');
+    if let Some((p, _)) = &s.pricing {
+        key(&mut out, "pricing");
+        out.push('{');
+        key(&mut out, "billable");
+        out.push_str(if p.billable { "true" } else { "false" });
+        out.push(',');
+        key(&mut out, "category");
+        str_(&mut out, p.category);
+        out.push(',');
+        key(&mut out, "pricing_model");
+        str_(&mut out, p.pricing_model);
+        out.push(',');
+        key(&mut out, "type");
+        str_(&mut out, p.pricing_type);
+        out.push_str("},");
+    }
+    key(&mut out, "recipient_id");
+    str_(&mut out, s.recipient_id);
+    out.push(',');
+    if let Some(u) = s.recipient_user_id {
+        key(&mut out, "recipient_user_id");
+        str_(&mut out, u);
+        out.push(',');
+    }
+    key(&mut out, "status");
+    str_(&mut out, s.status);
+    out.push(',');
+    key(&mut out, "timestamp");
+    str_(&mut out, &secs(s.at));
+    out.push_str("}]}");
+    out
+}
+
 /// A customer's message to the business. `message` is the inbound object without
 /// `from`/`id`/`timestamp` (its `type` and type payload, `context`, `referral`…).
 pub struct Inbound<'a> {
@@ -303,6 +405,58 @@ mod tests {
         let e = envelope("1", "account_update", json!({}), 5_000);
         assert_eq!(e["entry"][0]["time"], 5);
         assert_eq!(e["object"], "whatsapp_business_account");
+    }
+
+    #[test]
+    fn status_json_is_the_built_value_serialized() {
+        let e = ApiError::reengagement("closed \"now\" é");
+        let metas = [
+            Metadata {
+                display_phone_number: "15550001111",
+                phone_number_id: "1001",
+            },
+            Metadata {
+                display_phone_number: "1 \"5\"",
+                phone_number_id: "é😀",
+            },
+        ];
+        let mut n = 0;
+        for meta in &metas {
+            for user in [None, Some("US.13491208655302741918"), Some("\u{1}\\")] {
+                for opaque in [None, Some("tab\there \"quoted\" 中😀")] {
+                    for category in [None, Some("marketing"), Some("utility")] {
+                        for expiration in [None, Some(1_750_116_480_999)] {
+                            for error in [None, Some(&e)] {
+                                let change = StatusChange {
+                                    wamid: "wamid.HBgL\u{7f}é",
+                                    status: "delivered",
+                                    at: 1_700_000_000_123,
+                                    recipient_id: "15551234567",
+                                    recipient_user_id: user,
+                                    biz_opaque_callback_data: opaque,
+                                    pricing: category.map(|c| {
+                                        (
+                                            crate::pricing::price(Some(c), c == "utility", false),
+                                            ConversationInfo {
+                                                id: "conv\"1",
+                                                expiration,
+                                            },
+                                        )
+                                    }),
+                                    error,
+                                };
+                                assert_eq!(
+                                    status_json(meta, &change),
+                                    serde_json::to_string(&status_value(meta, &change)).unwrap()
+                                );
+                                n += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(n, 144);
     }
 
     #[test]

@@ -24,13 +24,14 @@ use greenlight_domain::{bsuid, ApiError, Millis, DAY};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-/// One webhook event to queue: a change `value` of `field`.
+/// One webhook event to queue: a change of `field`, its `value` as JSON text (as `serde_json`
+/// writes it: compact, keys sorted; `webhook::envelope_bytes` relies on it).
 pub(crate) struct Event<'a> {
     pub business_id: &'a str,
     pub waba_id: &'a str,
     pub phone_id: Option<&'a str>,
     pub field: &'a str,
-    pub value: &'a Value,
+    pub payload: &'a str,
     pub now: Millis,
 }
 
@@ -47,12 +48,13 @@ pub(crate) fn enqueue(
     value: &Value,
     now: Millis,
 ) -> StoreResult<()> {
+    let payload = json_col(value)?;
     let e = Event {
         business_id,
         waba_id,
         phone_id,
         field,
-        value,
+        payload: &payload,
         now,
     };
     let target = super::webhooks::resolve(conn, business_id, waba_id, phone_id)?;
@@ -87,7 +89,7 @@ fn insert_event(conn: &Conn, e: &Event, skip: Option<String>) -> StoreResult<()>
     let state = if skip.is_some() { "skipped" } else { "pending" };
     conn.defer(
         "INSERT INTO outbox (business_id, waba_id, phone_id, field, payload, created_at, next_attempt_at, state, last_error) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8)", params![e.business_id, e.waba_id, e.phone_id, e.field, json_col(e.value)?, e.now, state, skip])?;
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8)", params![e.business_id, e.waba_id, e.phone_id, e.field, e.payload, e.now, state, skip])?;
     Ok(())
 }
 
@@ -1054,7 +1056,7 @@ fn send_tx(
             waba_id: &phone.waba_id,
             phone_id: Some(&phone.id),
             field: "messages",
-            value: &webhook::status_value(&metadata(phone), &change),
+            payload: &webhook::status_json(&metadata(phone), &change),
             now,
         },
     )?;
@@ -1204,7 +1206,7 @@ fn deliver_read(
             waba_id: &phone.waba_id,
             phone_id: Some(&phone.id),
             field: "messages",
-            value: &webhook::status_value(&metadata(&phone), &change),
+            payload: &webhook::status_json(&metadata(&phone), &change),
             now,
         },
     )?;

@@ -961,13 +961,12 @@ mod tests {
     async fn enqueue_cached(s: &SqliteStore, t: &CreatedTenant) {
         let (b, w) = (t.business_id.clone(), t.waba_id.clone());
         s.write_mem(move |c, mem| {
-            let value = serde_json::json!({"x": 1});
             let e = super::super::ops::Event {
                 business_id: &b,
                 waba_id: &w,
                 phone_id: None,
                 field: "messages",
-                value: &value,
+                payload: r#"{"x":1}"#,
                 now: 1_000,
             };
             super::super::ops::enqueue_cached(c, mem, &e)
