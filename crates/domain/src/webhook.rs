@@ -104,14 +104,18 @@ pub fn status_json(meta: &Metadata, s: &StatusChange) -> String {
         out.push_str(k);
         out.push_str("\":");
     }
+    /// `"k":"v",`
+    fn kv(out: &mut String, k: &str, v: &str) {
+        key(out, k);
+        str_(out, v);
+        out.push(',');
+    }
     let mut out = String::with_capacity(512);
     out.push('{');
     if let Some(u) = s.recipient_user_id {
         key(&mut out, "contacts");
         out.push_str("[{");
-        key(&mut out, "user_id");
-        str_(&mut out, u);
-        out.push(',');
+        kv(&mut out, "user_id", u);
         key(&mut out, "wa_id");
         str_(&mut out, s.recipient_id);
         out.push_str("}],");
@@ -120,9 +124,7 @@ pub fn status_json(meta: &Metadata, s: &StatusChange) -> String {
     out.push_str("\"whatsapp\",");
     key(&mut out, "metadata");
     out.push('{');
-    key(&mut out, "display_phone_number");
-    str_(&mut out, meta.display_phone_number);
-    out.push(',');
+    kv(&mut out, "display_phone_number", meta.display_phone_number);
     key(&mut out, "phone_number_id");
     str_(&mut out, meta.phone_number_id);
     out.push_str("},");
@@ -130,21 +132,15 @@ pub fn status_json(meta: &Metadata, s: &StatusChange) -> String {
     out.push_str("[{");
     // the status object's keys, sorted
     if let Some(b) = s.biz_opaque_callback_data {
-        key(&mut out, "biz_opaque_callback_data");
-        str_(&mut out, b);
-        out.push(',');
+        kv(&mut out, "biz_opaque_callback_data", b);
     }
     if let Some((p, conv)) = &s.pricing {
         key(&mut out, "conversation");
         out.push('{');
         if let Some(e) = conv.expiration {
-            key(&mut out, "expiration_timestamp");
-            str_(&mut out, &secs(e));
-            out.push(',');
+            kv(&mut out, "expiration_timestamp", &secs(e));
         }
-        key(&mut out, "id");
-        str_(&mut out, conv.id);
-        out.push(',');
+        kv(&mut out, "id", conv.id);
         key(&mut out, "origin");
         out.push('{');
         key(&mut out, "type");
@@ -156,36 +152,24 @@ pub fn status_json(meta: &Metadata, s: &StatusChange) -> String {
         out.push_str(&serde_json::to_string(&json!([e.webhook_error()])).unwrap_or_default());
         out.push(',');
     }
-    key(&mut out, "id");
-    str_(&mut out, s.wamid);
-    out.push(',');
+    kv(&mut out, "id", s.wamid);
     if let Some((p, _)) = &s.pricing {
         key(&mut out, "pricing");
         out.push('{');
         key(&mut out, "billable");
         out.push_str(if p.billable { "true" } else { "false" });
         out.push(',');
-        key(&mut out, "category");
-        str_(&mut out, p.category);
-        out.push(',');
-        key(&mut out, "pricing_model");
-        str_(&mut out, p.pricing_model);
-        out.push(',');
+        kv(&mut out, "category", p.category);
+        kv(&mut out, "pricing_model", p.pricing_model);
         key(&mut out, "type");
         str_(&mut out, p.pricing_type);
         out.push_str("},");
     }
-    key(&mut out, "recipient_id");
-    str_(&mut out, s.recipient_id);
-    out.push(',');
+    kv(&mut out, "recipient_id", s.recipient_id);
     if let Some(u) = s.recipient_user_id {
-        key(&mut out, "recipient_user_id");
-        str_(&mut out, u);
-        out.push(',');
+        kv(&mut out, "recipient_user_id", u);
     }
-    key(&mut out, "status");
-    str_(&mut out, s.status);
-    out.push(',');
+    kv(&mut out, "status", s.status);
     key(&mut out, "timestamp");
     str_(&mut out, &secs(s.at));
     out.push_str("}]}");

@@ -797,6 +797,8 @@ fn cache_kib(pages: i64, pending_byte_page: i64) -> i64 {
 struct CacheSize {
     /// `None` until first checked; then whether the large cache is set.
     large: Option<bool>,
+    /// [`pending_byte_page`], read once (the page size does not change in WAL mode).
+    pending: Option<i64>,
 }
 
 impl CacheSize {
@@ -806,7 +808,7 @@ impl CacheSize {
         }
         let (pages, pending) = match (
             c.query_row("PRAGMA page_count", [], |r| r.get::<_, i64>(0)),
-            pending_byte_page(c),
+            self.pending.map_or_else(|| pending_byte_page(c), Ok),
         ) {
             (Ok(pages), Ok(pending)) => (pages, pending),
             (Err(e), _) | (_, Err(e)) => {
@@ -814,6 +816,7 @@ impl CacheSize {
                 return;
             }
         };
+        self.pending = Some(pending);
         let big = pages > pending;
         if self.large == Some(big) {
             return;
