@@ -180,6 +180,7 @@ impl SqlStore {
                 connector: Some(connector),
             },
             None,
+            None,
         )
     }
 }
