@@ -203,6 +203,18 @@ fn configure(conn: &Connection, synchronous: &str) -> rusqlite::Result<()> {
          PRAGMA temp_store=MEMORY; PRAGMA cache_size=-{CACHE_KIB};"
     ))?;
     conn.set_prepared_statement_cache_capacity(128);
+    stable_plans(conn)
+}
+
+/// Keeps cached statements compiled. Without it SQLite (3.45 and later) compiles again, at its
+/// next step, a statement whose `LIMIT ?` was bound, whatever the value: the limit's value may
+/// change the plan. The claim of webhook events and the scheduler's due tasks are such
+/// statements, run many times a second; their plans are the same either way.
+fn stable_plans(conn: &Connection) -> rusqlite::Result<()> {
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
     Ok(())
 }
 
@@ -285,6 +297,7 @@ impl SqlStore {
             .map_err(|e| StoreError::Unavailable(format!("cannot open {path} for reading: {e}")))?;
             r.busy_timeout(std::time::Duration::from_millis(5000))?;
             r.set_prepared_statement_cache_capacity(64);
+            stable_plans(&r)?;
             readers.push(Conn::Sqlite(r));
         }
         // Counts the log's frames after each commit, for the writer's catch-up (`WalCatchUp`).
@@ -1040,6 +1053,34 @@ mod tests {
             Some("a.db")
         );
         assert_eq!(path_from_url("postgres://x"), None);
+    }
+
+    /// A cached statement with a bound `LIMIT` runs again without being compiled again, on the
+    /// writer's and the readers' connections.
+    #[test]
+    fn a_bound_limit_does_not_recompile_the_statement() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let s = SqlStore::open(&path.to_string_lossy(), SqliteOptions::default()).unwrap();
+        let sql =
+            "SELECT id, kind, subject FROM tasks WHERE due_at <= ?1 ORDER BY due_at, id LIMIT ?2";
+        let check = |c: &Connection| {
+            for limit in 1..4_i64 {
+                let mut stmt = c.prepare_cached(sql).unwrap();
+                stmt.query_map(rusqlite::params![0_i64, limit], |_| Ok(()))
+                    .unwrap()
+                    .for_each(drop);
+                let recompiled = stmt.get_status(rusqlite::StatementStatus::RePrepare);
+                assert_eq!(recompiled, 0, "compiled again with LIMIT {limit}");
+            }
+        };
+        let writer = Connection::open(&path).unwrap();
+        configure(&writer, "NORMAL").unwrap();
+        check(&writer);
+        let Some(Conn::Sqlite(reader)) = s.readers[0].lock().unwrap().take() else {
+            panic!("a SQLite reader")
+        };
+        check(&reader);
     }
 
     /// The writer's catch-up policy, with small limits and the checkpointer thread played by
