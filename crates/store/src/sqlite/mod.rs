@@ -206,9 +206,9 @@ fn configure(conn: &Connection, synchronous: &str) -> rusqlite::Result<()> {
     stable_plans(conn)
 }
 
-/// Keeps cached statements compiled. Without it SQLite (3.45 and later) compiles again, at its
-/// next step, a statement whose `LIMIT ?` was bound, whatever the value: the limit's value may
-/// change the plan. The claim of webhook events and the scheduler's due tasks are such
+/// Keeps cached statements compiled. Without it SQLite (3.50.2, the one built in) compiles
+/// again, at its next step, a statement whose `LIMIT ?` was bound, whatever the value: the
+/// limit's value may change the plan. The claim of webhook events and the scheduler's due tasks are such
 /// statements, run many times a second; their plans are the same either way.
 fn stable_plans(conn: &Connection) -> rusqlite::Result<()> {
     conn.set_db_config(
