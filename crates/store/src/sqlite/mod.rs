@@ -208,8 +208,8 @@ fn configure(conn: &Connection, synchronous: &str) -> rusqlite::Result<()> {
 
 /// Keeps cached statements compiled. Without it SQLite (3.50.2, the one built in) compiles
 /// again, at its next step, a statement whose `LIMIT ?` was bound, whatever the value: the
-/// limit's value may change the plan. The claim of webhook events and the scheduler's due tasks are such
-/// statements, run many times a second; their plans are the same either way.
+/// limit's value may change the plan. The claim of webhook events and the scheduler's due
+/// tasks are such statements, run many times a second; their plans are the same either way.
 fn stable_plans(conn: &Connection) -> rusqlite::Result<()> {
     conn.set_db_config(
         rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
@@ -857,14 +857,14 @@ pub(crate) struct WalCtl {
 /// The checkpointer thread copies frames into the database in the background, but under a
 /// steady stream of commits it never finds the log fully copied, and SQLite restarts the log
 /// only then (measured: a 19 GB WAL after a million sends). So once the log holds
-/// [`WalLimits::catch_up`] frames, the writer runs a `PASSIVE` checkpoint itself between two batches
-/// (no commit can land meanwhile), and the next batch starts the log from its beginning (cut
-/// back to `journal_size_limit`). That checkpoint copies what the thread has not and syncs the
-/// database file, and the batches behind it wait: it used to run every 64 batches whatever was
-/// left to copy, and took 11 ms at the median and up to 60 ms. Now the writer wakes the thread
-/// and waits for a pass of the thread that leaves at most [`WalLimits::tail`] frames to copy
-/// (those committed during that pass), or for the log to reach [`WalLimits::max`]. A no-op on
-/// PostgreSQL.
+/// [`WalLimits::catch_up`] frames, the writer runs a `PASSIVE` checkpoint itself between two
+/// batches (no commit can land meanwhile), and the next batch starts the log from its
+/// beginning (cut back to `journal_size_limit`). That checkpoint copies what the thread has not
+/// and syncs the database file, and the batches behind it wait: it used to run every 64
+/// batches whatever was left to copy, and took 11 ms at the median and up to 60 ms. Now the
+/// writer wakes the thread and waits for a pass of the thread that leaves at most
+/// [`WalLimits::tail`] frames to copy (those committed during that pass), or for the log to
+/// reach [`WalLimits::max`]. A no-op on PostgreSQL.
 struct WalCatchUp {
     ctl: Option<WalCtl>,
     limits: WalLimits,
