@@ -20,7 +20,8 @@
 //! writer), `synchronous=FULL` by default (a committed batch survives power loss; `NORMAL` is a
 //! setting for those who accept losing the last batches on power loss but never on a crash),
 //! `busy_timeout=5000`, `foreign_keys=OFF` (integrity is kept by the single writer's code),
-//! a 64 MiB page cache, `temp_store=MEMORY`.
+//! a 64 MiB page cache, `temp_store=MEMORY`, the query planner's stability guarantee (cached
+//! statements stay compiled), and WAL checkpoints off the writer (`checkpointer`, `WalCatchUp`).
 
 mod compliance;
 mod consent;
