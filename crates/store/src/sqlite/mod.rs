@@ -165,8 +165,6 @@ impl Default for SqliteOptions {
 /// SQLite or PostgreSQL ([`crate::postgres`]). The jobs are the same for both.
 pub struct SqlStore {
     writer: Mutex<Option<mpsc::Sender<Job>>>,
-    /// Dropping it, and the writer's copy, stops SQLite's checkpointer thread.
-    _checkpointer: Option<mpsc::Sender<()>>,
     readers: Arc<Vec<Mutex<Option<Conn>>>>,
     next_reader: AtomicUsize,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -303,7 +301,8 @@ impl SqlStore {
         }
         // Counts the log's frames after each commit, for the writer's catch-up (`WalCatchUp`).
         writer.wal_hook(Some(count_wal_frames));
-        let (checkpointer, ctl) = {
+        // The thread stops when the writer, which holds the only `wake`, is gone.
+        let ctl = {
             let conn = Connection::open(path)
                 .map_err(|e| StoreError::Unavailable(format!("cannot open {path}: {e}")))?;
             configure(&conn, &opts.synchronous)?;
@@ -318,9 +317,9 @@ impl SqlStore {
                 .name("sqlite-checkpoint".into())
                 .spawn(move || checkpointer(conn, db, woken, &thread_copied))
                 .map_err(internal)?;
-            (wake.clone(), WalCtl { copied, wake })
+            WalCtl { copied, wake }
         };
-        let mut store = Self::start(
+        Self::start(
             Conn::Sqlite(writer),
             readers,
             Backend {
@@ -329,9 +328,7 @@ impl SqlStore {
             },
             wal_file,
             Some(ctl),
-        )?;
-        store._checkpointer = Some(checkpointer);
-        Ok(store)
+        )
     }
 
     /// Starts the writer thread over `writer`, with `readers`.
@@ -375,7 +372,6 @@ impl SqlStore {
             .map_err(internal)?;
         Ok(SqlStore {
             writer: Mutex::new(Some(tx)),
-            _checkpointer: None,
             readers: Arc::new(readers.into_iter().map(|c| Mutex::new(Some(c))).collect()),
             next_reader: AtomicUsize::new(0),
             writer_thread: Mutex::new(Some(handle)),
@@ -586,7 +582,7 @@ const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(1
 const WOKEN_PASSES: usize = 3;
 
 /// Copies committed WAL frames into the database file off the writer thread, every
-/// [`CHECKPOINT_EVERY`], until the store and the writer are gone. `PASSIVE` never waits for
+/// [`CHECKPOINT_EVERY`], until the writer (which holds `wake`) is gone. `PASSIVE` never waits for
 /// the writer or for readers.
 ///
 /// The writer wakes it when the log is due for a catch-up ([`WalCatchUp`]) and waits for a pass
@@ -598,7 +594,7 @@ fn checkpointer(
     wake: mpsc::Receiver<()>,
     copied: &AtomicI64,
 ) {
-    let mut last = (0, 0);
+    let mut last = 0;
     loop {
         let passes = match wake.recv_timeout(CHECKPOINT_EVERY) {
             Ok(()) => WOKEN_PASSES,
@@ -613,21 +609,21 @@ fn checkpointer(
     }
 }
 
-/// One `PASSIVE` checkpoint of the thread; returns how many frames it copied. `last` is the
-/// (frames in the log, frames copied) of the last pass that copied any. After a pass that found
+/// One `PASSIVE` checkpoint of the thread; returns how many frames it copied. `last` is how
+/// many frames of the log had been copied after the previous pass. After a pass that found
 /// every frame copied it publishes in `copied` how many there were, for the writer.
 fn checkpoint_pass(
     conn: &Connection,
     db: Option<&std::fs::File>,
-    last: &mut (i64, i64),
+    last: &mut i64,
     copied: &AtomicI64,
 ) -> i64 {
     match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], checkpoint_row) {
         Ok((0, log, done)) => {
             let mut new = 0;
-            if done > 0 && (log, done) != *last {
+            if done > 0 && done != *last {
                 // fewer than before: the log restarted since
-                new = if done >= last.1 { done - last.1 } else { done };
+                new = if done >= *last { done - *last } else { done };
                 // SQLite syncs the database file only after a pass during which nothing was
                 // committed, which under steady writes is never: every page copied would wait
                 // for the writer's catch-up to sync them all, with the writer stalled (10 ms
@@ -635,7 +631,7 @@ fn checkpoint_pass(
                 if let Some(Err(e)) = db.map(std::fs::File::sync_data) {
                     tracing::warn!(error = %e, "fsync of the database file failed");
                 }
-                *last = (log, done);
+                *last = done;
             }
             if log == done {
                 copied.store(log, Ordering::Release);
