@@ -26,6 +26,8 @@
 #   BENCH_DURATION          seconds of each max-rate run (floor, send, template) [10] {1}
 #   BENCH_HALF_DURATION     seconds of each run of the half-rate search [5] {1}
 #   BENCH_FILL              outbound messages stored before RSS is read [1000000] {3000}
+#   BENCH_SQLITE            measure the SQLite rows: send, template, memory (1/0) [1]; with 0
+#                           the floor is measured on the PostgreSQL server instead
 #   BENCH_NORMAL            also measure synchronous=NORMAL (1/0) [1]
 #   BENCH_WEBHOOKS          measure webhook delivery (1/0) [1]
 #   BENCH_SERVER_ENV        extra "KEY=value ..." for every greenlight started, e.g. a setting
@@ -66,7 +68,9 @@ else
     FILL=${BENCH_FILL:-1000000}
 fi
 THREADS=${BENCH_THREADS:-2}
+MEASURE_SQLITE=${BENCH_SQLITE:-1}
 MEASURE_NORMAL=${BENCH_NORMAL:-1}
+[ "$MEASURE_SQLITE" = 1 ] || MEASURE_NORMAL=0
 MEASURE_WEBHOOKS=${BENCH_WEBHOOKS:-1}
 MEASURE_POSTGRES=${BENCH_POSTGRES:-1}
 PG_URL=${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432}
@@ -609,6 +613,7 @@ row_postgres() {
     start_server pg FULL GREENLIGHT_DATABASE_URL="$PG_URL/$db"
     create_tenants pg
     open_windows pg
+    [ "$MEASURE_SQLITE" = 1 ] || row_floor
     measured_send pg-max
     local max=${W[rps]}
     add_row pg-send "PostgreSQL: send, in-window text" "$(fmt_int "$max") msg/s" "${W[p50_ms]} ms" "${W[p99_ms]} ms" \
@@ -718,17 +723,19 @@ STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 LOADAVG=$(cut -d" " -f1-3 /proc/loadavg)
 SECONDS=0
 
-start_server full FULL
-create_tenants full
-open_windows full
-row_floor
-row_send "synchronous=FULL" full
-row_template
-[ "$PROFILE" = 1 ] && profile_send
-fill
-verify "synchronous=FULL"
-row_memory
-stop_server
+if [ "$MEASURE_SQLITE" = 1 ]; then
+    start_server full FULL
+    create_tenants full
+    open_windows full
+    row_floor
+    row_send "synchronous=FULL" full
+    row_template
+    [ "$PROFILE" = 1 ] && profile_send
+    fill
+    verify "synchronous=FULL"
+    row_memory
+    stop_server
+fi
 
 if [ "$MEASURE_NORMAL" = 1 ]; then
     start_server normal NORMAL
