@@ -1,20 +1,26 @@
 //! The PostgreSQL backend: several greenlight nodes on one database, the same rules, exact.
 //!
 //! It is the SQLite store's machinery ([`crate::sqlite::SqlStore`]) over a PostgreSQL client:
-//! the same jobs (one body of SQL, see [`crate::db`]), one writer thread per node that
-//! group-commits batches, a small pool of reader connections for GET paths.
+//! the same jobs (one body of SQL, see [`crate::db`]), writer threads that group-commit
+//! batches — on each node one for instance-wide jobs and one per business shard
+//! ([`WRITE_SHARDS`]), each with its own connection — and a small pool of reader connections
+//! for GET paths.
 //!
-//! **Exactness across nodes.** Every write batch begins with
-//! `SELECT pg_advisory_xact_lock(WRITE_LOCK)`: batches from different nodes never interleave,
-//! exactly as jobs never interleave on SQLite's single writer. A job's reads, the engine's
-//! decision and the job's writes therefore see every effect committed before and none
-//! committed concurrently: a messaging limit of 250 admits exactly 250 new customers however
+//! **Exactness across nodes.** An instance-wide batch begins with
+//! `SELECT pg_advisory_xact_lock(WRITE_LOCK)`; a shard's batch takes `WRITE_LOCK` shared, then
+//! its shard's lock ([`shard_begin`]). Instance-wide batches therefore never interleave with any
+//! other batch of any node, and the batches of one shard never interleave with each other: jobs
+//! of one business go to its shard ([`shard_of`], the same on every node) and only jobs that
+//! write rows of their business alone are routed there ([`crate::sqlite::Route`]). A job's
+//! reads, the engine's decision and the job's writes therefore see every effect committed before
+//! and none committed concurrently that could change them, exactly as jobs never interleave on
+//! SQLite's single writer: a messaging limit of 250 admits exactly 250 new customers however
 //! many nodes race. The pacing buckets, kept in the writer's memory on SQLite, live in the
-//! `pacing_buckets` table here and are read and written inside the same batch. The lock is
+//! `pacing_buckets` table here and are read and written inside the same batch. The locks are
 //! released by the batch's `COMMIT` (or `ROLLBACK`, or the connection's death).
 //!
 //! **Lost connections.** A connection error is `StoreError::Unavailable` (HTTP 503, code 2).
-//! The writer re-opens its connection on the next job (at most every 50 ms, backing off to
+//! Each writer re-opens its connection on the next job (at most every 50 ms, backing off to
 //! 2 s); readers re-open theirs on next use. A job is answered `Ok` only after `COMMIT`
 //! returned; when `COMMIT`'s outcome is unknown the job answers unavailable and the client
 //! retries with its Idempotency-Key.
@@ -27,8 +33,16 @@ use std::time::Duration;
 
 pub mod testing;
 
-/// The advisory lock every write batch holds: one batch at a time across all nodes.
+/// The advisory lock every write batch holds: exclusively for instance-wide batches (one at a
+/// time across all nodes, and none beside them), shared for business shards' batches.
 pub const WRITE_LOCK: i64 = 0x676c_7772; // "glwr"
+/// The class of the shards' advisory locks (`pg_advisory_xact_lock(SHARD_LOCK_CLASS, shard)`, a
+/// key space apart from `WRITE_LOCK`'s): one batch of a shard at a time across all nodes.
+pub const SHARD_LOCK_CLASS: i32 = 0x676c_7773; // "glws"
+/// Business shards: each node runs one writer per shard besides its instance-wide writer. Every
+/// node must count the same shards (a business's shard is [`shard_of`] its id): this is a
+/// constant of the code, not a setting.
+pub const WRITE_SHARDS: usize = 8;
 /// The advisory lock of the migrations: nodes starting together migrate one after another.
 pub const MIGRATE_LOCK: i64 = 0x676c_6d67; // "glmg"
 
@@ -46,6 +60,25 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/0005_outbox_indexes.sql"),
     ),
 ];
+
+/// The shard of a business portfolio, the same on every node and every build (FNV-1a of its id).
+pub fn shard_of(business_id: &str) -> usize {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in business_id.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % WRITE_SHARDS as u64) as usize
+}
+
+/// Opens a batch of a shard's writer: beside other shards' batches, after every instance-wide
+/// batch that came first, and one at a time with the same shard's batches of other nodes.
+pub(crate) fn shard_begin(shard: usize) -> String {
+    format!(
+        "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock_shared({WRITE_LOCK}); \
+         SELECT pg_advisory_xact_lock({SHARD_LOCK_CLASS}, {shard})"
+    )
+}
 
 #[derive(Debug, Clone)]
 pub struct PostgresOptions {
@@ -162,21 +195,27 @@ impl SqlStore {
     /// Opens the PostgreSQL store at `url`, applying migrations first.
     pub fn open_postgres(url: &str, opts: PostgresOptions) -> StoreResult<Self> {
         let c = config(url)?;
-        let (writer, readers) = off_runtime(|| -> StoreResult<(Conn, Vec<Conn>)> {
+        let (writers, readers) = off_runtime(|| -> StoreResult<(Vec<Conn>, Vec<Conn>)> {
             let writer = connect(&c)?;
             migrate_conn(&writer)?;
+            let mut writers = vec![writer];
+            for _ in 0..WRITE_SHARDS {
+                writers.push(connect(&c)?);
+            }
             let mut readers = Vec::new();
             for _ in 0..opts.readers.max(1) {
                 readers.push(connect(&c)?);
             }
-            Ok((writer, readers))
+            Ok((writers, readers))
         })?;
         let connector: Connector = Arc::new(move || connect(&c));
+        let mut begins = vec![BEGIN.to_string()];
+        begins.extend((0..WRITE_SHARDS).map(shard_begin));
         Self::start(
-            writer,
+            writers,
             readers,
             Backend {
-                begin: BEGIN,
+                begins,
                 connector: Some(connector),
             },
             None,
@@ -185,7 +224,8 @@ impl SqlStore {
     }
 }
 
-/// Opens a write batch: one at a time across every node (see the module docs).
+/// Opens an instance-wide write batch: one at a time across every node, and none beside it
+/// (see the module docs).
 pub(crate) const BEGIN: &str =
     "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock(1735161714)";
 
@@ -193,6 +233,7 @@ pub(crate) const BEGIN: &str =
 mod tests {
     use super::testing::TestDb;
     use super::*;
+    use crate::sqlite::{Memory, Route};
 
     #[test]
     fn begin_takes_the_write_lock() {
@@ -248,6 +289,283 @@ mod tests {
         assert_eq!(applied, MIGRATIONS.len() as i64);
         a.close();
         b.close();
+    }
+
+    /// Two businesses whose shards differ.
+    fn businesses_in_two_shards() -> (String, String) {
+        let a = "business-0".to_string();
+        let b = (1..)
+            .map(|i| format!("business-{i}"))
+            .find(|b| shard_of(b) != shard_of(&a))
+            .unwrap();
+        (a, b)
+    }
+
+    /// Another node's session: takes `lock` (a session-level advisory lock) and holds it until
+    /// the returned sender is dropped.
+    fn hold(url: &str, lock: String) -> std::sync::mpsc::Sender<()> {
+        let (held_tx, held) = std::sync::mpsc::channel::<()>();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let url = url.to_string();
+        std::thread::spawn(move || {
+            let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            c.batch_execute(&format!("SELECT {lock}")).unwrap();
+            held_tx.send(()).unwrap();
+            let _ = released.recv();
+            c.batch_execute("SELECT pg_advisory_unlock_all()").unwrap();
+        });
+        held.recv().expect("the lock was taken");
+        release
+    }
+
+    /// Waits until `n` advisory lock requests of the database wait.
+    async fn until_waiting(db: &TestDb, n: i64) {
+        let sql = "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+                   AND database = (SELECT oid FROM pg_database WHERE datname = current_database())";
+        for _ in 0..1000 {
+            if db.count(sql) >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{n} advisory lock request(s) never waited");
+    }
+
+    async fn meta_keys(s: &SqlStore) -> Vec<String> {
+        s.read(|c| {
+            let mut st = c.prepare("SELECT key FROM meta WHERE value = 'x' ORDER BY key")?;
+            let rows = st.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+        .unwrap()
+    }
+
+    /// A business's jobs wait for its shard's lock alone: when another node holds one shard, the
+    /// other shards' batches commit, and instance-wide batches wait for every shard's batch
+    /// under way; an instance-wide batch of another node holds every shard back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_shard_waits_for_its_own_lock_and_for_instance_wide_batches() {
+        let Some(db) =
+            TestDb::create("a_shard_waits_for_its_own_lock_and_for_instance_wide_batches")
+        else {
+            return;
+        };
+        let s = Arc::new(SqlStore::open_postgres(&db.url, PostgresOptions::default()).unwrap());
+        let put = |s: &Arc<SqlStore>, route: Option<String>, key: &'static str| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let job = move |c: &Conn, _: &mut Memory| -> StoreResult<()> {
+                    c.execute("INSERT INTO meta (key, value) VALUES (?1, 'x')", [key])?;
+                    Ok(())
+                };
+                match &route {
+                    Some(b) => s.write_fast_on(Route::Business(b), job).await,
+                    None => s.write_mem(job).await,
+                }
+            })
+        };
+        let within = |h| tokio::time::timeout(Duration::from_secs(10), h);
+        let (a, b) = businesses_in_two_shards();
+
+        // another node's batch holds a's shard
+        let release = hold(
+            &db.url,
+            format!("pg_advisory_lock({SHARD_LOCK_CLASS}, {})", shard_of(&a)),
+        );
+        let job_a = put(&s, Some(a.clone()), "a");
+        until_waiting(&db, 1).await;
+        within(put(&s, Some(b.clone()), "b"))
+            .await
+            .expect("b's shard does not wait for a's")
+            .unwrap()
+            .unwrap();
+        let global = put(&s, None, "global");
+        until_waiting(&db, 2).await;
+        assert!(!job_a.is_finished() && !global.is_finished());
+        assert_eq!(meta_keys(&s).await, ["b"]);
+        drop(release);
+        within(job_a).await.unwrap().unwrap().unwrap();
+        within(global).await.unwrap().unwrap().unwrap();
+        assert_eq!(meta_keys(&s).await, ["a", "b", "global"]);
+
+        // another node's instance-wide batch holds every shard
+        let release = hold(&db.url, format!("pg_advisory_lock({WRITE_LOCK})"));
+        let job_b = put(&s, Some(b.clone()), "b2");
+        until_waiting(&db, 1).await;
+        assert!(!job_b.is_finished());
+        drop(release);
+        within(job_b).await.unwrap().unwrap().unwrap();
+        s.close();
+    }
+
+    /// Two nodes race read-modify-write jobs on per-business counters, each on its business's
+    /// shard: no increment is lost, as the shard's lock serializes the batches of one business
+    /// across nodes while different businesses run side by side.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn two_nodes_never_interleave_the_batches_of_one_business() {
+        let Some(db) = TestDb::create("two_nodes_never_interleave_the_batches_of_one_business")
+        else {
+            return;
+        };
+        let a = Arc::new(SqlStore::open_postgres(&db.url, PostgresOptions::default()).unwrap());
+        let b = Arc::new(SqlStore::open_postgres(&db.url, PostgresOptions::default()).unwrap());
+        let businesses: Vec<String> = (0..6).map(|i| format!("business-{i}")).collect();
+        let shards: std::collections::HashSet<usize> =
+            businesses.iter().map(|b| shard_of(b)).collect();
+        assert!(shards.len() > 1, "the businesses span several shards");
+        for biz in &businesses {
+            let key = format!("n:{biz}");
+            a.write(move |c| {
+                c.execute("INSERT INTO meta (key, value) VALUES (?1, '0')", [key])?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..600 {
+            // every business from both nodes
+            let s = if (i / businesses.len()).is_multiple_of(2) {
+                a.clone()
+            } else {
+                b.clone()
+            };
+            let biz = businesses[i % businesses.len()].clone();
+            tasks.spawn(async move {
+                let key = format!("n:{biz}");
+                s.write_fast_on(Route::Business(&biz), move |c, _| {
+                    let n: String =
+                        c.query_row("SELECT value FROM meta WHERE key = ?1", [&key], |r| {
+                            r.get(0)
+                        })?;
+                    let n: i64 = n.parse().unwrap();
+                    c.execute(
+                        "UPDATE meta SET value = ?1 WHERE key = ?2",
+                        [(n + 1).to_string(), key.clone()],
+                    )?;
+                    Ok(())
+                })
+                .await
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            r.unwrap().unwrap();
+        }
+        for biz in &businesses {
+            let key = format!("n:{biz}");
+            let n: String = b
+                .read(move |c| {
+                    Ok(c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))?)
+                })
+                .await
+                .unwrap();
+            assert_eq!(n, "100", "{biz}");
+        }
+        a.close();
+        b.close();
+    }
+
+    /// Two nodes run the same due deliveries at once, of businesses in several shards (on
+    /// their shards' writers) and of a message that does not exist (instance-wide): each
+    /// message is delivered once, with one status row and one webhook event, and every task
+    /// is gone.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn two_nodes_run_each_due_delivery_once() {
+        use crate::{NewPhoneNumber, NewTenant, NewWebhook, Store};
+        let Some(db) = TestDb::create("two_nodes_run_each_due_delivery_once") else {
+            return;
+        };
+        let a = SqlStore::open_postgres(&db.url, PostgresOptions::default()).unwrap();
+        let b = SqlStore::open_postgres(&db.url, PostgresOptions::default()).unwrap();
+        let mut shards = std::collections::HashSet::new();
+        for t in 0..4 {
+            let tenant = a
+                .create_tenant(
+                    NewTenant {
+                        business_name: format!("B{t}"),
+                        verified: true,
+                        phone_numbers: vec![NewPhoneNumber {
+                            display_phone_number: format!("+1 555 010 000{t}"),
+                            verified_name: format!("B{t}"),
+                        }],
+                        webhook: Some(NewWebhook {
+                            callback_url: "http://127.0.0.1:9/hook".into(),
+                            verify_token: "vt".into(),
+                        }),
+                    },
+                    1_000,
+                )
+                .await
+                .unwrap();
+            shards.insert(shard_of(&tenant.business_id));
+            let (business, phone) = (tenant.business_id, tenant.phone_numbers[0].id.clone());
+            a.write(move |c| {
+                for i in 0..25 {
+                    let wamid = format!("wamid.{business}.{i}");
+                    c.execute(
+                        "INSERT INTO messages (id, business_id, phone_id, wa_id, direction, type, content, status, created_at) \
+                         VALUES (?1, ?2, ?3, '15550001111', 'out', 'text', '{}', 'sent', 1000)",
+                        crate::params![wamid, business, phone],
+                    )?;
+                    c.execute(
+                        "INSERT INTO tasks (due_at, kind, subject) VALUES (2000, 'deliver', ?1)",
+                        [wamid],
+                    )?;
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+        }
+        assert!(shards.len() > 1, "the businesses span several shards");
+        a.write(|c| {
+            c.execute(
+                "INSERT INTO tasks (due_at, kind, subject) VALUES (2000, 'deliver', 'wamid.gone')",
+                [],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let (ran_a, ran_b) = tokio::join!(a.run_due(3_000, 1_000), b.run_due(3_000, 1_000));
+        assert!(ran_a.unwrap() + ran_b.unwrap() >= 101);
+        assert_eq!(
+            db.count("SELECT COUNT(*) FROM tasks WHERE kind = 'deliver'"),
+            0
+        );
+        assert_eq!(
+            db.count("SELECT COUNT(*) FROM messages WHERE status = 'delivered'"),
+            100
+        );
+        assert_eq!(
+            db.count("SELECT COUNT(*) FROM statuses WHERE status = 'delivered'"),
+            100,
+            "each message delivered once"
+        );
+        assert_eq!(
+            db.count("SELECT COUNT(*) FROM outbox WHERE payload LIKE '%\"delivered\"%'"),
+            100,
+            "one webhook event per delivery"
+        );
+        a.close();
+        b.close();
+    }
+
+    #[test]
+    fn a_business_has_the_same_shard_on_every_node() {
+        // FNV-1a: fixed, so that nodes of different builds agree
+        assert_eq!(
+            shard_of(""),
+            (0xcbf2_9ce4_8422_2325u64 % WRITE_SHARDS as u64) as usize
+        );
+        let spread: std::collections::HashSet<usize> =
+            (0..64).map(|i| shard_of(&format!("{i:015}"))).collect();
+        assert_eq!(
+            spread.len(),
+            WRITE_SHARDS,
+            "business ids spread over every shard"
+        );
     }
 
     /// The purge's id list (one JSON parameter, unpacked by PostgreSQL's JSON functions).

@@ -3,7 +3,8 @@
 //! The jobs in this folder (`ops`, `compliance`, `consent`, `templates`, `webhooks`, `read`)
 //! are written against [`crate::db::Conn`] and serve the PostgreSQL backend too
 //! ([`crate::postgres`]): the writer, the readers and the batching below are the same, only the
-//! connection and the transaction's first statement differ.
+//! connection and the transaction's first statement differ, and PostgreSQL runs several writers
+//! (one for instance-wide jobs, one per business shard: see [`Route`]).
 //!
 //! **One writer, group commit.** Every write is a job sent to a single writer thread. The
 //! thread takes the first job waiting, opens a transaction, then keeps running jobs for as long
@@ -55,8 +56,9 @@ pub(crate) type Connector = Arc<dyn Fn() -> StoreResult<Conn> + Send + Sync>;
 /// What differs between backends around the shared jobs.
 #[derive(Clone)]
 pub(crate) struct Backend {
-    /// Opens the batch's transaction.
-    pub begin: &'static str,
+    /// Opens a batch's transaction, one per writer thread: SQLite has one writer; PostgreSQL
+    /// has the instance-wide writer first, then one per business shard (see [`Route`]).
+    pub begins: Vec<String>,
     /// `Some` when connections can be lost and must be re-opened (PostgreSQL).
     pub connector: Option<Connector>,
 }
@@ -161,16 +163,35 @@ impl Default for SqliteOptions {
     }
 }
 
-/// The SQL store: one writer thread that group-commits jobs, and a pool of readers, over
-/// SQLite or PostgreSQL ([`crate::postgres`]). The jobs are the same for both.
+/// Which writer runs a job.
+#[derive(Clone, Copy)]
+pub(crate) enum Route<'a> {
+    /// The instance-wide writer, whose batches exclude every other batch: any job may go here.
+    Global,
+    /// A job that writes only rows of this business portfolio (and reads nothing another
+    /// business's job writes): on PostgreSQL it runs on its shard's writer, whose batches run
+    /// beside other shards' (see [`crate::postgres`]); on SQLite on the one writer.
+    Business(&'a str),
+    /// The writer of this shard, whatever business (for checks that every writer works).
+    Shard(usize),
+}
+
+/// The SQL store: writer threads that group-commit jobs (one on SQLite; on PostgreSQL one for
+/// instance-wide jobs and one per business shard), and a pool of readers, over SQLite or
+/// PostgreSQL ([`crate::postgres`]). The jobs are the same for both.
 pub struct SqlStore {
-    writer: Mutex<Option<mpsc::Sender<Job>>>,
+    /// One sender per writer, in the order of [`Backend::begins`].
+    writers: Mutex<Option<Vec<mpsc::Sender<Job>>>>,
     readers: Arc<Vec<Mutex<Option<Conn>>>>,
     next_reader: AtomicUsize,
-    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    writer_threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// Ends after the writer (which holds its channel), once every batch is answered.
     syncer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     backend: Backend,
+    /// Writers besides the instance-wide one (PostgreSQL's business shards; 0 on SQLite).
+    shards: usize,
+    /// When the scheduler last dropped refilled pacing buckets (PostgreSQL), virtual ms.
+    pub(crate) pacing_purged_at: AtomicI64,
 }
 
 /// The SQLite store (the default backend).
@@ -320,10 +341,10 @@ impl SqlStore {
             WalCtl { copied, wake }
         };
         Self::start(
-            Conn::Sqlite(writer),
+            vec![Conn::Sqlite(writer)],
             readers,
             Backend {
-                begin: "BEGIN IMMEDIATE",
+                begins: vec!["BEGIN IMMEDIATE".into()],
                 connector: None,
             },
             wal_file,
@@ -331,18 +352,21 @@ impl SqlStore {
         )
     }
 
-    /// Starts the writer thread over `writer`, with `readers`.
-    /// With `wal_file`, acknowledgements wait for its fsync by the syncer thread; with `wal`,
-    /// the writer keeps SQLite's WAL bounded (see [`WalCatchUp`]).
+    /// Starts a writer thread over each of `writers` (one per [`Backend::begins`]), with
+    /// `readers`. With `wal_file` (SQLite, one writer), acknowledgements wait for its fsync by
+    /// the syncer thread; with `wal`, the writer keeps SQLite's WAL bounded (see [`WalCatchUp`]).
     pub(crate) fn start(
-        writer: Conn,
+        writers: Vec<Conn>,
         readers: Vec<Conn>,
         backend: Backend,
         wal_file: Option<std::fs::File>,
         wal: Option<WalCtl>,
     ) -> StoreResult<Self> {
-        let (tx, rx) = mpsc::channel::<Job>();
-        let b = backend.clone();
+        if writers.len() != backend.begins.len() || writers.is_empty() {
+            return Err(internal(
+                "one writer connection per batch opening is needed",
+            ));
+        }
         let (syncer, syncer_thread) = match wal_file {
             Some(file) => {
                 let (stx, srx) = mpsc::channel::<Vec<Finisher>>();
@@ -354,29 +378,59 @@ impl SqlStore {
             }
             None => (None, None),
         };
-        let handle = std::thread::Builder::new()
-            .name("store-writer".into())
-            .spawn(move || {
+        let (mut syncer, mut wal) = (syncer, wal);
+        let shards = writers.len() - 1;
+        let mut senders = Vec::with_capacity(writers.len());
+        let mut handles = Vec::with_capacity(writers.len());
+        for (i, conn) in writers.into_iter().enumerate() {
+            let (tx, rx) = mpsc::channel::<Job>();
+            let b = backend.clone();
+            let begin = backend.begins[i].clone();
+            // the syncer and the WAL's upkeep belong to SQLite's only writer
+            let (syncer, wal) = (syncer.take(), wal.take());
+            let name = if i == 0 {
+                "store-writer".to_string()
+            } else {
+                format!("store-writer-{i}")
+            };
+            let spawned = std::thread::Builder::new().name(name).spawn(move || {
                 writer_loop(
                     Writer {
-                        conn: writer,
+                        conn,
                         mem: Memory::default(),
                         poisoned: false,
                     },
                     rx,
+                    &begin,
                     b,
                     syncer,
                     wal,
                 )
-            })
-            .map_err(internal)?;
+            });
+            match spawned {
+                Ok(h) => {
+                    senders.push(tx);
+                    handles.push(h);
+                }
+                Err(e) => {
+                    // stop the writers started so far
+                    drop(senders);
+                    for h in handles {
+                        let _ = h.join();
+                    }
+                    return Err(internal(e));
+                }
+            }
+        }
         Ok(SqlStore {
-            writer: Mutex::new(Some(tx)),
+            writers: Mutex::new(Some(senders)),
             readers: Arc::new(readers.into_iter().map(|c| Mutex::new(Some(c))).collect()),
             next_reader: AtomicUsize::new(0),
-            writer_thread: Mutex::new(Some(handle)),
+            writer_threads: Mutex::new(handles),
             syncer_thread: Mutex::new(syncer_thread),
             backend,
+            shards,
+            pacing_purged_at: AtomicI64::new(i64::MIN),
         })
     }
 
@@ -397,7 +451,7 @@ impl SqlStore {
         T: Send + 'static,
         F: FnOnce(&Conn, &mut Memory) -> StoreResult<T> + Send + 'static,
     {
-        self.submit(true, f).await
+        self.submit(Route::Global, true, f).await
     }
 
     /// [`Self::write_mem`] without a savepoint, for the hot send path. A savepoint makes SQLite
@@ -410,10 +464,38 @@ impl SqlStore {
         T: Send + 'static,
         F: FnOnce(&Conn, &mut Memory) -> StoreResult<T> + Send + 'static,
     {
-        self.submit(false, f).await
+        self.submit(Route::Global, false, f).await
     }
 
-    async fn submit<T, F>(&self, savepoint: bool, f: F) -> StoreResult<T>
+    /// [`Self::write_mem`] on the writer of `route` (see [`Route`]).
+    pub(crate) async fn write_mem_on<T, F>(&self, route: Route<'_>, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Conn, &mut Memory) -> StoreResult<T> + Send + 'static,
+    {
+        self.submit(route, true, f).await
+    }
+
+    /// Are there business shards, each with a writer of its own (PostgreSQL)?
+    pub(crate) fn sharded(&self) -> bool {
+        self.shards > 0
+    }
+
+    /// The routes to every writer: the instance-wide one, then each shard's.
+    pub(crate) fn every_writer(&self) -> impl Iterator<Item = Route<'static>> {
+        std::iter::once(Route::Global).chain((0..self.shards).map(Route::Shard))
+    }
+
+    /// [`Self::write_fast`] on the writer of `route` (see [`Route`]).
+    pub(crate) async fn write_fast_on<T, F>(&self, route: Route<'_>, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Conn, &mut Memory) -> StoreResult<T> + Send + 'static,
+    {
+        self.submit(route, false, f).await
+    }
+
+    async fn submit<T, F>(&self, route: Route<'_>, savepoint: bool, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Conn, &mut Memory) -> StoreResult<T> + Send + 'static,
@@ -495,11 +577,18 @@ impl SqlStore {
             }
         });
         {
-            let guard = self.writer.lock().map_err(internal)?;
-            let sender = guard
+            let guard = self.writers.lock().map_err(internal)?;
+            let senders = guard
                 .as_ref()
                 .ok_or_else(|| StoreError::Unavailable("store is shutting down".into()))?;
-            sender
+            let i = match route {
+                Route::Business(b) if senders.len() > 1 => 1 + crate::postgres::shard_of(b),
+                Route::Shard(k) if senders.len() > 1 => 1 + k,
+                _ => 0,
+            };
+            senders
+                .get(i)
+                .ok_or_else(|| internal("no writer for this shard"))?
                 .send(job)
                 .map_err(|_| StoreError::Unavailable("the writer thread stopped".into()))?;
         }
@@ -554,14 +643,17 @@ impl SqlStore {
     /// Stops the writer after the jobs already queued, and returns once every committed batch
     /// was answered; used on shutdown and by tests.
     pub fn close(&self) {
-        if let Ok(mut w) = self.writer.lock() {
+        if let Ok(mut w) = self.writers.lock() {
             w.take();
         }
-        for thread in [&self.writer_thread, &self.syncer_thread] {
-            if let Ok(mut h) = thread.lock() {
-                if let Some(h) = h.take() {
-                    let _ = h.join();
-                }
+        if let Ok(mut hs) = self.writer_threads.lock() {
+            for h in hs.drain(..) {
+                let _ = h.join();
+            }
+        }
+        if let Ok(mut h) = self.syncer_thread.lock() {
+            if let Some(h) = h.take() {
+                let _ = h.join();
             }
         }
     }
@@ -569,7 +661,7 @@ impl SqlStore {
 
 impl Drop for SqlStore {
     fn drop(&mut self) {
-        if let Ok(mut w) = self.writer.lock() {
+        if let Ok(mut w) = self.writers.lock() {
             w.take();
         }
     }
@@ -714,6 +806,7 @@ fn syncer(wal: std::fs::File, rx: mpsc::Receiver<Vec<Finisher>>) {
 fn writer_loop(
     mut w: Writer,
     rx: mpsc::Receiver<Job>,
+    begin: &str,
     backend: Backend,
     syncer: Option<mpsc::Sender<Vec<Finisher>>>,
     wal: Option<WalCtl>,
@@ -730,7 +823,7 @@ fn writer_loop(
         let mut begun = Err(String::new());
         for _ in 0..2 {
             begun = rc.ensure(&mut w, &backend).and_then(|()| {
-                w.conn.execute_batch(backend.begin).map_err(|e| {
+                w.conn.execute_batch(begin).map_err(|e| {
                     let msg = message(e);
                     tracing::error!(error = %msg, "cannot begin a write transaction");
                     if backend.connector.is_some() {

@@ -2,7 +2,7 @@
 
 use super::read::{self, json_col};
 use super::Memory;
-use super::{internal, SqliteStore};
+use super::{internal, Route, SqliteStore};
 use crate::db::{Conn, OptionalExtension};
 use crate::ids;
 use crate::params;
@@ -23,6 +23,8 @@ use greenlight_domain::webhook::{self, ConversationInfo, Metadata, StatusChange}
 use greenlight_domain::{bsuid, ApiError, Millis, DAY};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 
 /// One webhook event to queue: a change of `field`, its `value` as JSON text (as `serde_json`
 /// writes it: compact, keys sorted; `webhook::envelope_bytes` relies on it).
@@ -1114,6 +1116,159 @@ const DELIVER_READ: &str = "SELECT m.business_id, m.phone_id, m.wa_id, m.status,
      LEFT JOIN contacts ct ON ct.business_id = m.business_id AND ct.wa_id = m.wa_id \
      WHERE m.id = ?1 AND m.direction = 'out'";
 
+/// The tasks due at `?1`, oldest first, at most `?2`.
+const DUE_TASKS: &str =
+    "SELECT id, kind, subject FROM tasks WHERE due_at <= ?1 ORDER BY due_at, id LIMIT ?2";
+
+/// How often the scheduler drops refilled pacing buckets (PostgreSQL: see `run_due_sharded`).
+const PACING_PURGE_EVERY_MS: Millis = 60_000;
+
+/// Runs a task other than `deliver` and deletes it, in a savepoint of its own: one that fails
+/// is retried a minute later and never holds up the others. (A savepoint costs a copy of each
+/// page it touches on SQLite, so deliveries, the hot tasks, run without one.)
+fn run_task(
+    c: &Conn,
+    mem: &mut Memory,
+    id: i64,
+    kind: &str,
+    subject: &str,
+    now: Millis,
+) -> StoreResult<()> {
+    c.execute_batch("SAVEPOINT task")?;
+    // a task may change configuration (a tier, a restriction): the deliveries after it read
+    // the cache afresh
+    mem.recheck_config();
+    let ran = match kind {
+        "review" => super::templates::run_review(c, subject, now),
+        other => super::compliance::run_task(c, other, subject, now).map(|_| ()),
+    };
+    match ran {
+        Ok(()) => {
+            c.prepare_cached("DELETE FROM tasks WHERE id = ?1")?
+                .execute(params![id])?;
+            c.execute_batch("RELEASE task")?;
+        }
+        Err(e) => {
+            c.execute_batch("ROLLBACK TO task; RELEASE task")?;
+            tracing::error!(task = id, kind = %kind, error = %e, "a scheduled task failed; retrying in a minute");
+            c.prepare_cached("UPDATE tasks SET due_at = ?1 WHERE id = ?2")?
+                .execute(params![now + 60_000, id])?;
+        }
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    /// [`Store::run_due`] on PostgreSQL. What is due, and whose message each delivery is, are
+    /// read beside the writers; each business's deliveries then run on its shard's writer,
+    /// beside the sends of other businesses, and only the other tasks (and, once a minute, the
+    /// purge of refilled pacing buckets) take an instance-wide batch, which holds every shard
+    /// back. Under the locks each task is read again: a delivery of a message no longer `sent`
+    /// does nothing, and a task another node ran meanwhile is gone, so nodes racing on the same
+    /// due tasks run each once.
+    async fn run_due_sharded(&self, now: Millis, limit: usize) -> StoreResult<usize> {
+        type Due = Vec<(i64, String, String)>;
+        let (due, owners) = self
+            .read(move |c| -> StoreResult<(Due, Vec<Option<String>>)> {
+                let due = c
+                    .prepare_cached(DUE_TASKS)?
+                    .query_map(params![now, limit as i64], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })?
+                    .collect::<Result<Due, _>>()?;
+                let wamids = due
+                    .iter()
+                    .filter(|(_, kind, _)| kind == "deliver")
+                    .map(|(_, _, subject)| vec![crate::db::Value::Text(subject.clone())])
+                    .collect();
+                let owners = c
+                    .query_each(
+                        "SELECT business_id FROM messages WHERE id = ?1 AND direction = 'out'",
+                        wamids,
+                        |r| r.get(0),
+                    )?
+                    .into_iter()
+                    .map(Option::flatten)
+                    .collect();
+                Ok((due, owners))
+            })
+            .await?;
+        let mut owners = owners.into_iter();
+        let mut deliveries: HashMap<String, Vec<(i64, String)>> = HashMap::new();
+        let mut others = Vec::new();
+        for (id, kind, subject) in &due {
+            let owner = if kind == "deliver" {
+                owners.next().flatten()
+            } else {
+                None
+            };
+            match owner {
+                Some(b) => deliveries
+                    .entry(b)
+                    .or_default()
+                    .push((*id, subject.clone())),
+                // other tasks, and deliveries of messages not found (they do nothing but go)
+                None => others.push(*id),
+            }
+        }
+        let purge = now.saturating_sub(self.pacing_purged_at.load(Ordering::Relaxed))
+            >= PACING_PURGE_EVERY_MS;
+        let shards = deliveries.into_iter().map(|(business, list)| async move {
+            self.write_mem_on(Route::Business(&business), move |c, mem| {
+                for (id, wamid) in &list {
+                    deliver(c, mem, wamid, now)?;
+                    c.defer("DELETE FROM tasks WHERE id = ?1", params![id])?;
+                }
+                Ok(())
+            })
+            .await
+        });
+        let instance_wide = async {
+            if others.is_empty() && !purge {
+                return StoreResult::Ok(());
+            }
+            self.write_mem(move |c, mem| {
+                for id in others {
+                    let task: Option<(String, String)> = c
+                        .prepare_cached("SELECT kind, subject FROM tasks WHERE id = ?1")?
+                        .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .optional()?;
+                    match task {
+                        None => {} // another node ran it
+                        Some((kind, subject)) if kind == "deliver" => {
+                            deliver(c, mem, &subject, now)?;
+                            c.defer("DELETE FROM tasks WHERE id = ?1", params![id])?;
+                        }
+                        Some((kind, subject)) => run_task(c, mem, id, &kind, &subject, now)?,
+                    }
+                }
+                if purge {
+                    // Every bucket refills within 270 s (the pair rate's 45 at one per 6 s);
+                    // older rows equal absent ones, so they go (what SQLite's in-memory buckets
+                    // do too).
+                    c.defer(
+                        "DELETE FROM pacing_buckets WHERE updated_at < ?1",
+                        params![now - PACING_FORGET_MS],
+                    )?;
+                }
+                Ok(())
+            })
+            .await?;
+            if purge {
+                self.pacing_purged_at.store(now, Ordering::Relaxed);
+            }
+            Ok(())
+        };
+        let (shards, instance_wide) =
+            tokio::join!(futures_util::future::join_all(shards), instance_wide);
+        for r in shards {
+            r?;
+        }
+        instance_wide?;
+        Ok(due.len())
+    }
+}
+
 fn to_deliver(r: &crate::db::Row<'_>) -> crate::db::Result<ToDeliver> {
     Ok(ToDeliver {
         business_id: r.get(0)?,
@@ -1335,12 +1490,18 @@ const INBOUND_TYPES: &[&str] = &[
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
-        // Through the writer: ready means writes can commit, not only that the file is readable.
-        self.write(|c| {
-            c.query_row("SELECT 1", [], |_| Ok(()))?;
-            Ok(())
-        })
-        .await
+        // Through every writer: ready means writes can commit (each writer has a connection of
+        // its own on PostgreSQL), not only that the database is readable.
+        let pings = self.every_writer().map(|route| {
+            self.write_mem_on(route, |c, _| {
+                c.query_row("SELECT 1", [], |_| Ok(()))?;
+                Ok(())
+            })
+        });
+        futures_util::future::join_all(pings)
+            .await
+            .into_iter()
+            .collect()
     }
 
     async fn clock_offset(&self) -> StoreResult<Millis> {
@@ -1530,9 +1691,14 @@ impl Store for SqliteStore {
         let scope = scope.clone();
         // The refusal is returned as a value so that its audit row commits with the batch. No
         // savepoint (see `write_fast`): send_tx returns `Api` errors only before its first write.
-        self.write_fast(move |c, m| send_tx(c, m, &scope, cmd))
-            .await?
-            .map_err(StoreError::Api)
+        // A send reads and writes its business's rows only: on PostgreSQL, sends of different
+        // businesses run on their shards' writers side by side.
+        let business = scope.business_id.clone();
+        self.write_fast_on(Route::Business(&business), move |c, m| {
+            send_tx(c, m, &scope, cmd)
+        })
+        .await?
+        .map_err(StoreError::Api)
     }
 
     async fn check(&self, scope: &Scope, cmd: SendCommand) -> StoreResult<CheckResult> {
@@ -1751,10 +1917,19 @@ impl Store for SqliteStore {
     }
 
     async fn run_due(&self, now: Millis, limit: usize) -> StoreResult<usize> {
+        if self.sharded() {
+            return self.run_due_sharded(now, limit).await;
+        }
         self.write_mem(move |c, mem| {
-            let mut stmt = c.prepare_cached("SELECT id, kind, subject FROM tasks WHERE due_at <= ?1 ORDER BY due_at, id LIMIT ?2")?;
+            let mut stmt = c.prepare_cached(DUE_TASKS)?;
             let due = stmt
-                .query_map(params![now, limit as i64], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?
+                .query_map(params![now, limit as i64], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                })?
                 .collect::<Result<Vec<_>, _>>()?;
             drop(stmt);
             // The messages and user ids of the deliveries at the head of the list, read
@@ -1771,8 +1946,7 @@ impl Store for SqliteStore {
             for (id, kind, subject) in &due {
                 // `deliver` (one per message: the hot one) fails only on a database error, which
                 // fails the whole run and is retried on the next tick. Every other task runs in its
-                // own savepoint: one that fails is retried a minute later and never holds up the
-                // others. (A savepoint costs a copy of each page it touches, so not per delivery.)
+                // own savepoint (see `run_task`).
                 if kind == "deliver" {
                     match read.next() {
                         Some(row) if delivered.insert(subject.as_str()) => {
@@ -1783,33 +1957,7 @@ impl Store for SqliteStore {
                     c.defer("DELETE FROM tasks WHERE id = ?1", params![id])?;
                     continue;
                 }
-                c.execute_batch("SAVEPOINT task")?;
-                // a task may change configuration (a tier, a restriction): the deliveries after
-                // it read the cache afresh
-                mem.recheck_config();
-                let ran = match kind.as_str() {
-                    "review" => super::templates::run_review(c, subject, now),
-                    other => super::compliance::run_task(c, other, subject, now).map(|_| ()),
-                };
-                match ran {
-                    Ok(()) => {
-                        c.prepare_cached("DELETE FROM tasks WHERE id = ?1")?.execute(params![id])?;
-                        c.execute_batch("RELEASE task")?;
-                    }
-                    Err(e) => {
-                        c.execute_batch("ROLLBACK TO task; RELEASE task")?;
-                        tracing::error!(task = id, kind = %kind, error = %e, "a scheduled task failed; retrying in a minute");
-                        c.prepare_cached("UPDATE tasks SET due_at = ?1 WHERE id = ?2")?.execute(params![now + 60_000, id])?;
-                    }
-                }
-            }
-            if c.is_pg() {
-                // Every bucket refills within 270 s (the pair rate's 45 at one per 6 s); older
-                // rows equal absent ones, so they go (what SQLite's in-memory buckets do too).
-                c.defer(
-                    "DELETE FROM pacing_buckets WHERE updated_at < ?1",
-                    params![now - PACING_FORGET_MS],
-                )?;
+                run_task(c, mem, *id, kind, subject, now)?;
             }
             Ok(due.len())
         })
