@@ -3,9 +3,10 @@
 //! Rules are not implemented here. A write that depends on state (a send, an inbound message)
 //! runs as one unit of work inside the backend: load the facts, call the pure engine in
 //! `greenlight_domain::policy`, write the effects and the webhook events it implies. The
-//! backend guarantees that units of work do not interleave (one writer thread that group-commits;
-//! on PostgreSQL each batch also holds a cluster-wide advisory lock) and that an `Ok` means
-//! committed.
+//! backend guarantees that units of work do not interleave where they could change each other's
+//! outcome (one writer thread that group-commits; on PostgreSQL one per business shard and one
+//! for instance-wide work, each batch holding advisory locks across nodes) and that an `Ok`
+//! means committed.
 //!
 //! Every method that reads or writes tenant data takes the tenant's [`Scope`]: there is no
 //! unscoped lookup to forget a filter on.

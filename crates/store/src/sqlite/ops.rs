@@ -886,7 +886,8 @@ pub(crate) fn apply_effects(
     }
     if e.take_tokens && ev.pacing && conn.is_pg() {
         // several nodes share the buckets: read and write them in this transaction
-        // (as read for the decision: the batch holds the write lock, nobody changed them since)
+        // (as read for the decision: the batch holds its business's lock, nobody changed them
+        // since)
         let level = throughput_level(&phone.throughput_level);
         for (wa_id, mut b, rate, burst) in [
             (None, ev.buckets.0, level.mps(), level.burst()),
@@ -1215,8 +1216,20 @@ impl SqliteStore {
             >= PACING_PURGE_EVERY_MS;
         let shards = deliveries.into_iter().map(|(business, list)| async move {
             self.write_mem_on(Route::Business(&business), move |c, mem| {
-                for (id, wamid) in &list {
-                    deliver(c, mem, wamid, now)?;
+                // the messages read again under the shard's lock, together (one round trip):
+                // they stay true while each delivery changes its own message alone
+                let wamids = list
+                    .iter()
+                    .map(|(_, wamid)| vec![crate::db::Value::Text(wamid.clone())])
+                    .collect();
+                let rows = c.query_each(DELIVER_READ, wamids, to_deliver)?;
+                let mut delivered = std::collections::HashSet::new();
+                for ((id, wamid), row) in list.iter().zip(rows) {
+                    if delivered.insert(wamid.as_str()) {
+                        deliver_read(c, mem, wamid, row, now)?;
+                    } else {
+                        deliver(c, mem, wamid, now)?;
+                    }
                     c.defer("DELETE FROM tasks WHERE id = ?1", params![id])?;
                 }
                 Ok(())
@@ -1230,11 +1243,13 @@ impl SqliteStore {
             self.write_mem(move |c, mem| {
                 for id in others {
                     let task: Option<(String, String)> = c
-                        .prepare_cached("SELECT kind, subject FROM tasks WHERE id = ?1")?
-                        .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .prepare_cached(
+                            "SELECT kind, subject FROM tasks WHERE id = ?1 AND due_at <= ?2",
+                        )?
+                        .query_row(params![id, now], |r| Ok((r.get(0)?, r.get(1)?)))
                         .optional()?;
                     match task {
-                        None => {} // another node ran it
+                        None => {} // another node ran it (or put it off after a failure)
                         Some((kind, subject)) if kind == "deliver" => {
                             deliver(c, mem, &subject, now)?;
                             c.defer("DELETE FROM tasks WHERE id = ?1", params![id])?;
