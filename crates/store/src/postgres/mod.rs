@@ -71,6 +71,35 @@ pub fn shard_of(business_id: &str) -> usize {
     (h % WRITE_SHARDS as u64) as usize
 }
 
+/// How this build shards businesses; every node on one database must shard alike.
+fn sharding() -> String {
+    format!("{WRITE_SHARDS} shards, fnv1a-64")
+}
+
+/// Records this build's sharding in the database, or refuses to start beside nodes that shard
+/// otherwise (they would lock one business under two different shard locks, and its limits
+/// would no longer be exact). Nodes of a build before shards take only the instance-wide lock,
+/// exclusively: they may run beside any.
+fn check_sharding(conn: &Conn) -> StoreResult<()> {
+    let mine = sharding();
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('write_shards', ?1) ON CONFLICT (key) DO NOTHING",
+        [&mine],
+    )?;
+    let theirs: String = conn.query_row(
+        "SELECT value FROM meta WHERE key = 'write_shards'",
+        [],
+        |r| r.get(0),
+    )?;
+    if theirs != mine {
+        return Err(StoreError::Internal(format!(
+            "this database's nodes run {theirs}, this build runs {mine}: run one build on \
+             every node (after stopping them all, delete the `write_shards` row of `meta`)"
+        )));
+    }
+    Ok(())
+}
+
 /// Opens a batch of a shard's writer: beside other shards' batches, after every instance-wide
 /// batch that came first, and one at a time with the same shard's batches of other nodes.
 pub(crate) fn shard_begin(shard: usize) -> String {
@@ -198,6 +227,7 @@ impl SqlStore {
         let (writers, readers) = off_runtime(|| -> StoreResult<(Vec<Conn>, Vec<Conn>)> {
             let writer = connect(&c)?;
             migrate_conn(&writer)?;
+            check_sharding(&writer)?;
             let mut writers = vec![writer];
             for _ in 0..WRITE_SHARDS {
                 writers.push(connect(&c)?);
@@ -469,7 +499,8 @@ mod tests {
     /// Two nodes run the same due deliveries at once, of businesses in several shards (on
     /// their shards' writers), with two tasks for some messages, and of a message that does
     /// not exist (instance-wide): each message is delivered once, with one status row and one
-    /// webhook event, and every task is gone.
+    /// webhook event, and every task is gone. A task due after the deliveries (instance-wide)
+    /// runs after they committed.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn two_nodes_run_each_due_delivery_once() {
         use crate::{NewPhoneNumber, NewTenant, NewWebhook, Store};
@@ -527,12 +558,30 @@ mod tests {
                 "INSERT INTO tasks (due_at, kind, subject) VALUES (2000, 'deliver', 'wamid.gone')",
                 [],
             )?;
+            // a task due after the deliveries (instance-wide), and what it saw when it ran
+            c.execute(
+                "INSERT INTO tasks (due_at, kind, subject) VALUES (2500, 'template_tick', 'none')",
+                [],
+            )?;
+            c.execute_batch(
+                "CREATE TABLE seen (delivered BIGINT NOT NULL); \
+                 CREATE FUNCTION seen() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                 INSERT INTO seen SELECT COUNT(*) FROM statuses WHERE status = 'delivered'; \
+                 RETURN NULL; END $$; \
+                 CREATE TRIGGER seen AFTER DELETE ON tasks FOR EACH ROW \
+                 WHEN (OLD.kind = 'template_tick') EXECUTE FUNCTION seen()",
+            )?;
             Ok(())
         })
         .await
         .unwrap();
         let (ran_a, ran_b) = tokio::join!(a.run_due(3_000, 1_000), b.run_due(3_000, 1_000));
-        assert!(ran_a.unwrap() + ran_b.unwrap() >= 105);
+        assert!(ran_a.unwrap() + ran_b.unwrap() >= 106);
+        assert_eq!(
+            db.count("SELECT MIN(delivered) FROM seen"),
+            100,
+            "the task due after the deliveries ran after them"
+        );
         assert_eq!(
             db.count("SELECT COUNT(*) FROM tasks WHERE kind = 'deliver'"),
             0
@@ -553,6 +602,32 @@ mod tests {
         );
         a.close();
         b.close();
+    }
+
+    /// A node refuses a database whose nodes shard businesses otherwise.
+    #[test]
+    fn a_node_that_shards_otherwise_is_refused() {
+        let Some(db) = TestDb::create("a_node_that_shards_otherwise_is_refused") else {
+            return;
+        };
+        let first = off_runtime(|| SqlStore::open_postgres(&db.url, PostgresOptions::default()));
+        first.unwrap().close();
+        assert_eq!(
+            db.count("SELECT COUNT(*) FROM meta WHERE key = 'write_shards'"),
+            1
+        );
+        off_runtime(|| {
+            let c = connect(&config(&db.url).unwrap()).unwrap();
+            c.execute_batch(
+                "UPDATE meta SET value = '4 shards, fnv1a-64' WHERE key = 'write_shards'",
+            )
+            .unwrap();
+        });
+        let refused = off_runtime(|| SqlStore::open_postgres(&db.url, PostgresOptions::default()));
+        let Err(StoreError::Internal(e)) = refused else {
+            panic!("a node that shards otherwise started");
+        };
+        assert!(e.contains("4 shards") && e.contains(&sharding()), "{e}");
     }
 
     #[test]

@@ -1161,12 +1161,14 @@ fn run_task(
 
 impl SqliteStore {
     /// [`Store::run_due`] on PostgreSQL. What is due, and whose message each delivery is, are
-    /// read beside the writers; each business's deliveries then run on its shard's writer,
-    /// beside the sends of other businesses, and only the other tasks (and, once a minute, the
-    /// purge of refilled pacing buckets) take an instance-wide batch, which holds every shard
-    /// back. Under the locks each task is read again: a delivery of a message no longer `sent`
-    /// does nothing, and a task another node ran meanwhile is gone, so nodes racing on the same
-    /// due tasks run each once.
+    /// read beside the writers. The deliveries at the head of the list then run on their
+    /// businesses' shards, beside the sends of other businesses; only once they committed does
+    /// the rest of the list run, in due order, in one instance-wide batch (which holds every shard
+    /// back): a task after a delivery sees it done, as on SQLite (a quality rating counts the
+    /// `delivered` statuses). So does, once a minute, the purge of refilled pacing buckets. Under
+    /// the locks each task is read again: a delivery of a message no longer `sent` does nothing,
+    /// and a task another node ran meanwhile is gone, so nodes racing on the same due tasks run
+    /// each once.
     async fn run_due_sharded(&self, now: Millis, limit: usize) -> StoreResult<usize> {
         type Due = Vec<(i64, String, String)>;
         let (due, owners) = self
@@ -1194,22 +1196,22 @@ impl SqliteStore {
                 Ok((due, owners))
             })
             .await?;
+        // the deliveries before the first other task, by business; the rest, in order
         let mut owners = owners.into_iter();
         let mut deliveries: HashMap<String, Vec<(i64, String)>> = HashMap::new();
-        let mut others = Vec::new();
+        let mut rest = Vec::new();
         for (id, kind, subject) in &due {
-            let owner = if kind == "deliver" {
-                owners.next().flatten()
-            } else {
-                None
-            };
-            match owner {
+            if !rest.is_empty() || kind != "deliver" {
+                rest.push(*id);
+                continue;
+            }
+            match owners.next().flatten() {
                 Some(b) => deliveries
                     .entry(b)
                     .or_default()
                     .push((*id, subject.clone())),
-                // other tasks, and deliveries of messages not found (they do nothing but go)
-                None => others.push(*id),
+                // a message not found: its task does nothing but go, wherever it runs
+                None => rest.push(*id),
             }
         }
         let purge = now.saturating_sub(self.pacing_purged_at.load(Ordering::Relaxed))
@@ -1236,12 +1238,12 @@ impl SqliteStore {
             })
             .await
         });
-        let instance_wide = async {
-            if others.is_empty() && !purge {
-                return StoreResult::Ok(());
-            }
+        for r in futures_util::future::join_all(shards).await {
+            r?;
+        }
+        if !rest.is_empty() || purge {
             self.write_mem(move |c, mem| {
-                for id in others {
+                for id in rest {
                     let task: Option<(String, String)> = c
                         .prepare_cached(
                             "SELECT kind, subject FROM tasks WHERE id = ?1 AND due_at <= ?2",
@@ -1272,14 +1274,7 @@ impl SqliteStore {
             if purge {
                 self.pacing_purged_at.store(now, Ordering::Relaxed);
             }
-            Ok(())
-        };
-        let (shards, instance_wide) =
-            tokio::join!(futures_util::future::join_all(shards), instance_wide);
-        for r in shards {
-            r?;
         }
-        instance_wide?;
         Ok(due.len())
     }
 }
