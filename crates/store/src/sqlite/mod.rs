@@ -360,14 +360,14 @@ impl SqlStore {
         readers: Vec<Conn>,
         backend: Backend,
         wal_file: Option<std::fs::File>,
-        wal: Option<WalCtl>,
+        mut wal: Option<WalCtl>,
     ) -> StoreResult<Self> {
         if writers.len() != backend.begins.len() || writers.is_empty() {
             return Err(internal(
                 "one writer connection per batch opening is needed",
             ));
         }
-        let (syncer, syncer_thread) = match wal_file {
+        let (mut syncer, syncer_thread) = match wal_file {
             Some(file) => {
                 let (stx, srx) = mpsc::channel::<Vec<Finisher>>();
                 let handle = std::thread::Builder::new()
@@ -378,7 +378,6 @@ impl SqlStore {
             }
             None => (None, None),
         };
-        let (mut syncer, mut wal) = (syncer, wal);
         let shards = writers.len() - 1;
         let mut senders = Vec::with_capacity(writers.len());
         let mut handles = Vec::with_capacity(writers.len());

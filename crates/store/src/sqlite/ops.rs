@@ -1124,6 +1124,46 @@ const DUE_TASKS: &str =
 /// How often the scheduler drops refilled pacing buckets (PostgreSQL: see `run_due_sharded`).
 const PACING_PURGE_EVERY_MS: Millis = 60_000;
 
+/// Runs the deliveries `(task id, wamid)` and deletes their tasks. Their messages (and user ids)
+/// are read together first, one round trip on PostgreSQL instead of one per delivery: the rows
+/// stay true while only deliveries run, each changing its own message alone; a message listed
+/// twice is read again the second time. A delivery fails only on a database error, which fails
+/// the whole job (retried on the next tick).
+fn deliver_all(c: &Conn, mem: &mut Memory, list: &[(i64, String)], now: Millis) -> StoreResult<()> {
+    let wamids = list
+        .iter()
+        .map(|(_, wamid)| vec![crate::db::Value::Text(wamid.clone())])
+        .collect();
+    let rows = c.query_each(DELIVER_READ, wamids, to_deliver)?;
+    let mut delivered = std::collections::HashSet::new();
+    for ((id, wamid), row) in list.iter().zip(rows) {
+        if delivered.insert(wamid.as_str()) {
+            deliver_read(c, mem, wamid, row, now)?;
+        } else {
+            deliver(c, mem, wamid, now)?;
+        }
+        c.defer("DELETE FROM tasks WHERE id = ?1", params![id])?;
+    }
+    Ok(())
+}
+
+/// Runs one due task of any kind: a delivery (reading its message) or [`run_task`].
+fn run_due_task(
+    c: &Conn,
+    mem: &mut Memory,
+    id: i64,
+    kind: &str,
+    subject: &str,
+    now: Millis,
+) -> StoreResult<()> {
+    if kind == "deliver" {
+        deliver(c, mem, subject, now)?;
+        c.defer("DELETE FROM tasks WHERE id = ?1", params![id])?;
+        return Ok(());
+    }
+    run_task(c, mem, id, kind, subject, now)
+}
+
 /// Runs a task other than `deliver` and deletes it, in a savepoint of its own: one that fails
 /// is retried a minute later and never holds up the others. (A savepoint costs a copy of each
 /// page it touches on SQLite, so deliveries, the hot tasks, run without one.)
@@ -1217,24 +1257,9 @@ impl SqliteStore {
         let purge = now.saturating_sub(self.pacing_purged_at.load(Ordering::Relaxed))
             >= PACING_PURGE_EVERY_MS;
         let shards = deliveries.into_iter().map(|(business, list)| async move {
+            // the messages read again under the shard's lock
             self.write_mem_on(Route::Business(&business), move |c, mem| {
-                // the messages read again under the shard's lock, together (one round trip):
-                // they stay true while each delivery changes its own message alone
-                let wamids = list
-                    .iter()
-                    .map(|(_, wamid)| vec![crate::db::Value::Text(wamid.clone())])
-                    .collect();
-                let rows = c.query_each(DELIVER_READ, wamids, to_deliver)?;
-                let mut delivered = std::collections::HashSet::new();
-                for ((id, wamid), row) in list.iter().zip(rows) {
-                    if delivered.insert(wamid.as_str()) {
-                        deliver_read(c, mem, wamid, row, now)?;
-                    } else {
-                        deliver(c, mem, wamid, now)?;
-                    }
-                    c.defer("DELETE FROM tasks WHERE id = ?1", params![id])?;
-                }
-                Ok(())
+                deliver_all(c, mem, &list, now)
             })
             .await
         });
@@ -1250,13 +1275,9 @@ impl SqliteStore {
                         )?
                         .query_row(params![id, now], |r| Ok((r.get(0)?, r.get(1)?)))
                         .optional()?;
-                    match task {
-                        None => {} // another node ran it (or put it off after a failure)
-                        Some((kind, subject)) if kind == "deliver" => {
-                            deliver(c, mem, &subject, now)?;
-                            c.defer("DELETE FROM tasks WHERE id = ?1", params![id])?;
-                        }
-                        Some((kind, subject)) => run_task(c, mem, id, &kind, &subject, now)?,
+                    // none: another node ran it (or put it off after a failure)
+                    if let Some((kind, subject)) = task {
+                        run_due_task(c, mem, id, &kind, &subject, now)?;
                     }
                 }
                 if purge {
@@ -1698,14 +1719,13 @@ impl Store for SqliteStore {
     }
 
     async fn send(&self, scope: &Scope, cmd: SendCommand) -> StoreResult<SendResult> {
-        let scope = scope.clone();
+        let job_scope = scope.clone();
         // The refusal is returned as a value so that its audit row commits with the batch. No
         // savepoint (see `write_fast`): send_tx returns `Api` errors only before its first write.
         // A send reads and writes its business's rows only: on PostgreSQL, sends of different
         // businesses run on their shards' writers side by side.
-        let business = scope.business_id.clone();
-        self.write_fast_on(Route::Business(&business), move |c, m| {
-            send_tx(c, m, &scope, cmd)
+        self.write_fast_on(Route::Business(&scope.business_id), move |c, m| {
+            send_tx(c, m, &job_scope, cmd)
         })
         .await?
         .map_err(StoreError::Api)
@@ -1942,32 +1962,14 @@ impl Store for SqliteStore {
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
             drop(stmt);
-            // The messages and user ids of the deliveries at the head of the list, read
-            // together (one round trip on PostgreSQL instead of two per delivery). They stay
-            // true while only deliveries run, each changing its own message alone; a delivery
-            // after another task, or of a message already delivered in this job, reads again.
-            let wamids: Vec<Vec<crate::db::Value>> = due
+            let head: Vec<(i64, String)> = due
                 .iter()
                 .take_while(|(_, kind, _)| kind == "deliver")
-                .map(|(_, _, subject)| vec![crate::db::Value::Text(subject.clone())])
+                .map(|(id, _, subject)| (*id, subject.clone()))
                 .collect();
-            let mut read = c.query_each(DELIVER_READ, wamids, to_deliver)?.into_iter();
-            let mut delivered = std::collections::HashSet::new();
-            for (id, kind, subject) in &due {
-                // `deliver` (one per message: the hot one) fails only on a database error, which
-                // fails the whole run and is retried on the next tick. Every other task runs in its
-                // own savepoint (see `run_task`).
-                if kind == "deliver" {
-                    match read.next() {
-                        Some(row) if delivered.insert(subject.as_str()) => {
-                            deliver_read(c, mem, subject, row, now)?
-                        }
-                        _ => deliver(c, mem, subject, now)?,
-                    };
-                    c.defer("DELETE FROM tasks WHERE id = ?1", params![id])?;
-                    continue;
-                }
-                run_task(c, mem, *id, kind, subject, now)?;
+            deliver_all(c, mem, &head, now)?;
+            for (id, kind, subject) in &due[head.len()..] {
+                run_due_task(c, mem, *id, kind, subject, now)?;
             }
             Ok(due.len())
         })
