@@ -1147,7 +1147,11 @@ fn deliver_all(c: &Conn, mem: &mut Memory, list: &[(i64, String)], now: Millis) 
     Ok(())
 }
 
-/// Runs one due task of any kind: a delivery (reading its message) or [`run_task`].
+/// Runs one due task of any kind and deletes it. A delivery (one per message: the hot task)
+/// reads its message and runs without a savepoint (on SQLite a savepoint costs a copy of each
+/// page it touches); it fails only on a database error, which fails the whole job. Every other
+/// task runs in a savepoint of its own: one that fails is retried a minute later and never
+/// holds up the others.
 fn run_due_task(
     c: &Conn,
     mem: &mut Memory,
@@ -1161,20 +1165,6 @@ fn run_due_task(
         c.defer("DELETE FROM tasks WHERE id = ?1", params![id])?;
         return Ok(());
     }
-    run_task(c, mem, id, kind, subject, now)
-}
-
-/// Runs a task other than `deliver` and deletes it, in a savepoint of its own: one that fails
-/// is retried a minute later and never holds up the others. (A savepoint costs a copy of each
-/// page it touches on SQLite, so deliveries, the hot tasks, run without one.)
-fn run_task(
-    c: &Conn,
-    mem: &mut Memory,
-    id: i64,
-    kind: &str,
-    subject: &str,
-    now: Millis,
-) -> StoreResult<()> {
     c.execute_batch("SAVEPOINT task")?;
     // a task may change configuration (a tier, a restriction): the deliveries after it read
     // the cache afresh
