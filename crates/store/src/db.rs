@@ -484,13 +484,14 @@ impl rusqlite::ToSql for Value {
 /// a read sees every write queued before it. A queued write that fails aborts the transaction
 /// (PostgreSQL refuses every later statement of it); the failure is reported by the statement
 /// it was sent with and by every later one, `COMMIT` included, until a `ROLLBACK`: nothing built
-/// on a failed write can be acknowledged.
+/// on a failed write can be acknowledged. Rows of a [`RowStatement`] are queued by table and
+/// sent together ([`Conn::defer_row`]).
 pub struct PgConn {
     /// Always `Some` but during `drop`.
     rt: Option<tokio::runtime::Runtime>,
     client: Option<tokio_postgres::Client>,
-    cache: RefCell<HashMap<String, postgres::Statement>>,
-    pending: RefCell<Vec<(postgres::Statement, Vec<Value>)>>,
+    cache: RefCell<HashMap<String, Prepared>>,
+    pending: RefCell<Vec<Pending>>,
     /// The error of a deferred write, until the transaction is rolled back.
     failed: RefCell<Option<StoreError>>,
 }
@@ -506,6 +507,119 @@ impl Drop for PgConn {
                 .spawn(move || drop((client, rt)));
         }
     }
+}
+
+/// A statement that runs once per row of parameters, and that PostgreSQL can also run for many
+/// rows at once: rows deferred with [`Conn::defer_row`] before the next statement that needs an
+/// answer travel in one statement (one execution, one index descent per index, one reply)
+/// instead of one each.
+pub struct RowStatement {
+    /// The one table the statement writes (and reads).
+    pub table: &'static str,
+    /// The statement for one row, on either backend (`?N` parameters).
+    pub one: &'static str,
+    /// PostgreSQL, for any number of rows: parameter `$i` is the array of every row's `i`th
+    /// value, in row order, of type `types[i - 1]`. An `INSERT` keeps the rows' order with
+    /// `unnest(…) WITH ORDINALITY … ORDER BY` (serial ids and `statuses.rowid` follow it).
+    pub many: &'static str,
+    pub types: &'static [ArrayType],
+}
+
+/// The element type of a [`RowStatement`]'s array parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArrayType {
+    Text,
+    Int8,
+}
+
+/// A prepared statement and its text (what [`names`] reads).
+#[derive(Clone)]
+pub struct Prepared {
+    stmt: postgres::Statement,
+    sql: std::sync::Arc<str>,
+}
+
+/// Does `sql` name `table` (as a whole identifier)? How rows of a [`RowStatement`] are known to
+/// be independent of a statement: none of greenlight's statements touches a table it does not
+/// name (no foreign keys, views or triggers reach the tables of row statements).
+fn names(sql: &str, table: &str) -> bool {
+    let ident = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+    sql.match_indices(table).any(|(i, _)| {
+        !ident(sql[..i].chars().next_back()) && !ident(sql[i + table.len()..].chars().next())
+    })
+}
+
+/// A deferred write: one statement, or rows of a [`RowStatement`].
+enum Pending {
+    One(Prepared, Vec<Value>),
+    Rows {
+        of: &'static RowStatement,
+        one: postgres::Statement,
+        many: postgres::Statement,
+        rows: Vec<Vec<Value>>,
+    },
+}
+
+/// One array parameter of a [`RowStatement`] run for many rows.
+#[derive(Debug)]
+enum PgArray {
+    Text(Vec<Option<String>>),
+    Int8(Vec<Option<i64>>),
+}
+
+impl PgArray {
+    /// The `i`th values of `rows`, as `ty`.
+    fn column(rows: &[Vec<Value>], i: usize, ty: ArrayType) -> Result<PgArray> {
+        let bad = |v: &Value| {
+            Error::Store(StoreError::Internal(format!(
+                "row parameter {} of type {ty:?} cannot take {v:?}",
+                i + 1
+            )))
+        };
+        let at = |r: &Vec<Value>| r.get(i).cloned().unwrap_or(Value::Null);
+        Ok(match ty {
+            ArrayType::Text => PgArray::Text(
+                rows.iter()
+                    .map(|r| match at(r) {
+                        Value::Null => Ok(None),
+                        Value::Text(s) => Ok(Some(s)),
+                        Value::Int(n) => Ok(Some(n.to_string())),
+                        v => Err(bad(&v)),
+                    })
+                    .collect::<Result<_>>()?,
+            ),
+            ArrayType::Int8 => PgArray::Int8(
+                rows.iter()
+                    .map(|r| match at(r) {
+                        Value::Null => Ok(None),
+                        Value::Int(n) => Ok(Some(n)),
+                        v => Err(bad(&v)),
+                    })
+                    .collect::<Result<_>>()?,
+            ),
+        })
+    }
+}
+
+impl postgres::types::ToSql for PgArray {
+    fn to_sql(
+        &self,
+        ty: &postgres::types::Type,
+        out: &mut postgres::types::private::BytesMut,
+    ) -> std::result::Result<postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>>
+    {
+        match self {
+            PgArray::Text(v) => v.to_sql(ty, out),
+            PgArray::Int8(v) => v.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(ty: &postgres::types::Type) -> bool {
+        <Vec<Option<String>> as postgres::types::ToSql>::accepts(ty)
+            || <Vec<Option<i64>> as postgres::types::ToSql>::accepts(ty)
+    }
+
+    postgres::types::to_sql_checked!();
 }
 
 fn closed() -> Error {
@@ -557,7 +671,7 @@ impl PgConn {
         }
     }
 
-    fn prepare(&self, sql: &str) -> Result<postgres::Statement> {
+    fn prepare(&self, sql: &str) -> Result<Prepared> {
         if let Some(s) = self.cache.borrow().get(sql) {
             return Ok(s.clone());
         }
@@ -575,13 +689,42 @@ impl PgConn {
         if cache.len() > 512 {
             cache.clear();
         }
-        cache.insert(sql.to_string(), stmt.clone());
-        Ok(stmt)
+        let prepared = Prepared {
+            stmt,
+            sql: translated.into(),
+        };
+        cache.insert(sql.to_string(), prepared.clone());
+        Ok(prepared)
     }
 
     /// Queues a write (see the type's docs).
-    fn defer(&self, stmt: postgres::Statement, values: Vec<Value>) {
-        self.pending.borrow_mut().push((stmt, values));
+    fn defer(&self, stmt: Prepared, values: Vec<Value>) {
+        self.pending.borrow_mut().push(Pending::One(stmt, values));
+    }
+
+    /// Queues a row of `of`: with the last rows of `of` queued, unless a write queued after
+    /// them names its table (see [`Conn::defer_row`]).
+    fn defer_row(&self, of: &'static RowStatement, values: Vec<Value>) -> Result<()> {
+        let mut pending = self.pending.borrow_mut();
+        for p in pending.iter_mut().rev() {
+            match p {
+                Pending::Rows { of: o, rows, .. } if std::ptr::eq(*o, of) => {
+                    rows.push(values);
+                    return Ok(());
+                }
+                Pending::One(s, _) if names(&s.sql, of.table) => break,
+                _ => {}
+            }
+        }
+        drop(pending);
+        let (one, many) = (self.prepare(of.one)?.stmt, self.prepare(of.many)?.stmt);
+        self.pending.borrow_mut().push(Pending::Rows {
+            of,
+            one,
+            many,
+            rows: vec![values],
+        });
+        Ok(())
     }
 
     /// Runs `op` after the queued writes, all sent at once; fails with the first error.
@@ -589,21 +732,84 @@ impl PgConn {
     where
         F: std::future::Future<Output = std::result::Result<T, postgres::Error>>,
     {
+        self.with_pending_past(op, None)
+    }
+
+    /// [`Self::with_pending`] for a statement `op` of text `sql`: queued rows of a
+    /// [`RowStatement`] whose table neither `sql` nor a write sent with it names stay queued,
+    /// to go with the rows of later jobs (running after `op` changes nothing for them).
+    fn with_pending_past<T, F>(&self, op: F, sql: Option<&str>) -> Result<T>
+    where
+        F: std::future::Future<Output = std::result::Result<T, postgres::Error>>,
+    {
         if let Some(e) = self.failed.borrow().as_ref() {
             return Err(Error::Store(e.clone()));
         }
         let (rt, client) = self.parts()?;
-        let pending = std::mem::take(&mut *self.pending.borrow_mut());
+        let mut pending = std::mem::take(&mut *self.pending.borrow_mut());
+        if let Some(sql) = sql {
+            let mut stay = Vec::new();
+            let mut i = 0;
+            while i < pending.len() {
+                let named = match &pending[i] {
+                    Pending::Rows { of, .. } => {
+                        names(sql, of.table)
+                            || pending[i + 1..]
+                                .iter()
+                                .any(|q| matches!(q, Pending::One(s, _) if names(&s.sql, of.table)))
+                    }
+                    Pending::One(..) => true,
+                };
+                if named {
+                    i += 1;
+                } else {
+                    stay.push(pending.remove(i));
+                }
+            }
+            *self.pending.borrow_mut() = stay;
+        }
         if pending.is_empty() {
             return Ok(rt.block_on(op)?);
         }
-        let args: Vec<Refs<'_>> = pending.iter().map(|(_, v)| refs(v)).collect();
-        let writes = futures_util::future::join_all(
-            pending
-                .iter()
-                .zip(&args)
-                .map(|((stmt, _), a)| client.execute(stmt, a)),
-        );
+        // rows of a statement queued more than once go as arrays (built first: the futures
+        // borrow them)
+        let arrays = pending
+            .iter()
+            .map(|p| match p {
+                Pending::Rows { of, rows, .. } if rows.len() > 1 => of
+                    .types
+                    .iter()
+                    .enumerate()
+                    .map(|(i, ty)| PgArray::column(rows, i, *ty))
+                    .collect::<Result<Vec<_>>>(),
+                _ => Ok(Vec::new()),
+            })
+            .collect::<Result<Vec<_>>>();
+        let arrays = match arrays {
+            Ok(a) => a,
+            Err(e) => {
+                // the queued writes are gone: the transaction must not commit
+                let e = StoreError::from(e);
+                *self.failed.borrow_mut() = Some(e.clone());
+                return Err(Error::Store(e));
+            }
+        };
+        let args: Vec<(&postgres::Statement, Refs<'_>)> = pending
+            .iter()
+            .zip(&arrays)
+            .map(|(p, a)| match p {
+                Pending::One(s, v) => (&s.stmt, refs(v)),
+                Pending::Rows { one, rows, .. } if rows.len() == 1 => (one, refs(&rows[0])),
+                Pending::Rows { many, .. } => (
+                    many,
+                    a.iter()
+                        .map(|c| c as &(dyn postgres::types::ToSql + Sync))
+                        .collect(),
+                ),
+            })
+            .collect();
+        let writes =
+            futures_util::future::join_all(args.iter().map(|(stmt, a)| client.execute(*stmt, a)));
         let (written, out) = rt.block_on(futures_util::future::join(writes, op));
         if let Some(e) = written.into_iter().find_map(|r| r.err()) {
             let e = map_pg(e);
@@ -618,32 +824,31 @@ impl PgConn {
         self.with_pending(async { Ok(()) })
     }
 
-    fn query(&self, stmt: &postgres::Statement, values: &[Value]) -> Result<Vec<postgres::Row>> {
+    fn query(&self, stmt: &Prepared, values: &[Value]) -> Result<Vec<postgres::Row>> {
         let (_, client) = self.parts()?;
         let args = refs(values);
-        self.with_pending(client.query(stmt, &args))
+        self.with_pending_past(client.query(&stmt.stmt, &args), Some(&stmt.sql))
     }
 
-    fn execute(&self, stmt: &postgres::Statement, values: &[Value]) -> Result<usize> {
+    fn execute(&self, stmt: &Prepared, values: &[Value]) -> Result<usize> {
         let (_, client) = self.parts()?;
         let args = refs(values);
-        Ok(self.with_pending(client.execute(stmt, &args))? as usize)
+        Ok(self.with_pending_past(client.execute(&stmt.stmt, &args), Some(&stmt.sql))? as usize)
     }
 
     /// `stmt` once per parameter set, all sent at once (after the queued writes).
-    fn query_each(
-        &self,
-        stmt: &postgres::Statement,
-        sets: &[Vec<Value>],
-    ) -> Result<Vec<Vec<postgres::Row>>> {
+    fn query_each(&self, stmt: &Prepared, sets: &[Vec<Value>]) -> Result<Vec<Vec<postgres::Row>>> {
         let (_, client) = self.parts()?;
         let args: Vec<Refs<'_>> = sets.iter().map(|v| refs(v)).collect();
-        self.with_pending(async {
-            futures_util::future::join_all(args.iter().map(|a| client.query(stmt, a)))
-                .await
-                .into_iter()
-                .collect::<std::result::Result<Vec<_>, _>>()
-        })
+        self.with_pending_past(
+            async {
+                futures_util::future::join_all(args.iter().map(|a| client.query(&stmt.stmt, a)))
+                    .await
+                    .into_iter()
+                    .collect::<std::result::Result<Vec<_>, _>>()
+            },
+            Some(&stmt.sql),
+        )
     }
 
     /// Statements without parameters. A `ROLLBACK` (to a savepoint or of the transaction)
@@ -661,14 +866,14 @@ impl PgConn {
     /// Every row of `stmt`, each passed to `f` as it arrives.
     fn for_each(
         &self,
-        stmt: &postgres::Statement,
+        stmt: &Prepared,
         values: &[Value],
         mut f: impl FnMut(&postgres::Row) -> Result<()>,
     ) -> Result<()> {
         use futures_util::StreamExt;
         self.flush()?;
         let (rt, client) = self.parts()?;
-        let stream = rt.block_on(client.query_raw(stmt, values.iter()))?;
+        let stream = rt.block_on(client.query_raw(&stmt.stmt, values.iter()))?;
         let mut stream = std::pin::pin!(stream);
         while let Some(row) = rt.block_on(stream.next()) {
             f(&row?)?;
@@ -714,7 +919,7 @@ pub enum Conn {
 /// A prepared statement of either backend.
 pub enum Stmt<'c> {
     Sqlite(rusqlite::CachedStatement<'c>),
-    Pg(&'c PgConn, postgres::Statement),
+    Pg(&'c PgConn, Prepared),
 }
 
 impl Conn {
@@ -750,6 +955,24 @@ impl Conn {
                 c.defer(stmt, p.values());
                 Ok(())
             }
+        }
+    }
+
+    /// A row of `of`, deferred as by [`Self::defer`]. On PostgreSQL, queued rows of `of` run as
+    /// one statement ([`RowStatement`]). They are not bound to the next statement as other
+    /// deferred writes are: they wait in the queue past every statement that names neither
+    /// their table nor, for writes sent with it, theirs, and are sent with the first that
+    /// does (a read of their table, a write to it, `COMMIT`, a savepoint, [`Self::flush`]). A
+    /// row joins the last queued rows of `of` unless a write queued after them names the
+    /// table: rows and writes of one table keep their order. So the sends of a batch, whose
+    /// reads and other writes are of other tables, insert their messages, statuses, events and
+    /// tasks in four statements. This relies on every statement naming each table it touches
+    /// (no foreign keys, views or triggers reach the tables of row statements). A failing row
+    /// fails the transaction as any deferred write does.
+    pub fn defer_row<P: Params>(&self, of: &'static RowStatement, p: P) -> Result<()> {
+        match self {
+            Conn::Sqlite(_) => self.execute(of.one, p).map(drop),
+            Conn::Pg(c) => c.defer_row(of, p.values()),
         }
     }
 
@@ -899,7 +1122,12 @@ impl Stmt<'_> {
     pub fn column_names(&self) -> Vec<String> {
         match self {
             Stmt::Sqlite(s) => s.column_names().iter().map(|s| s.to_string()).collect(),
-            Stmt::Pg(_, s) => s.columns().iter().map(|c| c.name().to_string()).collect(),
+            Stmt::Pg(_, s) => s
+                .stmt
+                .columns()
+                .iter()
+                .map(|c| c.name().to_string())
+                .collect(),
         }
     }
 }

@@ -59,6 +59,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0005_outbox_indexes",
         include_str!("migrations/0005_outbox_indexes.sql"),
     ),
+    (
+        "0006_hot_updates",
+        include_str!("migrations/0006_hot_updates.sql"),
+    ),
 ];
 
 /// The shard of a business portfolio, the same on every node and every build (FNV-1a of its id).
@@ -263,6 +267,7 @@ pub(crate) const BEGIN: &str =
 mod tests {
     use super::testing::TestDb;
     use super::*;
+    use crate::params;
     use crate::sqlite::{Memory, Route};
 
     #[test]
@@ -744,6 +749,147 @@ mod tests {
             c.execute_batch("ROLLBACK TO job; RELEASE job").unwrap();
             c.execute_batch("COMMIT").unwrap();
             assert_eq!(count(&c).unwrap(), 1);
+        });
+    }
+
+    /// Rows of a `RowStatement` deferred between two reads run as one statement per
+    /// statement kind, in the order they were deferred (serial ids follow it), at the place of
+    /// their first row; a single row runs the one-row statement; a failing row fails the
+    /// transaction as any deferred write does.
+    #[test]
+    fn grouped_rows_run_as_one_statement_in_order() {
+        use crate::db::{ArrayType, RowStatement};
+        static LOG_ROW: RowStatement = RowStatement {
+            table: "log",
+            one: "INSERT INTO log (name, at) VALUES (?1, ?2)",
+            many: "INSERT INTO log (name, at) SELECT n, a FROM unnest($1::text[], $2::int8[]) \
+                   WITH ORDINALITY AS u(n, a, o) ORDER BY o",
+            types: &[ArrayType::Text, ArrayType::Int8],
+        };
+        static DONE_ROW: RowStatement = RowStatement {
+            table: "log",
+            one: "DELETE FROM log WHERE id = ?1",
+            many: "DELETE FROM log WHERE id = ANY($1::int8[])",
+            types: &[ArrayType::Int8],
+        };
+        let Some(db) = TestDb::create("grouped_rows_run_as_one_statement_in_order") else {
+            return;
+        };
+        off_runtime(|| {
+            let c = connect(&config(&db.url).unwrap()).unwrap();
+            // statements per table, counted by a statement-level trigger
+            c.execute_batch(
+                "CREATE TABLE log (id BIGSERIAL PRIMARY KEY, name TEXT, at BIGINT);
+                 CREATE TABLE other (id BIGINT);
+                 CREATE TABLE stmts (tbl TEXT, op TEXT);
+                 CREATE FUNCTION count_stmt() RETURNS trigger AS $$
+                   BEGIN INSERT INTO stmts VALUES (TG_TABLE_NAME, TG_OP); RETURN NULL; END $$ LANGUAGE plpgsql;
+                 CREATE TRIGGER log_stmts AFTER INSERT OR DELETE ON log FOR EACH STATEMENT EXECUTE FUNCTION count_stmt();",
+            )
+            .unwrap();
+            let stmts = |c: &Conn, op: &str| -> i64 {
+                c.query_row(
+                    "SELECT COUNT(*) FROM stmts WHERE op = ?1",
+                    params![op],
+                    |r| r.get(0),
+                )
+                .unwrap()
+            };
+            c.execute_batch("BEGIN").unwrap();
+            for (i, name) in ["a", "b", "c", "d", "e"].iter().enumerate() {
+                c.defer_row(&LOG_ROW, params![name, i as i64]).unwrap();
+                c.defer("INSERT INTO other (id) VALUES (?1)", [i as i64])
+                    .unwrap();
+            }
+            c.defer_row(&LOG_ROW, params![None::<String>, 5]).unwrap();
+            let names: Vec<(i64, Option<String>, i64)> = c
+                .prepare("SELECT id, name, at FROM log ORDER BY id")
+                .unwrap()
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .unwrap()
+                .collect::<crate::db::Result<_>>()
+                .unwrap();
+            let got: Vec<(Option<&str>, i64)> =
+                names.iter().map(|(_, n, a)| (n.as_deref(), *a)).collect();
+            assert_eq!(
+                got,
+                [
+                    (Some("a"), 0),
+                    (Some("b"), 1),
+                    (Some("c"), 2),
+                    (Some("d"), 3),
+                    (Some("e"), 4),
+                    (None, 5)
+                ],
+                "every row, ids in the order deferred"
+            );
+            assert_eq!(stmts(&c, "INSERT"), 1, "six rows, one statement");
+            let others: i64 = c
+                .query_row("SELECT COUNT(*) FROM other", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(others, 5, "the writes between them ran too");
+
+            // one row alone: the one-row statement; deletes by key, grouped
+            c.defer_row(&LOG_ROW, params!["f", 6]).unwrap();
+            for (id, ..) in &names[..3] {
+                c.defer_row(&DONE_ROW, params![id]).unwrap();
+            }
+            let left: i64 = c
+                .query_row("SELECT COUNT(*) FROM log", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(left, 4);
+            assert_eq!(stmts(&c, "INSERT"), 2);
+            assert_eq!(stmts(&c, "DELETE"), 1, "three deletes, one statement");
+
+            // rows stay queued past a read that names neither their table nor a write sent
+            // with it, and later rows join them; a write naming their table keeps its place
+            c.defer_row(&LOG_ROW, params!["g", 7]).unwrap();
+            assert_eq!(
+                stmts(&c, "INSERT"),
+                2,
+                "a read of another table: still queued"
+            );
+            c.defer_row(&LOG_ROW, params!["h", 8]).unwrap();
+            c.defer("INSERT INTO other (id) VALUES (?1)", [9]).unwrap();
+            assert_eq!(stmts(&c, "INSERT"), 2, "nor a write of another table");
+            c.defer_row(&LOG_ROW, params!["i", 9]).unwrap();
+            c.defer("UPDATE log SET at = at * 10 WHERE at >= 7", [])
+                .unwrap();
+            c.defer_row(&LOG_ROW, params!["j", 10]).unwrap();
+            assert_eq!(
+                stmts(&c, "INSERT"),
+                3,
+                "a write naming their table sends them with it, before it"
+            );
+            let ats: Vec<i64> = c
+                .prepare("SELECT at FROM log WHERE at >= 7 ORDER BY id")
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<crate::db::Result<_>>()
+                .unwrap();
+            assert_eq!(
+                ats,
+                [70, 80, 90, 10],
+                "rows queued before the update are updated, the one after it not"
+            );
+            assert_eq!(stmts(&c, "INSERT"), 4);
+            c.execute_batch("COMMIT").unwrap();
+
+            // a failing row (a value its array cannot take) fails the transaction
+            c.execute_batch("BEGIN").unwrap();
+            c.defer_row(&LOG_ROW, params!["k", 11]).unwrap();
+            c.defer_row(&LOG_ROW, params!["l", "not a number"]).unwrap();
+            assert!(c.flush().is_err());
+            assert!(
+                c.execute_batch("COMMIT").is_err(),
+                "COMMIT must not look successful"
+            );
+            c.execute_batch("ROLLBACK").unwrap();
+            let left: i64 = c
+                .query_row("SELECT COUNT(*) FROM log", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(left, 8, "nothing of the failed transaction was kept");
         });
     }
 

@@ -3,7 +3,7 @@
 use super::read::{self, json_col};
 use super::Memory;
 use super::{internal, Route, SqliteStore};
-use crate::db::{Conn, OptionalExtension};
+use crate::db::{ArrayType, Conn, OptionalExtension, RowStatement};
 use crate::ids;
 use crate::params;
 use crate::*;
@@ -89,11 +89,111 @@ pub(crate) fn route_cached<'m>(
 
 fn insert_event(conn: &Conn, e: &Event, skip: Option<String>) -> StoreResult<()> {
     let state = if skip.is_some() { "skipped" } else { "pending" };
-    conn.defer(
-        "INSERT INTO outbox (business_id, waba_id, phone_id, field, payload, created_at, next_attempt_at, state, last_error) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8)", params![e.business_id, e.waba_id, e.phone_id, e.field, e.payload, e.now, state, skip])?;
+    conn.defer_row(
+        &OUTBOX_ROW,
+        params![
+            e.business_id,
+            e.waba_id,
+            e.phone_id,
+            e.field,
+            e.payload,
+            e.now,
+            state,
+            skip
+        ],
+    )?;
     Ok(())
 }
+
+/// An event into the outbox. Grouped on PostgreSQL: the events of a job's deliveries (or of
+/// any writes between two reads) go in one statement, in order.
+static OUTBOX_ROW: RowStatement = RowStatement {
+    table: "outbox",
+    one: "INSERT INTO outbox (business_id, waba_id, phone_id, field, payload, created_at, next_attempt_at, state, last_error) \
+          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8)",
+    many: "INSERT INTO outbox (business_id, waba_id, phone_id, field, payload, created_at, next_attempt_at, state, last_error) \
+           SELECT b, w, p, f, d, c, c, s, e FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::text[], $8::text[]) \
+           WITH ORDINALITY AS u(b, w, p, f, d, c, s, e, n) ORDER BY n",
+    types: &[
+        ArrayType::Text,
+        ArrayType::Text,
+        ArrayType::Text,
+        ArrayType::Text,
+        ArrayType::Text,
+        ArrayType::Int8,
+        ArrayType::Text,
+        ArrayType::Text,
+    ],
+};
+
+/// A status of a message (grouped on PostgreSQL, as [`OUTBOX_ROW`]).
+static STATUS_ROW: RowStatement = RowStatement {
+    table: "statuses",
+    one: "INSERT INTO statuses (message_id, status, at, errors) VALUES (?1, ?2, ?3, ?4)",
+    many: "INSERT INTO statuses (message_id, status, at, errors) \
+           SELECT m, s, a, e FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[]) \
+           WITH ORDINALITY AS u(m, s, a, e, n) ORDER BY n",
+    types: &[
+        ArrayType::Text,
+        ArrayType::Text,
+        ArrayType::Int8,
+        ArrayType::Text,
+    ],
+};
+
+/// An outbound message (grouped on PostgreSQL: the sends of a batch insert theirs in one
+/// statement, since the reads between them, of other tables, let the rows wait).
+static MESSAGE_OUT_ROW: RowStatement = RowStatement {
+    table: "messages",
+    one: "INSERT INTO messages (id, business_id, phone_id, wa_id, direction, type, content, text, category, pricing, conversation_id, biz_opaque, status, verdicts, created_at) \
+          VALUES (?1, ?2, ?3, ?4, 'out', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    many: "INSERT INTO messages (id, business_id, phone_id, wa_id, direction, type, content, text, category, pricing, conversation_id, biz_opaque, status, verdicts, created_at) \
+           SELECT i, b, p, w, 'out', t, c, x, g, r, v, o, s, d, a FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
+           $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::int8[]) \
+           WITH ORDINALITY AS u(i, b, p, w, t, c, x, g, r, v, o, s, d, a, n) ORDER BY n",
+    types: &[
+        ArrayType::Text,
+        ArrayType::Text,
+        ArrayType::Text,
+        ArrayType::Text,
+        ArrayType::Text,
+        ArrayType::Text,
+        ArrayType::Text,
+        ArrayType::Text,
+        ArrayType::Text,
+        ArrayType::Text,
+        ArrayType::Text,
+        ArrayType::Text,
+        ArrayType::Text,
+        ArrayType::Int8,
+    ],
+};
+
+/// The task that moves a sent message to `delivered` (grouped on PostgreSQL, as
+/// [`MESSAGE_OUT_ROW`]).
+static DELIVER_TASK_ROW: RowStatement = RowStatement {
+    table: "tasks",
+    one: "INSERT INTO tasks (due_at, kind, subject) VALUES (?1, 'deliver', ?2)",
+    many: "INSERT INTO tasks (due_at, kind, subject) \
+           SELECT d, 'deliver', s FROM unnest($1::int8[], $2::text[]) WITH ORDINALITY AS u(d, s, n) ORDER BY n",
+    types: &[ArrayType::Int8, ArrayType::Text],
+};
+
+/// A message moves to `delivered` (grouped on PostgreSQL: a job's deliveries in one statement).
+static DELIVERED_ROW: RowStatement = RowStatement {
+    table: "messages",
+    one: "UPDATE messages SET status = 'delivered' WHERE id = ?1",
+    many: "UPDATE messages SET status = 'delivered' WHERE id = ANY($1::text[])",
+    types: &[ArrayType::Text],
+};
+
+/// A due task is done (grouped on PostgreSQL, as [`DELIVERED_ROW`]).
+static TASK_DONE_ROW: RowStatement = RowStatement {
+    table: "tasks",
+    one: "DELETE FROM tasks WHERE id = ?1",
+    many: "DELETE FROM tasks WHERE id = ANY($1::int8[])",
+    types: &[ArrayType::Int8],
+};
 
 /// `map[key]`, loaded and kept first if absent: the writer's configuration cache.
 fn get_or_load<'m, K, Q, V>(
@@ -887,22 +987,17 @@ pub(crate) fn apply_effects(
     if e.take_tokens && ev.pacing && conn.is_pg() {
         // several nodes share the buckets: read and write them in this transaction
         // (as read for the decision: the batch holds its business's lock, nobody changed them
-        // since)
+        // since); both in one statement (the pair's key is never the number's: a wa_id is
+        // never empty)
         let level = throughput_level(&phone.throughput_level);
-        for (wa_id, mut b, rate, burst) in [
-            (None, ev.buckets.0, level.mps(), level.burst()),
-            (
-                Some(ev.wa_id.as_str()),
-                ev.buckets.1,
-                PAIR_RATE_PER_SEC,
-                PAIR_BURST,
-            ),
-        ] {
-            let _ = b.try_take(now, rate, burst);
-            conn.defer(
-                "INSERT INTO pacing_buckets (phone_id, wa_id, tokens, updated_at) VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT (phone_id, wa_id) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at", params![phone.id, wa_id.unwrap_or(""), b.tokens, b.updated_at])?;
-        }
+        let (mut number, mut pair) = ev.buckets;
+        let _ = number.try_take(now, level.mps(), level.burst());
+        let _ = pair.try_take(now, PAIR_RATE_PER_SEC, PAIR_BURST);
+        conn.defer(
+            "INSERT INTO pacing_buckets (phone_id, wa_id, tokens, updated_at) VALUES (?1, '', ?2, ?3), (?1, ?4, ?5, ?6) \
+             ON CONFLICT (phone_id, wa_id) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at",
+            params![phone.id, number.tokens, number.updated_at, ev.wa_id, pair.tokens, pair.updated_at],
+        )?;
     } else if e.take_tokens && ev.pacing {
         let level = throughput_level(&phone.throughput_level);
         let nb = mem
@@ -992,24 +1087,25 @@ fn send_tx(
     };
     let pricing_json = serde_json::to_string(&d.pricing).map_err(internal)?;
     let status = if failed.is_some() { "failed" } else { "sent" };
-    conn.defer(
-        "INSERT INTO messages (id, business_id, phone_id, wa_id, direction, type, content, text, category, pricing, conversation_id, biz_opaque, status, verdicts, created_at) \
-         VALUES (?1, ?2, ?3, ?4, 'out', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)", params![
-        wamid,
-        scope.business_id,
-        phone.id,
-        ev.wa_id,
-        req.msg_type.as_str(),
-        json_col(&req.payload)?,
-        ev.rendered.clone().or_else(|| visible_text(req)),
-        d.pricing.category,
-        pricing_json,
-        conversation_id,
-        req.biz_opaque_callback_data,
-        status,
-        verdicts,
-        now
-    ])?;
+    conn.defer_row(
+        &MESSAGE_OUT_ROW,
+        params![
+            wamid,
+            scope.business_id,
+            phone.id,
+            ev.wa_id,
+            req.msg_type.as_str(),
+            json_col(&req.payload)?,
+            ev.rendered.clone().or_else(|| visible_text(req)),
+            d.pricing.category,
+            pricing_json,
+            conversation_id,
+            req.biz_opaque_callback_data,
+            status,
+            verdicts,
+            now
+        ],
+    )?;
 
     if let Some(e) = &failed {
         audit(
@@ -1029,10 +1125,7 @@ fn send_tx(
     let errors_json = failed
         .as_ref()
         .map(|e| json!([e.webhook_error()]).to_string());
-    conn.defer(
-        "INSERT INTO statuses (message_id, status, at, errors) VALUES (?1, ?2, ?3, ?4)",
-        params![wamid, status, now, errors_json],
-    )?;
+    conn.defer_row(&STATUS_ROW, params![wamid, status, now, errors_json])?;
     let change = StatusChange {
         wamid: &wamid,
         status,
@@ -1070,10 +1163,7 @@ fn send_tx(
         }
         // Reactions only ever get `sent` (§1.7).
         if req.msg_type != MessageType::Reaction {
-            conn.defer(
-                "INSERT INTO tasks (due_at, kind, subject) VALUES (?1, 'deliver', ?2)",
-                params![now + cmd.delivered_after, wamid],
-            )?;
+            conn.defer_row(&DELIVER_TASK_ROW, params![now + cmd.delivered_after, wamid])?;
         }
     }
 
@@ -1142,7 +1232,7 @@ fn deliver_all(c: &Conn, mem: &mut Memory, list: &[(i64, String)], now: Millis) 
         } else {
             deliver(c, mem, wamid, now)?;
         }
-        c.defer("DELETE FROM tasks WHERE id = ?1", params![id])?;
+        c.defer_row(&TASK_DONE_ROW, params![id])?;
     }
     Ok(())
 }
@@ -1162,7 +1252,7 @@ fn run_due_task(
 ) -> StoreResult<()> {
     if kind == "deliver" {
         deliver(c, mem, subject, now)?;
-        c.defer("DELETE FROM tasks WHERE id = ?1", params![id])?;
+        c.defer_row(&TASK_DONE_ROW, params![id])?;
         return Ok(());
     }
     c.execute_batch("SAVEPOINT task")?;
@@ -1339,13 +1429,10 @@ fn deliver_read(
     let Some(phone) = phone_cached(conn, mem, &business_id, &phone_id)? else {
         return Ok(false);
     };
-    conn.defer(
-        "UPDATE messages SET status = 'delivered' WHERE id = ?1",
-        params![wamid],
-    )?;
-    conn.defer(
-        "INSERT INTO statuses (message_id, status, at) VALUES (?1, 'delivered', ?2)",
-        params![wamid, now],
+    conn.defer_row(&DELIVERED_ROW, params![wamid])?;
+    conn.defer_row(
+        &STATUS_ROW,
+        params![wamid, "delivered", now, None::<String>],
     )?;
     // absent when read: derived (the same id every time, so an earlier delivery of this job
     // to the same customer wrote the same row)
