@@ -576,24 +576,37 @@ impl PgArray {
                 i + 1
             )))
         };
-        let at = |r: &Vec<Value>| r.get(i).cloned().unwrap_or(Value::Null);
+        // as one row's parameter would be bound (`Value`'s `to_sql`), so that grouping never
+        // turns a row that runs alone into one that fails
+        let at = |r: &Vec<Value>| {
+            r.get(i).cloned().ok_or_else(|| {
+                Error::Store(StoreError::Internal(format!(
+                    "a row of {} parameters for a statement of {}",
+                    r.len(),
+                    i + 1
+                )))
+            })
+        };
         Ok(match ty {
             ArrayType::Text => PgArray::Text(
                 rows.iter()
-                    .map(|r| match at(r) {
+                    .map(|r| match at(r)? {
                         Value::Null => Ok(None),
                         Value::Text(s) => Ok(Some(s)),
                         Value::Int(n) => Ok(Some(n.to_string())),
-                        v => Err(bad(&v)),
+                        Value::Real(f) => Ok(Some(f.to_string())),
+                        v @ Value::Blob(_) => Err(bad(&v)),
                     })
                     .collect::<Result<_>>()?,
             ),
             ArrayType::Int8 => PgArray::Int8(
                 rows.iter()
-                    .map(|r| match at(r) {
+                    .map(|r| match at(r)? {
                         Value::Null => Ok(None),
                         Value::Int(n) => Ok(Some(n)),
-                        v => Err(bad(&v)),
+                        Value::Real(f) => Ok(Some(f as i64)),
+                        Value::Text(t) => t.parse().map(Some).map_err(|_| bad(&Value::Text(t))),
+                        v @ Value::Blob(_) => Err(bad(&v)),
                     })
                     .collect::<Result<_>>()?,
             ),
@@ -703,7 +716,7 @@ impl PgConn {
     }
 
     /// Queues a row of `of`: with the last rows of `of` queued, unless a write queued after
-    /// them names its table (see [`Conn::defer_row`]).
+    /// them names its table or is a row of another statement of it (see [`Conn::defer_row`]).
     fn defer_row(&self, of: &'static RowStatement, values: Vec<Value>) -> Result<()> {
         let mut pending = self.pending.borrow_mut();
         for p in pending.iter_mut().rev() {
@@ -712,6 +725,8 @@ impl PgConn {
                     rows.push(values);
                     return Ok(());
                 }
+                // another write of the table since: the row goes after it
+                Pending::Rows { of: o, .. } if o.table == of.table => break,
                 Pending::One(s, _) if names(&s.sql, of.table) => break,
                 _ => {}
             }

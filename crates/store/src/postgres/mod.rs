@@ -874,12 +874,21 @@ mod tests {
                 "rows queued before the update are updated, the one after it not"
             );
             assert_eq!(stmts(&c, "INSERT"), 4);
+            // rows of another statement of the table in between: a new group after them
+            c.defer_row(&LOG_ROW, params!["x", 20]).unwrap();
+            c.defer_row(&DONE_ROW, params![-1]).unwrap();
+            c.defer_row(&LOG_ROW, params!["y", 21]).unwrap();
+            c.flush().unwrap();
+            assert_eq!(stmts(&c, "INSERT"), 6, "x, then the delete, then y");
+            c.execute_batch("DELETE FROM log WHERE name IN ('x', 'y')")
+                .unwrap();
             c.execute_batch("COMMIT").unwrap();
 
             // a failing row (a value its array cannot take) fails the transaction
             c.execute_batch("BEGIN").unwrap();
             c.defer_row(&LOG_ROW, params!["k", 11]).unwrap();
-            c.defer_row(&LOG_ROW, params!["l", "not a number"]).unwrap();
+            c.defer_row(&LOG_ROW, params!["l", "12"]).unwrap();
+            c.defer_row(&LOG_ROW, params!["m", "not a number"]).unwrap();
             assert!(c.flush().is_err());
             assert!(
                 c.execute_batch("COMMIT").is_err(),
