@@ -4,6 +4,7 @@ use super::read::{self, json_col};
 use super::Memory;
 use super::{internal, Route, SqliteStore};
 use crate::db::{ArrayType, Conn, OptionalExtension, RowStatement};
+// the element types of row statements' array parameters
 use crate::ids;
 use crate::params;
 use crate::*;
@@ -25,6 +26,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
+use ArrayType::{Int8 as I8, Text as Tx};
 
 /// One webhook event to queue: a change of `field`, its `value` as JSON text (as `serde_json`
 /// writes it: compact, keys sorted; `webhook::envelope_bytes` relies on it).
@@ -114,16 +116,7 @@ static OUTBOX_ROW: RowStatement = RowStatement {
     many: "INSERT INTO outbox (business_id, waba_id, phone_id, field, payload, created_at, next_attempt_at, state, last_error) \
            SELECT b, w, p, f, d, c, c, s, e FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::text[], $8::text[]) \
            WITH ORDINALITY AS u(b, w, p, f, d, c, s, e, n) ORDER BY n",
-    types: &[
-        ArrayType::Text,
-        ArrayType::Text,
-        ArrayType::Text,
-        ArrayType::Text,
-        ArrayType::Text,
-        ArrayType::Int8,
-        ArrayType::Text,
-        ArrayType::Text,
-    ],
+    types: &[Tx, Tx, Tx, Tx, Tx, I8, Tx, Tx],
 };
 
 /// A status of a message (grouped on PostgreSQL, as [`OUTBOX_ROW`]).
@@ -133,12 +126,7 @@ static STATUS_ROW: RowStatement = RowStatement {
     many: "INSERT INTO statuses (message_id, status, at, errors) \
            SELECT m, s, a, e FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[]) \
            WITH ORDINALITY AS u(m, s, a, e, n) ORDER BY n",
-    types: &[
-        ArrayType::Text,
-        ArrayType::Text,
-        ArrayType::Int8,
-        ArrayType::Text,
-    ],
+    types: &[Tx, Tx, I8, Tx],
 };
 
 /// An outbound message (grouped on PostgreSQL: the sends of a batch insert theirs in one
@@ -151,22 +139,7 @@ static MESSAGE_OUT_ROW: RowStatement = RowStatement {
            SELECT i, b, p, w, 'out', t, c, x, g, r, v, o, s, d, a FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
            $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::int8[]) \
            WITH ORDINALITY AS u(i, b, p, w, t, c, x, g, r, v, o, s, d, a, n) ORDER BY n",
-    types: &[
-        ArrayType::Text,
-        ArrayType::Text,
-        ArrayType::Text,
-        ArrayType::Text,
-        ArrayType::Text,
-        ArrayType::Text,
-        ArrayType::Text,
-        ArrayType::Text,
-        ArrayType::Text,
-        ArrayType::Text,
-        ArrayType::Text,
-        ArrayType::Text,
-        ArrayType::Text,
-        ArrayType::Int8,
-    ],
+    types: &[Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx, I8],
 };
 
 /// The task that moves a sent message to `delivered` (grouped on PostgreSQL, as
@@ -176,7 +149,7 @@ static DELIVER_TASK_ROW: RowStatement = RowStatement {
     one: "INSERT INTO tasks (due_at, kind, subject) VALUES (?1, 'deliver', ?2)",
     many: "INSERT INTO tasks (due_at, kind, subject) \
            SELECT d, 'deliver', s FROM unnest($1::int8[], $2::text[]) WITH ORDINALITY AS u(d, s, n) ORDER BY n",
-    types: &[ArrayType::Int8, ArrayType::Text],
+    types: &[I8, Tx],
 };
 
 /// A message moves to `delivered` (grouped on PostgreSQL: a job's deliveries in one statement).
@@ -184,7 +157,7 @@ static DELIVERED_ROW: RowStatement = RowStatement {
     table: "messages",
     one: "UPDATE messages SET status = 'delivered' WHERE id = ?1",
     many: "UPDATE messages SET status = 'delivered' WHERE id = ANY($1::text[])",
-    types: &[ArrayType::Text],
+    types: &[Tx],
 };
 
 /// A due task is done (grouped on PostgreSQL, as [`DELIVERED_ROW`]).
@@ -192,7 +165,7 @@ static TASK_DONE_ROW: RowStatement = RowStatement {
     table: "tasks",
     one: "DELETE FROM tasks WHERE id = ?1",
     many: "DELETE FROM tasks WHERE id = ANY($1::int8[])",
-    types: &[ArrayType::Int8],
+    types: &[I8],
 };
 
 /// `map[key]`, loaded and kept first if absent: the writer's configuration cache.
