@@ -408,7 +408,7 @@ fn customer_facts(
     wa_id: &str,
 ) -> StoreResult<CustomerFacts> {
     macro_rules! facts_sql {
-        ($buckets:literal) => {
+        ($buckets:literal, $joins:literal) => {
             concat!(
                 "SELECT w.last_inbound_at, w.referral_at, w.fep_until, \
                  (SELECT on_whatsapp FROM users WHERE wa_id = ?2), \
@@ -418,20 +418,21 @@ fn customer_facts(
                  (SELECT stopped FROM marketing_prefs WHERE phone_id = ?1 AND wa_id = ?2)",
                 $buckets,
                 " FROM (SELECT 1 AS one) AS one \
-                 LEFT JOIN windows w ON w.phone_id = ?1 AND w.wa_id = ?2"
+                 LEFT JOIN windows w ON w.phone_id = ?1 AND w.wa_id = ?2",
+                $joins
             )
         };
     }
     let pg = conn.is_pg();
     let sql = if pg {
+        // each bucket row looked up once (four scalar subqueries looked each up twice)
         facts_sql!(
-            ", (SELECT tokens FROM pacing_buckets WHERE phone_id = ?1 AND wa_id = ''), \
-             (SELECT updated_at FROM pacing_buckets WHERE phone_id = ?1 AND wa_id = ''), \
-             (SELECT tokens FROM pacing_buckets WHERE phone_id = ?1 AND wa_id = ?2), \
-             (SELECT updated_at FROM pacing_buckets WHERE phone_id = ?1 AND wa_id = ?2)"
+            ", nb.tokens, nb.updated_at, pb.tokens, pb.updated_at",
+            " LEFT JOIN pacing_buckets nb ON nb.phone_id = ?1 AND nb.wa_id = '' \
+             LEFT JOIN pacing_buckets pb ON pb.phone_id = ?1 AND pb.wa_id = ?2"
         )
     } else {
-        facts_sql!("")
+        facts_sql!("", "")
     };
     Ok(conn
         .prepare_cached(sql)?
@@ -920,6 +921,24 @@ fn bucket(
         .unwrap_or_else(|| Bucket::full(burst, now))
 }
 
+/// A business-initiated send reached a customer (grouped on PostgreSQL, as [`MESSAGE_OUT_ROW`]).
+static REACH_ROW: RowStatement = RowStatement {
+    table: "reach_log",
+    one: "INSERT INTO reach_log (business_id, wa_id, at) VALUES (?1, ?2, ?3)",
+    many: "INSERT INTO reach_log (business_id, wa_id, at) \
+           SELECT b, w, a FROM unnest($1::text[], $2::text[], $3::int8[]) WITH ORDINALITY AS u(b, w, a, n) ORDER BY n",
+    types: &[Tx, Tx, I8],
+};
+
+/// A marketing message reached a customer (grouped on PostgreSQL, as [`MESSAGE_OUT_ROW`]).
+static MARKETING_ROW: RowStatement = RowStatement {
+    table: "marketing_log",
+    one: "INSERT INTO marketing_log (business_id, wa_id, at) VALUES (?1, ?2, ?3)",
+    many: "INSERT INTO marketing_log (business_id, wa_id, at) \
+           SELECT b, w, a FROM unnest($1::text[], $2::text[], $3::int8[]) WITH ORDINALITY AS u(b, w, a, n) ORDER BY n",
+    types: &[Tx, Tx, I8],
+};
+
 /// Applies the compliance effects of a decided send (memory last: it is not rolled back).
 pub(crate) fn apply_effects(
     conn: &Conn,
@@ -931,10 +950,7 @@ pub(crate) fn apply_effects(
 ) -> StoreResult<()> {
     let e = &ev.effects;
     if e.record_reach {
-        conn.defer(
-            "INSERT INTO reach_log (business_id, wa_id, at) VALUES (?1, ?2, ?3)",
-            params![scope.business_id, ev.wa_id, now],
-        )?;
+        conn.defer_row(&REACH_ROW, params![scope.business_id, ev.wa_id, now])?;
         // the running count (`reach` read it, so the business's row exists)
         conn.defer(
             "INSERT INTO reach_recent (business_id, wa_id, last_at) VALUES (?1, ?2, ?3) \
@@ -949,10 +965,7 @@ pub(crate) fn apply_effects(
         }
     }
     if e.count_marketing {
-        conn.defer(
-            "INSERT INTO marketing_log (business_id, wa_id, at) VALUES (?1, ?2, ?3)",
-            params![scope.business_id, ev.wa_id, now],
-        )?;
+        conn.defer_row(&MARKETING_ROW, params![scope.business_id, ev.wa_id, now])?;
     }
     if let Some(v) = e.violation.as_ref().or(ev.ignored_opt_out.as_ref()) {
         super::compliance::record_violation(conn, &scope.business_id, &phone.waba_id, v, now)?;
