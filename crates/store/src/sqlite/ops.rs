@@ -921,23 +921,29 @@ fn bucket(
         .unwrap_or_else(|| Bucket::full(burst, now))
 }
 
-/// A business-initiated send reached a customer (grouped on PostgreSQL, as [`MESSAGE_OUT_ROW`]).
-static REACH_ROW: RowStatement = RowStatement {
-    table: "reach_log",
-    one: "INSERT INTO reach_log (business_id, wa_id, at) VALUES (?1, ?2, ?3)",
-    many: "INSERT INTO reach_log (business_id, wa_id, at) \
-           SELECT b, w, a FROM unnest($1::text[], $2::text[], $3::int8[]) WITH ORDINALITY AS u(b, w, a, n) ORDER BY n",
-    types: &[Tx, Tx, I8],
-};
+/// A row of a per-customer log `(business_id, wa_id, at)` (grouped on PostgreSQL, as
+/// [`MESSAGE_OUT_ROW`]).
+macro_rules! customer_log_row {
+    ($table:literal) => {
+        RowStatement {
+            table: $table,
+            one: concat!("INSERT INTO ", $table, " (business_id, wa_id, at) VALUES (?1, ?2, ?3)"),
+            many: concat!(
+                "INSERT INTO ",
+                $table,
+                " (business_id, wa_id, at) SELECT b, w, a FROM unnest($1::text[], $2::text[], $3::int8[]) \
+                 WITH ORDINALITY AS u(b, w, a, n) ORDER BY n"
+            ),
+            types: &[Tx, Tx, I8],
+        }
+    };
+}
 
-/// A marketing message reached a customer (grouped on PostgreSQL, as [`MESSAGE_OUT_ROW`]).
-static MARKETING_ROW: RowStatement = RowStatement {
-    table: "marketing_log",
-    one: "INSERT INTO marketing_log (business_id, wa_id, at) VALUES (?1, ?2, ?3)",
-    many: "INSERT INTO marketing_log (business_id, wa_id, at) \
-           SELECT b, w, a FROM unnest($1::text[], $2::text[], $3::int8[]) WITH ORDINALITY AS u(b, w, a, n) ORDER BY n",
-    types: &[Tx, Tx, I8],
-};
+/// A business-initiated send reached a customer.
+static REACH_ROW: RowStatement = customer_log_row!("reach_log");
+
+/// A marketing message reached a customer.
+static MARKETING_ROW: RowStatement = customer_log_row!("marketing_log");
 
 /// Applies the compliance effects of a decided send (memory last: it is not rolled back).
 pub(crate) fn apply_effects(
