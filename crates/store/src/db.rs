@@ -560,79 +560,53 @@ enum Pending {
     },
 }
 
-/// One array parameter of a [`RowStatement`] run for many rows.
-#[derive(Debug)]
-enum PgArray {
-    Text(Vec<Option<String>>),
-    Int8(Vec<Option<i64>>),
-}
+/// A bound parameter of PostgreSQL.
+type PgParam = Box<dyn postgres::types::ToSql + Sync>;
 
-impl PgArray {
-    /// The `i`th values of `rows`, as `ty`.
-    fn column(rows: &[Vec<Value>], i: usize, ty: ArrayType) -> Result<PgArray> {
-        let bad = |v: &Value| {
+/// The `i`th values of `rows` as one array parameter of type `ty`, for a [`RowStatement`] run
+/// for many rows.
+fn array_column(rows: &[Vec<Value>], i: usize, ty: ArrayType) -> Result<PgParam> {
+    let bad = |v: &Value| {
+        Error::Store(StoreError::Internal(format!(
+            "row parameter {} of type {ty:?} cannot take {v:?}",
+            i + 1
+        )))
+    };
+    // as one row's parameter would be bound (`Value`'s `to_sql`), so that grouping never
+    // turns a row that runs alone into one that fails
+    let at = |r: &Vec<Value>| {
+        r.get(i).cloned().ok_or_else(|| {
             Error::Store(StoreError::Internal(format!(
-                "row parameter {} of type {ty:?} cannot take {v:?}",
+                "a row of {} parameters for a statement of {}",
+                r.len(),
                 i + 1
             )))
-        };
-        // as one row's parameter would be bound (`Value`'s `to_sql`), so that grouping never
-        // turns a row that runs alone into one that fails
-        let at = |r: &Vec<Value>| {
-            r.get(i).cloned().ok_or_else(|| {
-                Error::Store(StoreError::Internal(format!(
-                    "a row of {} parameters for a statement of {}",
-                    r.len(),
-                    i + 1
-                )))
-            })
-        };
-        Ok(match ty {
-            ArrayType::Text => PgArray::Text(
-                rows.iter()
-                    .map(|r| match at(r)? {
-                        Value::Null => Ok(None),
-                        Value::Text(s) => Ok(Some(s)),
-                        Value::Int(n) => Ok(Some(n.to_string())),
-                        Value::Real(f) => Ok(Some(f.to_string())),
-                        v @ Value::Blob(_) => Err(bad(&v)),
-                    })
-                    .collect::<Result<_>>()?,
-            ),
-            ArrayType::Int8 => PgArray::Int8(
-                rows.iter()
-                    .map(|r| match at(r)? {
-                        Value::Null => Ok(None),
-                        Value::Int(n) => Ok(Some(n)),
-                        Value::Real(f) => Ok(Some(f as i64)),
-                        Value::Text(t) => t.parse().map(Some).map_err(|_| bad(&Value::Text(t))),
-                        v @ Value::Blob(_) => Err(bad(&v)),
-                    })
-                    .collect::<Result<_>>()?,
-            ),
         })
-    }
-}
-
-impl postgres::types::ToSql for PgArray {
-    fn to_sql(
-        &self,
-        ty: &postgres::types::Type,
-        out: &mut postgres::types::private::BytesMut,
-    ) -> std::result::Result<postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>>
-    {
-        match self {
-            PgArray::Text(v) => v.to_sql(ty, out),
-            PgArray::Int8(v) => v.to_sql(ty, out),
-        }
-    }
-
-    fn accepts(ty: &postgres::types::Type) -> bool {
-        <Vec<Option<String>> as postgres::types::ToSql>::accepts(ty)
-            || <Vec<Option<i64>> as postgres::types::ToSql>::accepts(ty)
-    }
-
-    postgres::types::to_sql_checked!();
+    };
+    Ok(match ty {
+        ArrayType::Text => Box::new(
+            rows.iter()
+                .map(|r| match at(r)? {
+                    Value::Null => Ok(None),
+                    Value::Text(s) => Ok(Some(s)),
+                    Value::Int(n) => Ok(Some(n.to_string())),
+                    Value::Real(f) => Ok(Some(f.to_string())),
+                    v @ Value::Blob(_) => Err(bad(&v)),
+                })
+                .collect::<Result<Vec<Option<String>>>>()?,
+        ),
+        ArrayType::Int8 => Box::new(
+            rows.iter()
+                .map(|r| match at(r)? {
+                    Value::Null => Ok(None),
+                    Value::Int(n) => Ok(Some(n)),
+                    Value::Real(f) => Ok(Some(f as i64)),
+                    Value::Text(t) => t.parse().map(Some).map_err(|_| bad(&Value::Text(t))),
+                    v @ Value::Blob(_) => Err(bad(&v)),
+                })
+                .collect::<Result<Vec<Option<i64>>>>()?,
+        ),
+    })
 }
 
 fn closed() -> Error {
@@ -795,7 +769,7 @@ impl PgConn {
                     .types
                     .iter()
                     .enumerate()
-                    .map(|(i, ty)| PgArray::column(rows, i, *ty))
+                    .map(|(i, ty)| array_column(rows, i, *ty))
                     .collect::<Result<Vec<_>>>(),
                 _ => Ok(Vec::new()),
             })
@@ -815,12 +789,7 @@ impl PgConn {
             .map(|(p, a)| match p {
                 Pending::One(s, v) => (&s.stmt, refs(v)),
                 Pending::Rows { one, rows, .. } if rows.len() == 1 => (one, refs(&rows[0])),
-                Pending::Rows { many, .. } => (
-                    many,
-                    a.iter()
-                        .map(|c| c as &(dyn postgres::types::ToSql + Sync))
-                        .collect(),
-                ),
+                Pending::Rows { many, .. } => (many, a.iter().map(|c| &**c).collect()),
             })
             .collect();
         let writes =

@@ -1257,8 +1257,7 @@ fn run_due_task(
     };
     match ran {
         Ok(()) => {
-            c.prepare_cached("DELETE FROM tasks WHERE id = ?1")?
-                .execute(params![id])?;
+            c.execute(TASK_DONE_ROW.one, params![id])?;
             c.execute_batch("RELEASE task")?;
         }
         Err(e) => {
