@@ -530,6 +530,7 @@ pub struct RowStatement {
 pub enum ArrayType {
     Text,
     Int8,
+    Float8,
 }
 
 /// A prepared statement and its text (what [`names`] reads).
@@ -605,6 +606,16 @@ fn array_column(rows: &[Vec<Value>], i: usize, ty: ArrayType) -> Result<PgParam>
                     v @ Value::Blob(_) => Err(bad(&v)),
                 })
                 .collect::<Result<Vec<Option<i64>>>>()?,
+        ),
+        ArrayType::Float8 => Box::new(
+            rows.iter()
+                .map(|r| match at(r)? {
+                    Value::Null => Ok(None),
+                    Value::Real(f) => Ok(Some(f)),
+                    Value::Int(n) => Ok(Some(n as f64)),
+                    v => Err(bad(&v)),
+                })
+                .collect::<Result<Vec<Option<f64>>>>()?,
         ),
     })
 }
@@ -835,6 +846,24 @@ impl PgConn {
         )
     }
 
+    /// `stmt` once, its parameter `$i` the array of every row's `i`th value (of type
+    /// `types[i - 1]`), after the queued writes.
+    fn query_arrays(
+        &self,
+        stmt: &Prepared,
+        types: &[ArrayType],
+        rows: &[Vec<Value>],
+    ) -> Result<Vec<postgres::Row>> {
+        let (_, client) = self.parts()?;
+        let arrays = types
+            .iter()
+            .enumerate()
+            .map(|(i, ty)| array_column(rows, i, *ty))
+            .collect::<Result<Vec<_>>>()?;
+        let args: Refs<'_> = arrays.iter().map(|c| &**c).collect();
+        self.with_pending_past(client.query(&stmt.stmt, &args), Some(&stmt.sql))
+    }
+
     /// Statements without parameters. A `ROLLBACK` (to a savepoint or of the transaction)
     /// discards the queued writes instead of sending them, and clears a deferred failure.
     fn batch_execute(&self, sql: &str) -> Result<()> {
@@ -981,6 +1010,30 @@ impl Conn {
                 c.query_each(&stmt, &sets)?
                     .iter()
                     .map(|rows| rows.first().map(|r| f(&Row::Pg(r))).transpose())
+                    .collect()
+            }
+        }
+    }
+
+    /// PostgreSQL only: every row of `sql` run once for many rows of parameters, its parameter
+    /// `$i` the array of every row's `i`th value, of type `types[i - 1]` (as
+    /// [`RowStatement::many`]). One statement for reads that SQLite makes one by one.
+    pub fn query_arrays<T, F: FnMut(&Row<'_>) -> Result<T>>(
+        &self,
+        sql: &str,
+        types: &[ArrayType],
+        rows: &[Vec<Value>],
+        mut f: F,
+    ) -> Result<Vec<T>> {
+        match self {
+            Conn::Sqlite(_) => Err(Error::Store(StoreError::Internal(
+                "array parameters are PostgreSQL's".into(),
+            ))),
+            Conn::Pg(c) => {
+                let stmt = c.prepare(sql)?;
+                c.query_arrays(&stmt, types, rows)?
+                    .iter()
+                    .map(|r| f(&Row::Pg(r)))
                     .collect()
             }
         }

@@ -268,7 +268,7 @@ mod tests {
     use super::testing::TestDb;
     use super::*;
     use crate::params;
-    use crate::sqlite::{Memory, Route};
+    use crate::sqlite::{Facts, Memory, Route};
 
     #[test]
     fn begin_takes_the_write_lock() {
@@ -395,7 +395,7 @@ mod tests {
                     Ok(())
                 };
                 match &route {
-                    Some(b) => s.write_fast_on(Route::Business(b), job).await,
+                    Some(b) => s.write_fast_on(Route::Business(b), None, job).await,
                     None => s.write_mem(job).await,
                 }
             })
@@ -469,7 +469,7 @@ mod tests {
             let biz = businesses[i % businesses.len()].clone();
             tasks.spawn(async move {
                 let key = format!("n:{biz}");
-                s.write_fast_on(Route::Business(&biz), move |c, _| {
+                s.write_fast_on(Route::Business(&biz), None, move |c, _| {
                     let n: String =
                         c.query_row("SELECT value FROM meta WHERE key = ?1", [&key], |r| {
                             r.get(0)
@@ -607,6 +607,170 @@ mod tests {
         );
         a.close();
         b.close();
+    }
+
+    /// Sends queued together on a shard read their customers' facts in one statement, and what
+    /// they read stays true: a second send to the same customer, and every send after a job
+    /// that may change them (here one that opens a customer's window), reads afresh; the pacing buckets
+    /// count every send of the batch, each written once, with the `COMMIT`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn sends_queued_together_read_their_facts_at_once() {
+        use crate::{InboundCommand, NewPhoneNumber, NewTenant, Scope, SendCommand, Store};
+        use greenlight_domain::message::{parse_request, Request};
+        let Some(db) = TestDb::create("sends_queued_together_read_their_facts_at_once") else {
+            return;
+        };
+        let s = Arc::new(SqlStore::open_postgres(&db.url, PostgresOptions::default()).unwrap());
+        let t = s
+            .create_tenant(
+                NewTenant {
+                    business_name: "B".into(),
+                    verified: true,
+                    phone_numbers: vec![NewPhoneNumber {
+                        display_phone_number: "+1 555 010 0001".into(),
+                        verified_name: "B".into(),
+                    }],
+                    webhook: None,
+                },
+                1_000,
+            )
+            .await
+            .unwrap();
+        let scope = Scope {
+            business_id: t.business_id.clone(),
+        };
+        let phone = s
+            .phone_number(&scope, &t.phone_numbers[0].id)
+            .await
+            .unwrap()
+            .unwrap();
+        let now = 10_000;
+        let customer = |i: u32| format!("1555000000{i}");
+        // customers 1 to 4 wrote in: their windows are open; 5 and 6 did not
+        for i in 1..=4 {
+            let inbound = InboundCommand {
+                phone_id: phone.id.clone(),
+                from: customer(i),
+                profile_name: None,
+                message: serde_json::json!({"type": "text", "text": {"body": "hi"}})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+                now,
+            };
+            s.inbound(&scope, inbound).await.unwrap();
+        }
+        let send = |i: u32| {
+            let body = serde_json::json!({"messaging_product": "whatsapp", "to": customer(i),
+                "type": "text", "text": {"body": format!("to {i}")}});
+            let Ok(Request::Send(request)) = parse_request(&body, "1") else {
+                panic!("a text send");
+            };
+            SendCommand {
+                phone: phone.clone(),
+                request,
+                idempotency: None,
+                now,
+                delivered_after: 600_000,
+            }
+        };
+        let taken = |s: Arc<SqlStore>, b: String| async move {
+            s.write_fast_on(Route::Business(&b), None, |_, m| Ok(m.facts.taken))
+                .await
+                .unwrap()
+        };
+        assert_eq!(taken(s.clone(), scope.business_id.clone()).await, 0);
+
+        // another node holds the shard while the jobs queue, in this order: one round
+        let release = hold(
+            &db.url,
+            format!(
+                "pg_advisory_lock({SHARD_LOCK_CLASS}, {})",
+                shard_of(&scope.business_id)
+            ),
+        );
+        let (s2, scope2) = (s.clone(), scope.clone());
+        let (sends_first, sends_before, sends_after) = (
+            [send(1), send(1), send(2)],
+            [send(3), send(5)],
+            [send(6), send(4)],
+        );
+        let (phone_id, wa_6) = (phone.id.clone(), customer(6));
+        let round = tokio::spawn(async move {
+            let first = sends_first.map(|c| s2.send(&scope2, c));
+            // a job that changes no send's facts (as a delivery)
+            let keeps = s2.write_mem_on(
+                Route::Business(&scope2.business_id),
+                Facts::Keeps,
+                |c, _| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?),
+            );
+            let before = sends_before.map(|c| s2.send(&scope2, c));
+            let after = sends_after.map(|c| s2.send(&scope2, c));
+            // another job of the shard (as a delivery is) opens 6's window
+            let other =
+                s2.write_fast_on(Route::Business(&scope2.business_id), None, move |c, _| {
+                    c.execute(
+                    "INSERT INTO windows (phone_id, wa_id, last_inbound_at) VALUES (?1, ?2, ?3)",
+                    params![phone_id, wa_6, now],
+                )?;
+                    Ok(())
+                });
+            // polled in order: queued in order
+            let (first, keeps, before, other, after) = tokio::join!(
+                futures_util::future::join_all(first),
+                keeps,
+                futures_util::future::join_all(before),
+                other,
+                futures_util::future::join_all(after)
+            );
+            keeps.unwrap();
+            other.unwrap();
+            (first, before, after)
+        });
+        until_waiting(&db, 1).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        drop(release);
+        let (first, before, after) = tokio::time::timeout(Duration::from_secs(10), round)
+            .await
+            .unwrap()
+            .unwrap();
+        for r in first.into_iter().chain(before).chain(after) {
+            r.unwrap();
+        }
+        let status = |i: u32| {
+            db.count(&format!(
+                "SELECT COUNT(*) FROM messages WHERE direction = 'out' AND status = 'sent' \
+                 AND wa_id = '{}'",
+                customer(i)
+            ))
+        };
+        // 5's window is closed: failed; 6's opened by the job queued before
+        assert_eq!(
+            [
+                status(1),
+                status(2),
+                status(3),
+                status(4),
+                status(5),
+                status(6)
+            ],
+            [2, 1, 1, 1, 0, 1]
+        );
+        // prefetched: the first sends to 1, 2, 3 and 5 (after a job that keeps the facts); the
+        // second to 1 and those after the other job read afresh
+        assert_eq!(taken(s.clone(), scope.business_id.clone()).await, 4);
+        // every send took a token (a failed one too), from the number's bucket and its pair's
+        let tokens = |wa: &str| {
+            db.count(&format!(
+                "SELECT tokens::int8 FROM pacing_buckets WHERE phone_id = '{}' AND wa_id = '{wa}' \
+                 AND updated_at = {now}",
+                phone.id
+            ))
+        };
+        assert_eq!(tokens(""), 80 - 7, "the number's bucket");
+        assert_eq!(tokens(&customer(1)), 45 - 2, "the pair's, sent twice");
+        assert_eq!(tokens(&customer(6)), 45 - 1);
+        s.close();
     }
 
     /// A node refuses a database whose nodes shard businesses otherwise.

@@ -48,7 +48,25 @@ pub(crate) const SCHEMA: &str = include_str!("schema.sql");
 type Finisher = Box<dyn FnOnce(Result<(), String>) + Send>;
 /// A job gets the writer inside an open transaction, or the reason there is none (then it
 /// must answer an error without running: nothing may be written outside a batch).
-type Job = Box<dyn FnOnce(Result<&mut Writer, String>) -> Finisher + Send>;
+type JobFn = Box<dyn FnOnce(Result<&mut Writer, String>) -> Finisher + Send>;
+
+/// A job, and what it does to the facts sends read of their customers (the writer reads those
+/// of the sends queued together at once, on PostgreSQL: see [`ops::prefetch_facts`]).
+struct Job {
+    facts: Facts,
+    run: JobFn,
+}
+
+/// What a job does to the facts a send reads of its customer ([`ops::Prefetched`]).
+pub(crate) enum Facts {
+    /// It is a send to this customer: it reads them first.
+    Send(ops::SendKey),
+    /// It changes none of them (deliveries: messages, statuses, events, tasks, and a customer's
+    /// user id, which is derived: the same whoever writes it).
+    Keeps,
+    /// It may change any of them.
+    May,
+}
 
 /// Opens a new connection (PostgreSQL: after a failure, the writer and readers reconnect).
 pub(crate) type Connector = Arc<dyn Fn() -> StoreResult<Conn> + Send + Sync>;
@@ -86,6 +104,8 @@ pub(crate) struct Memory {
     config: ConfigCache,
     /// `config_version` was read in the current job (reset before each job).
     config_checked: bool,
+    /// PostgreSQL: the facts of the customers of sends queued together, read at once.
+    pub facts: ops::Prefetched,
 }
 
 /// What the send path reads on every message but rarely changes: a tenant's settings, its
@@ -144,6 +164,16 @@ impl Memory {
     /// Drops the configuration cache (after a rolled-back batch: what it read may be undone).
     fn forget_config(&mut self) {
         self.config = ConfigCache::default();
+    }
+
+    /// After a batch committed or rolled back. On PostgreSQL the buckets in memory are the
+    /// batch's own (written before `COMMIT`, or undone with it): they go.
+    fn end_batch(&mut self, pg: bool) {
+        self.facts.clear();
+        if pg {
+            self.number_buckets.clear();
+            self.pair_buckets.clear();
+        }
     }
 }
 
@@ -450,7 +480,7 @@ impl SqlStore {
         T: Send + 'static,
         F: FnOnce(&Conn, &mut Memory) -> StoreResult<T> + Send + 'static,
     {
-        self.submit(Route::Global, true, f).await
+        self.submit(Route::Global, true, Facts::May, f).await
     }
 
     /// [`Self::write_mem`] without a savepoint, for the hot send path. A savepoint makes SQLite
@@ -463,16 +493,21 @@ impl SqlStore {
         T: Send + 'static,
         F: FnOnce(&Conn, &mut Memory) -> StoreResult<T> + Send + 'static,
     {
-        self.submit(Route::Global, false, f).await
+        self.submit(Route::Global, false, Facts::May, f).await
     }
 
     /// [`Self::write_mem`] on the writer of `route` (see [`Route`]).
-    pub(crate) async fn write_mem_on<T, F>(&self, route: Route<'_>, f: F) -> StoreResult<T>
+    pub(crate) async fn write_mem_on<T, F>(
+        &self,
+        route: Route<'_>,
+        facts: Facts,
+        f: F,
+    ) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Conn, &mut Memory) -> StoreResult<T> + Send + 'static,
     {
-        self.submit(route, true, f).await
+        self.submit(route, true, facts, f).await
     }
 
     /// Are there business shards, each with a writer of its own (PostgreSQL)?
@@ -485,22 +520,38 @@ impl SqlStore {
         std::iter::once(Route::Global).chain((0..self.shards).map(Route::Shard))
     }
 
-    /// [`Self::write_fast`] on the writer of `route` (see [`Route`]).
-    pub(crate) async fn write_fast_on<T, F>(&self, route: Route<'_>, f: F) -> StoreResult<T>
+    /// [`Self::write_fast`] on the writer of `route` (see [`Route`]); `send`: the job is a send
+    /// to this customer (see [`ops::prefetch_facts`]).
+    pub(crate) async fn write_fast_on<T, F>(
+        &self,
+        route: Route<'_>,
+        send: Option<ops::SendKey>,
+        f: F,
+    ) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Conn, &mut Memory) -> StoreResult<T> + Send + 'static,
     {
-        self.submit(route, false, f).await
+        let facts = match send {
+            Some(key) => Facts::Send(key),
+            None => Facts::May,
+        };
+        self.submit(route, false, facts, f).await
     }
 
-    async fn submit<T, F>(&self, route: Route<'_>, savepoint: bool, f: F) -> StoreResult<T>
+    async fn submit<T, F>(
+        &self,
+        route: Route<'_>,
+        savepoint: bool,
+        facts: Facts,
+        f: F,
+    ) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Conn, &mut Memory) -> StoreResult<T> + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel::<StoreResult<T>>();
-        let job: Job = Box::new(move |w: Result<&mut Writer, String>| -> Finisher {
+        let run: JobFn = Box::new(move |w: Result<&mut Writer, String>| -> Finisher {
             let w = match w {
                 Ok(w) => w,
                 Err(reason) => {
@@ -588,7 +639,7 @@ impl SqlStore {
             senders
                 .get(i)
                 .ok_or_else(|| internal("no writer for this shard"))?
-                .send(job)
+                .send(Job { facts, run })
                 .map_err(|_| StoreError::Unavailable("the writer thread stopped".into()))?;
         }
         rx.await
@@ -837,21 +888,49 @@ fn writer_loop(
             }
         }
         if let Err(msg) = begun {
-            first(Err(msg.clone()))(Err(msg.clone()));
+            (first.run)(Err(msg.clone()))(Err(msg.clone()));
             if backend.connector.is_some() {
                 // the database is away: answer every queued job now rather than one by one
                 while let Ok(job) = rx.try_recv() {
-                    job(Err(msg.clone()))(Err(msg.clone()));
+                    (job.run)(Err(msg.clone()))(Err(msg.clone()));
                 }
             }
             continue;
         }
+        let pg = w.conn.is_pg();
         let mut finishers: Vec<Finisher> = Vec::with_capacity(16);
-        finishers.push(first(Ok(&mut w)));
-        while finishers.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => finishers.push(job(Ok(&mut w))),
-                Err(_) => break,
+        // In rounds: the jobs queued now, then those queued meanwhile, up to `MAX_BATCH`.
+        let mut round = vec![first];
+        while !round.is_empty() {
+            while finishers.len() + round.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => round.push(job),
+                    Err(_) => break,
+                }
+            }
+            if pg && !w.poisoned {
+                let sends = round.iter().filter_map(|j| match &j.facts {
+                    Facts::Send(key) => Some(key),
+                    _ => None,
+                });
+                if let Err(e) = ops::prefetch_facts(&w.conn, &mut w.mem, sends) {
+                    // the transaction may be aborted: nothing of the batch may commit
+                    tracing::error!(error = %message(e), "reading the facts of queued sends failed");
+                    w.poisoned = true;
+                }
+            }
+            for job in round.drain(..) {
+                if let Facts::May = job.facts {
+                    // it may change what was read for the sends after it
+                    w.mem.facts.clear();
+                }
+                finishers.push((job.run)(Ok(&mut w)));
+            }
+            if finishers.len() >= MAX_BATCH {
+                break;
+            }
+            if let Ok(job) = rx.try_recv() {
+                round.push(job);
             }
         }
         let commit = if std::mem::take(&mut w.poisoned) {
@@ -862,8 +941,12 @@ fn writer_loop(
         } else {
             // An error here (the connection died during COMMIT) leaves the outcome unknown:
             // every job answers "unavailable" and clients retry with their Idempotency-Key.
-            w.conn.execute_batch("COMMIT").map_err(message)
+            // PostgreSQL's pacing buckets of the batch are written with the COMMIT.
+            ops::before_commit(&w.conn, &mut w.mem)
+                .and_then(|()| w.conn.execute_batch("COMMIT"))
+                .map_err(message)
         };
+        w.mem.end_batch(pg);
         if commit.is_err() {
             w.mem.forget_config();
         }

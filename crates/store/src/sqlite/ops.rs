@@ -2,8 +2,8 @@
 
 use super::read::{self, json_col};
 use super::Memory;
-use super::{internal, Route, SqliteStore};
-use crate::db::{ArrayType, Conn, OptionalExtension, RowStatement};
+use super::{internal, Facts, Route, SqliteStore};
+use crate::db::{ArrayType, Conn, OptionalExtension, Params, RowStatement};
 // the element types of row statements' array parameters
 use crate::ids;
 use crate::params;
@@ -26,7 +26,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use ArrayType::{Int8 as I8, Text as Tx};
+use ArrayType::{Float8 as F8, Int8 as I8, Text as Tx};
 
 /// One webhook event to queue: a change of `field`, its `value` as JSON text (as `serde_json`
 /// writes it: compact, keys sorted; `webhook::envelope_bytes` relies on it).
@@ -401,68 +401,214 @@ struct CustomerFacts {
     buckets: (Option<Bucket>, Option<Bucket>),
 }
 
+/// The customer of a queued send: its business, the sending number, the customer's `wa_id`.
+pub(crate) struct SendKey {
+    pub business_id: String,
+    pub phone_id: String,
+    pub wa_id: String,
+}
+
+impl SendKey {
+    /// The key of `cmd` (none when it names its customer by user id: that is read first).
+    pub(crate) fn of(scope: &Scope, cmd: &SendCommand) -> Option<SendKey> {
+        match &cmd.request.recipient {
+            Recipient::WaId(w) => Some(SendKey {
+                business_id: scope.business_id.clone(),
+                phone_id: cmd.phone.id.clone(),
+                wa_id: w.clone(),
+            }),
+            Recipient::UserId(_) => None,
+        }
+    }
+}
+
+/// PostgreSQL: the [`CustomerFacts`] of the sends of a round of queued jobs, read in one
+/// statement before the round runs ([`prefetch_facts`]), each taken by its send. They stay true
+/// while only sends run, each to a customer no earlier send of the round wrote to: a send writes
+/// its own customer's rows only (window, user id), and the pacing buckets, which are the
+/// writer's memory until `COMMIT` (see [`apply_effects`]). So the writer forgets them before any
+/// other job runs, a send that records a violation (configuration) forgets them too, and a send
+/// to a customer another send of the round reached reads afresh.
+#[derive(Default)]
+pub(crate) struct Prefetched {
+    /// (number, customer) → business, facts.
+    rows: HashMap<(String, String), (String, CustomerFacts)>,
+    /// Customers a send of the round reached (while `rows` are valid).
+    reached: std::collections::HashSet<String>,
+    /// Sends that took prefetched facts, ever (what the tests and the benchmark look at).
+    pub taken: u64,
+}
+
+impl Prefetched {
+    pub(crate) fn clear(&mut self) {
+        self.rows.clear();
+        self.reached.clear();
+    }
+
+    /// The prefetched facts of a send's customer, if still valid.
+    fn take(&mut self, business_id: &str, phone_id: &str, wa_id: &str) -> Option<CustomerFacts> {
+        if self.rows.is_empty() {
+            return None;
+        }
+        let first = self.reached.insert(wa_id.to_string());
+        let (b, facts) = self
+            .rows
+            .remove(&(phone_id.to_string(), wa_id.to_string()))?;
+        let valid = first && b == business_id;
+        self.taken += u64::from(valid);
+        valid.then_some(facts)
+    }
+}
+
+/// The columns of [`CustomerFacts`] for number `$p`, customer `$w` and business `$b`, from
+/// the joined `windows` row `win` and pacing buckets `nb` (the number's), `pb` (the pair's).
+macro_rules! facts_columns {
+    ($p:literal, $w:literal, $b:literal) => {
+        concat!(
+            "win.last_inbound_at, win.referral_at, win.fep_until, \
+             (SELECT on_whatsapp FROM users WHERE wa_id = ",
+            $w,
+            "), \
+             (SELECT 1 FROM blocked_users WHERE phone_id = ",
+            $p,
+            " AND wa_id = ",
+            $w,
+            "), \
+             (SELECT user_id FROM contacts WHERE business_id = ",
+            $b,
+            " AND wa_id = ",
+            $w,
+            "), \
+             (SELECT n FROM config_version WHERE id = 1), \
+             (SELECT stopped FROM marketing_prefs WHERE phone_id = ",
+            $p,
+            " AND wa_id = ",
+            $w,
+            ")"
+        )
+    };
+}
+
+/// The facts of one send (`?1` number, `?2` customer, `?3` business), SQLite.
+const FACTS_ONE_SQLITE: &str = concat!(
+    "SELECT ",
+    facts_columns!("?1", "?2", "?3"),
+    " FROM (SELECT 1 AS one) AS one \
+     LEFT JOIN windows win ON win.phone_id = ?1 AND win.wa_id = ?2"
+);
+
+/// The facts of one send, PostgreSQL: with the bucket rows, each looked up once.
+const FACTS_ONE_PG: &str = concat!(
+    "SELECT ",
+    facts_columns!("?1", "?2", "?3"),
+    ", nb.tokens, nb.updated_at, pb.tokens, pb.updated_at \
+     FROM (SELECT 1 AS one) AS one \
+     LEFT JOIN windows win ON win.phone_id = ?1 AND win.wa_id = ?2 \
+     LEFT JOIN pacing_buckets nb ON nb.phone_id = ?1 AND nb.wa_id = '' \
+     LEFT JOIN pacing_buckets pb ON pb.phone_id = ?1 AND pb.wa_id = ?2"
+);
+
+/// The facts of many sends (arrays of numbers, customers, businesses), PostgreSQL: a row each,
+/// in order. The lateral subqueries are fenced (`OFFSET 0`) so that each stays a primary-key
+/// lookup per send, whatever the planner guesses of the arrays' length.
+const FACTS_MANY: &str = concat!(
+    "SELECT ",
+    facts_columns!("k.p", "k.w", "k.b"),
+    ", nb.tokens, nb.updated_at, pb.tokens, pb.updated_at \
+     FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS k(p, w, b, n) \
+     LEFT JOIN LATERAL (SELECT last_inbound_at, referral_at, fep_until FROM windows \
+       WHERE phone_id = k.p AND wa_id = k.w OFFSET 0) win ON true \
+     LEFT JOIN LATERAL (SELECT tokens, updated_at FROM pacing_buckets \
+       WHERE phone_id = k.p AND wa_id = '' OFFSET 0) nb ON true \
+     LEFT JOIN LATERAL (SELECT tokens, updated_at FROM pacing_buckets \
+       WHERE phone_id = k.p AND wa_id = k.w OFFSET 0) pb ON true \
+     ORDER BY k.n"
+);
+
+fn to_facts(r: &crate::db::Row<'_>, pg: bool) -> crate::db::Result<CustomerFacts> {
+    let bucket = |t: usize| -> crate::db::Result<Option<Bucket>> {
+        Ok(
+            match (r.get::<_, Option<f64>>(t)?, r.get::<_, Option<i64>>(t + 1)?) {
+                (Some(tokens), Some(updated_at)) => Some(Bucket { tokens, updated_at }),
+                _ => None,
+            },
+        )
+    };
+    Ok(CustomerFacts {
+        window: WindowState {
+            last_inbound_at: r.get(0)?,
+            referral_at: r.get(1)?,
+            fep_until: r.get(2)?,
+        },
+        on_whatsapp: r.get::<_, Option<bool>>(3)?.unwrap_or(true),
+        blocked: r.get::<_, Option<i64>>(4)?.is_some(),
+        user_id: r.get(5)?,
+        config_version: r.get(6)?,
+        marketing_stopped: r.get::<_, Option<bool>>(7)?.unwrap_or(false),
+        buckets: if pg {
+            (bucket(8)?, bucket(10)?)
+        } else {
+            (None, None)
+        },
+    })
+}
+
+/// PostgreSQL: reads the facts of the queued `sends` in one statement, for [`customer_facts`]
+/// to take (see [`Prefetched`]). Not worth it for a single send, whose own read is the same.
+pub(crate) fn prefetch_facts<'k>(
+    conn: &Conn,
+    mem: &mut Memory,
+    sends: impl Iterator<Item = &'k SendKey>,
+) -> crate::db::Result<()> {
+    mem.facts.clear();
+    let mut seen = std::collections::HashSet::new();
+    let keys: Vec<&SendKey> = sends
+        .filter(|k| seen.insert((k.phone_id.as_str(), k.wa_id.as_str())))
+        .collect();
+    if keys.len() < 2 {
+        return Ok(());
+    }
+    let rows: Vec<Vec<crate::db::Value>> = keys
+        .iter()
+        .map(|k| params![k.phone_id, k.wa_id, k.business_id].values())
+        .collect();
+    let facts = conn.query_arrays(FACTS_MANY, &[Tx, Tx, Tx], &rows, |r| to_facts(r, true))?;
+    if facts.len() != keys.len() {
+        return Err(internal(format!(
+            "the facts of {} sends came back as {} rows",
+            keys.len(),
+            facts.len()
+        ))
+        .into());
+    }
+    mem.facts.rows = keys
+        .into_iter()
+        .zip(facts)
+        .map(|(k, f)| {
+            (
+                (k.phone_id.clone(), k.wa_id.clone()),
+                (k.business_id.clone(), f),
+            )
+        })
+        .collect();
+    Ok(())
+}
+
 fn customer_facts(
     conn: &Conn,
+    mem: &mut Memory,
     business_id: &str,
     phone_id: &str,
     wa_id: &str,
 ) -> StoreResult<CustomerFacts> {
-    macro_rules! facts_sql {
-        ($buckets:literal, $joins:literal) => {
-            concat!(
-                "SELECT w.last_inbound_at, w.referral_at, w.fep_until, \
-                 (SELECT on_whatsapp FROM users WHERE wa_id = ?2), \
-                 (SELECT 1 FROM blocked_users WHERE phone_id = ?1 AND wa_id = ?2), \
-                 (SELECT user_id FROM contacts WHERE business_id = ?3 AND wa_id = ?2), \
-                 (SELECT n FROM config_version WHERE id = 1), \
-                 (SELECT stopped FROM marketing_prefs WHERE phone_id = ?1 AND wa_id = ?2)",
-                $buckets,
-                " FROM (SELECT 1 AS one) AS one \
-                 LEFT JOIN windows w ON w.phone_id = ?1 AND w.wa_id = ?2",
-                $joins
-            )
-        };
+    if let Some(facts) = mem.facts.take(business_id, phone_id, wa_id) {
+        return Ok(facts);
     }
     let pg = conn.is_pg();
-    let sql = if pg {
-        // each bucket row looked up once (four scalar subqueries looked each up twice)
-        facts_sql!(
-            ", nb.tokens, nb.updated_at, pb.tokens, pb.updated_at",
-            " LEFT JOIN pacing_buckets nb ON nb.phone_id = ?1 AND nb.wa_id = '' \
-             LEFT JOIN pacing_buckets pb ON pb.phone_id = ?1 AND pb.wa_id = ?2"
-        )
-    } else {
-        facts_sql!("", "")
-    };
+    let sql = if pg { FACTS_ONE_PG } else { FACTS_ONE_SQLITE };
     Ok(conn
         .prepare_cached(sql)?
-        .query_row(params![phone_id, wa_id, business_id], |r| {
-            let bucket = |t: usize| -> crate::db::Result<Option<Bucket>> {
-                Ok(
-                    match (r.get::<_, Option<f64>>(t)?, r.get::<_, Option<i64>>(t + 1)?) {
-                        (Some(tokens), Some(updated_at)) => Some(Bucket { tokens, updated_at }),
-                        _ => None,
-                    },
-                )
-            };
-            Ok(CustomerFacts {
-                window: WindowState {
-                    last_inbound_at: r.get(0)?,
-                    referral_at: r.get(1)?,
-                    fep_until: r.get(2)?,
-                },
-                on_whatsapp: r.get::<_, Option<bool>>(3)?.unwrap_or(true),
-                blocked: r.get::<_, Option<i64>>(4)?.is_some(),
-                user_id: r.get(5)?,
-                config_version: r.get(6)?,
-                marketing_stopped: r.get::<_, Option<bool>>(7)?.unwrap_or(false),
-                buckets: if pg {
-                    (bucket(8)?, bucket(10)?)
-                } else {
-                    (None, None)
-                },
-            })
-        })?)
+        .query_row(params![phone_id, wa_id, business_id], |r| to_facts(r, pg))?)
 }
 
 pub(crate) fn save_window(
@@ -755,7 +901,7 @@ pub(crate) fn evaluate(
             .into());
         }
     }
-    let customer = customer_facts(conn, &scope.business_id, &phone.id, &wa_id)?;
+    let customer = customer_facts(conn, mem, &scope.business_id, &phone.id, &wa_id)?;
     mem.saw_config_version(customer.config_version);
     let window = customer.window;
     let (template, rendered) = match &cmd.request.template {
@@ -899,9 +1045,10 @@ pub(crate) fn evaluate(
 /// Pacing buckets untouched this long are full again (and dropped on PostgreSQL).
 const PACING_FORGET_MS: Millis = 300_000;
 
-/// A pacing bucket (`wa_id` `None`: the number's throughput bucket; otherwise the pair's):
-/// from the writer's memory on SQLite, from the shared `pacing_buckets` table on PostgreSQL
-/// (`stored`, read with the customer's facts).
+/// A pacing bucket (`wa_id` `None`: the number's throughput bucket; otherwise the pair's): from
+/// the writer's memory (SQLite keeps them there; on PostgreSQL it holds those the batch changed,
+/// until `COMMIT`), else as stored in the shared `pacing_buckets` table (PostgreSQL: `stored`,
+/// read with the customer's facts), else full.
 fn bucket(
     mem: &Memory,
     stored: Option<Bucket>,
@@ -910,15 +1057,54 @@ fn bucket(
     now: Millis,
     burst: f64,
 ) -> Bucket {
-    stored
-        .or_else(|| match wa_id {
-            None => mem.number_buckets.get(phone_id).copied(),
-            Some(w) => mem
-                .pair_buckets
-                .get(&(phone_id.to_string(), w.to_string()))
-                .copied(),
-        })
-        .unwrap_or_else(|| Bucket::full(burst, now))
+    match wa_id {
+        None => mem.number_buckets.get(phone_id).copied(),
+        Some(w) => mem
+            .pair_buckets
+            .get(&(phone_id.to_string(), w.to_string()))
+            .copied(),
+    }
+    .or(stored)
+    .unwrap_or_else(|| Bucket::full(burst, now))
+}
+
+/// A pacing bucket row (PostgreSQL; a batch writes each of its buckets once, before `COMMIT`).
+static BUCKET_ROW: RowStatement = RowStatement {
+    table: "pacing_buckets",
+    one: "INSERT INTO pacing_buckets (phone_id, wa_id, tokens, updated_at) VALUES (?1, ?2, ?3, ?4) \
+          ON CONFLICT (phone_id, wa_id) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at",
+    many: "INSERT INTO pacing_buckets (phone_id, wa_id, tokens, updated_at) \
+           SELECT p, w, t, u FROM unnest($1::text[], $2::text[], $3::float8[], $4::int8[]) \
+           WITH ORDINALITY AS r(p, w, t, u, n) ORDER BY n \
+           ON CONFLICT (phone_id, wa_id) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at",
+    types: &[Tx, Tx, F8, I8],
+};
+
+/// Before a batch's `COMMIT`, PostgreSQL: writes the pacing buckets its sends changed, in key
+/// order, one row each (a number's bucket has the customer `''`: a `wa_id` is never empty), to
+/// go with the `COMMIT`. Memory keeps them until the batch ends.
+pub(crate) fn before_commit(conn: &Conn, mem: &mut Memory) -> crate::db::Result<()> {
+    if !conn.is_pg() {
+        return Ok(());
+    }
+    let mut rows: Vec<(&str, &str, Bucket)> = mem
+        .number_buckets
+        .iter()
+        .map(|(p, b)| (p.as_str(), "", *b))
+        .chain(
+            mem.pair_buckets
+                .iter()
+                .map(|((p, w), b)| (p.as_str(), w.as_str(), *b)),
+        )
+        .collect();
+    rows.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    for (phone_id, wa_id, b) in rows {
+        conn.defer_row(
+            &BUCKET_ROW,
+            params![phone_id, wa_id, b.tokens, b.updated_at],
+        )?;
+    }
+    Ok(())
 }
 
 /// A row of a per-customer log `(business_id, wa_id, at)` (grouped on PostgreSQL, as
@@ -975,39 +1161,28 @@ pub(crate) fn apply_effects(
     }
     if let Some(v) = e.violation.as_ref().or(ev.ignored_opt_out.as_ref()) {
         super::compliance::record_violation(conn, &scope.business_id, &phone.waba_id, v, now)?;
+        // enforcement is configuration: the sends after this one read it afresh
+        mem.facts.clear();
     }
-    if e.take_tokens && ev.pacing && conn.is_pg() {
-        // several nodes share the buckets: read and write them in this transaction
-        // (as read for the decision: the batch holds its business's lock, nobody changed them
-        // since); both in one statement (the pair's key is never the number's: a wa_id is
-        // never empty)
+    if e.take_tokens && ev.pacing {
+        // As decided (the buckets were read for the decision, in this job). On PostgreSQL,
+        // where several nodes share the buckets, they are written before the batch's `COMMIT`
+        // (`before_commit`): the batch holds its business's lock, nobody else changes them
+        // meanwhile.
         let level = throughput_level(&phone.throughput_level);
         let (mut number, mut pair) = ev.buckets;
         let _ = number.try_take(now, level.mps(), level.burst());
         let _ = pair.try_take(now, PAIR_RATE_PER_SEC, PAIR_BURST);
-        conn.defer(
-            "INSERT INTO pacing_buckets (phone_id, wa_id, tokens, updated_at) VALUES (?1, '', ?2, ?3), (?1, ?4, ?5, ?6) \
-             ON CONFLICT (phone_id, wa_id) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at",
-            params![phone.id, number.tokens, number.updated_at, ev.wa_id, pair.tokens, pair.updated_at],
-        )?;
-    } else if e.take_tokens && ev.pacing {
-        let level = throughput_level(&phone.throughput_level);
-        let nb = mem
-            .number_buckets
-            .entry(phone.id.clone())
-            .or_insert_with(|| Bucket::full(level.burst(), now));
-        let _ = nb.try_take(now, level.mps(), level.burst());
         // Buckets that refilled are equal to absent ones: drop them now and then, so memory
-        // follows the active pairs, not every pair ever seen.
+        // follows the active pairs, not every pair ever seen (SQLite's; PostgreSQL's go with
+        // each batch).
         if mem.pair_buckets.len() > 100_000 {
             mem.pair_buckets
                 .retain(|_, b| b.available(now, PAIR_RATE_PER_SEC, PAIR_BURST) < PAIR_BURST);
         }
-        let pb = mem
-            .pair_buckets
-            .entry((phone.id.clone(), ev.wa_id.clone()))
-            .or_insert_with(|| Bucket::full(PAIR_BURST, now));
-        let _ = pb.try_take(now, PAIR_RATE_PER_SEC, PAIR_BURST);
+        mem.number_buckets.insert(phone.id.clone(), number);
+        mem.pair_buckets
+            .insert((phone.id.clone(), ev.wa_id.clone()), pair);
     }
     Ok(())
 }
@@ -1329,7 +1504,7 @@ impl SqliteStore {
             >= PACING_PURGE_EVERY_MS;
         let shards = deliveries.into_iter().map(|(business, list)| async move {
             // the messages read again under the shard's lock
-            self.write_mem_on(Route::Business(&business), move |c, mem| {
+            self.write_mem_on(Route::Business(&business), Facts::Keeps, move |c, mem| {
                 deliver_all(c, mem, &list, now)
             })
             .await
@@ -1592,7 +1767,7 @@ impl Store for SqliteStore {
         // Through every writer: ready means writes can commit (each writer has a connection of
         // its own on PostgreSQL), not only that the database is readable.
         let pings = self.every_writer().map(|route| {
-            self.write_mem_on(route, |c, _| {
+            self.write_mem_on(route, Facts::May, |c, _| {
                 c.query_row("SELECT 1", [], |_| Ok(()))?;
                 Ok(())
             })
@@ -1792,7 +1967,8 @@ impl Store for SqliteStore {
         // savepoint (see `write_fast`): send_tx returns `Api` errors only before its first write.
         // A send reads and writes its business's rows only: on PostgreSQL, sends of different
         // businesses run on their shards' writers side by side.
-        self.write_fast_on(Route::Business(&scope.business_id), move |c, m| {
+        let key = SendKey::of(scope, &cmd);
+        self.write_fast_on(Route::Business(&scope.business_id), key, move |c, m| {
             send_tx(c, m, &job_scope, cmd)
         })
         .await?
