@@ -610,9 +610,10 @@ mod tests {
     }
 
     /// Sends queued together on a shard read their customers' facts in one statement, and what
-    /// they read stays true: a second send to the same customer, and every send after a job
-    /// that may change them (here one that opens a customer's window), reads afresh; the pacing buckets
-    /// count every send of the batch, each written once, with the `COMMIT`.
+    /// they read stays true: a second send of a number to the same customer, and every send
+    /// after a job that may change them (here one that opens a customer's window), reads
+    /// afresh; another number's send to that customer need not. The pacing buckets count every
+    /// send of the batch, each written once, with the `COMMIT`.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn sends_queued_together_read_their_facts_at_once() {
         use crate::{InboundCommand, NewPhoneNumber, NewTenant, Scope, SendCommand, Store};
@@ -626,10 +627,12 @@ mod tests {
                 NewTenant {
                     business_name: "B".into(),
                     verified: true,
-                    phone_numbers: vec![NewPhoneNumber {
-                        display_phone_number: "+1 555 010 0001".into(),
-                        verified_name: "B".into(),
-                    }],
+                    phone_numbers: ["+1 555 010 0001", "+1 555 010 0002"]
+                        .map(|n| NewPhoneNumber {
+                            display_phone_number: n.into(),
+                            verified_name: "B".into(),
+                        })
+                        .into(),
                     webhook: None,
                 },
                 1_000,
@@ -641,6 +644,11 @@ mod tests {
         };
         let phone = s
             .phone_number(&scope, &t.phone_numbers[0].id)
+            .await
+            .unwrap()
+            .unwrap();
+        let other_phone = s
+            .phone_number(&scope, &t.phone_numbers[1].id)
             .await
             .unwrap()
             .unwrap();
@@ -660,7 +668,7 @@ mod tests {
             };
             s.inbound(&scope, inbound).await.unwrap();
         }
-        let send = |i: u32| {
+        let send_from = |phone: &crate::PhoneNumber, i: u32| {
             let body = serde_json::json!({"messaging_product": "whatsapp", "to": customer(i),
                 "type": "text", "text": {"body": format!("to {i}")}});
             let Ok(Request::Send(request)) = parse_request(&body, "1") else {
@@ -674,6 +682,7 @@ mod tests {
                 delivered_after: 600_000,
             }
         };
+        let send = |i: u32| send_from(&phone, i);
         let taken = |s: Arc<SqlStore>, b: String| async move {
             s.write_fast_on(Route::Business(&b), None, |_, m| Ok(m.facts.taken))
                 .await
@@ -691,7 +700,7 @@ mod tests {
         );
         let (s2, scope2) = (s.clone(), scope.clone());
         let (sends_first, sends_before, sends_after) = (
-            [send(1), send(1), send(2)],
+            [send(1), send(1), send_from(&other_phone, 1), send(2)],
             [send(3), send(5)],
             [send(6), send(4)],
         );
@@ -756,9 +765,17 @@ mod tests {
             ],
             [2, 1, 1, 1, 0, 1]
         );
-        // prefetched: the first sends to 1, 2, 3 and 5 (after a job that keeps the facts); the
-        // second to 1 and those after the other job read afresh
-        assert_eq!(taken(s.clone(), scope.business_id.clone()).await, 4);
+        // the other number never heard from 1: failed
+        assert_eq!(
+            db.count(&format!(
+                "SELECT COUNT(*) FROM messages WHERE phone_id = '{}' AND status = 'failed'",
+                other_phone.id
+            )),
+            1
+        );
+        // prefetched: the first sends to 1, 2, 3 and 5 (after a job that keeps the facts), the
+        // other number's to 1; the second to 1 and those after the other job read afresh
+        assert_eq!(taken(s.clone(), scope.business_id.clone()).await, 5);
         // every send took a token (a failed one too), from the number's bucket and its pair's
         let tokens = |wa: &str| {
             db.count(&format!(
@@ -768,6 +785,14 @@ mod tests {
             ))
         };
         assert_eq!(tokens(""), 80 - 7, "the number's bucket");
+        assert_eq!(
+            db.count(&format!(
+                "SELECT tokens::int8 FROM pacing_buckets WHERE phone_id = '{}' AND wa_id = ''",
+                other_phone.id
+            )),
+            80 - 1,
+            "the other number's"
+        );
         assert_eq!(tokens(&customer(1)), 45 - 2, "the pair's, sent twice");
         assert_eq!(tokens(&customer(6)), 45 - 1);
         s.close();

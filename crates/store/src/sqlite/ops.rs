@@ -423,18 +423,17 @@ impl SendKey {
 }
 
 /// PostgreSQL: the [`CustomerFacts`] of the sends of a round of queued jobs, read in one
-/// statement before the round runs ([`prefetch_facts`]), each taken by its send. They stay true
-/// while only sends run, each to a customer no earlier send of the round wrote to: a send writes
-/// its own customer's rows only (window, user id), and the pacing buckets, which are the
-/// writer's memory until `COMMIT` (see [`apply_effects`]). So the writer forgets them before any
-/// other job runs, a send that records a violation (configuration) forgets them too, and a send
-/// to a customer another send of the round reached reads afresh.
+/// statement before the round runs ([`prefetch_facts`]), each taken once, by the first send of
+/// its number and customer. They stay true while only sends (and jobs that keep them, see
+/// [`super::Facts`]) run: a send writes its own pair's window, its customer's user id (derived
+/// from the business and the customer: the same whoever writes it) and the pacing buckets,
+/// which are the writer's memory until `COMMIT` (see [`apply_effects`]). So the writer forgets
+/// them before any other job runs, a send that records a violation (configuration) forgets
+/// them too, and a second send to the same pair in the round reads afresh.
 #[derive(Default)]
 pub(crate) struct Prefetched {
     /// (number, customer) → business, facts.
     rows: HashMap<(String, String), (String, CustomerFacts)>,
-    /// Customers a send of the round reached (while `rows` are valid).
-    reached: std::collections::HashSet<String>,
     /// Sends that took prefetched facts, ever (what the tests and the benchmark look at).
     pub taken: u64,
 }
@@ -442,7 +441,6 @@ pub(crate) struct Prefetched {
 impl Prefetched {
     pub(crate) fn clear(&mut self) {
         self.rows.clear();
-        self.reached.clear();
     }
 
     /// The prefetched facts of a send's customer, if still valid.
@@ -450,11 +448,10 @@ impl Prefetched {
         if self.rows.is_empty() {
             return None;
         }
-        let first = self.reached.insert(wa_id.to_string());
         let (b, facts) = self
             .rows
             .remove(&(phone_id.to_string(), wa_id.to_string()))?;
-        let valid = first && b == business_id;
+        let valid = b == business_id;
         self.taken += u64::from(valid);
         valid.then_some(facts)
     }
