@@ -90,8 +90,9 @@ pub(crate) struct Writer {
     pub poisoned: bool,
 }
 
-/// The writer's in-memory pacing buckets (SQLite). With PostgreSQL, several nodes share the
-/// buckets: they live in the `pacing_buckets` table instead (see `ops.rs`).
+/// The writer's in-memory state. Pacing buckets: on SQLite, all of them; on PostgreSQL, where
+/// several nodes share the `pacing_buckets` table, those the current batch changed, written
+/// before its `COMMIT` and forgotten after it (see `ops.rs`).
 #[derive(Default)]
 pub(crate) struct Memory {
     /// Throughput bucket per business number.
