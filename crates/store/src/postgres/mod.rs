@@ -795,6 +795,74 @@ mod tests {
         );
         assert_eq!(tokens(&customer(1)), 45 - 2, "the pair's, sent twice");
         assert_eq!(tokens(&customer(6)), 45 - 1);
+
+        // A batch that rolls back writes no bucket: a send to 2 beside a job that fails the
+        // batch is undone (unavailable, retry).
+        let hold_shard = || {
+            hold(
+                &db.url,
+                format!(
+                    "pg_advisory_lock({SHARD_LOCK_CLASS}, {})",
+                    shard_of(&scope.business_id)
+                ),
+            )
+        };
+        let release = hold_shard();
+        let (s2, scope2, send_2) = (s.clone(), scope.clone(), send(2));
+        let round = tokio::spawn(async move {
+            let fails = s2.write_fast_on(Route::Business(&scope2.business_id), None, |_, _| {
+                Err::<(), _>(StoreError::Internal("a write failed".into()))
+            });
+            tokio::join!(s2.send(&scope2, send_2), fails)
+        });
+        until_waiting(&db, 1).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        drop(release);
+        let (sent, failed) = round.await.unwrap();
+        assert!(matches!(sent, Err(StoreError::Unavailable(_))), "{sent:?}");
+        assert!(failed.is_err());
+        assert_eq!((tokens(""), tokens(&customer(2))), (80 - 7, 45 - 1));
+        s.send(&scope, send(2)).await.unwrap();
+        assert_eq!((tokens(""), tokens(&customer(2))), (80 - 8, 45 - 2));
+
+        // Memory keeps a batch's buckets until its COMMIT only: another node's send between two
+        // of this node's counts.
+        let other_node = SqlStore::open_postgres(&db.url, PostgresOptions::default()).unwrap();
+        other_node.send(&scope, send(2)).await.unwrap();
+        other_node.close();
+        s.send(&scope, send(2)).await.unwrap();
+        assert_eq!((tokens(""), tokens(&customer(2))), (80 - 10, 45 - 4));
+
+        // A job whose savepoint rolls back leaves the batch's buckets as they were before it
+        // (here one that empties the number's bucket in memory, then fails): the send after it
+        // passes, and the number's bucket counts the two sends.
+        let release = hold_shard();
+        let (s2, scope2, sends) = (s.clone(), scope.clone(), [send(3), send(4)]);
+        let phone_id = phone.id.clone();
+        let round = tokio::spawn(async move {
+            let [first, second] = sends.map(|c| s2.send(&scope2, c));
+            let fails = s2.write_mem_on(
+                Route::Business(&scope2.business_id),
+                Facts::May,
+                move |_, m| {
+                    let empty = greenlight_domain::policy::pacing::Bucket {
+                        tokens: 0.0,
+                        updated_at: now,
+                    };
+                    m.number_buckets.insert(phone_id, empty);
+                    Err::<(), _>(StoreError::Internal("a write failed".into()))
+                },
+            );
+            tokio::join!(first, fails, second)
+        });
+        until_waiting(&db, 1).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        drop(release);
+        let (first, failed, second) = round.await.unwrap();
+        assert!(failed.is_err());
+        first.unwrap();
+        second.unwrap();
+        assert_eq!(tokens(""), 80 - 12);
         s.close();
     }
 

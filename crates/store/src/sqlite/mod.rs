@@ -82,7 +82,8 @@ pub(crate) struct Backend {
 }
 
 /// What the writer thread owns: its connection, and state kept in memory because it changes
-/// on every send and needs no durability (pacing token buckets refill within seconds).
+/// on every send (on SQLite pacing token buckets need no durability: they refill within
+/// seconds; on PostgreSQL memory holds a batch's own until its `COMMIT`).
 pub(crate) struct Writer {
     pub conn: Conn,
     pub mem: Memory,
@@ -108,6 +109,11 @@ pub(crate) struct Memory {
     /// PostgreSQL: the facts of the customers of sends queued together, read at once.
     pub facts: ops::Prefetched,
 }
+
+type Buckets = (
+    HashMap<String, greenlight_domain::policy::pacing::Bucket>,
+    HashMap<(String, String), greenlight_domain::policy::pacing::Bucket>,
+);
 
 /// What the send path reads on every message but rarely changes: a tenant's settings, its
 /// numbers, where its webhook events go. Valid while the `config_version` counter (bumped by
@@ -165,6 +171,12 @@ impl Memory {
     /// Drops the configuration cache (after a rolled-back batch: what it read may be undone).
     fn forget_config(&mut self) {
         self.config = ConfigCache::default();
+    }
+
+    /// PostgreSQL: the buckets the batch changed so far, to restore if a job's savepoint rolls
+    /// back (on SQLite a rolled-back job's tokens stay taken, as they always have).
+    fn batch_buckets(&self) -> Buckets {
+        (self.number_buckets.clone(), self.pair_buckets.clone())
     }
 
     /// After a batch committed or rolled back. On PostgreSQL the buckets in memory are the
@@ -475,7 +487,8 @@ impl SqlStore {
     }
 
     /// [`Self::write`] with access to the writer's in-memory state. Change memory only after
-    /// the job's writes succeeded: a rolled-back savepoint does not undo it.
+    /// the job's writes succeeded: a rolled-back savepoint does not undo it (but for
+    /// PostgreSQL's pacing buckets of the batch, which it restores).
     pub(crate) async fn write_mem<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
@@ -562,6 +575,7 @@ impl SqlStore {
                 }
             };
             let conn = &w.conn;
+            let undo = (savepoint && conn.is_pg()).then(|| w.mem.batch_buckets());
             if savepoint {
                 if let Err(e) = conn.execute_batch("SAVEPOINT job") {
                     let err = StoreError::from(e);
@@ -620,6 +634,10 @@ impl SqlStore {
                 Err(e) => {
                     if conn.execute_batch("ROLLBACK TO job; RELEASE job").is_err() {
                         w.poisoned = true;
+                    }
+                    if let Some((number, pair)) = undo {
+                        w.mem.number_buckets = number;
+                        w.mem.pair_buckets = pair;
                     }
                     Box::new(move |_| {
                         let _ = tx.send(Err(e));
@@ -926,6 +944,10 @@ fn writer_loop(
                     w.mem.facts.clear();
                 }
                 finishers.push((job.run)(Ok(&mut w)));
+                if w.poisoned {
+                    // nothing of the batch commits: the sends after read (and fail) afresh
+                    w.mem.facts.clear();
+                }
             }
             if finishers.len() >= MAX_BATCH {
                 break;
