@@ -866,6 +866,81 @@ mod tests {
         s.close();
     }
 
+    /// A shard's deliveries read their messages in one statement, a row per task in the tasks'
+    /// order: a task whose message is not there does nothing, and each message's `delivered`
+    /// event names its own customer.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn deliveries_read_their_messages_in_order() {
+        use crate::{NewPhoneNumber, NewTenant, Store};
+        let Some(db) = TestDb::create("deliveries_read_their_messages_in_order") else {
+            return;
+        };
+        let s = SqlStore::open_postgres(&db.url, PostgresOptions::default()).unwrap();
+        let t = s
+            .create_tenant(
+                NewTenant {
+                    business_name: "B".into(),
+                    verified: true,
+                    phone_numbers: vec![NewPhoneNumber {
+                        display_phone_number: "+1 555 010 0001".into(),
+                        verified_name: "B".into(),
+                    }],
+                    webhook: Some(crate::NewWebhook {
+                        callback_url: "http://127.0.0.1:9/hook".into(),
+                        verify_token: "vt".into(),
+                    }),
+                },
+                1_000,
+            )
+            .await
+            .unwrap();
+        let (business, phone) = (t.business_id.clone(), t.phone_numbers[0].id.clone());
+        let b = business.clone();
+        s.write(move |c| {
+            for i in 1..=3 {
+                c.execute(
+                    "INSERT INTO messages (id, business_id, phone_id, wa_id, direction, type, content, status, created_at) \
+                     VALUES (?1, ?2, ?3, ?4, 'out', 'text', '{}', 'sent', 1000)",
+                    params![format!("wamid.{i}"), b, phone, format!("1555000000{i}")],
+                )?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let list: Vec<(i64, String)> = ["wamid.3", "wamid.gone", "wamid.1", "wamid.2"]
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (i as i64 + 1, w.to_string()))
+            .collect();
+        s.write_mem_on(Route::Business(&business), Facts::Keeps, move |c, m| {
+            crate::sqlite::ops::deliver_all(c, m, &list, 2_000)
+        })
+        .await
+        .unwrap();
+        for i in 1..=3 {
+            assert_eq!(
+                db.count(&format!(
+                    "SELECT COUNT(*) FROM messages WHERE id = 'wamid.{i}' AND status = 'delivered'"
+                )),
+                1
+            );
+            assert_eq!(
+                db.count(&format!(
+                    "SELECT COUNT(*) FROM outbox WHERE payload LIKE '%\"delivered\"%' \
+                     AND payload LIKE '%wamid.{i}%' AND payload LIKE '%\"recipient_id\":\"1555000000{i}\"%'"
+                )),
+                1,
+                "wamid.{i}'s event names its customer"
+            );
+        }
+        assert_eq!(
+            db.count("SELECT COUNT(*) FROM outbox WHERE payload LIKE '%\"delivered\"%'"),
+            3
+        );
+        s.close();
+    }
+
     /// A node refuses a database whose nodes shard businesses otherwise.
     #[test]
     fn a_node_that_shards_otherwise_is_refused() {

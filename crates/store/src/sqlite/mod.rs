@@ -27,7 +27,7 @@
 mod compliance;
 mod consent;
 mod gateway;
-mod ops;
+pub(crate) mod ops;
 pub(crate) mod read;
 mod templates;
 mod webhooks;

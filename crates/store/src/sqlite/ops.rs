@@ -1371,24 +1371,55 @@ const DELIVER_READ: &str = "SELECT m.business_id, m.phone_id, m.wa_id, m.status,
      LEFT JOIN contacts ct ON ct.business_id = m.business_id AND ct.wa_id = m.wa_id \
      WHERE m.id = ?1 AND m.direction = 'out'";
 
+/// [`DELIVER_READ`] for many wamids (`$1`, an array), PostgreSQL: a row each, in order, all
+/// null for a wamid that is no outbound message.
+const DELIVER_READ_MANY: &str = "SELECT d.business_id, d.phone_id, d.wa_id, d.status, d.pricing, \
+     d.conversation_id, d.biz_opaque, d.user_id FROM unnest($1::text[]) WITH ORDINALITY AS u(id, n) \
+     LEFT JOIN LATERAL (SELECT m.business_id, m.phone_id, m.wa_id, m.status, m.pricing, \
+       m.conversation_id, m.biz_opaque, ct.user_id FROM messages m \
+       LEFT JOIN contacts ct ON ct.business_id = m.business_id AND ct.wa_id = m.wa_id \
+       WHERE m.id = u.id AND m.direction = 'out' OFFSET 0) d ON true \
+     ORDER BY u.n";
+
 /// The tasks due at `?1`, oldest first, at most `?2`.
 const DUE_TASKS: &str =
     "SELECT id, kind, subject FROM tasks WHERE due_at <= ?1 ORDER BY due_at, id LIMIT ?2";
+
+/// [`DUE_TASKS`] with, for a delivery, the business of its message (null if there is none):
+/// whose shard runs it (PostgreSQL).
+const DUE_TASKS_OWNED: &str = "SELECT t.id, t.kind, t.subject, \
+     (SELECT business_id FROM messages WHERE t.kind = 'deliver' AND id = t.subject AND direction = 'out') \
+     FROM (SELECT id, kind, subject, due_at FROM tasks WHERE due_at <= ?1 ORDER BY due_at, id LIMIT ?2) t \
+     ORDER BY t.due_at, t.id";
 
 /// How often the scheduler drops refilled pacing buckets (PostgreSQL: see `run_due_sharded`).
 const PACING_PURGE_EVERY_MS: Millis = 60_000;
 
 /// Runs the deliveries `(task id, wamid)` and deletes their tasks. Their messages (and user ids)
-/// are read together first, one round trip on PostgreSQL instead of one per delivery: the rows
+/// are read together first, one statement on PostgreSQL instead of one per delivery: the rows
 /// stay true while only deliveries run, each changing its own message alone; a message listed
 /// twice is read again the second time. A delivery fails only on a database error, which fails
 /// the whole job (retried on the next tick).
-fn deliver_all(c: &Conn, mem: &mut Memory, list: &[(i64, String)], now: Millis) -> StoreResult<()> {
+pub(crate) fn deliver_all(
+    c: &Conn,
+    mem: &mut Memory,
+    list: &[(i64, String)],
+    now: Millis,
+) -> StoreResult<()> {
     let wamids = list
         .iter()
         .map(|(_, wamid)| vec![crate::db::Value::Text(wamid.clone())])
-        .collect();
-    let rows = c.query_each(DELIVER_READ, wamids, to_deliver)?;
+        .collect::<Vec<_>>();
+    let rows = if c.is_pg() {
+        c.query_arrays(DELIVER_READ_MANY, &[Tx], &wamids, |r| {
+            match r.get::<_, Option<String>>(0)? {
+                Some(_) => to_deliver(r).map(Some),
+                None => Ok(None),
+            }
+        })?
+    } else {
+        c.query_each(DELIVER_READ, wamids, to_deliver)?
+    };
     let mut delivered = std::collections::HashSet::new();
     for ((id, wamid), row) in list.iter().zip(rows) {
         if delivered.insert(wamid.as_str()) {
@@ -1453,42 +1484,25 @@ impl SqliteStore {
     /// and a task another node ran meanwhile is gone, so nodes racing on the same due tasks run
     /// each once.
     async fn run_due_sharded(&self, now: Millis, limit: usize) -> StoreResult<usize> {
-        type Due = Vec<(i64, String, String)>;
-        let (due, owners) = self
-            .read(move |c| -> StoreResult<(Due, Vec<Option<String>>)> {
-                let due = c
-                    .prepare_cached(DUE_TASKS)?
+        type Due = Vec<(i64, String, String, Option<String>)>;
+        let due = self
+            .read(move |c| -> StoreResult<Due> {
+                Ok(c.prepare_cached(DUE_TASKS_OWNED)?
                     .query_map(params![now, limit as i64], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
                     })?
-                    .collect::<Result<Due, _>>()?;
-                let wamids = due
-                    .iter()
-                    .filter(|(_, kind, _)| kind == "deliver")
-                    .map(|(_, _, subject)| vec![crate::db::Value::Text(subject.clone())])
-                    .collect();
-                let owners = c
-                    .query_each(
-                        "SELECT business_id FROM messages WHERE id = ?1 AND direction = 'out'",
-                        wamids,
-                        |r| r.get(0),
-                    )?
-                    .into_iter()
-                    .map(Option::flatten)
-                    .collect();
-                Ok((due, owners))
+                    .collect::<Result<Due, _>>()?)
             })
             .await?;
         // the deliveries before the first other task, by business; the rest, in order
-        let mut owners = owners.into_iter();
         let mut deliveries: HashMap<String, Vec<(i64, String)>> = HashMap::new();
         let mut rest = Vec::new();
-        for (id, kind, subject) in &due {
+        for (id, kind, subject, owner) in &due {
             if !rest.is_empty() || kind != "deliver" {
                 rest.push(*id);
                 continue;
             }
-            match owners.next().flatten() {
+            match owner.clone() {
                 Some(b) => deliveries
                     .entry(b)
                     .or_default()
