@@ -501,6 +501,31 @@ mod tests {
         b.close();
     }
 
+    /// A verified tenant with these numbers, its webhook pointing nowhere that answers.
+    async fn tenant(s: &SqlStore, name: &str, numbers: &[&str]) -> crate::CreatedTenant {
+        use crate::{NewPhoneNumber, NewTenant, NewWebhook, Store};
+        s.create_tenant(
+            NewTenant {
+                business_name: name.into(),
+                verified: true,
+                phone_numbers: numbers
+                    .iter()
+                    .map(|n| NewPhoneNumber {
+                        display_phone_number: n.to_string(),
+                        verified_name: name.into(),
+                    })
+                    .collect(),
+                webhook: Some(NewWebhook {
+                    callback_url: "http://127.0.0.1:9/hook".into(),
+                    verify_token: "vt".into(),
+                }),
+            },
+            1_000,
+        )
+        .await
+        .unwrap()
+    }
+
     /// Two nodes run the same due deliveries at once, of businesses in several shards (on
     /// their shards' writers), with two tasks for some messages, and of a message that does
     /// not exist (instance-wide): each message is delivered once, with one status row and one
@@ -508,7 +533,7 @@ mod tests {
     /// runs after they committed.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn two_nodes_run_each_due_delivery_once() {
-        use crate::{NewPhoneNumber, NewTenant, NewWebhook, Store};
+        use crate::Store;
         let Some(db) = TestDb::create("two_nodes_run_each_due_delivery_once") else {
             return;
         };
@@ -516,24 +541,7 @@ mod tests {
         let b = SqlStore::open_postgres(&db.url, PostgresOptions::default()).unwrap();
         let mut shards = std::collections::HashSet::new();
         for t in 0..4 {
-            let tenant = a
-                .create_tenant(
-                    NewTenant {
-                        business_name: format!("B{t}"),
-                        verified: true,
-                        phone_numbers: vec![NewPhoneNumber {
-                            display_phone_number: format!("+1 555 010 000{t}"),
-                            verified_name: format!("B{t}"),
-                        }],
-                        webhook: Some(NewWebhook {
-                            callback_url: "http://127.0.0.1:9/hook".into(),
-                            verify_token: "vt".into(),
-                        }),
-                    },
-                    1_000,
-                )
-                .await
-                .unwrap();
+            let tenant = tenant(&a, &format!("B{t}"), &[&format!("+1 555 010 000{t}")]).await;
             shards.insert(shard_of(&tenant.business_id));
             let (business, phone) = (tenant.business_id, tenant.phone_numbers[0].id.clone());
             a.write(move |c| {
@@ -616,29 +624,13 @@ mod tests {
     /// send of the batch, each written once, with the `COMMIT`.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn sends_queued_together_read_their_facts_at_once() {
-        use crate::{InboundCommand, NewPhoneNumber, NewTenant, Scope, SendCommand, Store};
+        use crate::{InboundCommand, Scope, SendCommand, Store};
         use greenlight_domain::message::{parse_request, Request};
         let Some(db) = TestDb::create("sends_queued_together_read_their_facts_at_once") else {
             return;
         };
         let s = Arc::new(SqlStore::open_postgres(&db.url, PostgresOptions::default()).unwrap());
-        let t = s
-            .create_tenant(
-                NewTenant {
-                    business_name: "B".into(),
-                    verified: true,
-                    phone_numbers: ["+1 555 010 0001", "+1 555 010 0002"]
-                        .map(|n| NewPhoneNumber {
-                            display_phone_number: n.into(),
-                            verified_name: "B".into(),
-                        })
-                        .into(),
-                    webhook: None,
-                },
-                1_000,
-            )
-            .await
-            .unwrap();
+        let t = tenant(&s, "B", &["+1 555 010 0001", "+1 555 010 0002"]).await;
         let scope = Scope {
             business_id: t.business_id.clone(),
         };
@@ -871,29 +863,11 @@ mod tests {
     /// event names its own customer.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn deliveries_read_their_messages_in_order() {
-        use crate::{NewPhoneNumber, NewTenant, Store};
         let Some(db) = TestDb::create("deliveries_read_their_messages_in_order") else {
             return;
         };
         let s = SqlStore::open_postgres(&db.url, PostgresOptions::default()).unwrap();
-        let t = s
-            .create_tenant(
-                NewTenant {
-                    business_name: "B".into(),
-                    verified: true,
-                    phone_numbers: vec![NewPhoneNumber {
-                        display_phone_number: "+1 555 010 0001".into(),
-                        verified_name: "B".into(),
-                    }],
-                    webhook: Some(crate::NewWebhook {
-                        callback_url: "http://127.0.0.1:9/hook".into(),
-                        verify_token: "vt".into(),
-                    }),
-                },
-                1_000,
-            )
-            .await
-            .unwrap();
+        let t = tenant(&s, "B", &["+1 555 010 0001"]).await;
         let (business, phone) = (t.business_id.clone(), t.phone_numbers[0].id.clone());
         let b = business.clone();
         s.write(move |c| {
