@@ -584,40 +584,49 @@ fn array_column(rows: &[Vec<Value>], i: usize, ty: ArrayType) -> Result<PgParam>
             )))
         })
     };
-    Ok(match ty {
-        ArrayType::Text => Box::new(
-            rows.iter()
-                .map(|r| match at(r)? {
-                    Value::Null => Ok(None),
-                    Value::Text(s) => Ok(Some(s)),
-                    Value::Int(n) => Ok(Some(n.to_string())),
-                    Value::Real(f) => Ok(Some(f.to_string())),
-                    v @ Value::Blob(_) => Err(bad(&v)),
-                })
-                .collect::<Result<Vec<Option<String>>>>()?,
-        ),
-        ArrayType::Int8 => Box::new(
-            rows.iter()
-                .map(|r| match at(r)? {
-                    Value::Null => Ok(None),
-                    Value::Int(n) => Ok(Some(n)),
-                    Value::Real(f) => Ok(Some(f as i64)),
-                    Value::Text(t) => t.parse().map(Some).map_err(|_| bad(&Value::Text(t))),
-                    v @ Value::Blob(_) => Err(bad(&v)),
-                })
-                .collect::<Result<Vec<Option<i64>>>>()?,
-        ),
-        ArrayType::Float8 => Box::new(
-            rows.iter()
-                .map(|r| match at(r)? {
-                    Value::Null => Ok(None),
-                    Value::Real(f) => Ok(Some(f)),
-                    Value::Int(n) => Ok(Some(n as f64)),
-                    v => Err(bad(&v)),
-                })
-                .collect::<Result<Vec<Option<f64>>>>()?,
-        ),
-    })
+    // every row's value, converted by `f`, as one array
+    fn column<T: postgres::types::ToSql + Sync + 'static>(
+        rows: &[Vec<Value>],
+        at: impl Fn(&Vec<Value>) -> Result<Value>,
+        f: impl Fn(Value) -> Result<Option<T>>,
+    ) -> Result<PgParam> {
+        let values = rows
+            .iter()
+            .map(|r| f(at(r)?))
+            .collect::<Result<Vec<Option<T>>>>()?;
+        Ok(Box::new(values))
+    }
+    match ty {
+        ArrayType::Text => column(rows, at, |v| match v {
+            Value::Null => Ok(None),
+            Value::Text(s) => Ok(Some(s)),
+            Value::Int(n) => Ok(Some(n.to_string())),
+            Value::Real(f) => Ok(Some(f.to_string())),
+            v @ Value::Blob(_) => Err(bad(&v)),
+        }),
+        ArrayType::Int8 => column(rows, at, |v| match v {
+            Value::Null => Ok(None),
+            Value::Int(n) => Ok(Some(n)),
+            Value::Real(f) => Ok(Some(f as i64)),
+            Value::Text(t) => t.parse().map(Some).map_err(|_| bad(&Value::Text(t))),
+            v @ Value::Blob(_) => Err(bad(&v)),
+        }),
+        ArrayType::Float8 => column(rows, at, |v| match v {
+            Value::Null => Ok(None),
+            Value::Real(f) => Ok(Some(f)),
+            Value::Int(n) => Ok(Some(n as f64)),
+            v => Err(bad(&v)),
+        }),
+    }
+}
+
+/// Every column of `rows` as an array parameter, of `types` (see [`array_column`]).
+fn array_columns(rows: &[Vec<Value>], types: &[ArrayType]) -> Result<Vec<PgParam>> {
+    types
+        .iter()
+        .enumerate()
+        .map(|(i, ty)| array_column(rows, i, *ty))
+        .collect()
 }
 
 fn closed() -> Error {
@@ -776,12 +785,7 @@ impl PgConn {
         let arrays = pending
             .iter()
             .map(|p| match p {
-                Pending::Rows { of, rows, .. } if rows.len() > 1 => of
-                    .types
-                    .iter()
-                    .enumerate()
-                    .map(|(i, ty)| array_column(rows, i, *ty))
-                    .collect::<Result<Vec<_>>>(),
+                Pending::Rows { of, rows, .. } if rows.len() > 1 => array_columns(rows, of.types),
                 _ => Ok(Vec::new()),
             })
             .collect::<Result<Vec<_>>>();
@@ -855,11 +859,7 @@ impl PgConn {
         rows: &[Vec<Value>],
     ) -> Result<Vec<postgres::Row>> {
         let (_, client) = self.parts()?;
-        let arrays = types
-            .iter()
-            .enumerate()
-            .map(|(i, ty)| array_column(rows, i, *ty))
-            .collect::<Result<Vec<_>>>()?;
+        let arrays = array_columns(rows, types)?;
         let args: Refs<'_> = arrays.iter().map(|c| &**c).collect();
         self.with_pending_past(client.query(&stmt.stmt, &args), Some(&stmt.sql))
     }

@@ -395,7 +395,7 @@ mod tests {
                     Ok(())
                 };
                 match &route {
-                    Some(b) => s.write_fast_on(Route::Business(b), None, job).await,
+                    Some(b) => s.write_fast_on(Route::Business(b), Facts::May, job).await,
                     None => s.write_mem(job).await,
                 }
             })
@@ -469,7 +469,7 @@ mod tests {
             let biz = businesses[i % businesses.len()].clone();
             tasks.spawn(async move {
                 let key = format!("n:{biz}");
-                s.write_fast_on(Route::Business(&biz), None, move |c, _| {
+                s.write_fast_on(Route::Business(&biz), Facts::May, move |c, _| {
                     let n: String =
                         c.query_row("SELECT value FROM meta WHERE key = ?1", [&key], |r| {
                             r.get(0)
@@ -676,7 +676,7 @@ mod tests {
         };
         let send = |i: u32| send_from(&phone, i);
         let taken = |s: Arc<SqlStore>, b: String| async move {
-            s.write_fast_on(Route::Business(&b), None, |_, m| Ok(m.facts.taken))
+            s.write_fast_on(Route::Business(&b), Facts::May, |_, m| Ok(m.facts.taken))
                 .await
                 .unwrap()
         };
@@ -708,14 +708,17 @@ mod tests {
             let before = sends_before.map(|c| s2.send(&scope2, c));
             let after = sends_after.map(|c| s2.send(&scope2, c));
             // another job of the shard (as a delivery is) opens 6's window
-            let other =
-                s2.write_fast_on(Route::Business(&scope2.business_id), None, move |c, _| {
+            let other = s2.write_fast_on(
+                Route::Business(&scope2.business_id),
+                Facts::May,
+                move |c, _| {
                     c.execute(
                     "INSERT INTO windows (phone_id, wa_id, last_inbound_at) VALUES (?1, ?2, ?3)",
                     params![phone_id, wa_6, now],
                 )?;
                     Ok(())
-                });
+                },
+            );
             // polled in order: queued in order
             let (first, keeps, before, other, after) = tokio::join!(
                 futures_util::future::join_all(first),
@@ -802,9 +805,10 @@ mod tests {
         let release = hold_shard();
         let (s2, scope2, send_2) = (s.clone(), scope.clone(), send(2));
         let round = tokio::spawn(async move {
-            let fails = s2.write_fast_on(Route::Business(&scope2.business_id), None, |_, _| {
-                Err::<(), _>(StoreError::Internal("a write failed".into()))
-            });
+            let fails =
+                s2.write_fast_on(Route::Business(&scope2.business_id), Facts::May, |_, _| {
+                    Err::<(), _>(StoreError::Internal("a write failed".into()))
+                });
             tokio::join!(s2.send(&scope2, send_2), fails)
         });
         until_waiting(&db, 1).await;

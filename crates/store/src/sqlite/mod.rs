@@ -534,22 +534,17 @@ impl SqlStore {
         std::iter::once(Route::Global).chain((0..self.shards).map(Route::Shard))
     }
 
-    /// [`Self::write_fast`] on the writer of `route` (see [`Route`]); `send`: the job is a send
-    /// to this customer (see [`ops::prefetch_facts`]).
+    /// [`Self::write_fast`] on the writer of `route` (see [`Route`]).
     pub(crate) async fn write_fast_on<T, F>(
         &self,
         route: Route<'_>,
-        send: Option<ops::SendKey>,
+        facts: Facts,
         f: F,
     ) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Conn, &mut Memory) -> StoreResult<T> + Send + 'static,
     {
-        let facts = match send {
-            Some(key) => Facts::Send(key),
-            None => Facts::May,
-        };
         self.submit(route, false, facts, f).await
     }
 
@@ -920,12 +915,15 @@ fn writer_loop(
         let mut finishers: Vec<Finisher> = Vec::with_capacity(16);
         // In rounds: the jobs queued now, then those queued meanwhile, up to `MAX_BATCH`.
         let mut round = vec![first];
-        while !round.is_empty() {
+        loop {
             while finishers.len() + round.len() < MAX_BATCH {
                 match rx.try_recv() {
                     Ok(job) => round.push(job),
                     Err(_) => break,
                 }
+            }
+            if round.is_empty() {
+                break;
             }
             if pg && !w.poisoned {
                 let sends = round.iter().filter_map(|j| match &j.facts {
@@ -949,12 +947,6 @@ fn writer_loop(
                     w.mem.facts.clear();
                 }
             }
-            if finishers.len() >= MAX_BATCH {
-                break;
-            }
-            if let Ok(job) = rx.try_recv() {
-                round.push(job);
-            }
         }
         let commit = if std::mem::take(&mut w.poisoned) {
             if w.conn.execute_batch("ROLLBACK").is_err() && backend.connector.is_some() {
@@ -965,7 +957,7 @@ fn writer_loop(
             // An error here (the connection died during COMMIT) leaves the outcome unknown:
             // every job answers "unavailable" and clients retry with their Idempotency-Key.
             // PostgreSQL's pacing buckets of the batch are written with the COMMIT.
-            ops::before_commit(&w.conn, &mut w.mem)
+            ops::before_commit(&w.conn, &w.mem)
                 .and_then(|()| w.conn.execute_batch("COMMIT"))
                 .map_err(message)
         };

@@ -1080,7 +1080,7 @@ static BUCKET_ROW: RowStatement = RowStatement {
 /// Before a batch's `COMMIT`, PostgreSQL: writes the pacing buckets its sends changed, in key
 /// order, one row each (a number's bucket has the customer `''`: a `wa_id` is never empty), to
 /// go with the `COMMIT`. Memory keeps them until the batch ends.
-pub(crate) fn before_commit(conn: &Conn, mem: &mut Memory) -> crate::db::Result<()> {
+pub(crate) fn before_commit(conn: &Conn, mem: &Memory) -> crate::db::Result<()> {
     if !conn.is_pg() {
         return Ok(());
     }
@@ -1978,8 +1978,12 @@ impl Store for SqliteStore {
         // savepoint (see `write_fast`): send_tx returns `Api` errors only before its first write.
         // A send reads and writes its business's rows only: on PostgreSQL, sends of different
         // businesses run on their shards' writers side by side.
-        let key = SendKey::of(scope, &cmd);
-        self.write_fast_on(Route::Business(&scope.business_id), key, move |c, m| {
+        // only PostgreSQL's shard writers read sends' facts ahead
+        let facts = match SendKey::of(scope, &cmd) {
+            Some(key) if self.sharded() => Facts::Send(key),
+            _ => Facts::May,
+        };
+        self.write_fast_on(Route::Business(&scope.business_id), facts, move |c, m| {
             send_tx(c, m, &job_scope, cmd)
         })
         .await?
