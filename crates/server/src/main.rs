@@ -129,6 +129,14 @@ struct ServeArgs {
     log: Option<String>,
 }
 
+/// jemalloc, not glibc's allocator: on the PostgreSQL send path glibc's `malloc` and `free`
+/// (bins coalesced, fastbins consolidated before every request over 1 KB) took ~27 % of the
+/// server's CPU samples; jemalloc's take ~6 % (docs/BENCHMARKS.md, ninth round). SQLite keeps
+/// the system's allocator.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
