@@ -866,17 +866,26 @@ mod tests {
         s.close();
     }
 
+    /// A fresh database (`None` when PostgreSQL is not there to test on), a store over it, and a
+    /// tenant with one number: its business and number ids.
+    async fn one_number(name: &str) -> Option<(TestDb, SqlStore, String, String)> {
+        let db = TestDb::create(name)?;
+        let s = SqlStore::open_postgres(&db.url, PostgresOptions::default()).unwrap();
+        let t = tenant(&s, "B", &["+1 555 010 0001"]).await;
+        let (business, phone) = (t.business_id.clone(), t.phone_numbers[0].id.clone());
+        Some((db, s, business, phone))
+    }
+
     /// A shard's deliveries read their messages in one statement, a row per task in the tasks'
     /// order: a task whose message is not there does nothing, and each message's `delivered`
     /// event names its own customer.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn deliveries_read_their_messages_in_order() {
-        let Some(db) = TestDb::create("deliveries_read_their_messages_in_order") else {
+        let Some((db, s, business, phone)) =
+            one_number("deliveries_read_their_messages_in_order").await
+        else {
             return;
         };
-        let s = SqlStore::open_postgres(&db.url, PostgresOptions::default()).unwrap();
-        let t = tenant(&s, "B", &["+1 555 010 0001"]).await;
-        let (business, phone) = (t.business_id.clone(), t.phone_numbers[0].id.clone());
         let b = business.clone();
         s.write(move |c| {
             for i in 1..=3 {
@@ -930,12 +939,11 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn deliveries_update_their_messages_in_place() {
         const N: i64 = 24;
-        let Some(db) = TestDb::create("deliveries_update_their_messages_in_place") else {
+        let Some((_db, s, business, phone)) =
+            one_number("deliveries_update_their_messages_in_place").await
+        else {
             return;
         };
-        let s = SqlStore::open_postgres(&db.url, PostgresOptions::default()).unwrap();
-        let t = tenant(&s, "B", &["+1 555 010 0001"]).await;
-        let (business, phone) = (t.business_id.clone(), t.phone_numbers[0].id.clone());
         let b = business.clone();
         // rows the size of a sent text message: ~1.2 KB, two thirds of it verdicts
         s.write(move |c| {
