@@ -964,9 +964,7 @@ mod tests {
         let (delivered, in_place) = s
             .write_mem_on(Route::Business(&business), Facts::Keeps, move |c, m| {
                 crate::sqlite::ops::deliver_all(c, m, &list, 2_000)?;
-                let count = |sql: &str| -> StoreResult<i64> {
-                    Ok(c.prepare_cached(sql)?.query_row([], |r| r.get(0))?)
-                };
+                let count = |sql| c.query_row(sql, [], |r| r.get::<_, i64>(0));
                 Ok((
                     count("SELECT COUNT(*) FROM messages WHERE status = 'delivered'")?,
                     count("SELECT pg_stat_get_xact_tuples_hot_updated('messages'::regclass)")?,
