@@ -835,21 +835,6 @@ impl PgConn {
         Ok(self.with_pending_past(client.execute(&stmt.stmt, &args), Some(&stmt.sql))? as usize)
     }
 
-    /// `stmt` once per parameter set, all sent at once (after the queued writes).
-    fn query_each(&self, stmt: &Prepared, sets: &[Vec<Value>]) -> Result<Vec<Vec<postgres::Row>>> {
-        let (_, client) = self.parts()?;
-        let args: Vec<Refs<'_>> = sets.iter().map(|v| refs(v)).collect();
-        self.with_pending_past(
-            async {
-                futures_util::future::join_all(args.iter().map(|a| client.query(&stmt.stmt, a)))
-                    .await
-                    .into_iter()
-                    .collect::<std::result::Result<Vec<_>, _>>()
-            },
-            Some(&stmt.sql),
-        )
-    }
-
     /// `stmt` once, its parameter `$i` the array of every row's `i`th value (of type
     /// `types[i - 1]`), after the queued writes.
     fn query_arrays(
@@ -986,32 +971,6 @@ impl Conn {
         match self {
             Conn::Sqlite(_) => self.execute(of.one, p).map(drop),
             Conn::Pg(c) => c.defer_row(of, p.values()),
-        }
-    }
-
-    /// The first row of `sql` for each parameter set, mapped by `f` (`None`: no row): one
-    /// round trip on PostgreSQL (pipelined), one statement after the other on SQLite. For
-    /// independent reads (no set's result decides another's parameters).
-    pub fn query_each<T, F: FnMut(&Row<'_>) -> Result<T>>(
-        &self,
-        sql: &str,
-        sets: Vec<Vec<Value>>,
-        mut f: F,
-    ) -> Result<Vec<Option<T>>> {
-        match self {
-            Conn::Sqlite(_) => {
-                let mut stmt = self.prepare_cached(sql)?;
-                sets.into_iter()
-                    .map(|set| stmt.query_row(set, &mut f).optional())
-                    .collect()
-            }
-            Conn::Pg(c) => {
-                let stmt = c.prepare(sql)?;
-                c.query_each(&stmt, &sets)?
-                    .iter()
-                    .map(|rows| rows.first().map(|r| f(&Row::Pg(r))).transpose())
-                    .collect()
-            }
         }
     }
 

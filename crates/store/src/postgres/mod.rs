@@ -876,34 +876,41 @@ mod tests {
         Some((db, s, business, phone))
     }
 
-    /// A shard's deliveries read their messages in one statement, a row per task in the tasks'
-    /// order: a task whose message is not there does nothing, and each message's `delivered`
-    /// event names its own customer.
+    /// A shard's deliveries move their messages in one statement and send their events in the
+    /// tasks' order: a task whose message is not there, or is no longer `sent`, does nothing; a
+    /// message listed twice is delivered once; each `delivered` event names its own customer.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn deliveries_read_their_messages_in_order() {
+    async fn deliveries_move_their_messages_once_in_order() {
         let Some((db, s, business, phone)) =
-            one_number("deliveries_read_their_messages_in_order").await
+            one_number("deliveries_move_their_messages_once_in_order").await
         else {
             return;
         };
         let b = business.clone();
         s.write(move |c| {
-            for i in 1..=3 {
+            for (i, status) in [(1, "sent"), (2, "sent"), (3, "sent"), (4, "failed")] {
                 c.execute(
                     "INSERT INTO messages (id, business_id, phone_id, wa_id, direction, type, content, status, created_at) \
-                     VALUES (?1, ?2, ?3, ?4, 'out', 'text', '{}', 'sent', 1000)",
-                    params![format!("wamid.{i}"), b, phone, format!("1555000000{i}")],
+                     VALUES (?1, ?2, ?3, ?4, 'out', 'text', '{}', ?5, 1000)",
+                    params![format!("wamid.{i}"), b, phone, format!("1555000000{i}"), status],
                 )?;
             }
             Ok(())
         })
         .await
         .unwrap();
-        let list: Vec<(i64, String)> = ["wamid.3", "wamid.gone", "wamid.1", "wamid.2"]
-            .iter()
-            .enumerate()
-            .map(|(i, w)| (i as i64 + 1, w.to_string()))
-            .collect();
+        let list: Vec<(i64, String)> = [
+            "wamid.3",
+            "wamid.gone",
+            "wamid.1",
+            "wamid.4",
+            "wamid.2",
+            "wamid.1",
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, w)| (i as i64 + 1, w.to_string()))
+        .collect();
         s.write_mem_on(Route::Business(&business), Facts::Keeps, move |c, m| {
             crate::sqlite::ops::deliver_all(c, m, &list, 2_000)
         })
@@ -925,6 +932,26 @@ mod tests {
                 "wamid.{i}'s event names its customer"
             );
         }
+        assert_eq!(
+            db.count("SELECT COUNT(*) FROM messages WHERE id = 'wamid.4' AND status = 'failed'"),
+            1,
+            "a failed message stays failed"
+        );
+        assert_eq!(
+            db.count("SELECT COUNT(*) FROM statuses WHERE status = 'delivered'"),
+            3,
+            "one status row per message delivered"
+        );
+        // the events in the tasks' order: 3, 1, 2
+        let order = |i: i64| {
+            db.count(&format!(
+                "SELECT id FROM outbox WHERE payload LIKE '%\"delivered\"%' AND payload LIKE '%wamid.{i}\"%'"
+            ))
+        };
+        assert!(
+            order(3) < order(1) && order(1) < order(2),
+            "events follow the tasks"
+        );
         assert_eq!(
             db.count("SELECT COUNT(*) FROM outbox WHERE payload LIKE '%\"delivered\"%'"),
             3

@@ -1371,15 +1371,15 @@ const DELIVER_READ: &str = "SELECT m.business_id, m.phone_id, m.wa_id, m.status,
      LEFT JOIN contacts ct ON ct.business_id = m.business_id AND ct.wa_id = m.wa_id \
      WHERE m.id = ?1 AND m.direction = 'out'";
 
-/// [`DELIVER_READ`] for many wamids (`$1`, an array), PostgreSQL: a row each, in order, all
-/// null for a wamid that is no outbound message.
-const DELIVER_READ_MANY: &str = "SELECT d.business_id, d.phone_id, d.wa_id, d.status, d.pricing, \
-     d.conversation_id, d.biz_opaque, d.user_id FROM unnest($1::text[]) WITH ORDINALITY AS u(id, n) \
-     LEFT JOIN LATERAL (SELECT m.business_id, m.phone_id, m.wa_id, m.status, m.pricing, \
-       m.conversation_id, m.biz_opaque, ct.user_id FROM messages m \
-       LEFT JOIN contacts ct ON ct.business_id = m.business_id AND ct.wa_id = m.wa_id \
-       WHERE m.id = u.id AND m.direction = 'out' OFFSET 0) d ON true \
-     ORDER BY u.n";
+/// PostgreSQL: moves those of many wamids (`$1`, an array, each once) that are outbound
+/// messages still `sent` to `delivered`, and returns each one moved with what its event needs
+/// (as [`DELIVER_READ`], after the wamid): the read and the update of [`deliver`] in one
+/// statement, one index descent per message instead of two. Rows come in no particular order.
+const DELIVER_MANY: &str = "UPDATE messages m SET status = 'delivered' \
+     WHERE m.id = ANY($1::text[]) AND m.direction = 'out' AND m.status = 'sent' \
+     RETURNING m.id, m.business_id, m.phone_id, m.wa_id, m.status, m.pricing, m.conversation_id, \
+     m.biz_opaque, (SELECT ct.user_id FROM contacts ct \
+       WHERE ct.business_id = m.business_id AND ct.wa_id = m.wa_id)";
 
 /// The tasks due at `?1`, oldest first, at most `?2`.
 const DUE_TASKS: &str =
@@ -1395,37 +1395,49 @@ const DUE_TASKS_OWNED: &str = "SELECT t.id, t.kind, t.subject, \
 /// How often the scheduler drops refilled pacing buckets (PostgreSQL: see `run_due_sharded`).
 const PACING_PURGE_EVERY_MS: Millis = 60_000;
 
-/// Runs the deliveries `(task id, wamid)` and deletes their tasks. Their messages (and user ids)
-/// are read together first, one statement on PostgreSQL instead of one per delivery: the rows
-/// stay true while only deliveries run, each changing its own message alone; a message listed
-/// twice is read again the second time. A delivery fails only on a database error, which fails
-/// the whole job (retried on the next tick).
+/// Runs the deliveries `(task id, wamid)` and deletes their tasks. On PostgreSQL one
+/// statement moves every message still `sent` to `delivered` and returns what the events need
+/// ([`DELIVER_MANY`]); the events then follow in the list's order. On SQLite each message is read
+/// and updated on its own. A message listed twice is delivered once. A delivery fails only on a
+/// database error, which fails the whole job (retried on the next tick).
 pub(crate) fn deliver_all(
     c: &Conn,
     mem: &mut Memory,
     list: &[(i64, String)],
     now: Millis,
 ) -> StoreResult<()> {
+    if !c.is_pg() {
+        for (id, wamid) in list {
+            deliver(c, mem, wamid, now)?;
+            c.defer_row(&TASK_DONE_ROW, params![id])?;
+        }
+        return Ok(());
+    }
+    let mut seen = std::collections::HashSet::new();
     let wamids = list
         .iter()
-        .map(|(_, wamid)| vec![crate::db::Value::Text(wamid.clone())])
+        .filter(|(_, w)| seen.insert(w.as_str()))
+        .map(|(_, w)| vec![crate::db::Value::Text(w.clone())])
         .collect::<Vec<_>>();
-    let rows = if c.is_pg() {
-        c.query_arrays(DELIVER_READ_MANY, &[Tx], &wamids, |r| {
-            match r.get::<_, Option<String>>(0)? {
-                Some(_) => to_deliver(r).map(Some),
-                None => Ok(None),
-            }
+    let mut moved: HashMap<String, ToDeliver> = c
+        .query_arrays(DELIVER_MANY, &[Tx], &wamids, |r| {
+            let row = ToDeliver {
+                business_id: r.get(1)?,
+                phone_id: r.get(2)?,
+                wa_id: r.get(3)?,
+                status: r.get(4)?,
+                pricing: r.get(5)?,
+                conversation_id: r.get(6)?,
+                biz_opaque: r.get(7)?,
+                user_id: r.get(8)?,
+            };
+            Ok((r.get::<_, String>(0)?, row))
         })?
-    } else {
-        c.query_each(DELIVER_READ, wamids, to_deliver)?
-    };
-    let mut delivered = std::collections::HashSet::new();
-    for ((id, wamid), row) in list.iter().zip(rows) {
-        if delivered.insert(wamid.as_str()) {
-            deliver_read(c, mem, wamid, row, now)?;
-        } else {
-            deliver(c, mem, wamid, now)?;
+        .into_iter()
+        .collect();
+    for (id, wamid) in list {
+        if let Some(row) = moved.remove(wamid) {
+            delivered_event(c, mem, wamid, row, now)?;
         }
         c.defer_row(&TASK_DONE_ROW, params![id])?;
     }
@@ -1576,37 +1588,40 @@ fn deliver(conn: &Conn, mem: &mut Memory, wamid: &str, now: Millis) -> StoreResu
         .prepare_cached(DELIVER_READ)?
         .query_row(params![wamid], to_deliver)
         .optional()?;
-    deliver_read(conn, mem, wamid, row, now)
+    let Some(row) = row else {
+        return Ok(false);
+    };
+    if row.status != "sent" || phone_cached(conn, mem, &row.business_id, &row.phone_id)?.is_none() {
+        return Ok(false);
+    }
+    conn.defer_row(&DELIVERED_ROW, params![wamid])?;
+    delivered_event(conn, mem, wamid, row, now)?;
+    Ok(true)
 }
 
-/// [`deliver`] with the message already read (`None`: there is no such outbound message).
-fn deliver_read(
+/// What follows a message's move to `delivered`: its status row and its webhook event.
+fn delivered_event(
     conn: &Conn,
     mem: &mut Memory,
     wamid: &str,
-    row: Option<ToDeliver>,
+    row: ToDeliver,
     now: Millis,
-) -> StoreResult<bool> {
-    let Some(ToDeliver {
+) -> StoreResult<()> {
+    let ToDeliver {
         business_id,
         phone_id,
         wa_id,
-        status,
         pricing,
         conversation_id: conv,
         biz_opaque: opaque,
         user_id,
-    }) = row
-    else {
-        return Ok(false);
-    };
-    if status != "sent" {
-        return Ok(false);
-    }
+        ..
+    } = row;
+    // numbers are never deleted nor moved: one that is not there is a damaged database,
+    // whose message keeps its move and goes without an event
     let Some(phone) = phone_cached(conn, mem, &business_id, &phone_id)? else {
-        return Ok(false);
+        return Ok(());
     };
-    conn.defer_row(&DELIVERED_ROW, params![wamid])?;
     conn.defer_row(
         &STATUS_ROW,
         params![wamid, "delivered", now, None::<String>],
@@ -1650,7 +1665,7 @@ fn deliver_read(
             now,
         },
     )?;
-    Ok(true)
+    Ok(())
 }
 
 /// Writes a new tenant: its business, app (with a fresh secret), access token, WABA, numbers
