@@ -506,8 +506,11 @@ const FACTS_ONE_PG: &str = concat!(
 );
 
 /// The facts of many sends (arrays of numbers, customers, businesses), PostgreSQL: a row each,
-/// in order. The lateral subqueries are fenced (`OFFSET 0`) so that each stays a primary-key
-/// lookup per send, whatever the planner guesses of the arrays' length.
+/// in order. The lateral subqueries are fenced (`OFFSET 0`, `LIMIT 1`) so that each stays a
+/// primary-key lookup per send, whatever the planner guesses of the arrays' length. The
+/// buckets' take `LIMIT 1`: without it the generic plan guesses two rows per key and reads each
+/// bucket through a bitmap (index, bitmap, heap) instead of one index scan, ~10 % of the
+/// statement.
 const FACTS_MANY: &str = concat!(
     "SELECT ",
     facts_columns!("k.p", "k.w", "k.b"),
@@ -516,9 +519,9 @@ const FACTS_MANY: &str = concat!(
      LEFT JOIN LATERAL (SELECT last_inbound_at, referral_at, fep_until FROM windows \
        WHERE phone_id = k.p AND wa_id = k.w OFFSET 0) win ON true \
      LEFT JOIN LATERAL (SELECT tokens, updated_at FROM pacing_buckets \
-       WHERE phone_id = k.p AND wa_id = '' OFFSET 0) nb ON true \
+       WHERE phone_id = k.p AND wa_id = '' LIMIT 1) nb ON true \
      LEFT JOIN LATERAL (SELECT tokens, updated_at FROM pacing_buckets \
-       WHERE phone_id = k.p AND wa_id = k.w OFFSET 0) pb ON true \
+       WHERE phone_id = k.p AND wa_id = k.w LIMIT 1) pb ON true \
      ORDER BY k.n"
 );
 
