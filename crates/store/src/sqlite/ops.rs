@@ -1380,7 +1380,7 @@ const DELIVER_READ: &str = "SELECT m.business_id, m.phone_id, m.wa_id, m.status,
 /// statement, one index descent per message instead of two. Rows come in no particular order.
 const DELIVER_MANY: &str = "UPDATE messages m SET status = 'delivered' \
      WHERE m.id = ANY($1::text[]) AND m.direction = 'out' AND m.status = 'sent' \
-     RETURNING m.id, m.business_id, m.phone_id, m.wa_id, m.status, m.pricing, m.conversation_id, \
+     RETURNING m.id, m.business_id, m.phone_id, m.wa_id, m.pricing, m.conversation_id, \
      m.biz_opaque, (SELECT ct.user_id FROM contacts ct \
        WHERE ct.business_id = m.business_id AND ct.wa_id = m.wa_id)";
 
@@ -1428,11 +1428,11 @@ pub(crate) fn deliver_all(
                 business_id: r.get(1)?,
                 phone_id: r.get(2)?,
                 wa_id: r.get(3)?,
-                status: r.get(4)?,
-                pricing: r.get(5)?,
-                conversation_id: r.get(6)?,
-                biz_opaque: r.get(7)?,
-                user_id: r.get(8)?,
+                status: "delivered".into(),
+                pricing: r.get(4)?,
+                conversation_id: r.get(5)?,
+                biz_opaque: r.get(6)?,
+                user_id: r.get(7)?,
             };
             Ok((r.get::<_, String>(0)?, row))
         })?
