@@ -1376,13 +1376,14 @@ const DELIVER_READ: &str = "SELECT m.business_id, m.phone_id, m.wa_id, m.status,
 
 /// PostgreSQL: moves those of many wamids (`$1`, an array, each once) that are outbound
 /// messages still `sent` to `delivered`, and returns each one moved with what its event needs
-/// (as [`DELIVER_READ`], after the wamid): the read and the update of [`deliver`] in one
-/// statement, one index descent per message instead of two. Rows come in no particular order.
+/// (the columns of [`DELIVER_READ`], then the wamid): the read and the update of [`deliver`] in
+/// one statement, one index descent per message instead of two. Rows come in no particular
+/// order.
 const DELIVER_MANY: &str = "UPDATE messages m SET status = 'delivered' \
      WHERE m.id = ANY($1::text[]) AND m.direction = 'out' AND m.status = 'sent' \
-     RETURNING m.id, m.business_id, m.phone_id, m.wa_id, m.pricing, m.conversation_id, \
+     RETURNING m.business_id, m.phone_id, m.wa_id, m.status, m.pricing, m.conversation_id, \
      m.biz_opaque, (SELECT ct.user_id FROM contacts ct \
-       WHERE ct.business_id = m.business_id AND ct.wa_id = m.wa_id)";
+       WHERE ct.business_id = m.business_id AND ct.wa_id = m.wa_id), m.id";
 
 /// The tasks due at `?1`, oldest first, at most `?2`.
 const DUE_TASKS: &str =
@@ -1424,17 +1425,7 @@ pub(crate) fn deliver_all(
         .collect::<Vec<_>>();
     let mut moved: HashMap<String, ToDeliver> = c
         .query_arrays(DELIVER_MANY, &[Tx], &wamids, |r| {
-            let row = ToDeliver {
-                business_id: r.get(1)?,
-                phone_id: r.get(2)?,
-                wa_id: r.get(3)?,
-                status: "delivered".into(),
-                pricing: r.get(4)?,
-                conversation_id: r.get(5)?,
-                biz_opaque: r.get(6)?,
-                user_id: r.get(7)?,
-            };
-            Ok((r.get::<_, String>(0)?, row))
+            Ok((r.get::<_, String>(8)?, to_deliver(r)?))
         })?
         .into_iter()
         .collect();
