@@ -67,6 +67,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0007_message_room",
         include_str!("migrations/0007_message_room.sql"),
     ),
+    (
+        "0008_bytewise_text",
+        include_str!("migrations/0008_bytewise_text.sql"),
+    ),
 ];
 
 /// The shard of a business portfolio, the same on every node and every build (FNV-1a of its id).
@@ -1028,6 +1032,35 @@ mod tests {
             panic!("a node that shards otherwise started");
         };
         assert!(e.contains("4 shards") && e.contains(&sharding()), "{e}");
+    }
+
+    /// Every text column, and every index key on one, compares byte by byte (migration 0008),
+    /// whatever the database's default collation: a column added later without
+    /// `COLLATE "C"` fails here.
+    #[test]
+    fn every_text_column_compares_bytewise() {
+        let Some(db) = TestDb::create("every_text_column_compares_bytewise") else {
+            return;
+        };
+        off_runtime(|| SqlStore::open_postgres(&db.url, PostgresOptions::default()))
+            .unwrap()
+            .close();
+        const TEXT_COLUMNS: &str = "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+             WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'i') \
+             AND a.attnum > 0 AND NOT a.attisdropped AND a.atttypid = 'text'::regtype";
+        assert!(
+            db.count(&format!(
+                "SELECT COUNT(*) {TEXT_COLUMNS} AND c.relkind = 'i'"
+            )) > 10
+        );
+        assert_eq!(
+            db.count(&format!(
+                "SELECT COUNT(*) {TEXT_COLUMNS} \
+                 AND a.attcollation <> 'pg_catalog.\"C\"'::regcollation"
+            )),
+            0,
+            "a text column or index key of greenlight's tables compares under another collation"
+        );
     }
 
     #[test]
