@@ -963,6 +963,142 @@ mod tests {
         s.close();
     }
 
+    /// `sql`'s one integer, read through `s`'s readers (either backend).
+    async fn count_in(s: &SqlStore, sql: &'static str) -> i64 {
+        s.read(move |c| Ok(c.query_row(sql, [], |r| r.get(0))?))
+            .await
+            .unwrap()
+    }
+
+    /// Messages 1–3 `sent` and 4 `failed`, each to a customer of its own.
+    async fn four_messages(s: &SqlStore, business: &str, phone: &str) {
+        let (b, p) = (business.to_string(), phone.to_string());
+        s.write(move |c| {
+            for (i, status) in [(1, "sent"), (2, "sent"), (3, "sent"), (4, "failed")] {
+                c.execute(
+                    "INSERT INTO messages (id, business_id, phone_id, wa_id, direction, type, content, status, created_at) \
+                     VALUES (?1, ?2, ?3, ?4, 'out', 'text', '{}', ?5, 1000)",
+                    params![format!("wamid.{i}"), b, p, format!("1555000000{i}"), status],
+                )?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    }
+
+    /// The task `wamid.2 wamid.1 wamid.4 wamid.3`, due at 1,700, ran: the messages still `sent`
+    /// are delivered, in its order, and the task is gone.
+    async fn shared_task_ran(s: &SqlStore) {
+        use crate::Store;
+        assert_eq!(
+            s.run_due(1_699, 64).await.unwrap(),
+            0,
+            "due when its last message is"
+        );
+        assert_eq!(s.run_due(1_700, 64).await.unwrap(), 1);
+        assert_eq!(
+            count_in(
+                s,
+                "SELECT COUNT(*) FROM messages WHERE status = 'delivered'"
+            )
+            .await,
+            3
+        );
+        assert_eq!(
+            count_in(
+                s,
+                "SELECT COUNT(*) FROM messages WHERE id = 'wamid.4' AND status = 'failed'"
+            )
+            .await,
+            1,
+            "a failed message stays failed"
+        );
+        assert_eq!(
+            count_in(
+                s,
+                "SELECT COUNT(*) FROM statuses WHERE status = 'delivered'"
+            )
+            .await,
+            3
+        );
+        let order = [
+            count_in(s, "SELECT id FROM outbox WHERE payload LIKE '%\"delivered\"%' AND payload LIKE '%wamid.2\"%'").await,
+            count_in(s, "SELECT id FROM outbox WHERE payload LIKE '%\"delivered\"%' AND payload LIKE '%wamid.1\"%'").await,
+            count_in(s, "SELECT id FROM outbox WHERE payload LIKE '%\"delivered\"%' AND payload LIKE '%wamid.3\"%'").await,
+        ];
+        assert!(
+            order.is_sorted(),
+            "events follow the task's order: {order:?}"
+        );
+        assert_eq!(
+            count_in(s, "SELECT COUNT(*) FROM tasks WHERE kind = 'deliver'").await,
+            0
+        );
+    }
+
+    /// The deliveries a round of sends schedules share one task on PostgreSQL: one row for the
+    /// round, its wamids in send order, due when the last of them is.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rounds_deliveries_share_one_task() {
+        use crate::sqlite::ops::DELIVER_TASK_ROW;
+        let Some((_db, s, business, phone)) =
+            one_number("a_rounds_deliveries_share_one_task").await
+        else {
+            return;
+        };
+        four_messages(&s, &business, &phone).await;
+        s.write_mem_on(Route::Business(&business), Facts::Keeps, |c, _| {
+            for (due, i) in [(1_500, 2), (1_700, 1), (1_600, 4), (1_600, 3)] {
+                c.defer_row(&DELIVER_TASK_ROW, params![due, format!("wamid.{i}")])?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            count_in(
+                &s,
+                "SELECT COUNT(*) FROM tasks WHERE kind = 'deliver' AND due_at = 1700 \
+                 AND subject = 'wamid.2 wamid.1 wamid.4 wamid.3'"
+            )
+            .await,
+            1
+        );
+        assert_eq!(
+            count_in(&s, "SELECT COUNT(*) FROM tasks WHERE kind = 'deliver'").await,
+            1
+        );
+        shared_task_ran(&s).await;
+        s.close();
+    }
+
+    /// A delivery task shared by several messages (PostgreSQL writes them; `greenlight import`
+    /// carries them to SQLite) is run by SQLite's scheduler too.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_shared_delivery_task_runs_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqlStore::open(
+            &dir.path().join("t.db").to_string_lossy(),
+            crate::sqlite::SqliteOptions::default(),
+        )
+        .unwrap();
+        let t = tenant(&s, "B", &["+1 555 010 0001"]).await;
+        four_messages(&s, &t.business_id, &t.phone_numbers[0].id).await;
+        s.write(|c| {
+            c.execute(
+                "INSERT INTO tasks (due_at, kind, subject) \
+                 VALUES (1700, 'deliver', 'wamid.2 wamid.1 wamid.4 wamid.3')",
+                [],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        shared_task_ran(&s).await;
+        s.close();
+    }
+
     /// A job's deliveries update its messages in place (heap-only tuples, no index entry
     /// written) although they are neighbours on their pages and change in one transaction:
     /// `messages` keeps half of each page free for their new versions (migration 0007). With a

@@ -142,15 +142,27 @@ static MESSAGE_OUT_ROW: RowStatement = RowStatement {
     types: &[Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx, I8],
 };
 
-/// The task that moves a sent message to `delivered` (grouped on PostgreSQL, as
-/// [`MESSAGE_OUT_ROW`]).
-static DELIVER_TASK_ROW: RowStatement = RowStatement {
+/// The task that moves sent messages to `delivered`: its subject is their wamids, in send
+/// order, separated by [`WAMIDS_SEP`]. On SQLite each send writes a task for its message. On
+/// PostgreSQL the messages of a round's sends share one task, due when the last of them is:
+/// one row, two index entries and one owner lookup for the round instead of one each per
+/// message. A round runs on its businesses' shard, so a task's messages are of one shard.
+pub(crate) static DELIVER_TASK_ROW: RowStatement = RowStatement {
     table: "tasks",
     one: "INSERT INTO tasks (due_at, kind, subject) VALUES (?1, 'deliver', ?2)",
     many: "INSERT INTO tasks (due_at, kind, subject) \
-           SELECT d, 'deliver', s FROM unnest($1::int8[], $2::text[]) WITH ORDINALITY AS u(d, s, n) ORDER BY n",
+           SELECT max(d), 'deliver', string_agg(s, ' ' ORDER BY n) \
+           FROM unnest($1::int8[], $2::text[]) WITH ORDINALITY AS u(d, s, n)",
     types: &[I8, Tx],
 };
+
+/// What separates the wamids of a delivery task's subject (a wamid never holds a space).
+const WAMIDS_SEP: char = ' ';
+
+/// The wamids of a delivery task's subject ([`DELIVER_TASK_ROW`]).
+fn task_wamids(subject: &str) -> impl Iterator<Item = &str> {
+    subject.split(WAMIDS_SEP).filter(|w| !w.is_empty())
+}
 
 /// A message moves to `delivered` (grouped on PostgreSQL: a job's deliveries in one statement).
 static DELIVERED_ROW: RowStatement = RowStatement {
@@ -1389,17 +1401,19 @@ const DELIVER_MANY: &str = "UPDATE messages m SET status = 'delivered' \
 const DUE_TASKS: &str =
     "SELECT id, kind, subject FROM tasks WHERE due_at <= ?1 ORDER BY due_at, id LIMIT ?2";
 
-/// [`DUE_TASKS`] with, for a delivery, the business of its message (null if there is none):
-/// whose shard runs it (PostgreSQL).
+/// [`DUE_TASKS`] with, for a delivery, the business of its first message (null if there is
+/// none): whose shard runs it (PostgreSQL; the task's other messages are of the same shard).
 const DUE_TASKS_OWNED: &str = "SELECT t.id, t.kind, t.subject, \
-     (SELECT business_id FROM messages WHERE t.kind = 'deliver' AND id = t.subject AND direction = 'out') \
+     (SELECT business_id FROM messages WHERE t.kind = 'deliver' \
+       AND id = split_part(t.subject, ' ', 1) AND direction = 'out') \
      FROM (SELECT id, kind, subject, due_at FROM tasks WHERE due_at <= ?1 ORDER BY due_at, id LIMIT ?2) t \
      ORDER BY t.due_at, t.id";
 
 /// How often the scheduler drops refilled pacing buckets (PostgreSQL: see `run_due_sharded`).
 const PACING_PURGE_EVERY_MS: Millis = 60_000;
 
-/// Runs the deliveries `(task id, wamid)` and deletes their tasks. On PostgreSQL one
+/// Runs the deliveries `(task id, wamid)` and deletes their tasks (a task listed with several
+/// wamids once). On PostgreSQL one
 /// statement moves every message still `sent` to `delivered` and returns what the events need
 /// ([`DELIVER_MANY`]); the events then follow in the list's order. On SQLite each message is read
 /// and updated on its own. A message listed twice is delivered once. A delivery fails only on a
@@ -1410,10 +1424,13 @@ pub(crate) fn deliver_all(
     list: &[(i64, String)],
     now: Millis,
 ) -> StoreResult<()> {
+    let mut done = std::collections::HashSet::new();
     if !c.is_pg() {
         for (id, wamid) in list {
             deliver(c, mem, wamid, now)?;
-            c.defer_row(&TASK_DONE_ROW, params![id])?;
+            if done.insert(*id) {
+                c.defer_row(&TASK_DONE_ROW, params![id])?;
+            }
         }
         return Ok(());
     }
@@ -1433,7 +1450,9 @@ pub(crate) fn deliver_all(
         if let Some(row) = moved.remove(wamid) {
             delivered_event(c, mem, wamid, row, now)?;
         }
-        c.defer_row(&TASK_DONE_ROW, params![id])?;
+        if done.insert(*id) {
+            c.defer_row(&TASK_DONE_ROW, params![id])?;
+        }
     }
     Ok(())
 }
@@ -1452,7 +1471,9 @@ fn run_due_task(
     now: Millis,
 ) -> StoreResult<()> {
     if kind == "deliver" {
-        deliver(c, mem, subject, now)?;
+        for wamid in task_wamids(subject) {
+            deliver(c, mem, wamid, now)?;
+        }
         c.defer_row(&TASK_DONE_ROW, params![id])?;
         return Ok(());
     }
@@ -1512,7 +1533,7 @@ impl SqliteStore {
                 Some(b) => deliveries
                     .entry(b)
                     .or_default()
-                    .push((*id, subject.clone())),
+                    .extend(task_wamids(subject).map(|w| (*id, w.to_string()))),
                 // a message not found: its task does nothing but go, wherever it runs
                 None => rest.push(*id),
             }
@@ -2137,6 +2158,8 @@ impl Store for SqliteStore {
                             return Err(ApiError::invalid_value(format!("message {mid} is '{other}' and cannot be read")).into());
                         }
                     }
+                    // its own delivery task goes; a task it shares with other messages stays,
+                    // and does nothing for it (it is no longer `sent`)
                     c.prepare_cached("DELETE FROM tasks WHERE kind = 'deliver' AND subject = ?1")?.execute(params![mid])?;
                     c.prepare_cached("UPDATE messages SET status = 'read' WHERE id = ?1")?.execute(params![mid])?;
                     c.prepare_cached("INSERT INTO statuses (message_id, status, at) VALUES (?1, 'read', ?2)")?.execute(params![mid, now])?;
@@ -2230,13 +2253,16 @@ impl Store for SqliteStore {
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
             drop(stmt);
-            let head: Vec<(i64, String)> = due
+            let heads = due
                 .iter()
                 .take_while(|(_, kind, _)| kind == "deliver")
-                .map(|(id, _, subject)| (*id, subject.clone()))
+                .count();
+            let head: Vec<(i64, String)> = due[..heads]
+                .iter()
+                .flat_map(|(id, _, subject)| task_wamids(subject).map(|w| (*id, w.to_string())))
                 .collect();
             deliver_all(c, mem, &head, now)?;
-            for (id, kind, subject) in &due[head.len()..] {
+            for (id, kind, subject) in &due[heads..] {
                 run_due_task(c, mem, *id, kind, subject, now)?;
             }
             Ok(due.len())
