@@ -1096,6 +1096,21 @@ mod tests {
         .await
         .unwrap();
         shared_task_ran(&s).await;
+        // a task that names no message goes without doing anything
+        s.write(|c| {
+            c.execute(
+                "INSERT INTO tasks (due_at, kind, subject) VALUES (1800, 'deliver', '')",
+                [],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(crate::Store::run_due(&s, 1_800, 64).await.unwrap(), 1);
+        assert_eq!(
+            count_in(&s, "SELECT COUNT(*) FROM tasks WHERE kind = 'deliver'").await,
+            0
+        );
         s.close();
     }
 

@@ -159,9 +159,10 @@ pub(crate) static DELIVER_TASK_ROW: RowStatement = RowStatement {
 /// What separates the wamids of a delivery task's subject (a wamid never holds a space).
 const WAMIDS_SEP: char = ' ';
 
-/// The wamids of a delivery task's subject ([`DELIVER_TASK_ROW`]).
+/// The wamids of a delivery task's subject ([`DELIVER_TASK_ROW`]): at least one, so that every
+/// task is listed with its deliveries and deleted with them (an empty one names no message).
 fn task_wamids(subject: &str) -> impl Iterator<Item = &str> {
-    subject.split(WAMIDS_SEP).filter(|w| !w.is_empty())
+    subject.split(WAMIDS_SEP)
 }
 
 /// A message moves to `delivered` (grouped on PostgreSQL: a job's deliveries in one statement).
@@ -1534,7 +1535,8 @@ impl SqliteStore {
                     .entry(b)
                     .or_default()
                     .extend(task_wamids(subject).map(|w| (*id, w.to_string()))),
-                // a message not found: its task does nothing but go, wherever it runs
+                // its (first) message not found: the task runs with the rest, each of its
+                // messages read on its own
                 None => rest.push(*id),
             }
         }
