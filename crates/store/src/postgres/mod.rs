@@ -890,19 +890,7 @@ mod tests {
         else {
             return;
         };
-        let b = business.clone();
-        s.write(move |c| {
-            for (i, status) in [(1, "sent"), (2, "sent"), (3, "sent"), (4, "failed")] {
-                c.execute(
-                    "INSERT INTO messages (id, business_id, phone_id, wa_id, direction, type, content, status, created_at) \
-                     VALUES (?1, ?2, ?3, ?4, 'out', 'text', '{}', ?5, 1000)",
-                    params![format!("wamid.{i}"), b, phone, format!("1555000000{i}"), status],
-                )?;
-            }
-            Ok(())
-        })
-        .await
-        .unwrap();
+        four_messages(&s, &business, &phone).await;
         let list: Vec<(i64, String)> = [
             "wamid.3",
             "wamid.gone",
