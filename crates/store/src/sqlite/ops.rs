@@ -165,6 +165,11 @@ fn task_wamids(subject: &str) -> impl Iterator<Item = &str> {
     subject.split(WAMIDS_SEP)
 }
 
+/// The deliveries `(task id, wamid)` of a delivery task, as [`deliver_all`] takes them.
+fn task_deliveries(id: i64, subject: &str) -> impl Iterator<Item = (i64, String)> + '_ {
+    task_wamids(subject).map(move |w| (id, w.to_string()))
+}
+
 /// A message moves to `delivered` (grouped on PostgreSQL: a job's deliveries in one statement).
 static DELIVERED_ROW: RowStatement = RowStatement {
     table: "messages",
@@ -1534,7 +1539,7 @@ impl SqliteStore {
                 Some(b) => deliveries
                     .entry(b)
                     .or_default()
-                    .extend(task_wamids(subject).map(|w| (*id, w.to_string()))),
+                    .extend(task_deliveries(*id, subject)),
                 // its (first) message not found: the task runs with the rest, each of its
                 // messages read on its own
                 None => rest.push(*id),
@@ -2261,7 +2266,7 @@ impl Store for SqliteStore {
                 .count();
             let head: Vec<(i64, String)> = due[..heads]
                 .iter()
-                .flat_map(|(id, _, subject)| task_wamids(subject).map(|w| (*id, w.to_string())))
+                .flat_map(|(id, _, subject)| task_deliveries(*id, subject))
                 .collect();
             deliver_all(c, mem, &head, now)?;
             for (id, kind, subject) in &due[heads..] {
