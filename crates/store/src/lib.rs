@@ -134,7 +134,10 @@ pub trait Store:
         phone_id: &str,
         wa_id: &str,
     ) -> StoreResult<Vec<MessageRecord>>;
-    /// Run whatever has fallen due by `now` (delivered statuses, …). Returns how many ran.
+    /// Run whatever has fallen due by `now` (delivered statuses, …), about `limit` of it.
+    /// Returns how much ran: fewer than `limit` when nothing more is due. On SQLite, where one
+    /// writer runs every job, a delivery task counts its messages (a job takes tasks whole until
+    /// they hold `limit` messages); on PostgreSQL each task counts one.
     async fn run_due(&self, now: Millis, limit: usize) -> StoreResult<usize>;
     /// The audit trail of a tenant, oldest first, in pages.
     async fn audit(&self, scope: &Scope, q: AuditQuery) -> StoreResult<Vec<AuditEvent>>;

@@ -976,7 +976,8 @@ mod tests {
     }
 
     /// The task `wamid.2 wamid.1 wamid.4 wamid.3`, due at 1,700, ran: the messages still `sent`
-    /// are delivered, in its order, and the task is gone.
+    /// are delivered, in its order, and the task is gone. `run_due` counts the task once on
+    /// PostgreSQL and by its four messages on SQLite.
     async fn shared_task_ran(s: &SqlStore) {
         use crate::Store;
         assert_eq!(
@@ -984,7 +985,8 @@ mod tests {
             0,
             "due when its last message is"
         );
-        assert_eq!(s.run_due(1_700, 64).await.unwrap(), 1);
+        let ran = if s.sharded() { 1 } else { 4 };
+        assert_eq!(s.run_due(1_700, 64).await.unwrap(), ran);
         assert_eq!(
             count_in(
                 s,
@@ -1066,13 +1068,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_shared_delivery_task_runs_on_sqlite() {
         let dir = tempfile::tempdir().unwrap();
-        let s = SqlStore::open(
-            &dir.path().join("t.db").to_string_lossy(),
-            crate::sqlite::SqliteOptions::default(),
-        )
-        .unwrap();
-        let t = tenant(&s, "B", &["+1 555 010 0001"]).await;
-        four_messages(&s, &t.business_id, &t.phone_numbers[0].id).await;
+        let s = sqlite_with_four_messages(&dir).await;
         s.write(|c| {
             c.execute(
                 "INSERT INTO tasks (due_at, kind, subject) \
@@ -1095,6 +1091,112 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(crate::Store::run_due(&s, 1_800, 64).await.unwrap(), 1);
+        assert_eq!(
+            count_in(&s, "SELECT COUNT(*) FROM tasks WHERE kind = 'deliver'").await,
+            0
+        );
+        s.close();
+    }
+
+    /// A fresh SQLite store with one tenant and the four messages of [`four_messages`].
+    async fn sqlite_with_four_messages(dir: &tempfile::TempDir) -> SqlStore {
+        let s = SqlStore::open(
+            &dir.path().join("t.db").to_string_lossy(),
+            crate::sqlite::SqliteOptions::default(),
+        )
+        .unwrap();
+        let t = tenant(&s, "B", &["+1 555 010 0001"]).await;
+        four_messages(&s, &t.business_id, &t.phone_numbers[0].id).await;
+        s
+    }
+
+    /// On SQLite the deliveries a batch of sends schedules share one task, written before its
+    /// `COMMIT`: their wamids in send order, due when the last of them is.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batchs_deliveries_share_one_task_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = sqlite_with_four_messages(&dir).await;
+        s.write_mem(|_, mem| {
+            for (due, i) in [(1_500, 2), (1_700, 1), (1_600, 4), (1_600, 3)] {
+                mem.deliveries.push((due, format!("wamid.{i}")));
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            count_in(
+                &s,
+                "SELECT COUNT(*) FROM tasks WHERE kind = 'deliver' AND due_at = 1700 \
+                 AND subject = 'wamid.2 wamid.1 wamid.4 wamid.3'"
+            )
+            .await,
+            1
+        );
+        assert_eq!(
+            count_in(&s, "SELECT COUNT(*) FROM tasks WHERE kind = 'deliver'").await,
+            1
+        );
+        shared_task_ran(&s).await;
+        s.close();
+    }
+
+    /// A job that fails in its savepoint schedules nothing: its messages are rolled back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_send_schedules_no_delivery_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = sqlite_with_four_messages(&dir).await;
+        let r: StoreResult<()> = s
+            .write_mem(|_, mem| {
+                mem.deliveries.push((1_000, "wamid.1".into()));
+                Err(StoreError::Internal(
+                    "the send failed after its task".into(),
+                ))
+            })
+            .await;
+        assert!(r.is_err());
+        assert_eq!(
+            count_in(&s, "SELECT COUNT(*) FROM tasks WHERE kind = 'deliver'").await,
+            0
+        );
+        s.close();
+    }
+
+    /// On SQLite a task holds at most 32 messages, and a scheduler job takes tasks whole until
+    /// they hold `limit` messages, so that its jobs stay short on the one writer.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_delivery_jobs_count_messages() {
+        use crate::Store;
+        let dir = tempfile::tempdir().unwrap();
+        let s = sqlite_with_four_messages(&dir).await;
+        s.write_mem(|_, mem| {
+            for i in 0..70 {
+                mem.deliveries.push((1_000, format!("wamid.none.{i}")));
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            count_in(&s, "SELECT COUNT(*) FROM tasks WHERE kind = 'deliver'").await,
+            3,
+            "32 + 32 + 6"
+        );
+        assert_eq!(s.run_due(1_000, 40).await.unwrap(), 64, "two tasks, whole");
+        assert_eq!(
+            count_in(
+                &s,
+                "SELECT COUNT(*) FROM tasks WHERE subject LIKE 'wamid.none.64 %'"
+            )
+            .await,
+            1,
+            "the last task, not yet run"
+        );
+        assert_eq!(
+            s.run_due(1_000, 40).await.unwrap(),
+            6,
+            "nothing more is due"
+        );
         assert_eq!(
             count_in(&s, "SELECT COUNT(*) FROM tasks WHERE kind = 'deliver'").await,
             0

@@ -108,6 +108,9 @@ pub(crate) struct Memory {
     config_checked: bool,
     /// PostgreSQL: the facts of the customers of sends queued together, read at once.
     pub facts: ops::Prefetched,
+    /// SQLite: the batch's messages to deliver, `(due, wamid)` in send order, written as one
+    /// task before its `COMMIT` ([`ops::before_commit`]).
+    pub deliveries: Vec<(greenlight_domain::Millis, String)>,
 }
 
 type Buckets = (
@@ -183,6 +186,7 @@ impl Memory {
     /// batch's own (written before `COMMIT`, or undone with it): they go.
     fn end_batch(&mut self, pg: bool) {
         self.facts.clear();
+        self.deliveries.clear();
         if pg {
             self.number_buckets.clear();
             self.pair_buckets.clear();
@@ -571,6 +575,7 @@ impl SqlStore {
             };
             let conn = &w.conn;
             let undo = (savepoint && conn.is_pg()).then(|| w.mem.batch_buckets());
+            let deliveries = w.mem.deliveries.len();
             if savepoint {
                 if let Err(e) = conn.execute_batch("SAVEPOINT job") {
                     let err = StoreError::from(e);
@@ -634,6 +639,8 @@ impl SqlStore {
                         w.mem.number_buckets = number;
                         w.mem.pair_buckets = pair;
                     }
+                    // the job's messages are rolled back: nothing of theirs to deliver
+                    w.mem.deliveries.truncate(deliveries);
                     Box::new(move |_| {
                         let _ = tx.send(Err(e));
                     })

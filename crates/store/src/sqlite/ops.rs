@@ -143,10 +143,12 @@ static MESSAGE_OUT_ROW: RowStatement = RowStatement {
 };
 
 /// The task that moves sent messages to `delivered`: its subject is their wamids, in send
-/// order, separated by [`WAMIDS_SEP`]. On SQLite each send writes a task for its message. On
-/// PostgreSQL the messages of a round's sends share one task, due when the last of them is:
-/// one row, two index entries and one owner lookup for the round instead of one each per
-/// message. A round runs on its businesses' shard, so a task's messages are of one shard.
+/// order, separated by [`WAMIDS_SEP`], and it is due when the last of them is. Messages sent
+/// together share one task: one row, two index entries and one owner lookup instead of one each
+/// per message. On PostgreSQL those of a round's sends (`many` folds the round's rows; a round
+/// runs on its businesses' shard, so a task's messages are of one shard); on SQLite, where each
+/// row statement runs at once, those of a batch ([`Memory::deliveries`], written by
+/// [`before_commit`]).
 pub(crate) static DELIVER_TASK_ROW: RowStatement = RowStatement {
     table: "tasks",
     one: "INSERT INTO tasks (due_at, kind, subject) VALUES (?1, 'deliver', ?2)",
@@ -158,6 +160,11 @@ pub(crate) static DELIVER_TASK_ROW: RowStatement = RowStatement {
 
 /// What separates the wamids of a delivery task's subject (a wamid never holds a space).
 const WAMIDS_SEP: char = ' ';
+
+/// SQLite: at most this many messages share a delivery task, so that the scheduler's jobs,
+/// which take tasks whole until they hold `limit` messages ([`crate::Store::run_due`]), stay short on
+/// the one writer.
+const WAMIDS_PER_TASK: usize = 32;
 
 /// The wamids of a delivery task's subject ([`DELIVER_TASK_ROW`]): at least one, so that every
 /// task is listed with its deliveries and deleted with them (an empty one names no message).
@@ -1098,11 +1105,23 @@ static BUCKET_ROW: RowStatement = RowStatement {
     types: &[Tx, Tx, F8, I8],
 };
 
-/// Before a batch's `COMMIT`, PostgreSQL: writes the pacing buckets its sends changed, in key
+/// Before a batch's `COMMIT`. SQLite: writes the batch's delivery task, one for all its sends
+/// ([`DELIVER_TASK_ROW`]). PostgreSQL: writes the pacing buckets its sends changed, in key
 /// order, one row each (a number's bucket has the customer `''`: a `wa_id` is never empty), to
 /// go with the `COMMIT`. Memory keeps them until the batch ends.
 pub(crate) fn before_commit(conn: &Conn, mem: &Memory) -> crate::db::Result<()> {
     if !conn.is_pg() {
+        for chunk in mem.deliveries.chunks(WAMIDS_PER_TASK) {
+            let due = chunk.iter().map(|(due, _)| *due).max().unwrap_or_default();
+            let mut subject = String::with_capacity(chunk.len() * 64);
+            for (i, (_, wamid)) in chunk.iter().enumerate() {
+                if i > 0 {
+                    subject.push(WAMIDS_SEP);
+                }
+                subject.push_str(wamid);
+            }
+            conn.defer_row(&DELIVER_TASK_ROW, params![due, subject])?;
+        }
         return Ok(());
     }
     let mut rows: Vec<(&str, &str, Bucket)> = mem
@@ -1348,7 +1367,12 @@ fn send_tx(
         }
         // Reactions only ever get `sent` (§1.7).
         if req.msg_type != MessageType::Reaction {
-            conn.defer_row(&DELIVER_TASK_ROW, params![now + cmd.delivered_after, wamid])?;
+            let due = now + cmd.delivered_after;
+            if conn.is_pg() {
+                conn.defer_row(&DELIVER_TASK_ROW, params![due, wamid])?;
+            } else {
+                mem.deliveries.push((due, wamid.clone()));
+            }
         }
     }
 
@@ -1507,7 +1531,7 @@ fn run_due_task(
 }
 
 impl SqliteStore {
-    /// [`Store::run_due`] on PostgreSQL. What is due, and whose message each delivery is, are
+    /// [`crate::Store::run_due`] on PostgreSQL. What is due, and whose message each delivery is, are
     /// read beside the writers. The deliveries at the head of the list then run on their
     /// businesses' shards, beside the sends of other businesses; only once they committed does
     /// the rest of the list run, in due order, in one instance-wide batch (which holds every shard
@@ -2260,6 +2284,22 @@ impl Store for SqliteStore {
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
             drop(stmt);
+            // tasks are taken whole, in order, until they hold `limit` messages
+            let mut ran = 0;
+            let taken = due
+                .iter()
+                .take_while(|(_, kind, subject)| {
+                    let go = ran < limit;
+                    if go {
+                        ran += match kind.as_str() {
+                            "deliver" => task_wamids(subject).count(),
+                            _ => 1,
+                        };
+                    }
+                    go
+                })
+                .count();
+            let due = &due[..taken];
             let heads = due
                 .iter()
                 .take_while(|(_, kind, _)| kind == "deliver")
@@ -2272,7 +2312,7 @@ impl Store for SqliteStore {
             for (id, kind, subject) in &due[heads..] {
                 run_due_task(c, mem, *id, kind, subject, now)?;
             }
-            Ok(due.len())
+            Ok(ran)
         })
         .await
     }
