@@ -1204,6 +1204,50 @@ mod tests {
         s.close();
     }
 
+    /// SQLite's writer commits at most `SQLITE_MAX_BATCH` (16) jobs at once: 40 jobs queued
+    /// while it is busy go in batches of 16 or fewer, not one of 40.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_batches_hold_at_most_16_jobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = std::sync::Arc::new(
+            SqlStore::open(
+                &dir.path().join("t.db").to_string_lossy(),
+                crate::sqlite::SqliteOptions::default(),
+            )
+            .unwrap(),
+        );
+        let busy = {
+            let s = s.clone();
+            tokio::spawn(async move {
+                s.write_mem(|_, _| {
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                    Ok(())
+                })
+                .await
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let jobs: Vec<_> = (0..40)
+            .map(|_| {
+                let s = s.clone();
+                tokio::spawn(async move { s.write_mem(|_, mem| Ok(mem.batches)).await })
+            })
+            .collect();
+        busy.await.unwrap().unwrap();
+        let mut per_batch = std::collections::BTreeMap::<u64, usize>::new();
+        for j in jobs {
+            *per_batch.entry(j.await.unwrap().unwrap()).or_default() += 1;
+        }
+        let sizes: Vec<usize> = per_batch.into_values().collect();
+        assert_eq!(sizes.iter().sum::<usize>(), 40);
+        assert!(sizes.iter().all(|n| *n <= 16), "batches of {sizes:?}");
+        assert!(
+            sizes.len() <= 4,
+            "the queued jobs still share batches: {sizes:?}"
+        );
+        s.close();
+    }
+
     /// A job's deliveries update its messages in place (heap-only tuples, no index entry
     /// written) although they are neighbours on their pages and change in one transaction:
     /// `messages` keeps half of each page free for their new versions (migration 0007). With a

@@ -8,7 +8,7 @@
 //!
 //! **One writer, group commit.** Every write is a job sent to a single writer thread. The
 //! thread takes the first job waiting, opens a transaction, then keeps running jobs for as long
-//! as more are queued (up to [`MAX_BATCH`]), and commits them all at once: one `fsync` for many
+//! as more are queued (up to [`SQLITE_MAX_BATCH`]), and commits them all at once: one `fsync` for many
 //! concurrent sends. Each job runs inside its own `SAVEPOINT`, so a job that refuses rolls back
 //! alone. Callers are answered only after the `COMMIT` returned: an `Ok` means durable. Because
 //! jobs run one after another on one connection, a job's reads and the engine's decision cannot
@@ -40,8 +40,16 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
-/// Most jobs committed in one transaction.
+/// Most jobs committed in one transaction on PostgreSQL (each business shard has a writer).
 pub const MAX_BATCH: usize = 512;
+
+/// Most jobs committed in one transaction on SQLite, whose one writer runs every job. Clients
+/// wait for their batch's `COMMIT`, so a batch that grows while jobs keep arriving holds every
+/// waiting client, and when it commits the writer idles until their next requests arrive: at
+/// the benchmark's 64 connections the writer was idle a quarter of the time with a cap of 512.
+/// A cap of 16 answers a batch while the next one runs: the writer was busy 78 % of the time
+/// instead of 63 %, and sends rose ~12 % (docs/BENCHMARKS.md, twelfth round).
+pub const SQLITE_MAX_BATCH: usize = 16;
 
 pub(crate) const SCHEMA: &str = include_str!("schema.sql");
 
@@ -111,6 +119,8 @@ pub(crate) struct Memory {
     /// SQLite: the batch's messages to deliver, `(due, wamid)` in send order, written as one
     /// task before its `COMMIT` ([`ops::before_commit`]).
     pub deliveries: Vec<(greenlight_domain::Millis, String)>,
+    /// Batches this writer has ended (committed or rolled back): which batch a job ran in.
+    pub batches: u64,
 }
 
 type Buckets = (
@@ -185,6 +195,7 @@ impl Memory {
     /// After a batch committed or rolled back. On PostgreSQL the buckets in memory are the
     /// batch's own (written before `COMMIT`, or undone with it): they go.
     fn end_batch(&mut self, pg: bool) {
+        self.batches += 1;
         self.facts.clear();
         self.deliveries.clear();
         if pg {
@@ -919,11 +930,12 @@ fn writer_loop(
             continue;
         }
         let pg = w.conn.is_pg();
+        let cap = if pg { MAX_BATCH } else { SQLITE_MAX_BATCH };
         let mut finishers: Vec<Finisher> = Vec::with_capacity(16);
-        // In rounds: the jobs queued now, then those queued meanwhile, up to `MAX_BATCH`.
+        // In rounds: the jobs queued now, then those queued meanwhile, up to `cap`.
         let mut round = vec![first];
         loop {
-            while finishers.len() + round.len() < MAX_BATCH {
+            while finishers.len() + round.len() < cap {
                 match rx.try_recv() {
                     Ok(job) => round.push(job),
                     Err(_) => break,
