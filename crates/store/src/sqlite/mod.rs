@@ -48,7 +48,7 @@ pub const MAX_BATCH: usize = 512;
 /// waiting client, and when it commits the writer idles until their next requests arrive: at
 /// the benchmark's 64 connections the writer was idle a quarter of the time with a cap of 512.
 /// A cap of 16 answers a batch while the next one runs: the writer was busy 78 % of the time
-/// instead of 63 %, and sends rose ~12 % (docs/BENCHMARKS.md, twelfth round).
+/// instead of 63 %, and sends rose ~11 % (docs/BENCHMARKS.md, twelfth round).
 pub const SQLITE_MAX_BATCH: usize = 16;
 
 pub(crate) const SCHEMA: &str = include_str!("schema.sql");
