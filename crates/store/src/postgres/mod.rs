@@ -975,6 +975,29 @@ mod tests {
         .unwrap();
     }
 
+    /// The deliveries `(due, message)` that the shared-task tests schedule, in send order.
+    const SHARED_TASK_DELIVERIES: [(i64, i32); 4] =
+        [(1_500, 2), (1_700, 1), (1_600, 4), (1_600, 3)];
+
+    /// [`SHARED_TASK_DELIVERIES`] made one task, `wamid.2 wamid.1 wamid.4 wamid.3` due at
+    /// 1,700, and it runs as [`shared_task_ran`] says.
+    async fn one_shared_task_ran(s: &SqlStore) {
+        assert_eq!(
+            count_in(
+                s,
+                "SELECT COUNT(*) FROM tasks WHERE kind = 'deliver' AND due_at = 1700 \
+                 AND subject = 'wamid.2 wamid.1 wamid.4 wamid.3'"
+            )
+            .await,
+            1
+        );
+        assert_eq!(
+            count_in(s, "SELECT COUNT(*) FROM tasks WHERE kind = 'deliver'").await,
+            1
+        );
+        shared_task_ran(s).await;
+    }
+
     /// The task `wamid.2 wamid.1 wamid.4 wamid.3`, due at 1,700, ran: the messages still `sent`
     /// are delivered, in its order, and the task is gone. `run_due` counts the task once on
     /// PostgreSQL and by its four messages on SQLite.
@@ -1039,27 +1062,14 @@ mod tests {
         };
         four_messages(&s, &business, &phone).await;
         s.write_mem_on(Route::Business(&business), Facts::Keeps, |c, _| {
-            for (due, i) in [(1_500, 2), (1_700, 1), (1_600, 4), (1_600, 3)] {
+            for (due, i) in SHARED_TASK_DELIVERIES {
                 c.defer_row(&DELIVER_TASK_ROW, params![due, format!("wamid.{i}")])?;
             }
             Ok(())
         })
         .await
         .unwrap();
-        assert_eq!(
-            count_in(
-                &s,
-                "SELECT COUNT(*) FROM tasks WHERE kind = 'deliver' AND due_at = 1700 \
-                 AND subject = 'wamid.2 wamid.1 wamid.4 wamid.3'"
-            )
-            .await,
-            1
-        );
-        assert_eq!(
-            count_in(&s, "SELECT COUNT(*) FROM tasks WHERE kind = 'deliver'").await,
-            1
-        );
-        shared_task_ran(&s).await;
+        one_shared_task_ran(&s).await;
         s.close();
     }
 
@@ -1117,27 +1127,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = sqlite_with_four_messages(&dir).await;
         s.write_mem(|_, mem| {
-            for (due, i) in [(1_500, 2), (1_700, 1), (1_600, 4), (1_600, 3)] {
+            for (due, i) in SHARED_TASK_DELIVERIES {
                 mem.deliveries.push((due, format!("wamid.{i}")));
             }
             Ok(())
         })
         .await
         .unwrap();
-        assert_eq!(
-            count_in(
-                &s,
-                "SELECT COUNT(*) FROM tasks WHERE kind = 'deliver' AND due_at = 1700 \
-                 AND subject = 'wamid.2 wamid.1 wamid.4 wamid.3'"
-            )
-            .await,
-            1
-        );
-        assert_eq!(
-            count_in(&s, "SELECT COUNT(*) FROM tasks WHERE kind = 'deliver'").await,
-            1
-        );
-        shared_task_ran(&s).await;
+        one_shared_task_ran(&s).await;
         s.close();
     }
 
@@ -1216,17 +1213,22 @@ mod tests {
             )
             .unwrap(),
         );
+        let started = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let busy = {
-            let s = s.clone();
+            let (s, started) = (s.clone(), started.clone());
             tokio::spawn(async move {
-                s.write_mem(|_, _| {
+                s.write_mem(move |_, _| {
+                    started.store(true, std::sync::atomic::Ordering::SeqCst);
                     std::thread::sleep(std::time::Duration::from_millis(300));
                     Ok(())
                 })
                 .await
             })
         };
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        // the writer is inside the busy job: what is queued now waits for it
+        while !started.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
         let jobs: Vec<_> = (0..40)
             .map(|_| {
                 let s = s.clone();
