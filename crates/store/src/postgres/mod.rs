@@ -975,11 +975,14 @@ mod tests {
         .unwrap();
     }
 
-    /// The deliveries `(due, message)` that the shared-task tests schedule, in send order.
-    const SHARED_TASK_DELIVERIES: [(i64, i32); 4] =
-        [(1_500, 2), (1_700, 1), (1_600, 4), (1_600, 3)];
+    /// The deliveries `(due, wamid)` that the shared-task tests schedule, in send order.
+    fn shared_task_deliveries() -> impl Iterator<Item = (i64, String)> {
+        [(1_500, 2), (1_700, 1), (1_600, 4), (1_600, 3)]
+            .into_iter()
+            .map(|(due, i)| (due, format!("wamid.{i}")))
+    }
 
-    /// [`SHARED_TASK_DELIVERIES`] made one task, `wamid.2 wamid.1 wamid.4 wamid.3` due at
+    /// [`shared_task_deliveries`] made one task, `wamid.2 wamid.1 wamid.4 wamid.3` due at
     /// 1,700, and it runs as [`shared_task_ran`] says.
     async fn one_shared_task_ran(s: &SqlStore) {
         assert_eq!(
@@ -1062,8 +1065,8 @@ mod tests {
         };
         four_messages(&s, &business, &phone).await;
         s.write_mem_on(Route::Business(&business), Facts::Keeps, |c, _| {
-            for (due, i) in SHARED_TASK_DELIVERIES {
-                c.defer_row(&DELIVER_TASK_ROW, params![due, format!("wamid.{i}")])?;
+            for (due, wamid) in shared_task_deliveries() {
+                c.defer_row(&DELIVER_TASK_ROW, params![due, wamid])?;
             }
             Ok(())
         })
@@ -1127,9 +1130,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = sqlite_with_four_messages(&dir).await;
         s.write_mem(|_, mem| {
-            for (due, i) in SHARED_TASK_DELIVERIES {
-                mem.deliveries.push((due, format!("wamid.{i}")));
-            }
+            mem.deliveries.extend(shared_task_deliveries());
             Ok(())
         })
         .await

@@ -116,8 +116,8 @@ pub(crate) struct Memory {
     config_checked: bool,
     /// PostgreSQL: the facts of the customers of sends queued together, read at once.
     pub facts: ops::Prefetched,
-    /// SQLite: the batch's messages to deliver, `(due, wamid)` in send order, written as one
-    /// task before its `COMMIT` ([`ops::before_commit`]).
+    /// SQLite: the batch's messages to deliver, `(due, wamid)` in send order, written as
+    /// shared tasks before its `COMMIT` ([`ops::before_commit`]).
     pub deliveries: Vec<(greenlight_domain::Millis, String)>,
     /// Batches this writer has ended (committed or rolled back): which batch a job ran in.
     pub batches: u64,

@@ -159,7 +159,7 @@ pub(crate) static DELIVER_TASK_ROW: RowStatement = RowStatement {
 };
 
 /// What separates the wamids of a delivery task's subject (a wamid never holds a space).
-const WAMIDS_SEP: char = ' ';
+const WAMIDS_SEP: &str = " ";
 
 /// SQLite: at most this many messages share a delivery task, so that the scheduler's jobs,
 /// which take tasks whole until they hold `limit` messages ([`crate::Store::run_due`]), stay short on
@@ -1105,22 +1105,16 @@ static BUCKET_ROW: RowStatement = RowStatement {
     types: &[Tx, Tx, F8, I8],
 };
 
-/// Before a batch's `COMMIT`. SQLite: writes the batch's delivery task, one for all its sends
-/// ([`DELIVER_TASK_ROW`]). PostgreSQL: writes the pacing buckets its sends changed, in key
+/// Before a batch's `COMMIT`. SQLite: writes the batch's delivery tasks, one for each
+/// [`WAMIDS_PER_TASK`] of its sends ([`DELIVER_TASK_ROW`]). PostgreSQL: writes the pacing buckets its sends changed, in key
 /// order, one row each (a number's bucket has the customer `''`: a `wa_id` is never empty), to
 /// go with the `COMMIT`. Memory keeps them until the batch ends.
 pub(crate) fn before_commit(conn: &Conn, mem: &Memory) -> crate::db::Result<()> {
     if !conn.is_pg() {
         for chunk in mem.deliveries.chunks(WAMIDS_PER_TASK) {
             let due = chunk.iter().map(|(due, _)| *due).max().unwrap_or_default();
-            let mut subject = String::with_capacity(chunk.len() * 64);
-            for (i, (_, wamid)) in chunk.iter().enumerate() {
-                if i > 0 {
-                    subject.push(WAMIDS_SEP);
-                }
-                subject.push_str(wamid);
-            }
-            conn.defer_row(&DELIVER_TASK_ROW, params![due, subject])?;
+            let wamids: Vec<&str> = chunk.iter().map(|(_, wamid)| wamid.as_str()).collect();
+            conn.defer_row(&DELIVER_TASK_ROW, params![due, wamids.join(WAMIDS_SEP)])?;
         }
         return Ok(());
     }
@@ -2285,20 +2279,18 @@ impl Store for SqliteStore {
                 .collect::<Result<Vec<_>, _>>()?;
             drop(stmt);
             // tasks are taken whole, in order, until they hold `limit` messages
-            let mut ran = 0;
-            let taken = due
-                .iter()
-                .take_while(|(_, kind, subject)| {
-                    let go = ran < limit;
-                    if go {
-                        ran += match kind.as_str() {
-                            "deliver" => task_wamids(subject).count(),
-                            _ => 1,
-                        };
-                    }
-                    go
-                })
-                .count();
+            let (mut ran, mut taken) = (0, 0);
+            for (_, kind, subject) in &due {
+                if ran >= limit {
+                    break;
+                }
+                ran += if kind == "deliver" {
+                    task_wamids(subject).count()
+                } else {
+                    1
+                };
+                taken += 1;
+            }
             let due = &due[..taken];
             let heads = due
                 .iter()
