@@ -625,6 +625,91 @@ mod tests {
         b.close();
     }
 
+    /// A customer's message (the sandbox's inbound) runs on its business's shard, as a send
+    /// does: while another node holds one business's shard, a message to a business of another
+    /// shard commits, and the held one waits. It writes nothing another business's job writes:
+    /// with a transaction of another node holding an uncommitted `users` row of the same
+    /// customer, it still commits (an insert of that row would wait for the transaction).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_customers_message_runs_on_its_business_shard() {
+        use crate::{InboundCommand, Scope, Store};
+        let Some(db) = TestDb::create("a_customers_message_runs_on_its_business_shard") else {
+            return;
+        };
+        let s = Arc::new(SqlStore::open_postgres(&db.url, PostgresOptions::default()).unwrap());
+        let a = tenant(&s, "A", &["+1 555 010 0001"]).await;
+        let mut b = tenant(&s, "B", &["+1 555 010 0002"]).await;
+        while shard_of(&b.business_id) == shard_of(&a.business_id) {
+            b = tenant(&s, "B", &["+1 555 010 0002"]).await;
+        }
+        let customer = "15550009999";
+        let inbound = |s: &Arc<SqlStore>, t: &crate::CreatedTenant| {
+            let (s, scope) = (
+                s.clone(),
+                Scope {
+                    business_id: t.business_id.clone(),
+                },
+            );
+            let cmd = InboundCommand {
+                phone_id: t.phone_numbers[0].id.clone(),
+                from: customer.into(),
+                profile_name: None,
+                message: serde_json::json!({"type": "text", "text": {"body": "hi"}})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+                now: 10_000,
+            };
+            tokio::spawn(async move { s.inbound(&scope, cmd).await })
+        };
+        let within = |h| tokio::time::timeout(Duration::from_secs(10), h);
+
+        // another node: one transaction holds the customer's `users` row, uncommitted
+        let (held_tx, held) = std::sync::mpsc::channel::<()>();
+        let (release_row, row_released) = std::sync::mpsc::channel::<()>();
+        let url = db.url.clone();
+        let row_holder = std::thread::spawn(move || {
+            let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            c.batch_execute(&format!(
+                "BEGIN; INSERT INTO users (wa_id, on_whatsapp, created_at) VALUES ('{customer}', 1, 1)"
+            ))
+            .unwrap();
+            held_tx.send(()).unwrap();
+            let _ = row_released.recv();
+            c.batch_execute("ROLLBACK").unwrap();
+        });
+        held.recv().unwrap();
+        // ... and one of its batches holds a's shard
+        let release = hold(
+            &db.url,
+            format!(
+                "pg_advisory_lock({SHARD_LOCK_CLASS}, {})",
+                shard_of(&a.business_id)
+            ),
+        );
+        let to_a = inbound(&s, &a);
+        until_waiting(&db, 1).await;
+        within(inbound(&s, &b))
+            .await
+            .expect("b's customer message waits neither for a's shard nor for the users row")
+            .unwrap()
+            .unwrap();
+        assert!(!to_a.is_finished(), "a's message waits for a's shard");
+        drop(release);
+        within(to_a).await.unwrap().unwrap().unwrap();
+        release_row.send(()).unwrap();
+        row_holder.join().unwrap();
+        assert_eq!(
+            count_in(
+                &s,
+                "SELECT COUNT(*) FROM windows WHERE wa_id = '15550009999'"
+            )
+            .await,
+            2
+        );
+        s.close();
+    }
+
     /// Sends queued together on a shard read their customers' facts in one statement, and what
     /// they read stays true: a second send of a number to the same customer, and every send
     /// after a job that may change them (here one that opens a customer's window), reads

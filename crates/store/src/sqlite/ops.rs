@@ -2095,8 +2095,13 @@ impl Store for SqliteStore {
 
     async fn inbound(&self, scope: &Scope, cmd: InboundCommand) -> StoreResult<String> {
         let scope = scope.clone();
-        self.write(move |c| {
-            let Some(phone) = read::phone(c, &scope.business_id, &cmd.phone_id)? else {
+        let business = scope.business_id.clone();
+        // On its business's writer (PostgreSQL: its shard's, beside other businesses'), as
+        // sends are: everything it writes is the business's. It writes no `users` row: a
+        // customer without one is on WhatsApp to every reader, and an insert of the shared
+        // row from several shards at once made them wait on each other, even deadlock.
+        self.write_mem_on(Route::Business(&business), Facts::May, move |c, mem| {
+            let Some(phone) = phone_cached(c, mem, &scope.business_id, &cmd.phone_id)? else {
                 return Err(ApiError::unknown_object(&cmd.phone_id).into());
             };
             let ty = cmd.message.get("type").and_then(Value::as_str).unwrap_or("text").to_string();
@@ -2117,7 +2122,6 @@ impl Store for SqliteStore {
             let referral = message.contains_key("referral");
             let window = read::window(c, &phone.id, &cmd.from)?.after_inbound(now, referral);
             save_window(c, &phone.id, &cmd.from, &window)?;
-            c.prepare_cached("INSERT INTO users (wa_id, on_whatsapp, created_at) VALUES (?1, 1, ?2) ON CONFLICT DO NOTHING")?.execute(params![cmd.from, now])?;
             let user_id = user_id_for(c, &scope.business_id, &cmd.from, now)?;
             let content = message.get(&ty).cloned().unwrap_or(Value::Null);
             let text = match ty.as_str() {
@@ -2126,11 +2130,11 @@ impl Store for SqliteStore {
                 "interactive" => content["button_reply"]["title"].as_str().or(content["list_reply"]["title"].as_str()).map(str::to_string),
                 _ => content["caption"].as_str().map(str::to_string),
             };
-            c.prepare_cached(
+            c.defer(
                 "INSERT INTO messages (id, business_id, phone_id, wa_id, direction, type, content, text, status, created_at) \
                  VALUES (?1, ?2, ?3, ?4, 'in', ?5, ?6, ?7, 'received', ?8)",
-            )?
-            .execute(params![wamid, scope.business_id, phone.id, cmd.from, ty, json_col(&Value::Object(message.clone()))?, text, now])?;
+                params![wamid, scope.business_id, phone.id, cmd.from, ty, json_col(&Value::Object(message.clone()))?, text, now],
+            )?;
             let value = webhook::inbound_value(
                 &metadata(&phone),
                 &webhook::Inbound {
@@ -2142,7 +2146,16 @@ impl Store for SqliteStore {
                     message: &message,
                 },
             );
-            enqueue(c, &scope.business_id, &phone.waba_id, Some(&phone.id), "messages", &value, now)?;
+            let payload = json_col(&value)?;
+            let event = Event {
+                business_id: &scope.business_id,
+                waba_id: &phone.waba_id,
+                phone_id: Some(&phone.id),
+                field: "messages",
+                payload: &payload,
+                now,
+            };
+            enqueue_cached(c, mem, &event)?;
             on_keywords(c, &scope.business_id, &phone, &cmd.from, &wamid, &message, now)?;
             Ok(wamid)
         })
