@@ -93,6 +93,8 @@ fn ingest_messages(conn: &Conn, scope: &Scope, value: &Value, now: Millis) -> St
         return Ok(0);
     };
     let mut n = 0;
+    // read for the first message, if there is one (most changes carry statuses only)
+    let mut settings = None;
     for m in value["messages"].as_array().into_iter().flatten() {
         let (Some(from), Some(id)) = (m["from"].as_str(), m["id"].as_str()) else {
             continue;
@@ -141,7 +143,12 @@ fn ingest_messages(conn: &Conn, scope: &Scope, value: &Value, now: Millis) -> St
             )?
             .execute(params![b, mid, now])?;
         }
-        on_keywords(conn, b, &phone, from, id, message, at)?;
+        if settings.is_none() {
+            settings = Some(ops::settings(conn, b)?);
+        }
+        if let Some(settings) = &settings {
+            on_keywords(conn, settings, b, &phone, from, id, message, at)?;
+        }
         n += 1;
     }
     for s in value["statuses"].as_array().into_iter().flatten() {

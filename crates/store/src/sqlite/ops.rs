@@ -298,11 +298,13 @@ pub(crate) fn audit_note(
     Ok(())
 }
 
-/// STOP- and START-style keywords in a customer's message (policy::keywords): STOP revokes
-/// every active consent at once, with the message as proof; START restores what the last STOP
-/// revoked.
+/// STOP- and START-style keywords in a customer's message (policy::keywords), by the tenant's
+/// `settings`: STOP revokes every active consent at once, with the message as proof; START
+/// restores what the last STOP revoked.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn on_keywords(
     conn: &Conn,
+    settings: &TenantSettings,
     business_id: &str,
     phone: &PhoneNumber,
     wa_id: &str,
@@ -323,8 +325,7 @@ pub(crate) fn on_keywords(
         _ => None,
     };
     let Some(text) = text else { return Ok(()) };
-    let cs = settings(conn, business_id)?.compliance;
-    let Some(action) = keywords::classify(text, &cs.keywords) else {
+    let Some(action) = keywords::classify(text, &settings.compliance.keywords) else {
         return Ok(());
     };
     let proof = format!("customer message {wamid}: {text:?}");
@@ -2156,7 +2157,8 @@ impl Store for SqliteStore {
                 now,
             };
             enqueue_cached(c, mem, &event)?;
-            on_keywords(c, &scope.business_id, &phone, &cmd.from, &wamid, &message, now)?;
+            let settings = settings_cached(c, mem, &scope.business_id)?;
+            on_keywords(c, &settings, &scope.business_id, &phone, &cmd.from, &wamid, &message, now)?;
             Ok(wamid)
         })
         .await
