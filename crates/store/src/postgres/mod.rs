@@ -625,15 +625,32 @@ mod tests {
         b.close();
     }
 
-    /// A customer's message (the sandbox's inbound) runs on its business's shard, as a send
-    /// does: while another node holds one business's shard, a message to a business of another
-    /// shard commits, and the held one waits. It writes nothing another business's job writes:
-    /// with a transaction of another node holding an uncommitted `users` row of the same
-    /// customer, it still commits (an insert of that row would wait for the transaction).
+    /// A customer's message runs on its business's shard, as a send does, whether the sandbox
+    /// simulates it or Meta's webhook brings it to the gateway: while another node holds one
+    /// business's shard, a message to a business of another shard commits, and the held one
+    /// waits. It writes nothing another business's job writes: with a transaction of another
+    /// node holding an uncommitted `users` row of the same customer, it still commits (an
+    /// insert of that row would wait for the transaction).
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn a_customers_message_runs_on_its_business_shard() {
+        customers_message_on_its_shard("a_customers_message_runs_on_its_business_shard", false)
+            .await;
+    }
+
+    /// [`a_customers_message_runs_on_its_business_shard`] through the gateway's ingest.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn an_ingested_customers_message_runs_on_its_business_shard() {
+        customers_message_on_its_shard(
+            "an_ingested_customers_message_runs_on_its_business_shard",
+            true,
+        )
+        .await;
+    }
+
+    async fn customers_message_on_its_shard(name: &str, gateway: bool) {
+        use crate::gateway::{GatewayStore, IngestChange};
         use crate::{InboundCommand, Scope, Store};
-        let Some(db) = TestDb::create("a_customers_message_runs_on_its_business_shard") else {
+        let Some(db) = TestDb::create(name) else {
             return;
         };
         let s = Arc::new(SqlStore::open_postgres(&db.url, PostgresOptions::default()).unwrap());
@@ -650,17 +667,40 @@ mod tests {
                     business_id: t.business_id.clone(),
                 },
             );
-            let cmd = InboundCommand {
-                phone_id: t.phone_numbers[0].id.clone(),
-                from: customer.into(),
-                profile_name: None,
-                message: serde_json::json!({"type": "text", "text": {"body": "hi"}})
-                    .as_object()
-                    .unwrap()
-                    .clone(),
-                now: 10_000,
-            };
-            tokio::spawn(async move { s.inbound(&scope, cmd).await })
+            let (phone_id, waba_id) = (t.phone_numbers[0].id.clone(), t.waba_id.clone());
+            let wamid = format!("wamid.from-meta-to-{}", t.business_id);
+            tokio::spawn(async move {
+                if gateway {
+                    let value = serde_json::json!({
+                        "messaging_product": "whatsapp",
+                        "metadata": {"display_phone_number": "15550100001", "phone_number_id": phone_id},
+                        "contacts": [{"profile": {"name": "C"}, "wa_id": customer}],
+                        "messages": [{"from": customer, "id": wamid, "timestamp": "10",
+                                      "type": "text", "text": {"body": "hi"}}]
+                    });
+                    let change = IngestChange {
+                        field: "messages".into(),
+                        value,
+                    };
+                    let learned = s
+                        .gateway_ingest(&scope, &waba_id, vec![change], 10_000)
+                        .await?;
+                    assert_eq!(learned, 1, "the message is learned");
+                } else {
+                    let cmd = InboundCommand {
+                        phone_id,
+                        from: customer.into(),
+                        profile_name: None,
+                        message: serde_json::json!({"type": "text", "text": {"body": "hi"}})
+                            .as_object()
+                            .unwrap()
+                            .clone(),
+                        now: 10_000,
+                    };
+                    s.inbound(&scope, cmd).await?;
+                }
+                crate::StoreResult::Ok(())
+            })
         };
         let within = |h| tokio::time::timeout(Duration::from_secs(10), h);
 
@@ -699,14 +739,20 @@ mod tests {
         within(to_a).await.unwrap().unwrap().unwrap();
         release_row.send(()).unwrap();
         row_holder.join().unwrap();
-        assert_eq!(
-            count_in(
-                &s,
-                "SELECT COUNT(*) FROM windows WHERE wa_id = '15550009999'"
-            )
-            .await,
-            2
-        );
+        for (what, sql, n) in [
+            (
+                "windows",
+                "SELECT COUNT(*) FROM windows WHERE wa_id = '15550009999'",
+                2,
+            ),
+            (
+                "messages",
+                "SELECT COUNT(*) FROM messages WHERE wa_id = '15550009999' AND direction = 'in'",
+                2,
+            ),
+        ] {
+            assert_eq!(count_in(&s, sql).await, n, "{what}");
+        }
         s.close();
     }
 

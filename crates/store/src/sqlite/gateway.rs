@@ -4,7 +4,7 @@
 
 use super::ops::{self, apply_effects, audit, audit_note, evaluate, on_keywords, save_window};
 use super::read::{self, json_col};
-use super::{internal, SqliteStore};
+use super::{internal, Facts, Route, SqliteStore};
 use crate::db::{self, Conn, OptionalExtension, Row};
 use crate::gateway::*;
 use crate::params;
@@ -126,10 +126,8 @@ fn ingest_messages(conn: &Conn, scope: &Scope, value: &Value, now: Millis) -> St
         let referral = m.get("referral").is_some();
         let window = read::window(conn, &phone.id, from)?.after_inbound(at, referral);
         save_window(conn, &phone.id, from, &window)?;
-        conn.prepare_cached(
-            "INSERT INTO users (wa_id, on_whatsapp, created_at) VALUES (?1, 1, ?2) ON CONFLICT (wa_id) DO NOTHING",
-        )?
-        .execute(params![from, now])?;
+        // No `users` row: that table is shared by every business (another shard may hold the
+        // same customer's), and an absent row already means "on WhatsApp".
         if let Some(user_id) = m["from_user_id"].as_str() {
             conn.prepare_cached(
                 "INSERT INTO contacts (business_id, wa_id, user_id, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
@@ -746,7 +744,11 @@ impl GatewayStore for SqliteStore {
         now: Millis,
     ) -> StoreResult<usize> {
         let (scope, waba_id) = (scope.clone(), waba_id.to_string());
-        self.write(move |c| {
+        // Every row a change writes is the tenant's own (its messages, windows, contacts,
+        // consents, numbers, limits, templates, events): on PostgreSQL it runs on the
+        // business's shard, beside other businesses' sends and webhooks.
+        let business = scope.business_id.clone();
+        self.write_mem_on(Route::Business(&business), Facts::May, move |c, _| {
             let mut learned = 0;
             for ch in &changes {
                 let v = &ch.value;
