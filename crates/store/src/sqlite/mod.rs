@@ -1221,6 +1221,28 @@ impl CacheSize {
 mod tests {
     use super::*;
 
+    /// The bundled SQLite is compiled with the workspace's flags (`.cargo/config.toml`): one
+    /// page cache per connection without a shared mutex, no memory statistics, a rebalance's
+    /// scratch space on the stack.
+    #[test]
+    fn the_bundled_sqlite_is_built_for_the_writer() {
+        let c = Connection::open_in_memory().unwrap();
+        let options: Vec<String> = c
+            .prepare("PRAGMA compile_options")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        for want in ["DEFAULT_MEMSTATUS=0", "USE_ALLOCA", "OMIT_SHARED_CACHE"] {
+            assert!(options.iter().any(|o| o == want), "{want} in {options:?}");
+        }
+        assert!(
+            !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+            "ENABLE_MEMORY_MANAGEMENT in {options:?}"
+        );
+    }
+
     #[test]
     fn the_writer_cache_is_small_under_the_lock_byte_page_and_large_past_it() {
         assert_eq!(cache_kib(1, 262_145), SMALL_CACHE_KIB);
