@@ -339,7 +339,7 @@ open_windows() {
 }
 
 # The first pass of open_windows as a row: each pair's first customer message, which opens its
-# window (a pass that writes again covers only the pairs missing, so it is not a rate).
+# window (a later pass, run only if windows are missing, is not a row).
 inbound_row() {
     local key label
     case "$1" in

@@ -756,6 +756,77 @@ mod tests {
         s.close();
     }
 
+    /// The gateway's ingest runs a webhook with a quality or account change instance-wide:
+    /// those write the tenant's configuration, whose triggers bump the `config_version` row
+    /// every shard shares. While another node holds the business's shard (and no batch of
+    /// this node waits for it, which an instance-wide batch would wait for in turn), such a
+    /// change commits; a customer's message to the same business waits for the shard.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn configuration_changes_from_meta_run_instance_wide() {
+        use crate::gateway::{GatewayStore, IngestChange};
+        use crate::Scope;
+        let Some(db) = TestDb::create("configuration_changes_from_meta_run_instance_wide") else {
+            return;
+        };
+        let s = Arc::new(SqlStore::open_postgres(&db.url, PostgresOptions::default()).unwrap());
+        let t = tenant(&s, "A", &["+1 555 010 0001"]).await;
+        let ingest = |field: &str, value: serde_json::Value| {
+            let s = s.clone();
+            let scope = Scope {
+                business_id: t.business_id.clone(),
+            };
+            let waba_id = t.waba_id.clone();
+            let change = IngestChange {
+                field: field.into(),
+                value,
+            };
+            tokio::spawn(async move {
+                s.gateway_ingest(&scope, &waba_id, vec![change], 10_000)
+                    .await
+            })
+        };
+        let within = |h| tokio::time::timeout(Duration::from_secs(10), h);
+        let release = hold(
+            &db.url,
+            format!(
+                "pg_advisory_lock({SHARD_LOCK_CLASS}, {})",
+                shard_of(&t.business_id)
+            ),
+        );
+        let learned = within(ingest(
+            "phone_number_quality_update",
+            serde_json::json!({"display_phone_number": "15550100001", "event": "FLAGGED",
+                               "current_limit": "TIER_250"}),
+        ))
+        .await
+        .expect("a quality change does not wait for the business's shard")
+        .unwrap()
+        .unwrap();
+        assert_eq!(learned, 2, "the rating and the limit");
+        let message = ingest(
+            "messages",
+            serde_json::json!({
+                "messaging_product": "whatsapp",
+                "metadata": {"display_phone_number": "15550100001", "phone_number_id": t.phone_numbers[0].id},
+                "messages": [{"from": "15550009999", "id": "wamid.from-meta", "timestamp": "10",
+                              "type": "text", "text": {"body": "hi"}}]
+            }),
+        );
+        until_waiting(&db, 1).await;
+        assert!(!message.is_finished(), "the message waits for the shard");
+        drop(release);
+        assert_eq!(within(message).await.unwrap().unwrap().unwrap(), 1);
+        assert_eq!(
+            count_in(
+                &s,
+                "SELECT COUNT(*) FROM phone_numbers WHERE quality_rating = 'RED'"
+            )
+            .await,
+            1
+        );
+        s.close();
+    }
+
     /// Sends queued together on a shard read their customers' facts in one statement, and what
     /// they read stays true: a second send of a number to the same customer, and every send
     /// after a job that may change them (here one that opens a customer's window), reads

@@ -83,6 +83,12 @@ fn status_rank(s: &str) -> i32 {
     }
 }
 
+/// Does a webhook change of this field write configuration (tables whose triggers bump
+/// `config_version`)?
+fn changes_configuration(field: &str) -> bool {
+    matches!(field, "phone_number_quality_update" | "account_update")
+}
+
 /// `messages` changes: inbound messages (window, keywords, stored) and statuses.
 fn ingest_messages(conn: &Conn, scope: &Scope, value: &Value, now: Millis) -> StoreResult<usize> {
     let b = &scope.business_id;
@@ -745,10 +751,17 @@ impl GatewayStore for SqliteStore {
     ) -> StoreResult<usize> {
         let (scope, waba_id) = (scope.clone(), waba_id.to_string());
         // Every row a change writes is the tenant's own (its messages, windows, contacts,
-        // consents, numbers, limits, templates, events): on PostgreSQL it runs on the
-        // business's shard, beside other businesses' sends and webhooks.
+        // consents, templates, events): on PostgreSQL it runs on the business's shard, beside
+        // other businesses' sends and webhooks. Quality and account changes write the tenant's
+        // configuration (numbers, limits, restrictions), whose triggers bump the
+        // `config_version` row every business shares: those (rare) run instance-wide.
         let business = scope.business_id.clone();
-        self.write_mem_on(Route::Business(&business), Facts::May, move |c, _| {
+        let route = if changes.iter().any(|ch| changes_configuration(&ch.field)) {
+            Route::Global
+        } else {
+            Route::Business(&business)
+        };
+        self.write_mem_on(route, Facts::May, move |c, _| {
             let mut learned = 0;
             for ch in &changes {
                 let v = &ch.value;
