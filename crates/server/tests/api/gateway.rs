@@ -1135,3 +1135,49 @@ async fn used_24h(gw: &TestApp, t: &Tenant) -> Value {
         .body["used_24h"]
         .clone()
 }
+
+/// A status in one tenant's webhook that names another tenant's message (Meta's wamids are
+/// unique across tenants) changes nothing of it; the owner's own webhook does.
+#[tokio::test]
+async fn a_webhook_never_writes_a_status_to_another_tenants_message() {
+    let f = Fake::default();
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(fake_upstream(l, f.clone()));
+    let gw = spawn_gateway(&format!("http://{addr}"), |_| {}).await;
+    let a = gateway_tenant(&gw, "1000001", "1000002", "EAAG-a", "secret-a", None).await;
+    let b = gateway_tenant(&gw, "2000001", "2000002", "EAAG-b", "secret-b", None).await;
+    open_window(&gw, &a, "secret-a").await;
+    let r = send_keyed(&gw, &a, "k-1").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let wamid = r.body["messages"][0]["id"].as_str().unwrap().to_string();
+    let read = |t: &Tenant| {
+        json!({
+            "messaging_product": "whatsapp",
+            "metadata": { "display_phone_number": "15550100001", "phone_number_id": t.phone_id },
+            "statuses": [{ "id": wamid, "status": "read", "timestamp": "1750000100", "recipient_id": CUSTOMER }] })
+    };
+    let statuses = |m: &Value| -> Vec<String> {
+        m["statuses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["status"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    let before = gw.message(&a, &wamid).await;
+    meta_event(&gw, &b, "secret-b", "messages", read(&b)).await;
+    let m = gw.message(&a, &wamid).await;
+    assert_eq!(m["status"], before["status"], "{m}");
+    assert!(!statuses(&m).contains(&"read".to_string()), "{m}");
+
+    meta_event(&gw, &a, "secret-a", "messages", read(&a)).await;
+    let m = gw.message(&a, &wamid).await;
+    assert_eq!(m["status"], "read", "{m}");
+    assert_eq!(
+        statuses(&m).iter().filter(|s| *s == "read").count(),
+        1,
+        "{m}"
+    );
+}

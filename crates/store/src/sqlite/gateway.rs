@@ -167,7 +167,16 @@ fn ingest_messages(conn: &Conn, scope: &Scope, value: &Value, now: Millis) -> St
             .optional()?;
         let Some((current, wa_id)) = current else {
             // Not (yet) recorded: sent around the gateway, or Meta's status overtook the
-            // commit of the send. Kept, so that a commit that follows finds it.
+            // commit of the send. Kept, so that a commit that follows finds it; unless it is
+            // another tenant's message (wamids are Meta's, unique across tenants): one
+            // tenant's webhook never writes to another's.
+            let elsewhere: Option<i64> = conn
+                .prepare_cached("SELECT 1 FROM messages WHERE id = ?1")?
+                .query_row(params![id], |r| r.get(0))
+                .optional()?;
+            if elsewhere.is_some() {
+                continue;
+            }
             let seen: Option<i64> = conn
                 .prepare_cached("SELECT 1 FROM statuses WHERE message_id = ?1 AND status = ?2")?
                 .query_row(params![id, status], |r| r.get(0))
