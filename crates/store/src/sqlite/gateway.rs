@@ -159,41 +159,25 @@ fn ingest_messages(conn: &Conn, scope: &Scope, value: &Value, now: Millis) -> St
         let (Some(id), Some(status)) = (s["id"].as_str(), s["status"].as_str()) else {
             continue;
         };
-        let current: Option<(String, String)> = conn
+        // The message by its wamid, whoever's it is (wamids are Meta's, unique across tenants).
+        let message: Option<(String, String, String, String)> = conn
             .prepare_cached(
-                "SELECT status, wa_id FROM messages WHERE id = ?1 AND business_id = ?2 AND direction = 'out'",
+                "SELECT business_id, direction, status, wa_id FROM messages WHERE id = ?1",
             )?
-            .query_row(params![id, b], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row(params![id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
             .optional()?;
-        let Some((current, wa_id)) = current else {
+        let recorded = match message {
+            Some((owner, direction, current, wa_id)) if owner == *b && direction == "out" => {
+                Some((current, wa_id))
+            }
+            // another tenant's message, or one this number received: one tenant's webhook
+            // never writes to another's
+            Some(_) => continue,
             // Not (yet) recorded: sent around the gateway, or Meta's status overtook the
-            // commit of the send. Kept, so that a commit that follows finds it; unless it is
-            // another tenant's message (wamids are Meta's, unique across tenants): one
-            // tenant's webhook never writes to another's.
-            let elsewhere: Option<i64> = conn
-                .prepare_cached("SELECT 1 FROM messages WHERE id = ?1")?
-                .query_row(params![id], |r| r.get(0))
-                .optional()?;
-            if elsewhere.is_some() {
-                continue;
-            }
-            let seen: Option<i64> = conn
-                .prepare_cached("SELECT 1 FROM statuses WHERE message_id = ?1 AND status = ?2")?
-                .query_row(params![id, status], |r| r.get(0))
-                .optional()?;
-            if seen.is_none() {
-                let errors = s.get("errors").filter(|e| !e.is_null());
-                conn.prepare_cached(
-                    "INSERT INTO statuses (message_id, status, at, errors) VALUES (?1, ?2, ?3, ?4)",
-                )?
-                .execute(params![
-                    id,
-                    status,
-                    at_of(&s["timestamp"], now),
-                    errors.map(Value::to_string)
-                ])?;
-            }
-            continue;
+            // commit of the send. Its status is kept, so that a commit that follows finds it.
+            None => None,
         };
         let seen: Option<i64> = conn
             .prepare_cached("SELECT 1 FROM statuses WHERE message_id = ?1 AND status = ?2")?
@@ -208,6 +192,9 @@ fn ingest_messages(conn: &Conn, scope: &Scope, value: &Value, now: Millis) -> St
             "INSERT INTO statuses (message_id, status, at, errors) VALUES (?1, ?2, ?3, ?4)",
         )?
         .execute(params![id, status, at, errors.map(Value::to_string)])?;
+        let Some((current, wa_id)) = recorded else {
+            continue;
+        };
         if status_rank(status) > status_rank(&current) {
             conn.prepare_cached("UPDATE messages SET status = ?2 WHERE id = ?1")?
                 .execute(params![id, status])?;
