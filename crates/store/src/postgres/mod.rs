@@ -71,6 +71,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0008_bytewise_text",
         include_str!("migrations/0008_bytewise_text.sql"),
     ),
+    (
+        "0009_status_columns",
+        include_str!("migrations/0009_status_columns.sql"),
+    ),
 ];
 
 /// The shard of a business portfolio, the same on every node and every build (FNV-1a of its id).
@@ -587,7 +591,7 @@ mod tests {
             c.execute_batch(
                 "CREATE TABLE seen (delivered BIGINT NOT NULL); \
                  CREATE FUNCTION seen() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
-                 INSERT INTO seen SELECT COUNT(*) FROM statuses WHERE status = 'delivered'; \
+                 INSERT INTO seen SELECT COUNT(*) FROM messages WHERE delivered_at IS NOT NULL; \
                  RETURN NULL; END $$; \
                  CREATE TRIGGER seen AFTER DELETE ON tasks FOR EACH ROW \
                  WHEN (OLD.kind = 'template_tick') EXECUTE FUNCTION seen()",
@@ -612,9 +616,9 @@ mod tests {
             100
         );
         assert_eq!(
-            db.count("SELECT COUNT(*) FROM statuses WHERE status = 'delivered'"),
+            db.count("SELECT COUNT(*) FROM messages WHERE delivered_at = 3000"),
             100,
-            "each message delivered once"
+            "each message delivered at the job's time"
         );
         assert_eq!(
             db.count("SELECT COUNT(*) FROM outbox WHERE payload LIKE '%\"delivered\"%'"),
@@ -1132,9 +1136,9 @@ mod tests {
             "a failed message stays failed"
         );
         assert_eq!(
-            db.count("SELECT COUNT(*) FROM statuses WHERE status = 'delivered'"),
+            db.count("SELECT COUNT(*) FROM messages WHERE delivered_at = 2000"),
             3,
-            "one status row per message delivered"
+            "each message delivered at the job's time"
         );
         // the events in the tasks' order: 3, 1, 2
         let order = |i: i64| {
@@ -1233,11 +1237,7 @@ mod tests {
             "a failed message stays failed"
         );
         assert_eq!(
-            count_in(
-                s,
-                "SELECT COUNT(*) FROM statuses WHERE status = 'delivered'"
-            )
-            .await,
+            count_in(s, "SELECT COUNT(*) FROM messages WHERE delivered_at = 1700").await,
             3
         );
         let order = [

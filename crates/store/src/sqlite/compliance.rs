@@ -644,10 +644,42 @@ fn feedback_events(
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
+/// Deliveries per hour since `$since` of the messages `m` that `$of` selects: the counts by hour
+/// of their `delivered` times, the sandbox's column and the gateway's status rows alike.
+macro_rules! delivered_per_hour {
+    ($of:expr, $since:literal) => {
+        concat!(
+            "SELECT (d.at / 3600000) * 3600000 AS h, COUNT(*) FROM (\
+             SELECT m.delivered_at AS at FROM messages m WHERE ",
+            $of,
+            " AND m.delivered_at > ",
+            $since,
+            " UNION ALL SELECT s.at FROM messages m JOIN statuses s ON s.message_id = m.id WHERE ",
+            $of,
+            " AND s.status = 'delivered' AND s.at > ",
+            $since,
+            ") d GROUP BY h"
+        )
+    };
+}
+
 fn buckets(conn: &Conn, sql: &str, p: &[&dyn db::ToSql]) -> StoreResult<Vec<(Millis, u32)>> {
     let mut stmt = conn.prepare_cached(sql)?;
     let rows = stmt.query_map(p, |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)? as u32)))?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// A number's deliveries per hour since `since`.
+fn delivered_by_number(
+    conn: &Conn,
+    phone_id: &str,
+    since: Millis,
+) -> StoreResult<Vec<(Millis, u32)>> {
+    buckets(
+        conn,
+        delivered_per_hour!("m.phone_id = ?1 AND m.direction = 'out'", "?2"),
+        &[&phone_id, &since],
+    )
 }
 
 /// Re-rates a number from the feedback and deliveries of the window; on change updates
@@ -674,12 +706,7 @@ fn rate_number(
         phone_id,
         since,
     )?;
-    let delivered = buckets(
-        conn,
-        "SELECT (s.at / 3600000) * 3600000 AS h, COUNT(*) FROM messages m JOIN statuses s ON s.message_id = m.id \
-         WHERE m.phone_id = ?1 AND m.direction = 'out' AND s.status = 'delivered' AND s.at > ?2 GROUP BY h",
-        &[&phone_id, &since],
-    )?;
+    let delivered = delivered_by_number(conn, phone_id, since)?;
     let score = quality::score(&events, &delivered, now, &t);
     let new = match score.rating {
         QualityRating::Unknown => QualityRating::Green,
@@ -921,28 +948,30 @@ fn rate_template(conn: &Conn, template_id: &str, now: Millis) -> StoreResult<()>
     )?;
     // deliveries of this template, per hour; the template's name and language are read from the
     // message's JSON content, which is the one thing the two dialects spell differently
-    macro_rules! delivered_per_hour {
+    macro_rules! of_template {
         ($name:literal, $language:literal) => {
-            concat!(
-                "SELECT (s.at / 3600000) * 3600000 AS h, COUNT(*) FROM messages m JOIN statuses s ON s.message_id = m.id \
-                 WHERE m.business_id = ?1 AND m.direction = 'out' AND m.type = 'template' \
-                 AND m.phone_id IN (SELECT id FROM phone_numbers WHERE waba_id = ?2) AND ",
-                $name,
-                " = ?3 AND ",
-                $language,
-                " = ?4 AND s.status = 'delivered' AND s.at > ?5 GROUP BY h"
+            delivered_per_hour!(
+                concat!(
+                    "m.business_id = ?1 AND m.direction = 'out' AND m.type = 'template' \
+                     AND m.phone_id IN (SELECT id FROM phone_numbers WHERE waba_id = ?2) AND ",
+                    $name,
+                    " = ?3 AND ",
+                    $language,
+                    " = ?4"
+                ),
+                "?5"
             )
         };
     }
     let delivered = buckets(
         conn,
         if conn.is_pg() {
-            delivered_per_hour!(
+            of_template!(
                 "m.content::jsonb ->> 'name'",
                 "COALESCE(m.content::jsonb #>> '{language,code}', m.content::jsonb ->> 'language')"
             )
         } else {
-            delivered_per_hour!(
+            of_template!(
                 "json_extract(m.content, '$.name')",
                 "COALESCE(json_extract(m.content, '$.language.code'), json_extract(m.content, '$.language'))"
             )
@@ -1581,5 +1610,60 @@ mod tests {
                 .unwrap();
         assert!(!out.disabled);
         let _ = id;
+    }
+
+    /// A number's deliveries are counted from both places a `delivered` status lives: the
+    /// sandbox's `delivered_at` column and the gateway's status rows (Meta's webhooks), each
+    /// message once, in its hour, and only those of the number inside the window.
+    #[test]
+    fn deliveries_count_the_column_and_the_rows() {
+        let c = db();
+        let hour = (T0 / H) * H;
+        let message = |id: &str, phone: &str, sent: Option<Millis>, delivered: Option<Millis>| {
+            c.execute(
+                "INSERT INTO messages (id, business_id, phone_id, wa_id, direction, type, content, status, created_at, sent_at, delivered_at) \
+                 VALUES (?1, 'b1', ?2, '15550001111', 'out', 'text', '{}', 'sent', ?3, ?4, ?5)",
+                params![id, phone, hour - 5 * H, sent, delivered],
+            )
+            .unwrap();
+        };
+        let status = |id: &str, status: &str, at: Millis| {
+            c.execute(
+                "INSERT INTO statuses (message_id, status, at) VALUES (?1, ?2, ?3)",
+                params![id, status, at],
+            )
+            .unwrap();
+        };
+        // the sandbox's: two in one hour, one sent and never delivered, one before the window
+        message("a", "p1", Some(hour - 5 * H), Some(hour - 2 * H));
+        message(
+            "b",
+            "p1",
+            Some(hour - 5 * H),
+            Some(hour - 2 * H + 59 * 60_000),
+        );
+        message("c", "p1", Some(hour - 5 * H), None);
+        message("d", "p1", Some(hour - 5 * H), Some(hour - 4 * H));
+        // the gateway's: statuses as rows, one delivered, one only sent
+        message("e", "p1", None, None);
+        status("e", "sent", hour - H + 1);
+        status("e", "delivered", hour - H + 5);
+        message("f", "p1", None, None);
+        status("f", "sent", hour - H + 7);
+        // another number's
+        message("g", "p2", Some(hour - 5 * H), Some(hour - 2 * H));
+        let mut got = delivered_by_number(&c, "p1", hour - 3 * H).unwrap();
+        got.sort();
+        assert_eq!(got, vec![(hour - 2 * H, 2), (hour - H, 1)]);
+        // the window's edge: a delivery at `since` itself is outside, one after it inside
+        let mut got = delivered_by_number(&c, "p1", hour - 4 * H).unwrap();
+        got.sort();
+        assert_eq!(got, vec![(hour - 2 * H, 2), (hour - H, 1)]);
+        let mut got = delivered_by_number(&c, "p1", hour - 4 * H - 1).unwrap();
+        got.sort();
+        assert_eq!(
+            got,
+            vec![(hour - 4 * H, 1), (hour - 2 * H, 2), (hour - H, 1)]
+        );
     }
 }

@@ -320,6 +320,23 @@ fn message(e: crate::db::Error) -> String {
     StoreError::from(e).to_string()
 }
 
+/// A database created before the messages had their `sent_at` and `delivered_at` columns
+/// (`schema.sql`) gets them, null: its messages' statuses stay the rows they are.
+fn add_status_columns(c: &Connection) -> StoreResult<()> {
+    let has: bool = c.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info('messages') WHERE name = 'delivered_at'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has {
+        c.execute_batch(
+            "ALTER TABLE messages ADD COLUMN sent_at INTEGER; \
+             ALTER TABLE messages ADD COLUMN delivered_at INTEGER;",
+        )?;
+    }
+    Ok(())
+}
+
 impl SqlStore {
     pub fn open(path: &str, opts: SqliteOptions) -> StoreResult<Self> {
         if let Some(parent) = std::path::Path::new(path).parent() {
@@ -333,6 +350,7 @@ impl SqlStore {
             .map_err(|e| StoreError::Unavailable(format!("cannot open {path}: {e}")))?;
         configure(&writer, &opts.synchronous)?;
         writer.execute_batch(SCHEMA)?;
+        add_status_columns(&writer)?;
         CacheSize::default().check(&writer);
         // `FULL`: SQLite would fsync the WAL inside every COMMIT, with the writer waiting. The
         // writer commits as `NORMAL` instead (the frames reach the WAL file, not the disk) and
@@ -1241,6 +1259,61 @@ mod tests {
             !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
             "ENABLE_MEMORY_MANAGEMENT in {options:?}"
         );
+    }
+
+    /// A database written before the messages had their `sent_at` and `delivered_at` columns
+    /// opens with them added, and a message's history reads the same from its rows; a message
+    /// written since reads its statuses from the columns and its rows, in time order (a `read`
+    /// row of the same millisecond as the `delivered` column after it).
+    #[tokio::test]
+    async fn a_database_from_before_the_status_columns_keeps_its_history() {
+        use crate::params;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        {
+            let old = Connection::open(&path).unwrap();
+            old.execute_batch(SCHEMA).unwrap();
+            old.execute_batch(
+                "ALTER TABLE messages DROP COLUMN sent_at; \
+                 ALTER TABLE messages DROP COLUMN delivered_at; \
+                 INSERT INTO messages (id, business_id, phone_id, wa_id, direction, type, content, status, created_at) \
+                 VALUES ('old', 'b1', 'p1', '15550001111', 'out', 'text', '{}', 'read', 1000); \
+                 INSERT INTO statuses (message_id, status, at) VALUES ('old', 'sent', 1000), \
+                 ('old', 'delivered', 3000), ('old', 'read', 3000);",
+            )
+            .unwrap();
+        }
+        let s = SqlStore::open(&path.to_string_lossy(), SqliteOptions::default()).unwrap();
+        s.write(|c| {
+            c.execute(
+                "INSERT INTO messages (id, business_id, phone_id, wa_id, direction, type, content, status, created_at, sent_at, delivered_at) \
+                 VALUES ('new', 'b1', 'p1', '15550001111', 'out', 'text', '{}', 'read', 5000, 5000, 7000)",
+                [],
+            )?;
+            c.execute(
+                "INSERT INTO statuses (message_id, status, at) VALUES ('new', 'read', ?1)",
+                params![7000],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let history = |id: &'static str| {
+            let s = &s;
+            async move {
+                let m = s
+                    .read(move |c| read::message(c, "b1", id))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                m.statuses
+                    .iter()
+                    .map(|st| format!("{}@{}", st.status, st.timestamp))
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(history("old").await, ["sent@1", "delivered@3", "read@3"]);
+        assert_eq!(history("new").await, ["sent@5", "delivered@7", "read@7"]);
     }
 
     #[test]

@@ -133,13 +133,13 @@ static STATUS_ROW: RowStatement = RowStatement {
 /// statement, since the reads between them, of other tables, let the rows wait).
 static MESSAGE_OUT_ROW: RowStatement = RowStatement {
     table: "messages",
-    one: "INSERT INTO messages (id, business_id, phone_id, wa_id, direction, type, content, text, category, pricing, conversation_id, biz_opaque, status, verdicts, created_at) \
-          VALUES (?1, ?2, ?3, ?4, 'out', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-    many: "INSERT INTO messages (id, business_id, phone_id, wa_id, direction, type, content, text, category, pricing, conversation_id, biz_opaque, status, verdicts, created_at) \
-           SELECT i, b, p, w, 'out', t, c, x, g, r, v, o, s, d, a FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
-           $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::int8[]) \
-           WITH ORDINALITY AS u(i, b, p, w, t, c, x, g, r, v, o, s, d, a, n) ORDER BY n",
-    types: &[Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx, I8],
+    one: "INSERT INTO messages (id, business_id, phone_id, wa_id, direction, type, content, text, category, pricing, conversation_id, biz_opaque, status, verdicts, created_at, sent_at) \
+          VALUES (?1, ?2, ?3, ?4, 'out', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    many: "INSERT INTO messages (id, business_id, phone_id, wa_id, direction, type, content, text, category, pricing, conversation_id, biz_opaque, status, verdicts, created_at, sent_at) \
+           SELECT i, b, p, w, 'out', t, c, x, g, r, v, o, s, d, a, z FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
+           $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::int8[], $15::int8[]) \
+           WITH ORDINALITY AS u(i, b, p, w, t, c, x, g, r, v, o, s, d, a, z, n) ORDER BY n",
+    types: &[Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx, I8, I8],
 };
 
 /// The task that moves sent messages to `delivered`: its subject is their wamids, in send
@@ -177,12 +177,14 @@ fn task_deliveries(id: i64, subject: &str) -> impl Iterator<Item = (i64, String)
     task_wamids(subject).map(move |w| (id, w.to_string()))
 }
 
-/// A message moves to `delivered` (grouped on PostgreSQL: a job's deliveries in one statement).
+/// A message moves to `delivered` at `?2`, its `delivered` status (grouped on PostgreSQL: a
+/// job's deliveries in one statement).
 static DELIVERED_ROW: RowStatement = RowStatement {
     table: "messages",
-    one: "UPDATE messages SET status = 'delivered' WHERE id = ?1",
-    many: "UPDATE messages SET status = 'delivered' WHERE id = ANY($1::text[])",
-    types: &[Tx],
+    one: "UPDATE messages SET status = 'delivered', delivered_at = ?2 WHERE id = ?1",
+    many: "UPDATE messages m SET status = 'delivered', delivered_at = u.a \
+           FROM unnest($1::text[], $2::int8[]) AS u(i, a) WHERE m.id = u.i",
+    types: &[Tx, I8],
 };
 
 /// A due task is done (grouped on PostgreSQL, as [`DELIVERED_ROW`]).
@@ -1286,6 +1288,8 @@ fn send_tx(
     };
     let pricing_json = serde_json::to_string(&d.pricing).map_err(internal)?;
     let status = if failed.is_some() { "failed" } else { "sent" };
+    // `sent` is the message's column; `failed`, with its error, a status row
+    let sent_at = failed.is_none().then_some(now);
     conn.defer_row(
         &MESSAGE_OUT_ROW,
         params![
@@ -1302,7 +1306,8 @@ fn send_tx(
             req.biz_opaque_callback_data,
             status,
             verdicts,
-            now
+            now,
+            sent_at
         ],
     )?;
 
@@ -1321,10 +1326,10 @@ fn send_tx(
             },
         )?;
     }
-    let errors_json = failed
-        .as_ref()
-        .map(|e| json!([e.webhook_error()]).to_string());
-    conn.defer_row(&STATUS_ROW, params![wamid, status, now, errors_json])?;
+    if let Some(e) = &failed {
+        let errors_json = json!([e.webhook_error()]).to_string();
+        conn.defer_row(&STATUS_ROW, params![wamid, status, now, errors_json])?;
+    }
     let change = StatusChange {
         wamid: &wamid,
         status,
@@ -1412,11 +1417,13 @@ const DELIVER_READ: &str = "SELECT m.business_id, m.phone_id, m.wa_id, m.status,
      WHERE m.id = ?1 AND m.direction = 'out'";
 
 /// PostgreSQL: moves those of many wamids (`$1`, an array, each once) that are outbound
-/// messages still `sent` to `delivered`, and returns each one moved with what its event needs
+/// messages still `sent` to `delivered` at `$2[1]` (the job's time, once per wamid as arrays go
+/// by row), and returns each one moved with what its event needs
 /// (the columns of [`DELIVER_READ`], then the wamid): the read and the update of [`deliver`] in
 /// one statement, one index descent per message instead of two. Rows come in no particular
 /// order.
-const DELIVER_MANY: &str = "UPDATE messages m SET status = 'delivered' \
+const DELIVER_MANY: &str =
+    "UPDATE messages m SET status = 'delivered', delivered_at = ($2::int8[])[1] \
      WHERE m.id = ANY($1::text[]) AND m.direction = 'out' AND m.status = 'sent' \
      RETURNING m.business_id, m.phone_id, m.wa_id, m.status, m.pricing, m.conversation_id, \
      m.biz_opaque, (SELECT ct.user_id FROM contacts ct \
@@ -1463,10 +1470,15 @@ pub(crate) fn deliver_all(
     let wamids = list
         .iter()
         .filter(|(_, w)| seen.insert(w.as_str()))
-        .map(|(_, w)| vec![crate::db::Value::Text(w.clone())])
+        .map(|(_, w)| {
+            vec![
+                crate::db::Value::Text(w.clone()),
+                crate::db::Value::Int(now),
+            ]
+        })
         .collect::<Vec<_>>();
     let mut moved: HashMap<String, ToDeliver> = c
-        .query_arrays(DELIVER_MANY, &[Tx], &wamids, |r| {
+        .query_arrays(DELIVER_MANY, &[Tx, I8], &wamids, |r| {
             Ok((r.get::<_, String>(8)?, to_deliver(r)?))
         })?
         .into_iter()
@@ -1635,12 +1647,13 @@ fn deliver(conn: &Conn, mem: &mut Memory, wamid: &str, now: Millis) -> StoreResu
     if row.status != "sent" || phone_cached(conn, mem, &row.business_id, &row.phone_id)?.is_none() {
         return Ok(false);
     }
-    conn.defer_row(&DELIVERED_ROW, params![wamid])?;
+    conn.defer_row(&DELIVERED_ROW, params![wamid, now])?;
     delivered_event(conn, mem, wamid, row, now)?;
     Ok(true)
 }
 
-/// What follows a message's move to `delivered`: its status row and its webhook event.
+/// What follows a message's move to `delivered` (whose time is the message's `delivered_at`,
+/// written with the move): its webhook event.
 fn delivered_event(
     conn: &Conn,
     mem: &mut Memory,
@@ -1663,10 +1676,6 @@ fn delivered_event(
     let Some(phone) = phone_cached(conn, mem, &business_id, &phone_id)? else {
         return Ok(());
     };
-    conn.defer_row(
-        &STATUS_ROW,
-        params![wamid, "delivered", now, None::<String>],
-    )?;
     // absent when read: derived (the same id every time, so an earlier delivery of this job
     // to the same customer wrote the same row)
     let user_id = match user_id {

@@ -5,6 +5,7 @@ use crate::db::{self, Conn, OptionalExtension, Row};
 use crate::params;
 use crate::{MessageRecord, PhoneNumber, StatusRecord, StoreResult, Waba};
 use greenlight_domain::policy::window::WindowState;
+use greenlight_domain::Millis;
 use serde_json::Value;
 
 pub(crate) const PHONE_COLS: &str =
@@ -97,25 +98,56 @@ pub(crate) fn window(conn: &Conn, phone_id: &str, wa_id: &str) -> StoreResult<Wi
         .unwrap_or_default())
 }
 
-fn statuses(conn: &Conn, message_id: &str) -> StoreResult<Vec<StatusRecord>> {
+/// The `sent` and `delivered` times a message keeps in its own columns (the sandbox's sends;
+/// null for the others, whose statuses are all rows).
+type StatusColumns = [(&'static str, Option<Millis>); 2];
+
+/// A message's statuses in time order: those of its columns, then its rows (a column's status
+/// first among those of the same millisecond: a `read` row can share its `delivered`'s).
+fn statuses(
+    conn: &Conn,
+    message_id: &str,
+    columns: StatusColumns,
+) -> StoreResult<Vec<StatusRecord>> {
     let mut stmt = conn.prepare_cached(
         "SELECT status, at, errors FROM statuses WHERE message_id = ?1 ORDER BY at, rowid",
     )?;
     let rows = stmt.query_map(params![message_id], |r| {
         let errors: Option<String> = r.get(2)?;
-        Ok(StatusRecord {
-            status: r.get(0)?,
-            timestamp: r.get::<_, i64>(1)?.div_euclid(1000),
-            errors: errors.and_then(|e| serde_json::from_str(&e).ok()),
-        })
+        Ok((
+            r.get::<_, i64>(1)?,
+            r.get::<_, String>(0)?,
+            errors.and_then(|e| serde_json::from_str(&e).ok()),
+        ))
     })?;
-    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    let mut all: Vec<(Millis, String, Option<Value>)> = columns
+        .into_iter()
+        .filter_map(|(status, at)| Some((at?, status.to_string(), None)))
+        .collect();
+    for row in rows {
+        all.push(row?);
+    }
+    // stable: equal times keep the columns first and the rows in their order
+    all.sort_by_key(|(at, ..)| *at);
+    Ok(all
+        .into_iter()
+        .map(|(at, status, errors)| StatusRecord {
+            status,
+            timestamp: at.div_euclid(1000),
+            errors,
+        })
+        .collect())
 }
 
 const MESSAGE_COLS: &str =
-    "id, phone_id, direction, wa_id, type, category, pricing, status, created_at, content, text, verdicts, biz_opaque";
+    "id, phone_id, direction, wa_id, type, category, pricing, status, created_at, content, text, verdicts, biz_opaque, sent_at, delivered_at";
 
-fn message_from_row(r: &Row) -> db::Result<MessageRecord> {
+fn message_from_row(r: &Row) -> db::Result<(MessageRecord, StatusColumns)> {
+    let columns = [("sent", r.get(13)?), ("delivered", r.get(14)?)];
+    Ok((message_fields(r)?, columns))
+}
+
+fn message_fields(r: &Row) -> db::Result<MessageRecord> {
     let direction: String = r.get(2)?;
     let wa_id: String = r.get(3)?;
     let pricing: Option<String> = r.get(6)?;
@@ -153,8 +185,8 @@ pub(crate) fn message(
         .optional()?;
     match m {
         None => Ok(None),
-        Some(mut m) => {
-            m.statuses = statuses(conn, &m.id)?;
+        Some((mut m, columns)) => {
+            m.statuses = statuses(conn, &m.id, columns)?;
             Ok(Some(m))
         }
     }
@@ -171,9 +203,11 @@ pub(crate) fn thread(
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params![phone_id, wa_id, business_id], message_from_row)?;
-    let mut out = rows.collect::<Result<Vec<_>, _>>()?;
-    for m in &mut out {
-        m.statuses = statuses(conn, &m.id)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (mut m, columns) = row?;
+        m.statuses = statuses(conn, &m.id, columns)?;
+        out.push(m);
     }
     Ok(out)
 }

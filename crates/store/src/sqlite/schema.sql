@@ -92,6 +92,9 @@ CREATE TABLE IF NOT EXISTS windows (
     PRIMARY KEY (phone_id, wa_id)
 ) WITHOUT ROWID;
 
+-- `sent_at` and `delivered_at` are the sandbox's `sent` and `delivered` statuses of an outbound
+-- message: its status history without a `statuses` row each (null for the others, whose
+-- statuses are rows). `SqlStore::open` adds them to an older database.
 CREATE TABLE IF NOT EXISTS messages (
     id              TEXT PRIMARY KEY,        -- wamid
     business_id     TEXT NOT NULL,
@@ -107,10 +110,13 @@ CREATE TABLE IF NOT EXISTS messages (
     biz_opaque      TEXT,
     status          TEXT NOT NULL,
     verdicts        TEXT NOT NULL DEFAULT '[]',
-    created_at      INTEGER NOT NULL
+    created_at      INTEGER NOT NULL,
+    sent_at         INTEGER,                 -- the sandbox's `sent` status (see above)
+    delivered_at    INTEGER                  -- and its `delivered`
 );
 CREATE INDEX IF NOT EXISTS messages_thread ON messages(phone_id, wa_id, created_at);
 
+-- Every other status of a message: `failed`, `read`, and those Meta reports to the gateway.
 CREATE TABLE IF NOT EXISTS statuses (
     message_id TEXT NOT NULL,
     status     TEXT NOT NULL,
