@@ -53,6 +53,7 @@ pub fn open(url: &str) -> StoreResult<Conn> {
             .map_err(|e| StoreError::Unavailable(format!("cannot open {path}: {e}")))?;
         c.busy_timeout(std::time::Duration::from_millis(5000))?;
         c.execute_batch(crate::sqlite::SCHEMA)?;
+        crate::sqlite::add_status_columns(&c)?;
         Ok(Conn::Sqlite(c))
     }
 }

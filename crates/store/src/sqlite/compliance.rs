@@ -927,6 +927,42 @@ fn apply_pause_event(
     Ok(())
 }
 
+/// A template's deliveries per hour since `since`: its messages from the numbers of its WABA.
+fn delivered_by_template(conn: &Conn, t: &Tpl, since: Millis) -> StoreResult<Vec<(Millis, u32)>> {
+    // deliveries of this template, per hour; the template's name and language are read from the
+    // message's JSON content, which is the one thing the two dialects spell differently
+    macro_rules! of_template {
+        ($name:literal, $language:literal) => {
+            delivered_per_hour!(
+                concat!(
+                    "m.business_id = ?1 AND m.direction = 'out' AND m.type = 'template' \
+                     AND m.phone_id IN (SELECT id FROM phone_numbers WHERE waba_id = ?2) AND ",
+                    $name,
+                    " = ?3 AND ",
+                    $language,
+                    " = ?4"
+                ),
+                "?5"
+            )
+        };
+    }
+    buckets(
+        conn,
+        if conn.is_pg() {
+            of_template!(
+                "m.content::jsonb ->> 'name'",
+                "COALESCE(m.content::jsonb #>> '{language,code}', m.content::jsonb ->> 'language')"
+            )
+        } else {
+            of_template!(
+                "json_extract(m.content, '$.name')",
+                "COALESCE(json_extract(m.content, '$.language.code'), json_extract(m.content, '$.language'))"
+            )
+        },
+        &[&t.business_id, &t.waba_id, &t.name, &t.language, &since],
+    )
+}
+
 /// Re-rates a template from its feedback and deliveries since its last unpause (inside the
 /// window); on change updates `quality_score` and queues `message_template_quality_update`;
 /// RED pauses (3 h, 6 h) or disables it.
@@ -946,38 +982,7 @@ fn rate_template(conn: &Conn, template_id: &str, now: Millis) -> StoreResult<()>
         &t.id,
         since,
     )?;
-    // deliveries of this template, per hour; the template's name and language are read from the
-    // message's JSON content, which is the one thing the two dialects spell differently
-    macro_rules! of_template {
-        ($name:literal, $language:literal) => {
-            delivered_per_hour!(
-                concat!(
-                    "m.business_id = ?1 AND m.direction = 'out' AND m.type = 'template' \
-                     AND m.phone_id IN (SELECT id FROM phone_numbers WHERE waba_id = ?2) AND ",
-                    $name,
-                    " = ?3 AND ",
-                    $language,
-                    " = ?4"
-                ),
-                "?5"
-            )
-        };
-    }
-    let delivered = buckets(
-        conn,
-        if conn.is_pg() {
-            of_template!(
-                "m.content::jsonb ->> 'name'",
-                "COALESCE(m.content::jsonb #>> '{language,code}', m.content::jsonb ->> 'language')"
-            )
-        } else {
-            of_template!(
-                "json_extract(m.content, '$.name')",
-                "COALESCE(json_extract(m.content, '$.language.code'), json_extract(m.content, '$.language'))"
-            )
-        },
-        &[&t.business_id, &t.waba_id, &t.name, &t.language, &since],
-    )?;
+    let delivered = delivered_by_template(conn, &t, since)?;
     let new = quality::rating(&events, &delivered, now, &th);
     let old = QualityRating::parse(&t.quality_score).unwrap_or(QualityRating::Unknown);
     if new != old {
@@ -1613,8 +1618,8 @@ mod tests {
     }
 
     /// A number's deliveries are counted from both places a `delivered` status lives: the
-    /// sandbox's `delivered_at` column and the gateway's status rows (Meta's webhooks), each
-    /// message once, in its hour, and only those of the number inside the window.
+    /// sandbox's `delivered_at` column and the gateway's status rows (Meta's webhooks), each in
+    /// its hour, and only those of the number inside the window.
     #[test]
     fn deliveries_count_the_column_and_the_rows() {
         let c = db();
@@ -1665,5 +1670,71 @@ mod tests {
             got,
             vec![(hour - 4 * H, 1), (hour - 2 * H, 2), (hour - H, 1)]
         );
+    }
+
+    /// A template's deliveries, from the column and from the rows alike, are those of messages
+    /// with its name and language (both spellings of the language) from its WABA's numbers.
+    #[test]
+    fn template_deliveries_count_the_column_and_the_rows() {
+        let c = db();
+        let hour = (T0 / H) * H;
+        for (phone, waba) in [("p1", "w1"), ("p2", "w1"), ("p3", "w2")] {
+            c.execute(
+                "INSERT INTO phone_numbers (id, waba_id, business_id, display_phone_number, digits, verified_name, created_at) \
+                 VALUES (?1, ?2, 'b1', '+1 555 0100', '15550100', 'Acme', 0)",
+                params![phone, waba],
+            )
+            .unwrap();
+        }
+        let message = |id: &str, phone: &str, content: &str, delivered: Option<Millis>| {
+            c.execute(
+                "INSERT INTO messages (id, business_id, phone_id, wa_id, direction, type, content, status, created_at, sent_at, delivered_at) \
+                 VALUES (?1, 'b1', ?2, '15550001111', 'out', 'template', ?3, 'sent', ?4, ?5, ?6)",
+                params![id, phone, content, hour - 5 * H, delivered.map(|_| hour - 5 * H), delivered],
+            )
+            .unwrap();
+        };
+        let ours = r#"{"name":"order_update","language":{"code":"en_US"}}"#;
+        message("a", "p1", ours, Some(hour - 2 * H));
+        message(
+            "b",
+            "p2",
+            r#"{"name":"order_update","language":"en_US"}"#,
+            Some(hour - 2 * H + 1),
+        );
+        // the gateway's: its delivery a row
+        message("c", "p1", ours, None);
+        c.execute(
+            "INSERT INTO statuses (message_id, status, at) VALUES ('c', 'delivered', ?1)",
+            params![hour - H],
+        )
+        .unwrap();
+        // another template, another language, another WABA's number
+        message(
+            "d",
+            "p1",
+            r#"{"name":"other","language":{"code":"en_US"}}"#,
+            Some(hour - H),
+        );
+        message(
+            "e",
+            "p1",
+            r#"{"name":"order_update","language":{"code":"es"}}"#,
+            Some(hour - H),
+        );
+        message("f", "p3", ours, Some(hour - H));
+        let t = Tpl {
+            id: "t1".into(),
+            business_id: "b1".into(),
+            waba_id: "w1".into(),
+            name: "order_update".into(),
+            language: "en_US".into(),
+            category: "UTILITY".into(),
+            status: "APPROVED".into(),
+            quality_score: "UNKNOWN".into(),
+        };
+        let mut got = delivered_by_template(&c, &t, hour - 3 * H).unwrap();
+        got.sort();
+        assert_eq!(got, vec![(hour - 2 * H, 2), (hour - H, 1)]);
     }
 }

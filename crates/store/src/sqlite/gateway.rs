@@ -3,7 +3,7 @@
 //! window and keyword code of the sandbox's `inbound`.
 
 use super::ops::{self, apply_effects, audit, audit_note, evaluate, on_keywords, save_window};
-use super::read::{self, json_col};
+use super::read::{self, json_col, status_rank};
 use super::{internal, Facts, Route, SqliteStore};
 use crate::db::{self, Conn, OptionalExtension, Row};
 use crate::gateway::*;
@@ -70,17 +70,6 @@ fn at_of(v: &Value, now: Millis) -> Millis {
         .and_then(|s| s.parse::<i64>().ok())
         .map(|s| (s * 1000).min(now))
         .unwrap_or(now)
-}
-
-fn status_rank(s: &str) -> i32 {
-    match s {
-        "accepted" => 0,
-        "sent" => 1,
-        "delivered" => 2,
-        "read" => 3,
-        "failed" => 4,
-        _ => -1,
-    }
 }
 
 /// Does a webhook change of this field write configuration (tables whose triggers bump

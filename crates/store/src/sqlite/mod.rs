@@ -321,18 +321,19 @@ fn message(e: crate::db::Error) -> String {
 }
 
 /// A database created before the messages had their `sent_at` and `delivered_at` columns
-/// (`schema.sql`) gets them, null: its messages' statuses stay the rows they are.
-fn add_status_columns(c: &Connection) -> StoreResult<()> {
-    let has: bool = c.query_row(
-        "SELECT COUNT(*) > 0 FROM pragma_table_info('messages') WHERE name = 'delivered_at'",
-        [],
-        |r| r.get(0),
-    )?;
-    if !has {
-        c.execute_batch(
-            "ALTER TABLE messages ADD COLUMN sent_at INTEGER; \
-             ALTER TABLE messages ADD COLUMN delivered_at INTEGER;",
+/// (`schema.sql`) gets them, null: its messages' statuses stay the rows they are. Each column
+/// is looked for and added on its own, so an upgrade cut short between the two completes at
+/// the next start. Run after [`SCHEMA`] by every opener: the server and `greenlight import`.
+pub(crate) fn add_status_columns(c: &Connection) -> StoreResult<()> {
+    for column in ["sent_at", "delivered_at"] {
+        let has: bool = c.query_row(
+            "SELECT COUNT(*) > 0 FROM pragma_table_info('messages') WHERE name = ?1",
+            [column],
+            |r| r.get(0),
         )?;
+        if !has {
+            c.execute_batch(&format!("ALTER TABLE messages ADD COLUMN {column} INTEGER"))?;
+        }
     }
     Ok(())
 }
@@ -1279,7 +1280,10 @@ mod tests {
                  INSERT INTO messages (id, business_id, phone_id, wa_id, direction, type, content, status, created_at) \
                  VALUES ('old', 'b1', 'p1', '15550001111', 'out', 'text', '{}', 'read', 1000); \
                  INSERT INTO statuses (message_id, status, at) VALUES ('old', 'sent', 1000), \
-                 ('old', 'delivered', 3000), ('old', 'read', 3000);",
+                 ('old', 'delivered', 3000), ('old', 'read', 3000); \
+                 INSERT INTO messages (id, business_id, phone_id, wa_id, direction, type, content, status, created_at) \
+                 VALUES ('inflight', 'b1', 'p1', '15550001111', 'out', 'text', '{}', 'sent', 4000); \
+                 INSERT INTO statuses (message_id, status, at) VALUES ('inflight', 'sent', 4000);",
             )
             .unwrap();
         }
@@ -1293,6 +1297,11 @@ mod tests {
             c.execute(
                 "INSERT INTO statuses (message_id, status, at) VALUES ('new', 'read', ?1)",
                 params![7000],
+            )?;
+            // sent before the upgrade, delivered after it in the same millisecond
+            c.execute(
+                "UPDATE messages SET status = 'delivered', delivered_at = 4000 WHERE id = 'inflight'",
+                [],
             )?;
             Ok(())
         })
@@ -1314,6 +1323,48 @@ mod tests {
         };
         assert_eq!(history("old").await, ["sent@1", "delivered@3", "read@3"]);
         assert_eq!(history("new").await, ["sent@5", "delivered@7", "read@7"]);
+        assert_eq!(history("inflight").await, ["sent@4", "delivered@4"]);
+    }
+
+    /// Whoever opens a database completes its status columns: the server, also after an
+    /// upgrade cut short between the two columns and when it opens again, and
+    /// `greenlight import` (which otherwise leaves out the columns its target lacks).
+    #[test]
+    fn every_opener_completes_the_status_columns() {
+        let columns = |path: &std::path::Path| -> Vec<String> {
+            Connection::open(path)
+                .unwrap()
+                .prepare(
+                    "SELECT name FROM pragma_table_info('messages') \
+                     WHERE name IN ('sent_at', 'delivered_at') ORDER BY name",
+                )
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        let old = |path: &std::path::Path, drop: &str| {
+            let c = Connection::open(path).unwrap();
+            c.execute_batch(SCHEMA).unwrap();
+            c.execute_batch(drop).unwrap();
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let cut = dir.path().join("cut.db");
+        old(&cut, "ALTER TABLE messages DROP COLUMN delivered_at");
+        assert_eq!(columns(&cut), ["sent_at"]);
+        for _ in 0..2 {
+            drop(SqlStore::open(&cut.to_string_lossy(), SqliteOptions::default()).unwrap());
+            assert_eq!(columns(&cut), ["delivered_at", "sent_at"]);
+        }
+        let target = dir.path().join("target.db");
+        old(
+            &target,
+            "ALTER TABLE messages DROP COLUMN sent_at; ALTER TABLE messages DROP COLUMN delivered_at",
+        );
+        assert!(columns(&target).is_empty());
+        drop(crate::transfer::open(&format!("sqlite://{}", target.display())).unwrap());
+        assert_eq!(columns(&target), ["delivered_at", "sent_at"]);
     }
 
     #[test]

@@ -102,8 +102,21 @@ pub(crate) fn window(conn: &Conn, phone_id: &str, wa_id: &str) -> StoreResult<Wi
 /// null for the others, whose statuses are all rows).
 type StatusColumns = [(&'static str, Option<Millis>); 2];
 
-/// A message's statuses in time order: those of its columns, then its rows (a column's status
-/// first among those of the same millisecond: a `read` row can share its `delivered`'s).
+/// Where a status comes in a message's life: what orders statuses of the same millisecond (a
+/// `read` row can share its `delivered` column's, and Meta's statuses carry whole seconds).
+pub(crate) fn status_rank(s: &str) -> i32 {
+    match s {
+        "accepted" => 0,
+        "sent" => 1,
+        "delivered" => 2,
+        "read" => 3,
+        "failed" => 4,
+        _ => -1,
+    }
+}
+
+/// A message's statuses in time order, its columns' and its rows' together; those of the same
+/// millisecond in the order of a message's life ([`status_rank`]), then as written.
 fn statuses(
     conn: &Conn,
     message_id: &str,
@@ -127,8 +140,8 @@ fn statuses(
     for row in rows {
         all.push(row?);
     }
-    // stable: equal times keep the columns first and the rows in their order
-    all.sort_by_key(|(at, ..)| *at);
+    // stable: equal times and ranks keep the columns first and the rows in their order
+    all.sort_by_key(|(at, status, _)| (*at, status_rank(status)));
     Ok(all
         .into_iter()
         .map(|(at, status, errors)| StatusRecord {

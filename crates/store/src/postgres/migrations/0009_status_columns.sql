@@ -8,5 +8,10 @@
 -- every other status (`failed`, `read`, and those Meta reports to the gateway), whose messages
 -- leave the columns null. Rows written before this migration stay as they are: a message's
 -- history is its columns and its rows, in time order.
+--
+-- Stop every node of an older version before the first node of this one starts: an older node
+-- reads only the rows, so beside newer ones it would list sandbox messages without their `sent`
+-- and `delivered` and rate quality without their deliveries (a gateway's messages are
+-- unaffected: their statuses stay rows).
 ALTER TABLE messages ADD COLUMN IF NOT EXISTS sent_at BIGINT,
     ADD COLUMN IF NOT EXISTS delivered_at BIGINT;
