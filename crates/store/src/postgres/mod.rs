@@ -1404,10 +1404,10 @@ mod tests {
         s.close();
     }
 
-    /// SQLite's writer commits at most `SQLITE_MAX_BATCH` (16) jobs at once: 40 jobs queued
-    /// while it is busy go in batches of 16 or fewer, not one of 40.
+    /// SQLite's writer commits at most `SQLITE_MAX_BATCH` (32) jobs at once: 72 jobs queued
+    /// while it is busy go in batches of 32 or fewer, not one of 72.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite_batches_hold_at_most_16_jobs() {
+    async fn sqlite_batches_hold_at_most_32_jobs() {
         let dir = tempfile::tempdir().unwrap();
         let s = std::sync::Arc::new(
             SqlStore::open(
@@ -1432,7 +1432,7 @@ mod tests {
         while !started.load(std::sync::atomic::Ordering::SeqCst) {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
-        let jobs: Vec<_> = (0..40)
+        let jobs: Vec<_> = (0..72)
             .map(|_| {
                 let s = s.clone();
                 tokio::spawn(async move { s.write_mem(|_, mem| Ok(mem.batches)).await })
@@ -1444,8 +1444,8 @@ mod tests {
             *per_batch.entry(j.await.unwrap().unwrap()).or_default() += 1;
         }
         let sizes: Vec<usize> = per_batch.into_values().collect();
-        assert_eq!(sizes.iter().sum::<usize>(), 40);
-        assert!(sizes.iter().all(|n| *n <= 16), "batches of {sizes:?}");
+        assert_eq!(sizes.iter().sum::<usize>(), 72);
+        assert!(sizes.iter().all(|n| *n <= 32), "batches of {sizes:?}");
         assert!(
             sizes.len() <= 4,
             "the queued jobs still share batches: {sizes:?}"

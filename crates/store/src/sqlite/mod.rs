@@ -48,8 +48,11 @@ pub const MAX_BATCH: usize = 512;
 /// waiting client, and when it commits the writer idles until their next requests arrive: at
 /// the benchmark's 64 connections the writer was idle a quarter of the time with a cap of 512.
 /// A cap of 16 answers a batch while the next one runs: the writer was busy 78 % of the time
-/// instead of 63 %, and sends rose ~11 % (docs/BENCHMARKS.md, twelfth round).
-pub const SQLITE_MAX_BATCH: usize = 16;
+/// instead of 63 %, and sends rose ~11 % (docs/BENCHMARKS.md, twelfth round). Once a message
+/// wrote fewer rows (fifteenth round) a cap of 32 did better: ~9 % fewer bytes written per
+/// message (presumably a batch's per-business pages, such as the outbox's, shared by more
+/// sends) and ~20 % more template sends.
+pub const SQLITE_MAX_BATCH: usize = 32;
 
 pub(crate) const SCHEMA: &str = include_str!("schema.sql");
 
