@@ -645,20 +645,18 @@ fn feedback_events(
 }
 
 /// Deliveries per hour since `$since` of the messages `m` that `$of` selects: the counts by hour
-/// of their `delivered` times, the sandbox's column and the gateway's status rows alike.
+/// of their `delivered` times, the sandbox's column or else the gateway's status row, in one
+/// pass over the messages (a row is looked up only for a message without the column).
 macro_rules! delivered_per_hour {
     ($of:expr, $since:literal) => {
         concat!(
             "SELECT (d.at / 3600000) * 3600000 AS h, COUNT(*) FROM (\
-             SELECT m.delivered_at AS at FROM messages m WHERE ",
+             SELECT COALESCE(m.delivered_at, (SELECT MIN(s.at) FROM statuses s \
+             WHERE s.message_id = m.id AND s.status = 'delivered')) AS at FROM messages m WHERE ",
             $of,
-            " AND m.delivered_at > ",
+            ") d WHERE d.at > ",
             $since,
-            " UNION ALL SELECT s.at FROM messages m JOIN statuses s ON s.message_id = m.id WHERE ",
-            $of,
-            " AND s.status = 'delivered' AND s.at > ",
-            $since,
-            ") d GROUP BY h"
+            " GROUP BY h"
         )
     };
 }
