@@ -495,12 +495,29 @@ measured_send() {
     thread_times >"$RUN_DIR/$name.threads.before"
     io0=$(awk '$1 == "write_bytes:" {print $2}' "/proc/$SERVER_PID/io")
     run_send "$name" send.lua "$CONNS" "$DURATION" "$MAX_SEND" "$@"
+    # the log's frames of the run's last commits, named by wal_report once no row is measured
+    [ -z "$PG_DB" ] && [ -f "$DB-wal" ] && cp "$DB-wal" "$RUN_DIR/$name.wal"
     thread_times >"$RUN_DIR/$name.threads.after"
     io1=$(awk '$1 == "write_bytes:" {print $2}' "/proc/$SERVER_PID/io")
     say "$name: $(awk -v b=$((io1 - io0)) -v n=$((SEND_OK - ok0)) 'BEGIN { printf "%.1f KB written to disk per message (WAL, checkpoints)", b / n / 1024 }')"
     thread_report "$name" "$RUN_DIR/$name.threads.before" "$RUN_DIR/$name.threads.after" "${W[seconds]}"
     local limit=$((NUMBERS * PACING_PER_NUMBER))
     le "${W[rps]}" "$limit" || say "WARNING: ${W[rps]}/s is more than 80/s per number allows over $NUMBERS numbers ($limit/s): use more tenants"
+}
+
+# wal_report: for each max-rate run of the current SQLite database, the B-trees its last commits
+# wrote (bench/walpages.py reads the copy of the WAL taken after the run, and names each page with
+# SQLite's dbstat, which reads the whole database: so it runs between rows, not during one).
+wal_report() {
+    local wal name
+    for wal in "$RUN_DIR"/*.wal; do
+        [ -f "$wal" ] || continue
+        name=$(basename "$wal" .wal)
+        if command -v python3 >/dev/null; then
+            say "$name: WAL $(python3 "$BENCH_DIR/walpages.py" "$DB" "$wal")"
+        fi
+        rm -f "$wal"
+    done
 }
 
 # row_send LABEL PREFIX: in-window texts at the max rate, then the latency at about half of it.
@@ -760,6 +777,7 @@ if [ "$MEASURE_SQLITE" = 1 ]; then
     row_send "synchronous=FULL" full
     row_template
     [ "$PROFILE" = 1 ] && profile_send
+    wal_report
     fill
     verify "synchronous=FULL"
     row_memory
@@ -771,6 +789,7 @@ if [ "$MEASURE_NORMAL" = 1 ]; then
     create_tenants normal
     open_windows normal
     row_send "synchronous=NORMAL" normal
+    wal_report
     verify "synchronous=NORMAL"
     stop_server
 fi
