@@ -495,10 +495,12 @@ measured_send() {
     thread_times >"$RUN_DIR/$name.threads.before"
     io0=$(awk '$1 == "write_bytes:" {print $2}' "/proc/$SERVER_PID/io")
     run_send "$name" send.lua "$CONNS" "$DURATION" "$MAX_SEND" "$@"
-    # the log's frames of the run's last commits, named by wal_report once no row is measured
-    [ -z "$PG_DB" ] && [ -f "$DB-wal" ] && cp "$DB-wal" "$RUN_DIR/$name.wal"
     thread_times >"$RUN_DIR/$name.threads.after"
     io1=$(awk '$1 == "write_bytes:" {print $2}' "/proc/$SERVER_PID/io")
+    # the log's frames of the run's last commits, named by wal_report once no row is measured
+    if [ -z "$PG_DB" ] && [ -f "$DB-wal" ] && command -v python3 >/dev/null; then
+        cp "$DB-wal" "$RUN_DIR/$name.wal"
+    fi
     say "$name: $(awk -v b=$((io1 - io0)) -v n=$((SEND_OK - ok0)) 'BEGIN { printf "%.1f KB written to disk per message (WAL, checkpoints)", b / n / 1024 }')"
     thread_report "$name" "$RUN_DIR/$name.threads.before" "$RUN_DIR/$name.threads.after" "${W[seconds]}"
     local limit=$((NUMBERS * PACING_PER_NUMBER))
@@ -513,9 +515,7 @@ wal_report() {
     for wal in "$RUN_DIR"/*.wal; do
         [ -f "$wal" ] || continue
         name=$(basename "$wal" .wal)
-        if command -v python3 >/dev/null; then
-            say "$name: WAL $(python3 "$BENCH_DIR/walpages.py" "$DB" "$wal")"
-        fi
+        say "$name: WAL $(python3 "$BENCH_DIR/walpages.py" "$DB" "$wal")"
         rm -f "$wal"
     done
 }
