@@ -52,8 +52,7 @@ pub fn open(url: &str) -> StoreResult<Conn> {
         let c = rusqlite::Connection::open(&path)
             .map_err(|e| StoreError::Unavailable(format!("cannot open {path}: {e}")))?;
         c.busy_timeout(std::time::Duration::from_millis(5000))?;
-        c.execute_batch(crate::sqlite::SCHEMA)?;
-        crate::sqlite::add_status_columns(&c)?;
+        crate::sqlite::create_schema(&c)?;
         Ok(Conn::Sqlite(c))
     }
 }

@@ -326,8 +326,8 @@ fn message(e: crate::db::Error) -> String {
 /// A database created before the messages had their `sent_at` and `delivered_at` columns
 /// (`schema.sql`) gets them, null: its messages' statuses stay the rows they are. Each column
 /// is looked for and added on its own, so an upgrade cut short between the two completes at
-/// the next start. Run after [`SCHEMA`] by every opener: the server and `greenlight import`.
-pub(crate) fn add_status_columns(c: &Connection) -> StoreResult<()> {
+/// the next start. Part of [`create_schema`].
+fn add_status_columns(c: &Connection) -> StoreResult<()> {
     for column in ["sent_at", "delivered_at"] {
         let has: bool = c.query_row(
             "SELECT COUNT(*) > 0 FROM pragma_table_info('messages') WHERE name = ?1",
@@ -339,6 +339,13 @@ pub(crate) fn add_status_columns(c: &Connection) -> StoreResult<()> {
         }
     }
     Ok(())
+}
+
+/// Creates what [`SCHEMA`] lists that the database lacks, and upgrades an older database
+/// ([`add_status_columns`]). Every opener runs it: the server and `greenlight import`.
+pub(crate) fn create_schema(c: &Connection) -> StoreResult<()> {
+    c.execute_batch(SCHEMA)?;
+    add_status_columns(c)
 }
 
 impl SqlStore {
@@ -353,8 +360,7 @@ impl SqlStore {
         let writer = Connection::open(path)
             .map_err(|e| StoreError::Unavailable(format!("cannot open {path}: {e}")))?;
         configure(&writer, &opts.synchronous)?;
-        writer.execute_batch(SCHEMA)?;
-        add_status_columns(&writer)?;
+        create_schema(&writer)?;
         CacheSize::default().check(&writer);
         // `FULL`: SQLite would fsync the WAL inside every COMMIT, with the writer waiting. The
         // writer commits as `NORMAL` instead (the frames reach the WAL file, not the disk) and
