@@ -925,6 +925,14 @@ impl Conn {
         matches!(self, Conn::Pg(_))
     }
 
+    /// SQLite: the rowid of the last row this connection inserted (0 on PostgreSQL).
+    pub fn last_insert_rowid(&self) -> i64 {
+        match self {
+            Conn::Sqlite(c) => c.last_insert_rowid(),
+            Conn::Pg(_) => 0,
+        }
+    }
+
     pub fn prepare_cached(&self, sql: &str) -> Result<Stmt<'_>> {
         match self {
             Conn::Sqlite(c) => Ok(Stmt::Sqlite(c.prepare_cached(sql)?)),

@@ -25,12 +25,15 @@ pub struct TransferStats {
     pub notes: Vec<String>,
 }
 
-/// Tables of one backend only, and the cache counter `config_version`: never moved.
+/// Tables of one backend only, and the cache counter `config_version`: never moved. (SQLite's
+/// chains of messages are built again after an import: the rowids are new.)
 const SKIP: &[&str] = &[
     "schema_migrations",
     "pacing_buckets",
     "sqlite_sequence",
     "config_version",
+    "message_links",
+    "message_heads",
 ];
 
 fn io(e: impl std::fmt::Display) -> StoreError {
@@ -290,6 +293,10 @@ fn import_tx(c: &Conn, input: &mut dyn BufRead) -> StoreResult<TransferStats> {
             .collect::<StoreResult<Vec<Value>>>()?;
         c.prepare_cached(insert)?.execute(values)?;
         stats.rows += 1;
+    }
+    if !c.is_pg() {
+        // the messages have new rowids: their chains are built from them
+        c.execute_batch(crate::sqlite::chains::REBUILD)?;
     }
     if c.is_pg() {
         // move every id sequence past the imported ids

@@ -259,6 +259,7 @@ impl SqlStore {
         begins.extend((0..WRITE_SHARDS).map(shard_begin));
         Self::start(
             writers,
+            None,
             readers,
             Backend {
                 begins,

@@ -13,6 +13,7 @@
 //! - `template_tick` (subject: template id) at the end of a quality pause: UNPAUSE.
 //! - `restriction_expiry` (subject: business id) when restrictions end: an audit row.
 
+use super::chains::{self, chain_sql, Chains};
 use super::ops::enqueue;
 use super::SqliteStore;
 use crate::compliance::*;
@@ -248,7 +249,12 @@ fn severity(r: QualityRating) -> u8 {
 }
 
 /// One 6-hourly evaluation: re-rate the numbers, then the tier.
-fn tier_eval(conn: &Conn, business_id: &str, now: Millis) -> StoreResult<()> {
+fn tier_eval(
+    conn: &Conn,
+    chains: Option<&Chains>,
+    business_id: &str,
+    now: Millis,
+) -> StoreResult<()> {
     if verification_status(conn, business_id)?.is_none() {
         return Ok(());
     }
@@ -261,7 +267,7 @@ fn tier_eval(conn: &Conn, business_id: &str, now: Millis) -> StoreResult<()> {
     };
     let mut worst = QualityRating::Unknown;
     for p in &phones {
-        let r = rate_number(conn, business_id, p, now)?;
+        let r = rate_number(conn, chains, business_id, p, now)?;
         if severity(r) > severity(worst) {
             worst = r;
         }
@@ -644,15 +650,17 @@ fn feedback_events(
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
-/// Deliveries per hour since `$since` of the messages `m` that `$of` selects: the counts by hour
-/// of their `delivered` times, the sandbox's column or else the gateway's status row, in one
-/// pass over the messages (a row is looked up only for a message without the column).
+/// Deliveries per hour since `$since` of the messages `m` (of `$from`) that `$of` selects: the
+/// counts by hour of their `delivered` times, the sandbox's column or else the gateway's status
+/// row, in one pass over the messages (a row is looked up only for a message without the column).
 macro_rules! delivered_per_hour {
-    ($of:expr, $since:literal) => {
+    ($from:literal, $of:expr, $since:literal) => {
         concat!(
             "SELECT (d.at / 3600000) * 3600000 AS h, COUNT(*) FROM (\
              SELECT COALESCE(m.delivered_at, (SELECT MIN(s.at) FROM statuses s \
-             WHERE s.message_id = m.id AND s.status = 'delivered')) AS at FROM messages m WHERE ",
+             WHERE s.message_id = m.id AND s.status = 'delivered')) AS at FROM ",
+            $from,
+            " WHERE ",
             $of,
             ") d WHERE d.at > ",
             $since,
@@ -667,16 +675,41 @@ fn buckets(conn: &Conn, sql: &str, p: &[&dyn db::ToSql]) -> StoreResult<Vec<(Mil
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
-/// A number's deliveries per hour since `since`.
+/// [`delivered_per_hour!`] over the messages `m` of a number's chain from the head `$head`
+/// (SQLite, `chains.rs`).
+macro_rules! delivered_per_hour_of_chain {
+    ($head:literal, $of:expr, $since:literal) => {
+        concat!(
+            chain_sql!("number_prev", $head),
+            delivered_per_hour!("chain JOIN messages m ON m.rowid = chain.r", $of, $since)
+        )
+    };
+}
+
+/// A number's deliveries per hour since `since`: on SQLite over its chain of messages, on
+/// PostgreSQL by the index `messages_thread`.
 fn delivered_by_number(
     conn: &Conn,
+    chains: Option<&Chains>,
     phone_id: &str,
     since: Millis,
 ) -> StoreResult<Vec<(Millis, u32)>> {
+    if conn.is_pg() {
+        return buckets(
+            conn,
+            delivered_per_hour!(
+                "messages m",
+                "m.phone_id = ?1 AND m.direction = 'out'",
+                "?2"
+            ),
+            &[&phone_id, &since],
+        );
+    }
+    let head = chains::head(chains, conn, phone_id, "")?;
     buckets(
         conn,
-        delivered_per_hour!("m.phone_id = ?1 AND m.direction = 'out'", "?2"),
-        &[&phone_id, &since],
+        delivered_per_hour_of_chain!("?3", "m.phone_id = ?1 AND m.direction = 'out'", "?2"),
+        &[&phone_id, &since, &head],
     )
 }
 
@@ -685,6 +718,7 @@ fn delivered_by_number(
 /// RED for 7 days is a violation. A number with nothing in the window reads GREEN.
 fn rate_number(
     conn: &Conn,
+    chains: Option<&Chains>,
     business_id: &str,
     phone_id: &str,
     now: Millis,
@@ -704,7 +738,7 @@ fn rate_number(
         phone_id,
         since,
     )?;
-    let delivered = delivered_by_number(conn, phone_id, since)?;
+    let delivered = delivered_by_number(conn, chains, phone_id, since)?;
     let score = quality::score(&events, &delivered, now, &t);
     let new = match score.rating {
         QualityRating::Unknown => QualityRating::Green,
@@ -783,6 +817,7 @@ fn rate_number(
 /// message to the customer from the number in the quality window.
 fn template_of_feedback(
     conn: &Conn,
+    chains: Option<&Chains>,
     phone: &PhoneNumber,
     wa_id: &str,
     message_id: Option<&str>,
@@ -793,9 +828,22 @@ fn template_of_feedback(
             .prepare_cached("SELECT content FROM messages WHERE id = ?1 AND phone_id = ?2 AND wa_id = ?3 AND direction = 'out' AND type = 'template'")?
             .query_row(params![m, phone.id, wa_id], |r| r.get(0))
             .optional()?,
-        None => conn
+        None if conn.is_pg() => conn
             .prepare_cached("SELECT content FROM messages WHERE phone_id = ?1 AND wa_id = ?2 AND direction = 'out' AND type = 'template' AND created_at > ?3 ORDER BY created_at DESC, rowid DESC LIMIT 1")?
             .query_row(params![phone.id, wa_id, since], |r| r.get(0))
+            .optional()?,
+        // SQLite: over the thread's chain (`chains.rs`)
+        None => conn
+            .prepare_cached(concat!(
+                chain_sql!("pair_prev", "?4"),
+                "SELECT m.content FROM chain JOIN messages m ON m.rowid = chain.r \
+                 WHERE m.phone_id = ?1 AND m.wa_id = ?2 AND m.direction = 'out' AND m.type = 'template' \
+                 AND m.created_at > ?3 ORDER BY m.created_at DESC, m.rowid DESC LIMIT 1"
+            ))?
+            .query_row(
+                params![phone.id, wa_id, since, chains::head(chains, conn, &phone.id, wa_id)?],
+                |r| r.get(0),
+            )
             .optional()?,
     };
     let Some(content) = content.and_then(|c| serde_json::from_str::<Value>(&c).ok()) else {
@@ -925,46 +973,66 @@ fn apply_pause_event(
     Ok(())
 }
 
-/// A template's deliveries per hour since `since`: its messages from the numbers of its WABA.
-fn delivered_by_template(conn: &Conn, t: &Tpl, since: Millis) -> StoreResult<Vec<(Millis, u32)>> {
+/// A template's deliveries per hour since `since`: its messages from the numbers of its WABA
+/// (on SQLite over each number's chain).
+fn delivered_by_template(
+    conn: &Conn,
+    chains: Option<&Chains>,
+    t: &Tpl,
+    since: Millis,
+) -> StoreResult<Vec<(Millis, u32)>> {
     // deliveries of this template, per hour; the template's name and language are read from the
     // message's JSON content, which is the one thing the two dialects spell differently
-    macro_rules! of_template {
-        ($name:literal, $language:literal) => {
+    if conn.is_pg() {
+        return buckets(
+            conn,
             delivered_per_hour!(
+                "messages m",
                 concat!(
                     "m.business_id = ?1 AND m.direction = 'out' AND m.type = 'template' \
-                     AND m.phone_id IN (SELECT id FROM phone_numbers WHERE waba_id = ?2) AND ",
-                    $name,
-                    " = ?3 AND ",
-                    $language,
-                    " = ?4"
+                     AND m.phone_id IN (SELECT id FROM phone_numbers WHERE waba_id = ?2) \
+                     AND m.content::jsonb ->> 'name' = ?3 AND COALESCE(m.content::jsonb #>> '{language,code}', \
+                     m.content::jsonb ->> 'language') = ?4"
                 ),
                 "?5"
-            )
-        };
+            ),
+            &[&t.business_id, &t.waba_id, &t.name, &t.language, &since],
+        );
     }
-    buckets(
-        conn,
-        if conn.is_pg() {
-            of_template!(
-                "m.content::jsonb ->> 'name'",
-                "COALESCE(m.content::jsonb #>> '{language,code}', m.content::jsonb ->> 'language')"
-            )
-        } else {
-            of_template!(
-                "json_extract(m.content, '$.name')",
-                "COALESCE(json_extract(m.content, '$.language.code'), json_extract(m.content, '$.language'))"
-            )
-        },
-        &[&t.business_id, &t.waba_id, &t.name, &t.language, &since],
-    )
+    let phones: Vec<String> = conn
+        .prepare_cached("SELECT id FROM phone_numbers WHERE waba_id = ?1 ORDER BY id")?
+        .query_map(params![t.waba_id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut by_hour = std::collections::BTreeMap::<Millis, u32>::new();
+    for phone_id in phones {
+        let head = chains::head(chains, conn, &phone_id, "")?;
+        let hours = buckets(
+            conn,
+            delivered_per_hour_of_chain!(
+                "?6",
+                "m.business_id = ?1 AND m.direction = 'out' AND m.type = 'template' \
+                 AND m.phone_id = ?2 AND json_extract(m.content, '$.name') = ?3 \
+                 AND COALESCE(json_extract(m.content, '$.language.code'), json_extract(m.content, '$.language')) = ?4",
+                "?5"
+            ),
+            &[&t.business_id, &phone_id, &t.name, &t.language, &since, &head],
+        )?;
+        for (h, n) in hours {
+            *by_hour.entry(h).or_default() += n;
+        }
+    }
+    Ok(by_hour.into_iter().collect())
 }
 
 /// Re-rates a template from its feedback and deliveries since its last unpause (inside the
 /// window); on change updates `quality_score` and queues `message_template_quality_update`;
 /// RED pauses (3 h, 6 h) or disables it.
-fn rate_template(conn: &Conn, template_id: &str, now: Millis) -> StoreResult<()> {
+fn rate_template(
+    conn: &Conn,
+    chains: Option<&Chains>,
+    template_id: &str,
+    now: Millis,
+) -> StoreResult<()> {
     let Some(t) = template_row(conn, template_id)? else {
         return Ok(());
     };
@@ -980,7 +1048,7 @@ fn rate_template(conn: &Conn, template_id: &str, now: Millis) -> StoreResult<()>
         &t.id,
         since,
     )?;
-    let delivered = delivered_by_template(conn, &t, since)?;
+    let delivered = delivered_by_template(conn, chains, &t, since)?;
     let new = quality::rating(&events, &delivered, now, &th);
     let old = QualityRating::parse(&t.quality_score).unwrap_or(QualityRating::Unknown);
     if new != old {
@@ -1013,7 +1081,12 @@ fn rate_template(conn: &Conn, template_id: &str, now: Millis) -> StoreResult<()>
 }
 
 /// A pause fell due: UNPAUSE (back to APPROVED), then the quality resets from feedback after it.
-fn template_tick(conn: &Conn, template_id: &str, now: Millis) -> StoreResult<()> {
+fn template_tick(
+    conn: &Conn,
+    chains: Option<&Chains>,
+    template_id: &str,
+    now: Millis,
+) -> StoreResult<()> {
     let Some(t) = template_row(conn, template_id)? else {
         return Ok(());
     };
@@ -1026,7 +1099,7 @@ fn template_tick(conn: &Conn, template_id: &str, now: Millis) -> StoreResult<()>
     // an edit during the pause sent the template back to review: no unpause to announce
     if t.status == "PAUSED" {
         apply_pause_event(conn, &t, &next, ev, now)?;
-        rate_template(conn, &t.id, now)?;
+        rate_template(conn, chains, &t.id, now)?;
     }
     Ok(())
 }
@@ -1035,6 +1108,7 @@ fn template_tick(conn: &Conn, template_id: &str, now: Millis) -> StoreResult<()>
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn on_feedback(
     conn: &Conn,
+    chains: Option<&Chains>,
     business_id: &str,
     phone: &PhoneNumber,
     wa_id: &str,
@@ -1044,7 +1118,7 @@ pub(crate) fn on_feedback(
     now: Millis,
 ) -> StoreResult<()> {
     let window = settings(conn, business_id)?.quality.window_ms;
-    let template_id = template_of_feedback(conn, phone, wa_id, message_id, now - window)?;
+    let template_id = template_of_feedback(conn, chains, phone, wa_id, message_id, now - window)?;
     conn.prepare_cached(
         "INSERT INTO feedback (business_id, phone_id, wa_id, kind, reason, message_id, template_id, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
@@ -1061,18 +1135,24 @@ pub(crate) fn on_feedback(
         template_id,
         now
     ])?;
-    rate_number(conn, business_id, &phone.id, now)?;
+    rate_number(conn, chains, business_id, &phone.id, now)?;
     if let Some(t) = template_id {
-        rate_template(conn, &t, now)?;
+        rate_template(conn, chains, &t, now)?;
     }
     Ok(())
 }
 
 /// Scheduled compliance work (`tasks.kind`); `Ok(false)` when the kind is not compliance's.
-pub(crate) fn run_task(conn: &Conn, kind: &str, subject: &str, now: Millis) -> StoreResult<bool> {
+pub(crate) fn run_task(
+    conn: &Conn,
+    chains: Option<&Chains>,
+    kind: &str,
+    subject: &str,
+    now: Millis,
+) -> StoreResult<bool> {
     match kind {
-        "tier_eval" => tier_eval(conn, subject, now)?,
-        "template_tick" => template_tick(conn, subject, now)?,
+        "tier_eval" => tier_eval(conn, chains, subject, now)?,
+        "template_tick" => template_tick(conn, chains, subject, now)?,
         "restriction_expiry" => restriction_expiry(conn, subject, now)?,
         _ => return Ok(false),
     }
@@ -1492,24 +1572,24 @@ mod tests {
         assert_eq!(tier(&c, "b1").unwrap(), Tier::Tier250);
         // unverified with 250 used: no upgrade (250 → 2K needs verification or 2,000 in 30 d)
         reach(&c, 250, "a", T0);
-        tier_eval(&c, "b1", T0 + H).unwrap();
+        tier_eval(&c, None, "b1", T0 + H).unwrap();
         assert_eq!(tier(&c, "b1").unwrap(), Tier::Tier250);
         c.execute(
             "UPDATE businesses SET verification = 'verified' WHERE id = 'b1'",
             [],
         )
         .unwrap();
-        tier_eval(&c, "b1", T0 + 2 * H).unwrap();
+        tier_eval(&c, None, "b1", T0 + 2 * H).unwrap();
         assert_eq!(tier(&c, "b1").unwrap(), Tier::Tier2K);
         // 2K: 999 in a day is not half
         reach(&c, 749, "b", T0 + 3 * H);
-        tier_eval(&c, "b1", T0 + 4 * H).unwrap();
+        tier_eval(&c, None, "b1", T0 + 4 * H).unwrap();
         assert_eq!(tier(&c, "b1").unwrap(), Tier::Tier2K);
         reach(&c, 1, "c", T0 + 5 * H);
-        tier_eval(&c, "b1", T0 + 6 * H).unwrap();
+        tier_eval(&c, None, "b1", T0 + 6 * H).unwrap();
         assert_eq!(tier(&c, "b1").unwrap(), Tier::Tier10K);
         // the same usage does not reach half of 10K
-        tier_eval(&c, "b1", T0 + 12 * H).unwrap();
+        tier_eval(&c, None, "b1", T0 + 12 * H).unwrap();
         assert_eq!(tier(&c, "b1").unwrap(), Tier::Tier10K);
         let caps = outbox(&c, "business_capability_update");
         assert_eq!(caps.len(), 2);
@@ -1549,7 +1629,7 @@ mod tests {
             .unwrap();
         }
         reach(&c, 1500, "a", T0);
-        tier_eval(&c, "b1", T0 + H).unwrap();
+        tier_eval(&c, None, "b1", T0 + H).unwrap();
         assert_eq!(tier(&c, "b1").unwrap(), Tier::Tier2K);
         let q: String = c
             .query_row(
@@ -1564,7 +1644,7 @@ mod tests {
             "FLAGGED"
         );
         // RED for 7 days is a violation (a warning: the first strike)
-        tier_eval(&c, "b1", T0 + H + 7 * DAY).unwrap();
+        tier_eval(&c, None, "b1", T0 + H + 7 * DAY).unwrap();
         let n: i64 = c
             .query_row(
                 "SELECT COUNT(*) FROM violations WHERE kind = 'persistent_red_quality'",
@@ -1655,14 +1735,16 @@ mod tests {
         status("f", "sent", hour - H + 7);
         // another number's
         message("g", "p2", Some(hour - 5 * H), Some(hour - 2 * H));
-        let mut got = delivered_by_number(&c, "p1", hour - 3 * H).unwrap();
+        // rows inserted here, not by the writer: their chains are built from them
+        c.execute_batch(chains::REBUILD).unwrap();
+        let mut got = delivered_by_number(&c, None, "p1", hour - 3 * H).unwrap();
         got.sort();
         assert_eq!(got, vec![(hour - 2 * H, 2), (hour - H, 1)]);
         // the window's edge: a delivery at `since` itself is outside, one after it inside
-        let mut got = delivered_by_number(&c, "p1", hour - 4 * H).unwrap();
+        let mut got = delivered_by_number(&c, None, "p1", hour - 4 * H).unwrap();
         got.sort();
         assert_eq!(got, vec![(hour - 2 * H, 2), (hour - H, 1)]);
-        let mut got = delivered_by_number(&c, "p1", hour - 4 * H - 1).unwrap();
+        let mut got = delivered_by_number(&c, None, "p1", hour - 4 * H - 1).unwrap();
         got.sort();
         assert_eq!(
             got,
@@ -1731,7 +1813,8 @@ mod tests {
             status: "APPROVED".into(),
             quality_score: "UNKNOWN".into(),
         };
-        let mut got = delivered_by_template(&c, &t, hour - 3 * H).unwrap();
+        c.execute_batch(chains::REBUILD).unwrap();
+        let mut got = delivered_by_template(&c, None, &t, hour - 3 * H).unwrap();
         got.sort();
         assert_eq!(got, vec![(hour - 2 * H, 2), (hour - H, 1)]);
     }

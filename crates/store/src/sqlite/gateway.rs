@@ -4,7 +4,7 @@
 
 use super::ops::{self, apply_effects, audit, audit_note, evaluate, on_keywords, save_window};
 use super::read::{self, json_col, status_rank};
-use super::{internal, Facts, Route, SqliteStore};
+use super::{internal, Facts, Memory, Route, SqliteStore};
 use crate::db::{self, Conn, OptionalExtension, Row};
 use crate::gateway::*;
 use crate::params;
@@ -79,7 +79,13 @@ fn changes_configuration(field: &str) -> bool {
 }
 
 /// `messages` changes: inbound messages (window, keywords, stored) and statuses.
-fn ingest_messages(conn: &Conn, scope: &Scope, value: &Value, now: Millis) -> StoreResult<usize> {
+fn ingest_messages(
+    conn: &Conn,
+    mem: &mut Memory,
+    scope: &Scope,
+    value: &Value,
+    now: Millis,
+) -> StoreResult<usize> {
     let b = &scope.business_id;
     let Some(phone_id) = value["metadata"]["phone_number_id"].as_str() else {
         return Ok(0);
@@ -117,6 +123,9 @@ fn ingest_messages(conn: &Conn, scope: &Scope, value: &Value, now: Millis) -> St
             .execute(params![id, b, phone.id, from, ty, json_col(m)?, text, at])?;
         if inserted == 0 {
             continue; // Meta delivers at least once: a duplicate teaches nothing new
+        }
+        if let Some(chains) = mem.chains.as_mut() {
+            chains.link(conn, &phone.id, from)?;
         }
         let referral = m.get("referral").is_some();
         let window = read::window(conn, &phone.id, from)?.after_inbound(at, referral);
@@ -658,7 +667,7 @@ impl GatewayStore for SqliteStore {
         now: Millis,
     ) -> StoreResult<()> {
         let scope = scope.clone();
-        self.write(move |c| {
+        self.write_mem(move |c, mem| {
             let b = &scope.business_id;
             if !(200..300).contains(&answer.status) {
                 undo(c, &r)?;
@@ -692,11 +701,16 @@ impl GatewayStore for SqliteStore {
                 .as_str()
                 .map(str::to_string)
                 .unwrap_or_else(ids::wamid);
-            c.prepare_cached(
+            let inserted = c.prepare_cached(
                 "INSERT INTO messages (id, business_id, phone_id, wa_id, direction, type, content, text, category, pricing, biz_opaque, status, verdicts, created_at) \
                  VALUES (?1, ?2, ?3, ?4, 'out', ?5, ?6, ?7, ?8, ?9, ?10, 'accepted', ?11, ?12) ON CONFLICT (id) DO NOTHING",
             )?
             .execute(params![wamid, b, r.phone_id, r.wa_id, r.msg_type, json_col(&r.content)?, r.text, r.category, r.pricing, r.biz_opaque, r.verdicts, r.now])?;
+            if inserted > 0 {
+                if let Some(chains) = mem.chains.as_mut() {
+                    chains.link(c, &r.phone_id, &r.wa_id)?;
+                }
+            }
             if let Some(w) = &r.window_after {
                 // An inbound message learned while Meta was asked is newer than the decision.
                 if read::window(c, &r.phone_id, &r.wa_id)? == r.window_before {
@@ -746,12 +760,12 @@ impl GatewayStore for SqliteStore {
         } else {
             Route::Business(&business)
         };
-        self.write_mem_on(route, Facts::May, move |c, _| {
+        self.write_mem_on(route, Facts::May, move |c, mem| {
             let mut learned = 0;
             for ch in &changes {
                 let v = &ch.value;
                 learned += match ch.field.as_str() {
-                    "messages" => ingest_messages(c, &scope, v, now)?,
+                    "messages" => ingest_messages(c, mem, &scope, v, now)?,
                     "user_preferences" => ingest_preferences(c, &scope, v, now)?,
                     "phone_number_quality_update" => ingest_quality(c, &scope, v, now)?,
                     "account_update" => ingest_account(c, &scope, v, now)?,

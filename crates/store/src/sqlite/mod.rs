@@ -24,6 +24,7 @@
 //! a 64 MiB page cache, `temp_store=MEMORY`, the query planner's stability guarantee (cached
 //! statements stay compiled), and WAL checkpoints off the writer (`checkpointer`, `WalCatchUp`).
 
+pub(crate) mod chains;
 mod compliance;
 mod consent;
 mod gateway;
@@ -124,6 +125,8 @@ pub(crate) struct Memory {
     pub deliveries: Vec<(greenlight_domain::Millis, String)>,
     /// Batches this writer has ended (committed or rolled back): which batch a job ran in.
     pub batches: u64,
+    /// SQLite: threads and numbers as chains of messages (`chains.rs`).
+    pub chains: Option<chains::Chains>,
 }
 
 type Buckets = (
@@ -253,6 +256,8 @@ pub struct SqlStore {
     shards: usize,
     /// When the scheduler last dropped refilled pacing buckets (PostgreSQL), virtual ms.
     pub(crate) pacing_purged_at: AtomicI64,
+    /// SQLite: the chains' heads the writer committed, for readers.
+    pub(crate) chains: Option<chains::Shared>,
 }
 
 /// The SQLite store (the default backend).
@@ -345,7 +350,8 @@ fn add_status_columns(c: &Connection) -> StoreResult<()> {
 /// ([`add_status_columns`]). Every opener runs it: the server and `greenlight import`.
 pub(crate) fn create_schema(c: &Connection) -> StoreResult<()> {
     c.execute_batch(SCHEMA)?;
-    add_status_columns(c)
+    add_status_columns(c)?;
+    chains::ensure(c)
 }
 
 impl SqlStore {
@@ -426,8 +432,10 @@ impl SqlStore {
                 .map_err(internal)?;
             WalCtl { copied, wake }
         };
+        let chains = chains::Chains::recover(&writer)?;
         Self::start(
             vec![Conn::Sqlite(writer)],
+            Some(chains),
             readers,
             Backend {
                 begins: vec!["BEGIN IMMEDIATE".into()],
@@ -443,6 +451,7 @@ impl SqlStore {
     /// the syncer thread; with `wal`, the writer keeps SQLite's WAL bounded (see [`WalCatchUp`]).
     pub(crate) fn start(
         writers: Vec<Conn>,
+        mut chains: Option<chains::Chains>,
         readers: Vec<Conn>,
         backend: Backend,
         wal_file: Option<std::fs::File>,
@@ -465,14 +474,15 @@ impl SqlStore {
             None => (None, None),
         };
         let shards = writers.len() - 1;
+        let shared_chains = chains.as_ref().map(chains::Chains::shared);
         let mut senders = Vec::with_capacity(writers.len());
         let mut handles = Vec::with_capacity(writers.len());
         for (i, conn) in writers.into_iter().enumerate() {
             let (tx, rx) = mpsc::channel::<Job>();
             let b = backend.clone();
             let begin = backend.begins[i].clone();
-            // the syncer and the WAL's upkeep belong to SQLite's only writer
-            let (syncer, wal) = (syncer.take(), wal.take());
+            // the syncer, the WAL's upkeep and the chains belong to SQLite's only writer
+            let (syncer, wal, chains) = (syncer.take(), wal.take(), chains.take());
             let name = if i == 0 {
                 "store-writer".to_string()
             } else {
@@ -482,7 +492,10 @@ impl SqlStore {
                 writer_loop(
                     Writer {
                         conn,
-                        mem: Memory::default(),
+                        mem: Memory {
+                            chains,
+                            ..Memory::default()
+                        },
                         poisoned: false,
                     },
                     rx,
@@ -516,6 +529,7 @@ impl SqlStore {
             backend,
             shards,
             pacing_purged_at: AtomicI64::new(i64::MIN),
+            chains: shared_chains,
         })
     }
 
@@ -615,6 +629,7 @@ impl SqlStore {
             let conn = &w.conn;
             let undo = (savepoint && conn.is_pg()).then(|| w.mem.batch_buckets());
             let deliveries = w.mem.deliveries.len();
+            let links = w.mem.chains.as_ref().map(chains::Chains::mark);
             if savepoint {
                 if let Err(e) = conn.execute_batch("SAVEPOINT job") {
                     let err = StoreError::from(e);
@@ -678,8 +693,11 @@ impl SqlStore {
                         w.mem.number_buckets = number;
                         w.mem.pair_buckets = pair;
                     }
-                    // the job's messages are rolled back: nothing of theirs to deliver
+                    // the job's messages are rolled back: nothing of theirs to deliver or link
                     w.mem.deliveries.truncate(deliveries);
+                    if let (Some(c), Some(n)) = (w.mem.chains.as_mut(), links) {
+                        c.truncate(n);
+                    }
                     Box::new(move |_| {
                         let _ = tx.send(Err(e));
                     })
@@ -1004,11 +1022,20 @@ fn writer_loop(
             // An error here (the connection died during COMMIT) leaves the outcome unknown:
             // every job answers "unavailable" and clients retry with their Idempotency-Key.
             // PostgreSQL's pacing buckets of the batch are written with the COMMIT.
-            ops::before_commit(&w.conn, &w.mem)
-                .and_then(|()| w.conn.execute_batch("COMMIT"))
-                .map_err(message)
+            let swept = match w.mem.chains.as_mut() {
+                Some(c) => c.before_commit(&w.conn).map_err(|e| e.to_string()),
+                None => Ok(()),
+            };
+            swept.and_then(|()| {
+                ops::before_commit(&w.conn, &w.mem)
+                    .and_then(|()| w.conn.execute_batch("COMMIT"))
+                    .map_err(message)
+            })
         };
         w.mem.end_batch(pg);
+        if let Some(c) = w.mem.chains.as_mut() {
+            c.end_batch(commit.is_ok());
+        }
         if commit.is_err() {
             w.mem.forget_config();
         }

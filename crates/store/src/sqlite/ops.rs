@@ -1310,6 +1310,9 @@ fn send_tx(
             sent_at
         ],
     )?;
+    if let Some(chains) = mem.chains.as_mut() {
+        chains.link(conn, &phone.id, &ev.wa_id)?;
+    }
 
     if let Some(e) = &failed {
         audit(
@@ -1520,7 +1523,9 @@ fn run_due_task(
     mem.recheck_config();
     let ran = match kind {
         "review" => super::templates::run_review(c, subject, now),
-        other => super::compliance::run_task(c, other, subject, now).map(|_| ()),
+        other => {
+            super::compliance::run_task(c, mem.chains.as_ref(), other, subject, now).map(|_| ())
+        }
     };
     match ran {
         Ok(()) => {
@@ -2145,6 +2150,9 @@ impl Store for SqliteStore {
                  VALUES (?1, ?2, ?3, ?4, 'in', ?5, ?6, ?7, 'received', ?8)",
                 params![wamid, scope.business_id, phone.id, cmd.from, ty, json_col(&Value::Object(message.clone()))?, text, now],
             )?;
+            if let Some(chains) = mem.chains.as_mut() {
+                chains.link(c, &phone.id, &cmd.from)?;
+            }
             let value = webhook::inbound_value(
                 &metadata(&phone),
                 &webhook::Inbound {
@@ -2238,7 +2246,7 @@ impl Store for SqliteStore {
                 }
                 "block" | "report" => {
                     let kind = if cmd.action == "block" { FeedbackKind::Block } else { FeedbackKind::Report };
-                    super::compliance::on_feedback(c, &scope.business_id, &phone, &cmd.wa_id, kind, cmd.reason.as_deref(), cmd.message_id.as_deref(), now)?;
+                    super::compliance::on_feedback(c, mem.chains.as_ref(), &scope.business_id, &phone, &cmd.wa_id, kind, cmd.reason.as_deref(), cmd.message_id.as_deref(), now)?;
                 }
                 "unblock" => {}
                 other => {
@@ -2283,7 +2291,9 @@ impl Store for SqliteStore {
             phone_id.to_string(),
             wa_id.to_string(),
         );
-        self.read(move |c| read::thread(c, &b, &p, &w)).await
+        let chains = self.chains.clone();
+        self.read(move |c| read::thread(c, chains.as_ref(), &b, &p, &w))
+            .await
     }
 
     async fn run_due(&self, now: Millis, limit: usize) -> StoreResult<usize> {

@@ -205,17 +205,40 @@ pub(crate) fn message(
     }
 }
 
+/// A thread's messages in time order: on SQLite its chain from `chains`' head or the table's
+/// (`chains.rs`), on PostgreSQL the index `messages_thread`.
 pub(crate) fn thread(
     conn: &Conn,
+    chains: Option<&super::chains::Shared>,
     business_id: &str,
     phone_id: &str,
     wa_id: &str,
 ) -> StoreResult<Vec<MessageRecord>> {
-    let sql = format!(
-        "SELECT {MESSAGE_COLS} FROM messages WHERE phone_id = ?1 AND wa_id = ?2 AND business_id = ?3 ORDER BY created_at, rowid"
-    );
+    let (sql, head) = if conn.is_pg() {
+        (
+            format!("SELECT {MESSAGE_COLS} FROM messages WHERE phone_id = ?1 AND wa_id = ?2 AND business_id = ?3 ORDER BY created_at, rowid"),
+            None,
+        )
+    } else {
+        (
+            format!(
+                "{}SELECT {MESSAGE_COLS} FROM chain JOIN messages ON messages.rowid = chain.r \
+                 WHERE phone_id = ?1 AND wa_id = ?2 AND business_id = ?3 \
+                 ORDER BY created_at, messages.rowid",
+                super::chains::chain_sql!("pair_prev", "?4")
+            ),
+            super::chains::committed_head(chains, conn, phone_id, wa_id)?,
+        )
+    };
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![phone_id, wa_id, business_id], message_from_row)?;
+    let rows = if conn.is_pg() {
+        stmt.query_map(params![phone_id, wa_id, business_id], message_from_row)?
+    } else {
+        stmt.query_map(
+            params![phone_id, wa_id, business_id, head],
+            message_from_row,
+        )?
+    };
     let mut out = Vec::new();
     for row in rows {
         let (mut m, columns) = row?;

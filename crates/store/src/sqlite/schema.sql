@@ -114,7 +114,21 @@ CREATE TABLE IF NOT EXISTS messages (
     sent_at         INTEGER,                 -- the sandbox's `sent` status (see above)
     delivered_at    INTEGER                  -- and its `delivered`
 );
-CREATE INDEX IF NOT EXISTS messages_thread ON messages(phone_id, wa_id, created_at);
+-- A thread's messages and a number's are chains, not an index (sqlite/chains.rs): each
+-- message's previous one in its thread (`pair_prev`) and in its number (`number_prev`), by rowid.
+CREATE TABLE IF NOT EXISTS message_links (
+    message     INTEGER PRIMARY KEY,         -- messages.rowid
+    pair_prev   INTEGER,
+    number_prev INTEGER
+);
+-- The newest message of each thread (`wa_id`) and of each number (`wa_id` ''), up to the
+-- message `meta.chains_upto`: those after it are found from their links.
+CREATE TABLE IF NOT EXISTS message_heads (
+    phone_id TEXT NOT NULL,
+    wa_id    TEXT NOT NULL,
+    head     INTEGER NOT NULL,
+    PRIMARY KEY (phone_id, wa_id)
+) WITHOUT ROWID;
 
 -- Every other status of a message: `failed`, `read`, and those Meta reports to the gateway.
 CREATE TABLE IF NOT EXISTS statuses (

@@ -1,0 +1,568 @@
+//! SQLite: the messages of a thread (a business number and a customer) and the messages of a
+//! number, as chains of links instead of an index.
+//!
+//! An index ordered by number and customer puts every new message's entry somewhere in the
+//! middle of the tree: with thousands of threads, a batch of sends dirties a page per send,
+//! which the WAL and then the checkpoint write whole (docs/BENCHMARKS.md, fifteenth and
+//! seventeenth rounds). Instead each message gets a `message_links` row, appended in rowid
+//! order like the message itself: the rowid of the previous message of its thread
+//! (`pair_prev`) and of its number (`number_prev`). A chain's newest message, its head, is kept
+//! by the writer in memory and written to `message_heads` in bulk by a sweep: every
+//! [`SWEEP_EVERY`], the heads changed since the last sweep, sorted by key, [`SWEEP_CHUNK`] with
+//! each batch, so that a page of the table is written once for all the heads it holds. When a
+//! sweep's last chunk commits, `meta.chains_upto` records the newest message the table covers;
+//! at start, the heads of the messages after it are found again from their links, so a crash
+//! loses nothing. Readers take a head from the heads the writer committed (shared with them) or
+//! from the table, and walk its chain in one statement (`WITH RECURSIVE`, [`chain_sql`]).
+//!
+//! PostgreSQL keeps the index `messages_thread`: several nodes write there, and the heads could
+//! not live in one memory.
+
+use crate::db::{self, Conn, OptionalExtension};
+use crate::{params, StoreResult};
+use rusqlite::Connection;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A chain: `(phone_id, wa_id)` for a thread, `(phone_id, "")` for a number.
+pub(crate) type Key = (String, String);
+
+/// Heads are swept to `message_heads` this often (when some changed).
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// A sweep writes this many heads with each batch.
+const SWEEP_CHUNK: usize = 512;
+/// Past this many unswept heads a sweep starts whatever the time (bounds the memory).
+const SWEEP_AT: usize = 200_000;
+
+/// The heads of committed messages that `message_heads` may not hold yet: the writer's, shared
+/// with the readers.
+#[derive(Default)]
+pub(crate) struct Committed {
+    /// Changed since the current sweep began.
+    fresh: HashMap<Key, i64>,
+    /// Being written by the current sweep (where `fresh` has nothing newer).
+    sweeping: HashMap<Key, i64>,
+}
+
+impl Committed {
+    fn get(&self, phone_id: &str, wa_id: &str) -> Option<i64> {
+        let k = (phone_id.to_string(), wa_id.to_string());
+        self.fresh
+            .get(&k)
+            .or_else(|| self.sweeping.get(&k))
+            .copied()
+    }
+}
+
+pub(crate) type Shared = Arc<Mutex<Committed>>;
+
+/// The writer's side: the current batch's links, and the sweep under way.
+pub(crate) struct Chains {
+    shared: Shared,
+    /// This batch's messages, `(chain, rowid)` in order: heads once the batch commits.
+    pending: Vec<(Key, i64)>,
+    /// The sweep under way: heads sorted by key, how many are written (committed), how many
+    /// will be once the current batch commits, and the newest message they cover.
+    sweep: Vec<(Key, i64)>,
+    written: usize,
+    writing: usize,
+    sweep_upto: i64,
+    /// When the last sweep began (`None`: a sweep is due).
+    last_sweep: Option<Instant>,
+    /// Heads written with each batch ([`SWEEP_CHUNK`]).
+    chunk: usize,
+    /// The newest committed message.
+    newest: i64,
+}
+
+fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Committed> {
+    // the map holds plain values: a panic elsewhere cannot leave it half-changed
+    shared.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The head of a chain as the table has it.
+fn stored_head(conn: &Conn, phone_id: &str, wa_id: &str) -> db::Result<Option<i64>> {
+    conn.prepare_cached("SELECT head FROM message_heads WHERE phone_id = ?1 AND wa_id = ?2")?
+        .query_row(params![phone_id, wa_id], |r| r.get(0))
+        .optional()
+}
+
+/// The head of a chain for a reader: the newest committed message of the thread (`wa_id`) or
+/// number (`wa_id` empty), if any.
+pub(crate) fn committed_head(
+    shared: Option<&Shared>,
+    conn: &Conn,
+    phone_id: &str,
+    wa_id: &str,
+) -> StoreResult<Option<i64>> {
+    if let Some(h) = shared.and_then(|s| lock(s).get(phone_id, wa_id)) {
+        return Ok(Some(h));
+    }
+    Ok(stored_head(conn, phone_id, wa_id)?)
+}
+
+/// The head of a chain inside a write job: the batch's own messages first. Without the writer's
+/// chains (a store test on a bare connection), the table's.
+pub(crate) fn head(
+    chains: Option<&Chains>,
+    conn: &Conn,
+    phone_id: &str,
+    wa_id: &str,
+) -> StoreResult<Option<i64>> {
+    match chains {
+        Some(c) => c.head(conn, phone_id, wa_id),
+        None => Ok(stored_head(conn, phone_id, wa_id)?),
+    }
+}
+
+/// `WITH RECURSIVE chain(r)`: the rowids of the chain whose head is the parameter `head`, newest
+/// first, following `prev` (`pair_prev` or `number_prev`). Each link points to an older
+/// message; the comparison makes a damaged link end the walk rather than loop.
+macro_rules! chain_sql {
+    ($prev:literal, $head:literal) => {
+        concat!(
+            "WITH RECURSIVE chain(r) AS (SELECT ",
+            $head,
+            " WHERE ",
+            $head,
+            " IS NOT NULL UNION ALL SELECT l.",
+            $prev,
+            " FROM chain JOIN message_links l ON l.message = chain.r WHERE l.",
+            $prev,
+            " < chain.r) "
+        )
+    };
+}
+pub(crate) use chain_sql;
+
+impl Chains {
+    fn head(&self, conn: &Conn, phone_id: &str, wa_id: &str) -> StoreResult<Option<i64>> {
+        if let Some((_, r)) = self
+            .pending
+            .iter()
+            .rev()
+            .find(|((p, w), _)| p == phone_id && w == wa_id)
+        {
+            return Ok(Some(*r));
+        }
+        committed_head(Some(&self.shared), conn, phone_id, wa_id)
+    }
+
+    /// Links the message just inserted on `conn` (the last row it inserted) into its thread's
+    /// and its number's chains.
+    pub(crate) fn link(&mut self, conn: &Conn, phone_id: &str, wa_id: &str) -> StoreResult<()> {
+        let rowid = conn.last_insert_rowid();
+        let pair_prev = self.head(conn, phone_id, wa_id)?;
+        let number_prev = self.head(conn, phone_id, "")?;
+        conn.prepare_cached(
+            "INSERT INTO message_links (message, pair_prev, number_prev) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![rowid, pair_prev, number_prev])?;
+        self.pending
+            .push(((phone_id.to_string(), wa_id.to_string()), rowid));
+        self.pending
+            .push(((phone_id.to_string(), String::new()), rowid));
+        Ok(())
+    }
+
+    /// How many links the batch holds: a job that rolls back truncates to what it found.
+    pub(crate) fn mark(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub(crate) fn truncate(&mut self, mark: usize) {
+        self.pending.truncate(mark);
+    }
+
+    /// Before a batch's `COMMIT`: starts a sweep when one is due, and writes its next chunk (the
+    /// last one with the watermark). Nothing here is final before the `COMMIT`.
+    pub(crate) fn before_commit(&mut self, conn: &Conn) -> StoreResult<()> {
+        if self.sweep.is_empty() {
+            let mut shared = lock(&self.shared);
+            let due = self.last_sweep.is_none_or(|t| t.elapsed() >= SWEEP_EVERY)
+                || shared.fresh.len() >= SWEEP_AT;
+            if !due || shared.fresh.is_empty() {
+                return Ok(());
+            }
+            // every committed message so far is either in these heads or already in the table
+            let fresh = std::mem::take(&mut shared.fresh);
+            self.sweep = fresh.iter().map(|(k, r)| (k.clone(), *r)).collect();
+            self.sweep.sort_unstable();
+            shared.sweeping = fresh;
+            self.written = 0;
+            self.sweep_upto = self.newest;
+            self.last_sweep = Some(Instant::now());
+        }
+        let end = (self.written + self.chunk).min(self.sweep.len());
+        let mut upsert = conn.prepare_cached(
+            "INSERT INTO message_heads (phone_id, wa_id, head) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (phone_id, wa_id) DO UPDATE SET head = excluded.head",
+        )?;
+        for ((p, w), r) in &self.sweep[self.written..end] {
+            upsert.execute(params![p, w, r])?;
+        }
+        if end == self.sweep.len() {
+            conn.prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'chains_upto'")?
+                .execute(params![self.sweep_upto.to_string()])?;
+        }
+        self.writing = end;
+        Ok(())
+    }
+
+    /// After a batch: its links become heads if it committed, and its chunk of the sweep counts.
+    pub(crate) fn end_batch(&mut self, committed: bool) {
+        if !committed {
+            self.pending.clear();
+            self.writing = self.written;
+            return;
+        }
+        let mut shared = lock(&self.shared);
+        for (k, r) in self.pending.drain(..) {
+            self.newest = self.newest.max(r);
+            shared.fresh.insert(k, r);
+        }
+        if self.writing > self.written {
+            self.written = self.writing;
+            if self.written == self.sweep.len() {
+                self.sweep = Vec::new();
+                self.written = 0;
+                self.writing = 0;
+                shared.sweeping = HashMap::new();
+            }
+        }
+    }
+
+    /// The writer's chains over an open database: the heads of the messages after the
+    /// watermark, from their links.
+    pub(crate) fn recover(c: &Connection) -> StoreResult<Self> {
+        let upto: i64 = c
+            .query_row(
+                "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'chains_upto'",
+                [],
+                |r| r.get(0),
+            )
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e),
+            })?
+            .unwrap_or(0);
+        let mut fresh = HashMap::new();
+        let mut newest = upto;
+        let mut stmt = c.prepare(
+            "SELECT l.message, m.phone_id, m.wa_id FROM message_links l \
+             JOIN messages m ON m.rowid = l.message WHERE l.message > ?1 ORDER BY l.message",
+        )?;
+        let mut rows = stmt.query([upto])?;
+        while let Some(row) = rows.next()? {
+            let (r, p, w): (i64, String, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
+            newest = r;
+            fresh.insert((p.clone(), w), r);
+            fresh.insert((p, String::new()), r);
+        }
+        let newest = newest.max(c.query_row(
+            "SELECT COALESCE(MAX(message), 0) FROM message_links",
+            [],
+            |r| r.get(0),
+        )?);
+        Ok(Chains {
+            shared: Arc::new(Mutex::new(Committed {
+                fresh,
+                sweeping: HashMap::new(),
+            })),
+            pending: Vec::new(),
+            sweep: Vec::new(),
+            written: 0,
+            writing: 0,
+            sweep_upto: 0,
+            last_sweep: Some(Instant::now()),
+            chunk: SWEEP_CHUNK,
+            newest,
+        })
+    }
+
+    pub(crate) fn shared(&self) -> Shared {
+        self.shared.clone()
+    }
+
+    /// Tests: a sweep at the next batch (`due`) or not for an hour, `chunk` heads per batch.
+    #[cfg(test)]
+    pub(crate) fn sweep_at(&mut self, due: bool, chunk: usize) {
+        self.last_sweep = (!due).then(|| Instant::now() + Duration::from_secs(3600));
+        self.chunk = chunk;
+    }
+}
+
+/// Builds every chain from the messages (a database from before the chains, or one just
+/// imported, whose rowids are new), and drops the index they replace. To run inside a
+/// transaction.
+pub(crate) const REBUILD: &str = "DELETE FROM message_links; DELETE FROM message_heads; \
+     INSERT INTO message_links (message, pair_prev, number_prev) \
+       SELECT rowid, LAG(rowid) OVER (PARTITION BY phone_id, wa_id ORDER BY rowid), \
+              LAG(rowid) OVER (PARTITION BY phone_id ORDER BY rowid) FROM messages; \
+     INSERT INTO message_heads (phone_id, wa_id, head) \
+       SELECT phone_id, wa_id, MAX(rowid) FROM messages GROUP BY phone_id, wa_id; \
+     INSERT INTO message_heads (phone_id, wa_id, head) \
+       SELECT phone_id, '', MAX(rowid) FROM messages GROUP BY phone_id; \
+     INSERT INTO meta (key, value) VALUES ('chains_upto', \
+       CAST((SELECT COALESCE(MAX(rowid), 0) FROM messages) AS TEXT)) \
+       ON CONFLICT (key) DO UPDATE SET value = excluded.value; \
+     DROP INDEX IF EXISTS messages_thread;";
+
+/// [`REBUILD`] once, for a database that has no chains yet (no watermark): an older one, or a
+/// new one.
+pub(crate) fn ensure(c: &Connection) -> StoreResult<()> {
+    let has = c
+        .query_row("SELECT 1 FROM meta WHERE key = 'chains_upto'", [], |_| {
+            Ok(())
+        })
+        .map(Some)
+        .or_else(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => Ok(None),
+            e => Err(e),
+        })?
+        .is_some();
+    if has {
+        return Ok(());
+    }
+    c.execute_batch(&format!("BEGIN IMMEDIATE; {REBUILD} COMMIT;"))
+        .inspect_err(|_| {
+            let _ = c.execute_batch("ROLLBACK");
+        })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sqlite::{SqlStore, SqliteOptions, SCHEMA};
+    use crate::StoreError;
+
+    /// Inserts an outbound message of `(phone, wa)` and links it, as the send path does; with
+    /// `fail` the job then fails, and its savepoint rolls back.
+    async fn message(s: &SqlStore, id: &str, phone: &str, wa: &str, fail: bool) -> StoreResult<()> {
+        let (id, phone, wa) = (id.to_string(), phone.to_string(), wa.to_string());
+        s.write_mem(move |c, mem| {
+            c.execute(
+                "INSERT INTO messages (id, business_id, phone_id, wa_id, direction, type, content, status, created_at) \
+                 VALUES (?1, 'b1', ?2, ?3, 'out', 'text', '{}', 'sent', 1000)",
+                params![id, phone, wa],
+            )?;
+            mem.chains.as_mut().expect("SQLite's chains").link(c, &phone, &wa)?;
+            if fail {
+                return Err(StoreError::Internal("the job fails".into()));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// A thread's message ids, oldest first, as the sandbox lists them.
+    async fn thread(s: &SqlStore, phone: &str, wa: &str) -> Vec<String> {
+        let (shared, phone, wa) = (s.chains.clone(), phone.to_string(), wa.to_string());
+        s.read(move |c| crate::sqlite::read::thread(c, shared.as_ref(), "b1", &phone, &wa))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.id)
+            .collect()
+    }
+
+    /// A number's message ids, newest first, by its chain.
+    async fn number(s: &SqlStore, phone: &str) -> Vec<String> {
+        let (shared, phone) = (s.chains.clone(), phone.to_string());
+        s.read(move |c| {
+            let head = committed_head(shared.as_ref(), c, &phone, "")?;
+            let ids = c
+                .prepare_cached(concat!(
+                    chain_sql!("number_prev", "?1"),
+                    "SELECT m.id FROM chain JOIN messages m ON m.rowid = chain.r"
+                ))?
+                .query_map(params![head], |r| r.get(0))?
+                .collect::<Result<Vec<String>, _>>()?;
+            Ok(ids)
+        })
+        .await
+        .unwrap()
+    }
+
+    /// The watermark and the table's heads, `(phone, wa, message id)`.
+    async fn stored(s: &SqlStore) -> (Option<i64>, Vec<(String, String, String)>) {
+        s.read(|c| {
+            let upto = c
+                .query_row(
+                    "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'chains_upto'",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let heads = c
+                .prepare(
+                    "SELECT h.phone_id, h.wa_id, m.id FROM message_heads h \
+                     JOIN messages m ON m.rowid = h.head ORDER BY 1, 2",
+                )?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((upto, heads))
+        })
+        .await
+        .unwrap()
+    }
+
+    fn owned(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// Threads and numbers read back through their chains: across a rolled-back job, a sweep
+    /// written over several batches (read in the middle of it), and a restart that forgets the
+    /// heads the table does not hold yet.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn chains_hold_every_message_across_sweeps_and_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db").to_string_lossy().to_string();
+        let s = SqlStore::open(&path, SqliteOptions::default()).unwrap();
+        s.write_mem(|_, mem| {
+            mem.chains.as_mut().unwrap().sweep_at(false, 1);
+            Ok(())
+        })
+        .await
+        .unwrap();
+        // a new database: chains from the start, nothing swept
+        assert_eq!(stored(&s).await, (Some(0), vec![]));
+        message(&s, "a1", "p1", "w1", false).await.unwrap();
+        message(&s, "b1", "p1", "w2", false).await.unwrap();
+        // a job that rolls back leaves no head behind
+        assert!(message(&s, "x", "p1", "w1", true).await.is_err());
+        message(&s, "c1", "p2", "w1", false).await.unwrap();
+        assert_eq!(thread(&s, "p1", "w1").await, owned(&["a1"]));
+        assert_eq!(number(&s, "p1").await, owned(&["b1", "a1"]));
+        assert_eq!(stored(&s).await, (Some(0), vec![]));
+
+        // a sweep of one head per batch: 5 heads (3 threads, 2 numbers), 5 batches
+        s.write_mem(|_, mem| {
+            mem.chains.as_mut().unwrap().sweep_at(true, 1);
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let (upto, heads) = stored(&s).await;
+        assert_eq!((upto, heads.len()), (Some(0), 1), "the first chunk");
+        // a message during the sweep, and reads from both places
+        message(&s, "a2", "p1", "w1", false).await.unwrap();
+        assert_eq!(thread(&s, "p1", "w1").await, owned(&["a1", "a2"]));
+        assert_eq!(number(&s, "p1").await, owned(&["a2", "b1", "a1"]));
+        for _ in 0..3 {
+            s.write(|_| Ok(())).await.unwrap();
+        }
+        // the sweep covers the messages before it began (c1 is the 3rd row: x's was given back)
+        let (upto, heads) = stored(&s).await;
+        assert_eq!(upto, Some(3));
+        assert_eq!(
+            heads,
+            [
+                ("p1", "", "b1"),
+                ("p1", "w1", "a1"),
+                ("p1", "w2", "b1"),
+                ("p2", "", "c1"),
+                ("p2", "w1", "c1"),
+            ]
+            .map(|(p, w, m)| (p.to_string(), w.to_string(), m.to_string()))
+        );
+        s.close();
+        drop(s);
+
+        // a restart: a2's heads were only in memory, and are found again from its link
+        let s = SqlStore::open(&path, SqliteOptions::default()).unwrap();
+        assert_eq!(thread(&s, "p1", "w1").await, owned(&["a1", "a2"]));
+        assert_eq!(number(&s, "p1").await, owned(&["a2", "b1", "a1"]));
+        message(&s, "a3", "p1", "w1", false).await.unwrap();
+        message(&s, "b2", "p1", "w2", false).await.unwrap();
+        assert_eq!(thread(&s, "p1", "w1").await, owned(&["a1", "a2", "a3"]));
+        assert_eq!(thread(&s, "p1", "w2").await, owned(&["b1", "b2"]));
+        assert_eq!(thread(&s, "p2", "w1").await, owned(&["c1"]));
+        assert_eq!(
+            number(&s, "p1").await,
+            owned(&["b2", "a3", "a2", "b1", "a1"])
+        );
+        assert_eq!(number(&s, "p2").await, owned(&["c1"]));
+        assert!(thread(&s, "p3", "w1").await.is_empty());
+        assert!(number(&s, "p3").await.is_empty());
+    }
+
+    /// A database from before the chains gets them when it is opened, once, and loses the index
+    /// they replace.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_older_database_gets_its_chains_and_loses_the_thread_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db").to_string_lossy().to_string();
+        {
+            let old = Connection::open(&path).unwrap();
+            old.execute_batch(SCHEMA).unwrap();
+            old.execute_batch(
+                "DROP TABLE message_links; DROP TABLE message_heads; \
+                 CREATE INDEX messages_thread ON messages(phone_id, wa_id, created_at);",
+            )
+            .unwrap();
+            for (id, p, w) in [
+                ("m1", "p1", "w1"),
+                ("m2", "p1", "w2"),
+                ("m3", "p1", "w1"),
+                ("m4", "p2", "w1"),
+            ] {
+                old.execute(
+                    "INSERT INTO messages (id, business_id, phone_id, wa_id, direction, type, content, status, created_at) \
+                     VALUES (?1, 'b1', ?2, ?3, 'out', 'text', '{}', 'sent', 1000)",
+                    [id, p, w],
+                )
+                .unwrap();
+            }
+        }
+        let s = SqlStore::open(&path, SqliteOptions::default()).unwrap();
+        assert_eq!(stored(&s).await.0, Some(4));
+        assert_eq!(thread(&s, "p1", "w1").await, owned(&["m1", "m3"]));
+        assert_eq!(thread(&s, "p2", "w1").await, owned(&["m4"]));
+        assert_eq!(number(&s, "p1").await, owned(&["m3", "m2", "m1"]));
+        message(&s, "m5", "p1", "w1", false).await.unwrap();
+        s.close();
+        drop(s);
+        // built once: the second start finds m5 from its link, as any start does
+        let s = SqlStore::open(&path, SqliteOptions::default()).unwrap();
+        assert_eq!(thread(&s, "p1", "w1").await, owned(&["m1", "m3", "m5"]));
+        assert_eq!(number(&s, "p1").await, owned(&["m5", "m3", "m2", "m1"]));
+        let index: i64 = s
+            .read(|c| {
+                Ok(c.query_row(
+                    "SELECT COUNT(*) FROM sqlite_master WHERE name = 'messages_thread'",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(index, 0);
+    }
+
+    /// `greenlight import` into SQLite builds the chains of the messages it wrote (the dump
+    /// leaves out the links, whose rowids would not hold).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_import_into_sqlite_builds_the_chains() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("source.db").to_string_lossy().to_string();
+        let s = SqlStore::open(&source, SqliteOptions::default()).unwrap();
+        for (id, p, w) in [("a1", "p1", "w1"), ("b1", "p1", "w2"), ("a2", "p1", "w1")] {
+            message(&s, id, p, w, false).await.unwrap();
+        }
+        s.close();
+        drop(s);
+        let mut dump = Vec::new();
+        crate::transfer::export(&format!("sqlite://{source}"), &mut dump).unwrap();
+        let target = dir.path().join("target.db").to_string_lossy().to_string();
+        crate::transfer::import(&format!("sqlite://{target}"), &mut dump.as_slice()).unwrap();
+        let s = SqlStore::open(&target, SqliteOptions::default()).unwrap();
+        assert_eq!(thread(&s, "p1", "w1").await, owned(&["a1", "a2"]));
+        assert_eq!(number(&s, "p1").await, owned(&["a2", "b1", "a1"]));
+        message(&s, "a3", "p1", "w1", false).await.unwrap();
+        assert_eq!(thread(&s, "p1", "w1").await, owned(&["a1", "a2", "a3"]));
+    }
+}
