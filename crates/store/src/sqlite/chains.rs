@@ -42,7 +42,7 @@ pub(crate) struct Committed {
     /// Changed since the current sweep began.
     fresh: HashMap<Key, i64>,
     /// Being written by the current sweep (where `fresh` has nothing newer).
-    sweeping: HashMap<Key, i64>,
+    sweeping: Arc<HashMap<Key, i64>>,
 }
 
 impl Committed {
@@ -186,15 +186,19 @@ impl Chains {
                 return Ok(());
             }
             // every committed message so far is either in these heads or already in the table
-            let fresh = std::mem::take(&mut shared.fresh);
-            self.sweep = fresh.iter().map(|(k, r)| (k.clone(), *r)).collect();
+            let sweeping = Arc::new(std::mem::take(&mut shared.fresh));
+            shared.sweeping = sweeping.clone();
+            drop(shared);
+            // sorted by key without holding the readers up
+            self.sweep = sweeping.iter().map(|(k, r)| (k.clone(), *r)).collect();
             self.sweep.sort_unstable();
-            shared.sweeping = fresh;
             self.written = 0;
             self.sweep_upto = self.newest;
             self.last_sweep = Some(Instant::now());
         }
-        let end = (self.written + self.chunk).min(self.sweep.len());
+        // at least as many heads as the batch made: a sweep keeps up with any rate
+        let chunk = self.chunk.max(self.pending.len());
+        let end = (self.written + chunk).min(self.sweep.len());
         let mut upsert = conn.prepare_cached(
             "INSERT INTO message_heads (phone_id, wa_id, head) VALUES (?1, ?2, ?3) \
              ON CONFLICT (phone_id, wa_id) DO UPDATE SET head = excluded.head",
@@ -228,7 +232,7 @@ impl Chains {
                 self.sweep = Vec::new();
                 self.written = 0;
                 self.writing = 0;
-                shared.sweeping = HashMap::new();
+                shared.sweeping = Arc::default();
             }
         }
     }
@@ -269,7 +273,7 @@ impl Chains {
         Ok(Chains {
             shared: Arc::new(Mutex::new(Committed {
                 fresh,
-                sweeping: HashMap::new(),
+                sweeping: Arc::default(),
             })),
             pending: Vec::new(),
             sweep: Vec::new(),
@@ -304,26 +308,26 @@ pub(crate) const REBUILD: &str = "DELETE FROM message_links; DELETE FROM message
      INSERT INTO message_heads (phone_id, wa_id, head) \
        SELECT phone_id, wa_id, MAX(rowid) FROM messages GROUP BY phone_id, wa_id; \
      INSERT INTO message_heads (phone_id, wa_id, head) \
-       SELECT phone_id, '', MAX(rowid) FROM messages GROUP BY phone_id; \
+       SELECT phone_id, '', MAX(rowid) FROM messages WHERE true GROUP BY phone_id \
+       ON CONFLICT (phone_id, wa_id) DO UPDATE SET head = MAX(head, excluded.head); \
      INSERT INTO meta (key, value) VALUES ('chains_upto', \
        CAST((SELECT COALESCE(MAX(rowid), 0) FROM messages) AS TEXT)) \
        ON CONFLICT (key) DO UPDATE SET value = excluded.value; \
      DROP INDEX IF EXISTS messages_thread;";
 
-/// [`REBUILD`] once, for a database that has no chains yet (no watermark): an older one, or a
-/// new one.
+/// [`REBUILD`] for a database whose chains are missing or incomplete: one with no watermark
+/// (older, or new), one with the index (an older build wrote to it since), or one whose newest
+/// message has no link (written by an older build, which knows nothing of links).
 pub(crate) fn ensure(c: &Connection) -> StoreResult<()> {
-    let has = c
-        .query_row("SELECT 1 FROM meta WHERE key = 'chains_upto'", [], |_| {
-            Ok(())
-        })
-        .map(Some)
-        .or_else(|e| match e {
-            rusqlite::Error::QueryReturnedNoRows => Ok(None),
-            e => Err(e),
-        })?
-        .is_some();
-    if has {
+    let complete: bool = c.query_row(
+        "SELECT EXISTS (SELECT 1 FROM meta WHERE key = 'chains_upto') \
+           AND NOT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'messages_thread') \
+           AND (SELECT COALESCE(MAX(rowid), 0) FROM messages) \
+               <= (SELECT COALESCE(MAX(message), 0) FROM message_links)",
+        [],
+        |r| r.get(0),
+    )?;
+    if complete {
         return Ok(());
     }
     c.execute_batch(&format!("BEGIN IMMEDIATE; {REBUILD} COMMIT;"))
@@ -439,7 +443,8 @@ mod tests {
         assert_eq!(number(&s, "p1").await, owned(&["b1", "a1"]));
         assert_eq!(stored(&s).await, (Some(0), vec![]));
 
-        // a sweep of one head per batch: 5 heads (3 threads, 2 numbers), 5 batches
+        // a sweep of one head per batch (two with a2's, which linked two): 5 heads (3 threads,
+        // 2 numbers), 4 batches
         s.write_mem(|_, mem| {
             mem.chains.as_mut().unwrap().sweep_at(true, 1);
             Ok(())
@@ -564,5 +569,123 @@ mod tests {
         assert_eq!(number(&s, "p1").await, owned(&["a2", "b1", "a1"]));
         message(&s, "a3", "p1", "w1", false).await.unwrap();
         assert_eq!(thread(&s, "p1", "w1").await, owned(&["a1", "a2", "a3"]));
+    }
+
+    /// Inside one batch a message links to the batch's earlier ones; a job without a savepoint
+    /// that fails after linking rolls its whole batch back, links included.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_links_its_own_messages_and_a_failed_batch_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db").to_string_lossy().to_string();
+        let s = SqlStore::open(&path, SqliteOptions::default()).unwrap();
+        let several = |ids: &'static [(&'static str, &'static str)], fail: bool| {
+            move |c: &Conn, mem: &mut crate::sqlite::Memory| -> StoreResult<()> {
+                for (id, wa) in ids {
+                    c.execute(
+                        "INSERT INTO messages (id, business_id, phone_id, wa_id, direction, type, content, status, created_at) \
+                         VALUES (?1, 'b1', 'p1', ?2, 'out', 'text', '{}', 'sent', 1000)",
+                        params![id, wa],
+                    )?;
+                    mem.chains.as_mut().unwrap().link(c, "p1", wa)?;
+                }
+                if fail {
+                    return Err(StoreError::Internal("the batch fails".into()));
+                }
+                Ok(())
+            }
+        };
+        s.write_fast(several(&[("a1", "w1"), ("b1", "w2"), ("a2", "w1")], false))
+            .await
+            .unwrap();
+        assert_eq!(thread(&s, "p1", "w1").await, owned(&["a1", "a2"]));
+        assert_eq!(number(&s, "p1").await, owned(&["a2", "b1", "a1"]));
+        let failed = s
+            .write_fast(several(&[("x1", "w1"), ("x2", "w2")], true))
+            .await;
+        assert!(failed.is_err());
+        message(&s, "a3", "p1", "w1", false).await.unwrap();
+        assert_eq!(thread(&s, "p1", "w1").await, owned(&["a1", "a2", "a3"]));
+        assert_eq!(thread(&s, "p1", "w2").await, owned(&["b1"]));
+        assert_eq!(number(&s, "p1").await, owned(&["a3", "a2", "b1", "a1"]));
+    }
+
+    /// A restart in the middle of a sweep (some heads written, the watermark not): the start
+    /// reads every link after the old watermark, and the chains are whole.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_restart_in_the_middle_of_a_sweep_loses_no_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db").to_string_lossy().to_string();
+        let s = SqlStore::open(&path, SqliteOptions::default()).unwrap();
+        s.write_mem(|_, mem| {
+            mem.chains.as_mut().unwrap().sweep_at(false, 1);
+            Ok(())
+        })
+        .await
+        .unwrap();
+        for (id, p, w) in [("a1", "p1", "w1"), ("b1", "p1", "w2"), ("c1", "p2", "w1")] {
+            message(&s, id, p, w, false).await.unwrap();
+        }
+        s.write_mem(|_, mem| {
+            mem.chains.as_mut().unwrap().sweep_at(true, 1);
+            Ok(())
+        })
+        .await
+        .unwrap();
+        message(&s, "a2", "p1", "w1", false).await.unwrap();
+        let (upto, heads) = stored(&s).await;
+        assert_eq!(
+            (upto, heads.len()),
+            (Some(0), 3),
+            "two chunks (1 head, then a2's batch's 2: a chunk is at least the batch's links), no watermark"
+        );
+        s.close();
+        drop(s);
+        let s = SqlStore::open(&path, SqliteOptions::default()).unwrap();
+        assert_eq!(thread(&s, "p1", "w1").await, owned(&["a1", "a2"]));
+        assert_eq!(thread(&s, "p1", "w2").await, owned(&["b1"]));
+        assert_eq!(thread(&s, "p2", "w1").await, owned(&["c1"]));
+        assert_eq!(number(&s, "p1").await, owned(&["a2", "b1", "a1"]));
+        message(&s, "b2", "p1", "w2", false).await.unwrap();
+        assert_eq!(number(&s, "p1").await, owned(&["b2", "a2", "b1", "a1"]));
+    }
+
+    /// Messages an older build wrote after the chains existed (it knows nothing of links, and
+    /// brings its index back) are found: the chains are built again at the next start.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn messages_written_without_links_get_them_at_the_next_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db").to_string_lossy().to_string();
+        let s = SqlStore::open(&path, SqliteOptions::default()).unwrap();
+        message(&s, "a1", "p1", "w1", false).await.unwrap();
+        s.close();
+        drop(s);
+        let older = |sql: &str| {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(sql).unwrap();
+        };
+        // an unlinked message after the links
+        older(
+            "INSERT INTO messages (id, business_id, phone_id, wa_id, direction, type, content, status, created_at) \
+             VALUES ('a2', 'b1', 'p1', 'w1', 'out', 'text', '{}', 'sent', 1000)",
+        );
+        let s = SqlStore::open(&path, SqliteOptions::default()).unwrap();
+        assert_eq!(thread(&s, "p1", "w1").await, owned(&["a1", "a2"]));
+        s.close();
+        drop(s);
+        // the index, back: the older build wrote through it
+        older("CREATE INDEX messages_thread ON messages(phone_id, wa_id, created_at)");
+        let s = SqlStore::open(&path, SqliteOptions::default()).unwrap();
+        assert_eq!(thread(&s, "p1", "w1").await, owned(&["a1", "a2"]));
+        let index: i64 = s
+            .read(|c| {
+                Ok(c.query_row(
+                    "SELECT COUNT(*) FROM sqlite_master WHERE name = 'messages_thread'",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(index, 0);
     }
 }

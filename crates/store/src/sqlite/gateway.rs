@@ -100,6 +100,9 @@ fn ingest_messages(
         let (Some(from), Some(id)) = (m["from"].as_str(), m["id"].as_str()) else {
             continue;
         };
+        if from.is_empty() {
+            continue; // no customer to keep it for (and `''` names a number's chain)
+        }
         let Some(message) = m.as_object() else {
             continue;
         };
