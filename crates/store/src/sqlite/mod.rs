@@ -1078,16 +1078,26 @@ struct WalLimits {
     catch_up: i64,
     /// Frames the catch-up may have to copy at most: committed since the thread's last pass.
     tail: i64,
+    /// Past this many frames the thread is not keeping up with the commits: the catch-up then
+    /// accepts [`WalLimits::long_tail`] frames to copy.
+    long_log: i64,
+    long_tail: i64,
     /// Frames committed before the writer tries again after a catch-up found the log busy.
     retry: i64,
     /// Past this many frames the writer catches up whatever is left to copy.
     max: i64,
 }
 
-/// 16 MiB of log with 4 KiB pages before a catch-up, 128 MiB at most.
+/// 16 MiB of log with 4 KiB pages before a catch-up, 128 MiB at most. A catch-up copies at most
+/// 1 MiB while the thread keeps up: the sends behind it wait for that copy and its `fsync`, and
+/// at half the maximum rate a 4 MiB tail made some of them wait 37–51 ms. Once the log is twice
+/// as long the thread is not keeping up, and 4 MiB will do (docs/BENCHMARKS.md, seventeenth
+/// round).
 const WAL_LIMITS: WalLimits = WalLimits {
     catch_up: 4096,
-    tail: 1024,
+    tail: 256,
+    long_log: 8192,
+    long_tail: 1024,
     retry: 256,
     max: 32_768,
 };
@@ -1177,7 +1187,12 @@ impl WalCatchUp {
         } else {
             frames
         };
-        if tail > self.limits.tail && frames < self.limits.max {
+        let allowed = if frames < self.limits.long_log {
+            self.limits.tail
+        } else {
+            self.limits.long_tail
+        };
+        if tail > allowed && frames < self.limits.max {
             if !std::mem::replace(&mut self.woken, true) {
                 let _ = ctl.wake.send(());
             }
@@ -1491,6 +1506,8 @@ mod tests {
         let limits = WalLimits {
             catch_up: 64,
             tail: 16,
+            long_log: 1024,
+            long_tail: 16,
             retry: 8,
             max: 256,
         };
@@ -1563,6 +1580,63 @@ mod tests {
         assert!(
             woken.try_recv().is_ok(),
             "the thread was woken for the new log"
+        );
+    }
+
+    /// While the log is short the catch-up waits for a pass of the thread that leaves at most
+    /// `tail` frames to copy; once the log reaches `long_log`, `long_tail` frames will do.
+    #[test]
+    fn a_long_log_accepts_a_longer_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let c = Connection::open(&path).unwrap();
+        configure(&c, "NORMAL").unwrap();
+        c.execute_batch("PRAGMA wal_autocheckpoint=0; CREATE TABLE t (x BLOB)")
+            .unwrap();
+        c.wal_hook(Some(count_wal_frames));
+        let conn = Conn::Sqlite(c);
+        let (wake, _woken) = mpsc::channel();
+        let copied = Arc::new(AtomicI64::new(0));
+        let mut w = WalCatchUp::new(
+            Some(WalCtl {
+                copied: copied.clone(),
+                wake,
+            }),
+            WalLimits {
+                catch_up: 64,
+                tail: 4,
+                long_log: 160,
+                long_tail: 96,
+                retry: 8,
+                max: 1024,
+            },
+        );
+        let commit = |w: &mut WalCatchUp| {
+            conn.execute_batch("INSERT INTO t VALUES (randomblob(3000))")
+                .unwrap();
+            w.after_commit(&conn);
+            WAL_FRAMES.with(Cell::get)
+        };
+        let mut frames = commit(&mut w);
+        while frames < 100 {
+            frames = commit(&mut w);
+        }
+        // the thread's last pass left 10 frames to copy: too many while the log is short
+        copied.store(frames - 10, Ordering::Release);
+        let mut peak = frames;
+        loop {
+            let before = frames;
+            frames = commit(&mut w);
+            if frames < before {
+                break;
+            }
+            peak = frames;
+            assert!(peak < 160 + 8, "no catch-up at {peak} frames");
+        }
+        // the catch-up ran at the first commit past `long_log`, and the next one restarted the log
+        assert!(
+            peak >= 160,
+            "caught up at {peak} frames, before the log was long"
         );
     }
 
