@@ -414,6 +414,17 @@ mod tests {
         .unwrap()
     }
 
+    /// The writer's next sweep: at the next batch (`due`) or not for an hour, `chunk` heads per
+    /// batch.
+    async fn sweep_at(s: &SqlStore, due: bool, chunk: usize) {
+        s.write_mem(move |_, mem| {
+            mem.chains.as_mut().unwrap().sweep_at(due, chunk);
+            Ok(())
+        })
+        .await
+        .unwrap();
+    }
+
     fn owned(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
     }
@@ -426,12 +437,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db").to_string_lossy().to_string();
         let s = SqlStore::open(&path, SqliteOptions::default()).unwrap();
-        s.write_mem(|_, mem| {
-            mem.chains.as_mut().unwrap().sweep_at(false, 1);
-            Ok(())
-        })
-        .await
-        .unwrap();
+        sweep_at(&s, false, 1).await;
         // a new database: chains from the start, nothing swept
         assert_eq!(stored(&s).await, (Some(0), vec![]));
         message(&s, "a1", "p1", "w1", false).await.unwrap();
@@ -445,12 +451,7 @@ mod tests {
 
         // a sweep of one head per batch (two with a2's, which linked two): 5 heads (3 threads,
         // 2 numbers), 4 batches
-        s.write_mem(|_, mem| {
-            mem.chains.as_mut().unwrap().sweep_at(true, 1);
-            Ok(())
-        })
-        .await
-        .unwrap();
+        sweep_at(&s, true, 1).await;
         let (upto, heads) = stored(&s).await;
         assert_eq!((upto, heads.len()), (Some(0), 1), "the first chunk");
         // a message during the sweep, and reads from both places
@@ -616,21 +617,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db").to_string_lossy().to_string();
         let s = SqlStore::open(&path, SqliteOptions::default()).unwrap();
-        s.write_mem(|_, mem| {
-            mem.chains.as_mut().unwrap().sweep_at(false, 1);
-            Ok(())
-        })
-        .await
-        .unwrap();
+        sweep_at(&s, false, 1).await;
         for (id, p, w) in [("a1", "p1", "w1"), ("b1", "p1", "w2"), ("c1", "p2", "w1")] {
             message(&s, id, p, w, false).await.unwrap();
         }
-        s.write_mem(|_, mem| {
-            mem.chains.as_mut().unwrap().sweep_at(true, 1);
-            Ok(())
-        })
-        .await
-        .unwrap();
+        sweep_at(&s, true, 1).await;
         message(&s, "a2", "p1", "w1", false).await.unwrap();
         let (upto, heads) = stored(&s).await;
         assert_eq!(

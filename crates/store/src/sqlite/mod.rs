@@ -1486,73 +1486,101 @@ mod tests {
         check(&reader);
     }
 
+    /// A writer over a new log whose frames it counts, with the catch-up under `limits`, and
+    /// the checkpointer thread's side played by the test: its connection, its wake-ups, what it
+    /// says it copied.
+    struct CatchUp {
+        _dir: tempfile::TempDir,
+        conn: Conn,
+        thread: Connection,
+        woken: mpsc::Receiver<()>,
+        copied: Arc<AtomicI64>,
+        w: WalCatchUp,
+    }
+
+    impl CatchUp {
+        fn new(limits: WalLimits) -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("t.db");
+            let c = Connection::open(&path).unwrap();
+            configure(&c, "NORMAL").unwrap();
+            c.execute_batch("PRAGMA wal_autocheckpoint=0; CREATE TABLE t (x BLOB)")
+                .unwrap();
+            c.wal_hook(Some(count_wal_frames));
+            let thread = Connection::open(&path).unwrap();
+            let (wake, woken) = mpsc::channel();
+            let copied = Arc::new(AtomicI64::new(0));
+            let w = WalCatchUp::new(
+                Some(WalCtl {
+                    copied: copied.clone(),
+                    wake,
+                }),
+                limits,
+            );
+            CatchUp {
+                _dir: dir,
+                conn: Conn::Sqlite(c),
+                thread,
+                woken,
+                copied,
+                w,
+            }
+        }
+
+        /// One commit of one row (a page or two), then the writer's check; frames in the log
+        /// after.
+        fn commit(&mut self) -> i64 {
+            self.conn
+                .execute_batch("INSERT INTO t VALUES (randomblob(3000))")
+                .unwrap();
+            self.w.after_commit(&self.conn);
+            WAL_FRAMES.with(Cell::get)
+        }
+    }
+
     /// The writer's catch-up policy, with small limits and the checkpointer thread played by
     /// the test: it waits (waking the thread once) while the thread has left much to copy,
     /// catches up once the thread's pass leaves at most `tail` frames, and the log then restarts;
     /// with no pass from the thread it catches up at `max` frames all the same.
     #[test]
     fn the_writer_catches_up_when_the_thread_leaves_little_to_copy() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        let c = Connection::open(&path).unwrap();
-        configure(&c, "NORMAL").unwrap();
-        c.execute_batch("PRAGMA wal_autocheckpoint=0; CREATE TABLE t (x BLOB)")
-            .unwrap();
-        c.wal_hook(Some(count_wal_frames));
-        let thread = Connection::open(&path).unwrap();
-        let conn = Conn::Sqlite(c);
-        let (wake, woken) = mpsc::channel();
-        let copied = Arc::new(AtomicI64::new(0));
-        let limits = WalLimits {
+        let mut f = CatchUp::new(WalLimits {
             catch_up: 64,
             tail: 16,
             long_log: 1024,
             long_tail: 16,
             retry: 8,
             max: 256,
-        };
-        let mut w = WalCatchUp::new(
-            Some(WalCtl {
-                copied: copied.clone(),
-                wake,
-            }),
-            limits,
-        );
-        // one commit of one row (a page or two), then the writer's check; frames in the log after
-        let commit = |w: &mut WalCatchUp| {
-            conn.execute_batch("INSERT INTO t VALUES (randomblob(3000))")
-                .unwrap();
-            w.after_commit(&conn);
-            WAL_FRAMES.with(Cell::get)
-        };
-        let mut frames = commit(&mut w);
+        });
+        let mut frames = f.commit();
         while frames < 64 {
-            assert!(woken.try_recv().is_err(), "woken at {frames} frames");
-            frames = commit(&mut w);
+            assert!(f.woken.try_recv().is_err(), "woken at {frames} frames");
+            frames = f.commit();
         }
         // due: the thread is woken once, and the writer does not copy while the tail is long
-        woken
+        f.woken
             .try_recv()
             .expect("the thread is woken past 64 frames");
         for _ in 0..20 {
             let before = frames;
-            frames = commit(&mut w);
+            frames = f.commit();
             assert!(
                 frames > before,
                 "the log restarted with {before} frames uncopied"
             );
         }
-        assert!(woken.try_recv().is_err(), "woken twice for one log");
+        assert!(f.woken.try_recv().is_err(), "woken twice for one log");
         // the thread's pass copies everything so far; what the next commits add is the tail
-        let (busy, log, done) = thread
+        let (busy, log, done) = f
+            .thread
             .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], checkpoint_row)
             .unwrap();
         assert_eq!((busy, log), (0, done));
-        copied.store(log, Ordering::Release);
+        f.copied.store(log, Ordering::Release);
         let mut restarted = false;
         for _ in 0..8 {
             let before = frames;
-            frames = commit(&mut w);
+            frames = f.commit();
             if frames < before {
                 restarted = true;
                 break;
@@ -1566,7 +1594,7 @@ mod tests {
         let mut peak = frames;
         loop {
             let before = frames;
-            frames = commit(&mut w);
+            frames = f.commit();
             if frames < before {
                 break;
             }
@@ -1578,7 +1606,7 @@ mod tests {
             "caught up at {peak} frames, before the maximum"
         );
         assert!(
-            woken.try_recv().is_ok(),
+            f.woken.try_recv().is_ok(),
             "the thread was woken for the new log"
         );
     }
@@ -1587,46 +1615,24 @@ mod tests {
     /// `tail` frames to copy; once the log reaches `long_log`, `long_tail` frames will do.
     #[test]
     fn a_long_log_accepts_a_longer_tail() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        let c = Connection::open(&path).unwrap();
-        configure(&c, "NORMAL").unwrap();
-        c.execute_batch("PRAGMA wal_autocheckpoint=0; CREATE TABLE t (x BLOB)")
-            .unwrap();
-        c.wal_hook(Some(count_wal_frames));
-        let conn = Conn::Sqlite(c);
-        let (wake, _woken) = mpsc::channel();
-        let copied = Arc::new(AtomicI64::new(0));
-        let mut w = WalCatchUp::new(
-            Some(WalCtl {
-                copied: copied.clone(),
-                wake,
-            }),
-            WalLimits {
-                catch_up: 64,
-                tail: 4,
-                long_log: 160,
-                long_tail: 96,
-                retry: 8,
-                max: 1024,
-            },
-        );
-        let commit = |w: &mut WalCatchUp| {
-            conn.execute_batch("INSERT INTO t VALUES (randomblob(3000))")
-                .unwrap();
-            w.after_commit(&conn);
-            WAL_FRAMES.with(Cell::get)
-        };
-        let mut frames = commit(&mut w);
+        let mut f = CatchUp::new(WalLimits {
+            catch_up: 64,
+            tail: 4,
+            long_log: 160,
+            long_tail: 96,
+            retry: 8,
+            max: 1024,
+        });
+        let mut frames = f.commit();
         while frames < 100 {
-            frames = commit(&mut w);
+            frames = f.commit();
         }
         // the thread's last pass left 10 frames to copy: too many while the log is short
-        copied.store(frames - 10, Ordering::Release);
+        f.copied.store(frames - 10, Ordering::Release);
         let mut peak = frames;
         loop {
             let before = frames;
-            frames = commit(&mut w);
+            frames = f.commit();
             if frames < before {
                 break;
             }
