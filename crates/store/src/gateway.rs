@@ -10,6 +10,7 @@
 use crate::{CreatedTenant, NewTenant, Scope, SendCommand, StoreResult};
 use async_trait::async_trait;
 use greenlight_domain::policy::window::WindowState;
+use greenlight_domain::policy::Verdict;
 use greenlight_domain::Millis;
 use serde_json::Value;
 
@@ -67,9 +68,9 @@ pub struct Reservation {
     pub content: Value,
     pub text: Option<String>,
     pub category: Option<String>,
-    /// JSON of the pricing and the verdicts, as stored with the message.
+    /// JSON of the pricing, as stored with the message.
     pub pricing: String,
-    pub verdicts: String,
+    pub verdicts: Vec<Verdict>,
     /// The window the decision read, and the window after this message when it changes it
     /// (applied at commit only if no inbound message moved the window in between).
     pub window_before: WindowState,

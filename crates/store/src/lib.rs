@@ -20,6 +20,8 @@ pub mod ids;
 pub mod postgres;
 pub mod sqlite;
 pub mod templates;
+#[cfg(test)]
+mod testkit;
 pub mod transfer;
 mod types;
 mod webhooks;

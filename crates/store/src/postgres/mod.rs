@@ -282,6 +282,7 @@ mod tests {
     use super::*;
     use crate::params;
     use crate::sqlite::{Facts, Memory, Route};
+    use crate::testkit::tenant;
 
     #[test]
     fn begin_takes_the_write_lock() {
@@ -512,31 +513,6 @@ mod tests {
         }
         a.close();
         b.close();
-    }
-
-    /// A verified tenant with these numbers, its webhook pointing nowhere that answers.
-    async fn tenant(s: &SqlStore, name: &str, numbers: &[&str]) -> crate::CreatedTenant {
-        use crate::{NewPhoneNumber, NewTenant, NewWebhook, Store};
-        s.create_tenant(
-            NewTenant {
-                business_name: name.into(),
-                verified: true,
-                phone_numbers: numbers
-                    .iter()
-                    .map(|n| NewPhoneNumber {
-                        display_phone_number: n.to_string(),
-                        verified_name: name.into(),
-                    })
-                    .collect(),
-                webhook: Some(NewWebhook {
-                    callback_url: "http://127.0.0.1:9/hook".into(),
-                    verify_token: "vt".into(),
-                }),
-            },
-            1_000,
-        )
-        .await
-        .unwrap()
     }
 
     /// Two nodes run the same due deliveries at once, of businesses in several shards (on
@@ -1467,7 +1443,8 @@ mod tests {
             return;
         };
         let b = business.clone();
-        // rows the size of a sent text message: ~1.2 KB, two thirds of it verdicts
+        // rows the size of a sent text message with its verdicts as objects (~1.2 KB, two thirds
+        // of it verdicts; stored compactly now, a row is about half that): the harder case
         s.write(move |c| {
             for i in 1..=N {
                 c.execute(

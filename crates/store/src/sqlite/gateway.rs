@@ -11,6 +11,7 @@ use crate::params;
 use crate::{ids, CreatedTenant, Scope, SendCommand, StoreError, StoreResult};
 use async_trait::async_trait;
 use greenlight_domain::policy::messaging_limit::Tier;
+use greenlight_domain::policy::verdict::stored::Stored;
 use greenlight_domain::policy::Outcome;
 use greenlight_domain::{ApiError, Millis, DAY};
 use serde_json::Value;
@@ -607,7 +608,6 @@ impl GatewayStore for SqliteStore {
             let d = &ev.decision;
             let phone = &cmd.phone;
             let req = &cmd.request;
-            let verdicts = serde_json::to_string(&d.verdicts).map_err(internal)?;
             if let Outcome::Refuse(e) | Outcome::FailAsync(e) = &d.outcome {
                 audit(
                     c,
@@ -619,7 +619,7 @@ impl GatewayStore for SqliteStore {
                         wa_id: Some(&ev.wa_id),
                         message_id: None,
                         error: e,
-                        verdicts: Some(&verdicts),
+                        verdicts: Some(&d.verdicts),
                     },
                 )?;
                 // Meta would have failed it asynchronously: the gateway answers at once, with
@@ -649,7 +649,7 @@ impl GatewayStore for SqliteStore {
                 text: ev.rendered.clone().or_else(|| ops::visible_text(req)),
                 category: Some(d.pricing.category.to_string()),
                 pricing: serde_json::to_string(&d.pricing).map_err(internal)?,
-                verdicts,
+                verdicts: d.verdicts.clone(),
                 window_before: ev.window,
                 window_after: (d.window_after != ev.window).then_some(d.window_after),
                 biz_opaque: req.biz_opaque_callback_data.clone(),
@@ -704,11 +704,12 @@ impl GatewayStore for SqliteStore {
                 .as_str()
                 .map(str::to_string)
                 .unwrap_or_else(ids::wamid);
+            let verdicts = serde_json::to_string(&Stored(&r.verdicts)).map_err(internal)?;
             let inserted = c.prepare_cached(
                 "INSERT INTO messages (id, business_id, phone_id, wa_id, direction, type, content, text, category, pricing, biz_opaque, status, verdicts, created_at) \
                  VALUES (?1, ?2, ?3, ?4, 'out', ?5, ?6, ?7, ?8, ?9, ?10, 'accepted', ?11, ?12) ON CONFLICT (id) DO NOTHING",
             )?
-            .execute(params![wamid, b, r.phone_id, r.wa_id, r.msg_type, json_col(&r.content)?, r.text, r.category, r.pricing, r.biz_opaque, r.verdicts, r.now])?;
+            .execute(params![wamid, b, r.phone_id, r.wa_id, r.msg_type, json_col(&r.content)?, r.text, r.category, r.pricing, r.biz_opaque, verdicts, r.now])?;
             if inserted > 0 {
                 if let Some(chains) = mem.chains.as_mut() {
                     chains.link(c, &r.phone_id, &r.wa_id)?;

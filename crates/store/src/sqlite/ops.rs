@@ -16,9 +16,10 @@ use greenlight_domain::policy::keywords::{self, KeywordAction};
 use greenlight_domain::policy::opt_in::{self, Consent, Scope as ConsentScope};
 use greenlight_domain::policy::pacing::{Bucket, ThroughputLevel, PAIR_BURST, PAIR_RATE_PER_SEC};
 use greenlight_domain::policy::quality::FeedbackKind;
+use greenlight_domain::policy::verdict::stored::Stored;
 use greenlight_domain::policy::window::WindowState;
 use greenlight_domain::policy::{
-    decide_send, Decision, Outcome, SendFacts, TemplateFacts, TemplateStatus,
+    decide_send, Decision, Outcome, SendFacts, TemplateFacts, TemplateStatus, Verdict,
 };
 use greenlight_domain::webhook::{self, ConversationInfo, Metadata, StatusChange};
 use greenlight_domain::{bsuid, ApiError, Millis, DAY};
@@ -261,24 +262,26 @@ pub(crate) struct AuditRow<'a> {
     pub wa_id: Option<&'a str>,
     pub message_id: Option<&'a str>,
     pub error: &'a ApiError,
-    pub verdicts: Option<&'a str>,
+    pub verdicts: Option<&'a [Verdict]>,
 }
 
 /// Records a refusal, a rule-decided failure or an enforcement action, in the caller's
-/// transaction. The rule is the first refusing verdict's.
+/// transaction. The rule is the first refusing verdict's. The audit trail keeps verdicts as
+/// objects, the form its API gives them in (a message row keeps them compactly).
 pub(crate) fn audit(conn: &Conn, a: &AuditRow) -> StoreResult<()> {
-    let rule: Option<String> = a
+    let rule = a
         .verdicts
-        .and_then(|v| serde_json::from_str::<Vec<greenlight_domain::policy::Verdict>>(v).ok())
-        .and_then(|vs| {
-            vs.into_iter()
-                .find(|v| v.code == Some(a.error.code))
-                .map(|v| v.rule)
-        });
+        .and_then(|vs| vs.iter().find(|v| v.code == Some(a.error.code)))
+        .map(|v| v.rule.as_str());
+    let verdicts = a
+        .verdicts
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(internal)?;
     conn.prepare_cached(
         "INSERT INTO audit_events (business_id, at, kind, phone_id, wa_id, message_id, rule, code, details, verdicts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
-    .execute(params![a.business_id, a.at, a.kind, a.phone_id, a.wa_id, a.message_id, rule, a.error.code, a.error.details, a.verdicts])?;
+    .execute(params![a.business_id, a.at, a.kind, a.phone_id, a.wa_id, a.message_id, rule, a.error.code, a.error.details, verdicts])?;
     Ok(())
 }
 
@@ -1257,7 +1260,6 @@ fn send_tx(
     let d = &ev.decision;
     let phone = &cmd.phone;
     let req = &cmd.request;
-    let verdicts = serde_json::to_string(&d.verdicts).map_err(internal)?;
     if let Outcome::Refuse(e) = &d.outcome {
         audit(
             conn,
@@ -1269,7 +1271,7 @@ fn send_tx(
                 wa_id: Some(&ev.wa_id),
                 message_id: None,
                 error: e,
-                verdicts: Some(&verdicts),
+                verdicts: Some(&d.verdicts),
             },
         )?;
         apply_effects(conn, mem, scope, phone, &ev, now)?;
@@ -1305,7 +1307,7 @@ fn send_tx(
             conversation_id,
             req.biz_opaque_callback_data,
             status,
-            verdicts,
+            serde_json::to_string(&Stored(&d.verdicts)).map_err(internal)?,
             now,
             sent_at
         ],
@@ -1325,7 +1327,7 @@ fn send_tx(
                 wa_id: Some(&ev.wa_id),
                 message_id: Some(&wamid),
                 error: e,
-                verdicts: Some(&verdicts),
+                verdicts: Some(&d.verdicts),
             },
         )?;
     }

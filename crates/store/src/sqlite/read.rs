@@ -4,6 +4,7 @@ use super::internal;
 use crate::db::{self, Conn, OptionalExtension, Row};
 use crate::params;
 use crate::{MessageRecord, PhoneNumber, StatusRecord, StoreResult, Waba};
+use greenlight_domain::policy::verdict::stored;
 use greenlight_domain::policy::window::WindowState;
 use greenlight_domain::Millis;
 use serde_json::Value;
@@ -181,7 +182,7 @@ fn message_fields(r: &Row) -> db::Result<MessageRecord> {
         content: serde_json::from_str(&content).unwrap_or(Value::Null),
         text: r.get(10)?,
         statuses: Vec::new(),
-        verdicts: serde_json::from_str(&verdicts).unwrap_or_default(),
+        verdicts: stored::from_stored(&verdicts).unwrap_or_default(),
         biz_opaque_callback_data: r.get(12)?,
     })
 }
@@ -250,4 +251,118 @@ pub(crate) fn thread(
 
 pub(crate) fn json_col(v: &Value) -> StoreResult<String> {
     serde_json::to_string(v).map_err(internal)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::sqlite::{SqlStore, SqliteOptions};
+    use crate::{InboundCommand, Scope, SendCommand, Store};
+    use greenlight_domain::message::{parse_request, Request};
+    use greenlight_domain::policy::verdict::stored;
+    use serde_json::{json, Value};
+
+    async fn column(s: &SqlStore, id: String) -> String {
+        s.read(move |c| {
+            let v = c.query_row(
+                "SELECT verdicts FROM messages WHERE id = ?1",
+                crate::params![id],
+                |r| r.get(0),
+            )?;
+            Ok(v)
+        })
+        .await
+        .unwrap()
+    }
+
+    /// An in-window text keeps its verdicts in the stored form: every rule and every text by
+    /// index but the window's closing time. The message lookup reads them back, and reads the
+    /// same verdicts from a row that holds them as objects (written by an older build).
+    #[tokio::test]
+    async fn a_send_keeps_its_verdicts_compactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db").to_string_lossy().to_string();
+        let s = SqlStore::open(&path, SqliteOptions::default()).unwrap();
+        let t = crate::testkit::tenant(&s, "B", &["+1 555 010 0001"]).await;
+        let scope = Scope {
+            business_id: t.business_id.clone(),
+        };
+        let phone = s
+            .phone_number(&scope, &t.phone_numbers[0].id)
+            .await
+            .unwrap()
+            .unwrap();
+        let now = 1_700_000_000_000;
+        let message = json!({"type": "text", "text": {"body": "hi"}});
+        let inbound = InboundCommand {
+            phone_id: phone.id.clone(),
+            from: "15550000001".into(),
+            profile_name: None,
+            message: message.as_object().unwrap().clone(),
+            now,
+        };
+        s.inbound(&scope, inbound).await.unwrap();
+        let body = json!({"messaging_product": "whatsapp", "to": "15550000001",
+            "type": "text", "text": {"body": "hello"}});
+        let Ok(Request::Send(request)) = parse_request(&body, "1") else {
+            panic!("a text send");
+        };
+        let sent = s
+            .send(
+                &scope,
+                SendCommand {
+                    phone,
+                    request,
+                    idempotency: None,
+                    now: now + 1_000,
+                    delivered_after: 600_000,
+                },
+            )
+            .await
+            .unwrap();
+        let raw = column(&s, sent.wamid.clone()).await;
+        let closes = (now + 24 * 3_600_000) / 1000;
+        let items: Vec<Value> = serde_json::from_str(&raw).unwrap();
+        let in_full: Vec<&Value> = items
+            .iter()
+            .flat_map(|i| &i.as_array().unwrap()[..])
+            .filter(|e| e.is_string())
+            .collect();
+        assert_eq!(
+            in_full,
+            [&json!(format!("window open until {closes}"))],
+            "{raw}"
+        );
+        // 808 bytes as objects
+        assert!(raw.len() <= 110, "{} bytes: {raw}", raw.len());
+
+        let read = s
+            .message(&scope, &sent.wamid)
+            .await
+            .unwrap()
+            .unwrap()
+            .verdicts;
+        assert_eq!(read, stored::from_stored(&raw).unwrap());
+        assert_eq!(read.len(), items.len());
+        assert_eq!(read[0].details, format!("window open until {closes}"));
+
+        let objects = serde_json::to_string(&read).unwrap();
+        let (id, old) = (sent.wamid.clone(), objects.clone());
+        s.write(move |c| {
+            c.execute(
+                "UPDATE messages SET verdicts = ?1 WHERE id = ?2",
+                crate::params![old, id],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(column(&s, sent.wamid.clone()).await, objects);
+        let again = s
+            .message(&scope, &sent.wamid)
+            .await
+            .unwrap()
+            .unwrap()
+            .verdicts;
+        assert_eq!(again, read);
+    }
 }
