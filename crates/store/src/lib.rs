@@ -24,6 +24,7 @@ pub mod templates;
 mod testkit;
 pub mod transfer;
 mod types;
+pub mod verdicts;
 mod webhooks;
 
 pub use compliance::{

@@ -96,6 +96,13 @@ fn fail(sync: bool, e: ApiError) -> Outcome {
     }
 }
 
+/// The engine's rules, as verdicts name them (the compliance rules' names are in their modules).
+pub const RECIPIENT_RULE: &str = "recipient";
+pub const BLOCKED_USER_RULE: &str = "blocked_user";
+pub const TEMPLATE_STATUS_RULE: &str = "template_status";
+pub const TEMPLATE_PARAMETERS_RULE: &str = "template_parameters";
+pub const RECIPIENT_ON_WHATSAPP_RULE: &str = "recipient_on_whatsapp";
+
 pub fn decide_send(f: &SendFacts) -> Decision {
     let now = f.now;
     let mut verdicts = Vec::new();
@@ -109,21 +116,25 @@ pub fn decide_send(f: &SendFacts) -> Decision {
         let e = ApiError::recipient_is_sender(
             "`to` is the sending business number; send to a customer's number.",
         );
-        verdicts.push(Verdict::refuse("recipient", e.code, e.details.clone()));
+        verdicts.push(Verdict::refuse(RECIPIENT_RULE, e.code, e.details.clone()));
         outcome = Outcome::Refuse(e);
     }
 
     // 1b. A customer the business blocked cannot be messaged until unblocked (§13.5).
     if f.recipient_blocked {
         let e = ApiError::new(400, 130403, "Business has blocked this user", "This number blocked the recipient; unblock them with DELETE /{phone-number-id}/block_users to message them again.");
-        verdicts.push(Verdict::refuse("blocked_user", e.code, e.details.clone()));
+        verdicts.push(Verdict::refuse(
+            BLOCKED_USER_RULE,
+            e.code,
+            e.details.clone(),
+        ));
         set(&mut outcome, Outcome::Refuse(e));
     }
 
     // 2. Templates: only APPROVED ones may be sent.
     let mut template_category: Option<&'static str> = None;
     if let Some(t) = &f.template {
-        let rule = "template_status";
+        let rule = TEMPLATE_STATUS_RULE;
         match t {
             None => {
                 let e = ApiError::template_not_found(
@@ -159,12 +170,12 @@ pub fn decide_send(f: &SendFacts) -> Decision {
                         ));
                         match &f.template_render_error {
                             None => verdicts.push(Verdict::pass(
-                                "template_parameters",
+                                TEMPLATE_PARAMETERS_RULE,
                                 "the parameters match the template",
                             )),
                             Some(e) => {
                                 verdicts.push(Verdict::refuse(
-                                    "template_parameters",
+                                    TEMPLATE_PARAMETERS_RULE,
                                     e.code,
                                     e.details.clone(),
                                 ));
@@ -213,13 +224,13 @@ pub fn decide_send(f: &SendFacts) -> Decision {
     // 4. The recipient must be a WhatsApp user.
     if f.recipient_on_whatsapp {
         verdicts.push(Verdict::pass(
-            "recipient_on_whatsapp",
+            RECIPIENT_ON_WHATSAPP_RULE,
             "the recipient is a WhatsApp user",
         ));
     } else {
         let e = ApiError::undeliverable("The recipient is not a WhatsApp user (or has not accepted the terms); check the number.");
         verdicts.push(Verdict::refuse(
-            "recipient_on_whatsapp",
+            RECIPIENT_ON_WHATSAPP_RULE,
             e.code,
             e.details.clone(),
         ));

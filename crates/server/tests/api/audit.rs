@@ -36,7 +36,20 @@ async fn refusals_and_failures_are_audited_and_exported() {
         ),
         (Some("refusal"), Some(132001), Some("template_status"))
     );
-    assert!(rows[1]["verdicts"].is_array());
+    // the audit trail keeps verdicts as objects (a message row keeps them compactly)
+    let template_status = rows[1]["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["rule"] == "template_status")
+        .unwrap_or_else(|| panic!("{}", rows[1]["verdicts"]));
+    assert_eq!(
+        (
+            template_status["outcome"].as_str(),
+            template_status["code"].as_i64()
+        ),
+        (Some("refuse"), Some(132001))
+    );
     // filters
     let a = app.get("/greenlight/v1/audit?kind=refusal", &t.token).await;
     assert_eq!(a.body["data"].as_array().unwrap().len(), 1);

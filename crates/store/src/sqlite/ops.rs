@@ -7,6 +7,7 @@ use crate::db::{ArrayType, Conn, OptionalExtension, Params, RowStatement};
 // the element types of row statements' array parameters
 use crate::ids;
 use crate::params;
+use crate::verdicts::Stored;
 use crate::*;
 use async_trait::async_trait;
 use greenlight_domain::message::{MessageType, Recipient, SendRequest, TemplateRef};
@@ -16,7 +17,6 @@ use greenlight_domain::policy::keywords::{self, KeywordAction};
 use greenlight_domain::policy::opt_in::{self, Consent, Scope as ConsentScope};
 use greenlight_domain::policy::pacing::{Bucket, ThroughputLevel, PAIR_BURST, PAIR_RATE_PER_SEC};
 use greenlight_domain::policy::quality::FeedbackKind;
-use greenlight_domain::policy::verdict::stored::Stored;
 use greenlight_domain::policy::window::WindowState;
 use greenlight_domain::policy::{
     decide_send, Decision, Outcome, SendFacts, TemplateFacts, TemplateStatus, Verdict,
@@ -266,8 +266,9 @@ pub(crate) struct AuditRow<'a> {
 }
 
 /// Records a refusal, a rule-decided failure or an enforcement action, in the caller's
-/// transaction. The rule is the first refusing verdict's. The audit trail keeps verdicts as
-/// objects, the form its API gives them in (a message row keeps them compactly).
+/// transaction. The rule is that of the first verdict carrying the error's code. The audit
+/// trail keeps verdicts as objects, the form its API gives them in (a message row keeps them
+/// compactly: `verdicts.rs`).
 pub(crate) fn audit(conn: &Conn, a: &AuditRow) -> StoreResult<()> {
     let rule = a
         .verdicts

@@ -4,7 +4,6 @@ use super::internal;
 use crate::db::{self, Conn, OptionalExtension, Row};
 use crate::params;
 use crate::{MessageRecord, PhoneNumber, StatusRecord, StoreResult, Waba};
-use greenlight_domain::policy::verdict::stored;
 use greenlight_domain::policy::window::WindowState;
 use greenlight_domain::Millis;
 use serde_json::Value;
@@ -167,8 +166,14 @@ fn message_fields(r: &Row) -> db::Result<MessageRecord> {
     let pricing: Option<String> = r.get(6)?;
     let content: String = r.get(9)?;
     let verdicts: String = r.get(11)?;
+    let id: String = r.get(0)?;
+    let verdicts = crate::verdicts::from_stored(&verdicts).unwrap_or_else(|e| {
+        // the message stays readable; what it lacks is said once, where operators look
+        tracing::warn!(message = %id, error = %e, "a message's stored verdicts do not read");
+        Vec::new()
+    });
     Ok(MessageRecord {
-        id: r.get(0)?,
+        id,
         phone_number_id: r.get(1)?,
         to: (direction == "out").then(|| wa_id.clone()),
         from: (direction == "in").then(|| wa_id.clone()),
@@ -182,7 +187,7 @@ fn message_fields(r: &Row) -> db::Result<MessageRecord> {
         content: serde_json::from_str(&content).unwrap_or(Value::Null),
         text: r.get(10)?,
         statuses: Vec::new(),
-        verdicts: stored::from_stored(&verdicts).unwrap_or_default(),
+        verdicts,
         biz_opaque_callback_data: r.get(12)?,
     })
 }
@@ -258,7 +263,7 @@ mod tests {
     use crate::sqlite::{SqlStore, SqliteOptions};
     use crate::{InboundCommand, Scope, SendCommand, Store};
     use greenlight_domain::message::{parse_request, Request};
-    use greenlight_domain::policy::verdict::stored;
+    use greenlight_domain::policy::RuleOutcome;
     use serde_json::{json, Value};
 
     async fn column(s: &SqlStore, id: String) -> String {
@@ -341,28 +346,50 @@ mod tests {
             .unwrap()
             .unwrap()
             .verdicts;
-        assert_eq!(read, stored::from_stored(&raw).unwrap());
-        assert_eq!(read.len(), items.len());
+        let rules: Vec<&str> = read.iter().map(|v| v.rule.as_str()).collect();
+        assert_eq!(
+            rules,
+            [
+                "customer_service_window",
+                "recipient_on_whatsapp",
+                "enforcement",
+                "opt_in",
+                "marketing_opt_out",
+                "messaging_limit",
+                "throughput",
+                "pair_rate_limit",
+                "marketing_cap"
+            ]
+        );
+        assert!(read
+            .iter()
+            .all(|v| v.outcome == RuleOutcome::Pass && v.code.is_none()));
         assert_eq!(read[0].details, format!("window open until {closes}"));
+        assert_eq!(read[1].details, "the recipient is a WhatsApp user");
+        assert_eq!(read[8].details, "not a template");
 
+        // as an older build wrote them: objects
         let objects = serde_json::to_string(&read).unwrap();
-        let (id, old) = (sent.wamid.clone(), objects.clone());
+        set_column(&s, sent.wamid.clone(), objects.clone()).await;
+        assert_eq!(column(&s, sent.wamid.clone()).await, objects);
+        let again = s.message(&scope, &sent.wamid).await.unwrap().unwrap();
+        assert_eq!(again.verdicts, read);
+
+        // an outcome this build does not know: the message still reads, without verdicts
+        set_column(&s, sent.wamid.clone(), "[[0,7,0]]".into()).await;
+        let unknown = s.message(&scope, &sent.wamid).await.unwrap().unwrap();
+        assert_eq!((unknown.id, unknown.verdicts), (sent.wamid.clone(), vec![]));
+    }
+
+    async fn set_column(s: &SqlStore, id: String, verdicts: String) {
         s.write(move |c| {
             c.execute(
                 "UPDATE messages SET verdicts = ?1 WHERE id = ?2",
-                crate::params![old, id],
+                crate::params![verdicts, id],
             )?;
             Ok(())
         })
         .await
         .unwrap();
-        assert_eq!(column(&s, sent.wamid.clone()).await, objects);
-        let again = s
-            .message(&scope, &sent.wamid)
-            .await
-            .unwrap()
-            .unwrap()
-            .verdicts;
-        assert_eq!(again, read);
     }
 }
