@@ -168,7 +168,7 @@ fn message_fields(r: &Row) -> db::Result<MessageRecord> {
     let verdicts: String = r.get(11)?;
     let id: String = r.get(0)?;
     let verdicts = crate::verdicts::from_stored(&verdicts).unwrap_or_else(|e| {
-        // the message stays readable; what it lacks is said once, where operators look
+        // the message stays readable; the log says which one lacks its verdicts, and why
         tracing::warn!(message = %id, error = %e, "a message's stored verdicts do not read");
         Vec::new()
     });
