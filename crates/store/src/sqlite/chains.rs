@@ -425,6 +425,19 @@ mod tests {
         .unwrap();
     }
 
+    /// How many indexes named `messages_thread` the database has.
+    async fn thread_indexes(s: &SqlStore) -> i64 {
+        s.read(|c| {
+            Ok(c.query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'messages_thread'",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+        .unwrap()
+    }
+
     fn owned(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
     }
@@ -536,17 +549,7 @@ mod tests {
         let s = SqlStore::open(&path, SqliteOptions::default()).unwrap();
         assert_eq!(thread(&s, "p1", "w1").await, owned(&["m1", "m3", "m5"]));
         assert_eq!(number(&s, "p1").await, owned(&["m5", "m3", "m2", "m1"]));
-        let index: i64 = s
-            .read(|c| {
-                Ok(c.query_row(
-                    "SELECT COUNT(*) FROM sqlite_master WHERE name = 'messages_thread'",
-                    [],
-                    |r| r.get(0),
-                )?)
-            })
-            .await
-            .unwrap();
-        assert_eq!(index, 0);
+        assert_eq!(thread_indexes(&s).await, 0);
     }
 
     /// `greenlight import` into SQLite builds the chains of the messages it wrote (the dump
@@ -667,16 +670,6 @@ mod tests {
         older("CREATE INDEX messages_thread ON messages(phone_id, wa_id, created_at)");
         let s = SqlStore::open(&path, SqliteOptions::default()).unwrap();
         assert_eq!(thread(&s, "p1", "w1").await, owned(&["a1", "a2"]));
-        let index: i64 = s
-            .read(|c| {
-                Ok(c.query_row(
-                    "SELECT COUNT(*) FROM sqlite_master WHERE name = 'messages_thread'",
-                    [],
-                    |r| r.get(0),
-                )?)
-            })
-            .await
-            .unwrap();
-        assert_eq!(index, 0);
+        assert_eq!(thread_indexes(&s).await, 0);
     }
 }

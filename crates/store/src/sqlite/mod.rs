@@ -1536,6 +1536,21 @@ mod tests {
             self.w.after_commit(&self.conn);
             WAL_FRAMES.with(Cell::get)
         }
+
+        /// Commits from `frames` until the log restarts; the most frames it held, each commit
+        /// checked to stay under `bound` (`what` names the failure).
+        fn until_restart(&mut self, mut frames: i64, bound: i64, what: &str) -> i64 {
+            let mut peak = frames;
+            loop {
+                let before = frames;
+                frames = self.commit();
+                if frames < before {
+                    return peak;
+                }
+                peak = frames;
+                assert!(peak < bound, "{what} at {peak} frames");
+            }
+        }
     }
 
     /// The writer's catch-up policy, with small limits and the checkpointer thread played by
@@ -1591,16 +1606,7 @@ mod tests {
             "no restart after the thread copied all but the tail"
         );
         // no pass from the thread this time: the writer waits until `max`, then catches up
-        let mut peak = frames;
-        loop {
-            let before = frames;
-            frames = f.commit();
-            if frames < before {
-                break;
-            }
-            peak = frames;
-            assert!(peak < 256 + 16, "the log reached {peak} frames");
-        }
+        let peak = f.until_restart(frames, 256 + 16, "the log grew on");
         assert!(
             peak >= 256 - 8,
             "caught up at {peak} frames, before the maximum"
@@ -1629,16 +1635,7 @@ mod tests {
         }
         // the thread's last pass left 10 frames to copy: too many while the log is short
         f.copied.store(frames - 10, Ordering::Release);
-        let mut peak = frames;
-        loop {
-            let before = frames;
-            frames = f.commit();
-            if frames < before {
-                break;
-            }
-            peak = frames;
-            assert!(peak < 160 + 8, "no catch-up at {peak} frames");
-        }
+        let peak = f.until_restart(frames, 160 + 8, "no catch-up");
         // the catch-up ran at the first commit past `long_log`, and the next one restarted the log
         assert!(
             peak >= 160,
