@@ -39,9 +39,47 @@ pub fn price(template_category: Option<&'static str>, in_window: bool, in_fep: b
     }
 }
 
+impl Pricing {
+    /// The pricing [`price`] gives with this category and type, if it gives one: its
+    /// `billable` and model follow from them. Stores that keep only the two use it.
+    pub fn from_parts(category: &str, pricing_type: &str) -> Option<Pricing> {
+        [
+            None,
+            Some("utility"),
+            Some("authentication"),
+            Some("marketing"),
+        ]
+        .into_iter()
+        .flat_map(|t| [(t, false, false), (t, true, false), (t, false, true)])
+        .map(|(t, in_window, in_fep)| price(t, in_window, in_fep))
+        .find(|p| p.category == category && p.pricing_type == pricing_type)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_price_is_found_from_its_category_and_type() {
+        let mut n = 0;
+        for t in [
+            None,
+            Some("utility"),
+            Some("authentication"),
+            Some("marketing"),
+        ] {
+            for (w, f) in [(false, false), (true, false), (false, true), (true, true)] {
+                let p = price(t, w, f);
+                assert_eq!(Pricing::from_parts(p.category, p.pricing_type), Some(p));
+                n += 1;
+            }
+        }
+        assert_eq!(n, 16);
+        // a pair `price` never gives
+        assert_eq!(Pricing::from_parts("service", "regular"), None);
+        assert_eq!(Pricing::from_parts("marketing_lite", "regular"), None);
+    }
 
     #[test]
     fn service_messages_are_free() {

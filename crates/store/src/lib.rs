@@ -15,6 +15,7 @@
 pub mod compliance;
 pub mod consent;
 pub mod db;
+mod events;
 pub mod gateway;
 pub mod ids;
 pub mod postgres;

@@ -28,3 +28,49 @@ pub(crate) async fn tenant(
     .await
     .unwrap()
 }
+
+/// The customer `15550000001` writes to the tenant's first number at `now`, and the business
+/// answers a second later with a text: an in-window send through the whole path.
+pub(crate) async fn in_window_text(
+    s: &crate::sqlite::SqlStore,
+    t: &crate::CreatedTenant,
+    now: greenlight_domain::Millis,
+) -> crate::SendResult {
+    use crate::{InboundCommand, Scope, SendCommand, Store};
+    use greenlight_domain::message::{parse_request, Request};
+    use serde_json::json;
+    let scope = Scope {
+        business_id: t.business_id.clone(),
+    };
+    let phone = s
+        .phone_number(&scope, &t.phone_numbers[0].id)
+        .await
+        .unwrap()
+        .unwrap();
+    let message = json!({"type": "text", "text": {"body": "hi"}});
+    let inbound = InboundCommand {
+        phone_id: phone.id.clone(),
+        from: "15550000001".into(),
+        profile_name: None,
+        message: message.as_object().unwrap().clone(),
+        now,
+    };
+    s.inbound(&scope, inbound).await.unwrap();
+    let body = json!({"messaging_product": "whatsapp", "to": "15550000001",
+        "type": "text", "text": {"body": "hello"}});
+    let Ok(Request::Send(request)) = parse_request(&body, "1") else {
+        panic!("a text send");
+    };
+    s.send(
+        &scope,
+        SendCommand {
+            phone,
+            request,
+            idempotency: None,
+            now: now + 1_000,
+            delivered_after: 600_000,
+        },
+    )
+    .await
+    .unwrap()
+}

@@ -1091,6 +1091,22 @@ mod tests {
         })
         .await
         .unwrap();
+        // the events' values, as a delivery worker reads them
+        let statuses: Vec<serde_json::Value> = s
+            .write_mem_on(Route::Business(&business), Facts::Keeps, |c, _| {
+                let mut stmt = c.prepare("SELECT payload FROM outbox ORDER BY id")?;
+                let rows = stmt.query_map(params![], |r| r.get::<_, String>(0))?;
+                let mut out = Vec::new();
+                for p in rows {
+                    let v = crate::events::value_json(p?).map_err(crate::sqlite::internal)?;
+                    let v: serde_json::Value =
+                        serde_json::from_str(&v).map_err(crate::sqlite::internal)?;
+                    out.push(v["statuses"][0].clone());
+                }
+                Ok(out)
+            })
+            .await
+            .unwrap();
         for i in 1..=3 {
             assert_eq!(
                 db.count(&format!(
@@ -1098,12 +1114,14 @@ mod tests {
                 )),
                 1
             );
+            let events: Vec<&serde_json::Value> = statuses
+                .iter()
+                .filter(|st| st["status"] == "delivered" && st["id"] == format!("wamid.{i}"))
+                .collect();
+            assert_eq!(events.len(), 1, "{statuses:?}");
             assert_eq!(
-                db.count(&format!(
-                    "SELECT COUNT(*) FROM outbox WHERE payload LIKE '%\"delivered\"%' \
-                     AND payload LIKE '%wamid.{i}%' AND payload LIKE '%\"recipient_id\":\"1555000000{i}\"%'"
-                )),
-                1,
+                events[0]["recipient_id"],
+                format!("1555000000{i}"),
                 "wamid.{i}'s event names its customer"
             );
         }

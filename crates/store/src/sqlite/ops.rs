@@ -30,7 +30,8 @@ use std::sync::atomic::Ordering;
 use ArrayType::{Float8 as F8, Int8 as I8, Text as Tx};
 
 /// One webhook event to queue: a change of `field`, its `value` as JSON text (as `serde_json`
-/// writes it: compact, keys sorted; `webhook::envelope_bytes` relies on it).
+/// writes it: compact, keys sorted; `webhook::envelope_bytes` relies on it), or, for a status,
+/// its fields as `crate::events` stores them.
 pub(crate) struct Event<'a> {
     pub business_id: &'a str,
     pub waba_id: &'a str,
@@ -1362,7 +1363,7 @@ fn send_tx(
             waba_id: &phone.waba_id,
             phone_id: Some(&phone.id),
             field: "messages",
-            payload: &webhook::status_json(&metadata(phone), &change),
+            payload: &crate::events::stored_status(&metadata(phone), &change),
             now,
         },
     )?;
@@ -1719,7 +1720,7 @@ fn delivered_event(
             waba_id: &phone.waba_id,
             phone_id: Some(&phone.id),
             field: "messages",
-            payload: &webhook::status_json(&metadata(&phone), &change),
+            payload: &crate::events::stored_status(&metadata(&phone), &change),
             now,
         },
     )?;

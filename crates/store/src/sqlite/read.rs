@@ -261,8 +261,7 @@ pub(crate) fn json_col(v: &Value) -> StoreResult<String> {
 #[cfg(test)]
 mod tests {
     use crate::sqlite::{SqlStore, SqliteOptions};
-    use crate::{InboundCommand, Scope, SendCommand, Store};
-    use greenlight_domain::message::{parse_request, Request};
+    use crate::{Scope, Store};
     use greenlight_domain::policy::RuleOutcome;
     use serde_json::{json, Value};
 
@@ -291,39 +290,8 @@ mod tests {
         let scope = Scope {
             business_id: t.business_id.clone(),
         };
-        let phone = s
-            .phone_number(&scope, &t.phone_numbers[0].id)
-            .await
-            .unwrap()
-            .unwrap();
         let now = 1_700_000_000_000;
-        let message = json!({"type": "text", "text": {"body": "hi"}});
-        let inbound = InboundCommand {
-            phone_id: phone.id.clone(),
-            from: "15550000001".into(),
-            profile_name: None,
-            message: message.as_object().unwrap().clone(),
-            now,
-        };
-        s.inbound(&scope, inbound).await.unwrap();
-        let body = json!({"messaging_product": "whatsapp", "to": "15550000001",
-            "type": "text", "text": {"body": "hello"}});
-        let Ok(Request::Send(request)) = parse_request(&body, "1") else {
-            panic!("a text send");
-        };
-        let sent = s
-            .send(
-                &scope,
-                SendCommand {
-                    phone,
-                    request,
-                    idempotency: None,
-                    now: now + 1_000,
-                    delivered_after: 600_000,
-                },
-            )
-            .await
-            .unwrap();
+        let sent = crate::testkit::in_window_text(&s, &t, now).await;
         let raw = column(&s, sent.wamid.clone()).await;
         let closes = (now + 24 * 3_600_000) / 1000;
         let items: Vec<Value> = serde_json::from_str(&raw).unwrap();

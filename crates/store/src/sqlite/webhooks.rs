@@ -217,6 +217,18 @@ impl Claim<'_> {
                 let Ok((url, _, secret)) = target.clone() else {
                     continue;
                 };
+                let payload = match crate::events::value_json(c.payload) {
+                    Ok(p) => p,
+                    Err(why) => {
+                        // never a body sent: held as dead, for a build that reads it to replay
+                        tracing::warn!(event = c.id, %why, "an outbox event does not read; marked dead");
+                        conn.prepare_cached(
+                            "UPDATE outbox SET state = 'dead', last_error = ?2 WHERE id = ?1 AND state = 'pending'",
+                        )?
+                        .execute(params![c.id, format!("the stored event does not read: {why}")])?;
+                        continue;
+                    }
+                };
                 let left = self.budget.entry(url.clone()).or_insert_with(|| {
                     req.per_endpoint
                         .saturating_sub(req.in_flight.get(&url).copied().unwrap_or(0))
@@ -239,7 +251,7 @@ impl Claim<'_> {
                     business_id: business_id.to_string(),
                     waba_id: c.waba_id,
                     field: c.field,
-                    payload: c.payload,
+                    payload,
                     created_at: c.created_at,
                     window_start: c.window_start,
                     attempt,
@@ -347,8 +359,9 @@ fn delivery_from_row(r: &Row, with_payload: bool) -> db::Result<DeliveryRecord> 
     let next: Millis = r.get(7)?;
     let delivered: Option<Millis> = r.get(8)?;
     let payload: String = r.get(11)?;
+    let id: i64 = r.get(0)?;
     Ok(DeliveryRecord {
-        id: r.get::<_, i64>(0)?.to_string(),
+        id: id.to_string(),
         waba_id: r.get(1)?,
         phone_number_id: r.get(2)?,
         field: r.get(3)?,
@@ -359,9 +372,19 @@ fn delivery_from_row(r: &Row, with_payload: bool) -> db::Result<DeliveryRecord> 
         delivered_at: delivered.map(|d| d.div_euclid(1000)),
         last_error: r.get(9)?,
         last_status_code: r.get::<_, Option<i64>>(10)?.map(|c| c as u16),
-        value: with_payload.then(|| serde_json::from_str(&payload).unwrap_or(Value::Null)),
+        value: with_payload.then(|| value_of(id, payload)),
         attempts_log: None,
     })
+}
+
+/// A delivery's `value` for the detail view: `null`, with a log line, when it does not read.
+fn value_of(id: i64, stored: String) -> Value {
+    crate::events::value_json(stored)
+        .and_then(|v| serde_json::from_str(&v).map_err(|e| e.to_string()))
+        .unwrap_or_else(|why| {
+            tracing::warn!(event = id, %why, "an outbox event does not read");
+            Value::Null
+        })
 }
 
 fn attempts_of(conn: &Conn, id: i64) -> StoreResult<Vec<AttemptRecord>> {
@@ -730,6 +753,7 @@ impl WebhookStore for SqliteStore {
 mod tests {
     use super::*;
     use crate::sqlite::{SqliteOptions, SqliteStore};
+    use serde_json::json;
 
     async fn store_with_tenant(hook: bool) -> (tempfile_free::Dir, SqliteStore, CreatedTenant) {
         let dir = tempfile_free::Dir::new();
@@ -943,6 +967,116 @@ mod tests {
         s.webhook_deliveries(&scope, filter).await.unwrap()
     }
 
+    /// A send's `sent` event is stored as its fields (`crate::events`): the claim hands the
+    /// worker its `value`, the bytes the status renders to, and the detail view shows it.
+    #[tokio::test]
+    async fn a_sends_status_event_is_stored_as_its_fields_and_delivered_as_its_value() {
+        let dir = tempfile_free::Dir::new();
+        let s = SqliteStore::open(&dir.path("t.db"), SqliteOptions::default()).unwrap();
+        let t = crate::testkit::tenant(&s, "B", &["+1 555 010 0001"]).await;
+        let sent = crate::testkit::in_window_text(&s, &t, 1_700_000_000_000).await;
+        let stored: Vec<(i64, String)> = s
+            .read(|c| {
+                let mut stmt = c.prepare("SELECT id, payload FROM outbox ORDER BY id")?;
+                let rows = stmt.query_map(params![], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            })
+            .await
+            .unwrap();
+        // the inbound message's event, then the send's
+        assert_eq!(stored.len(), 2, "{stored:?}");
+        let (id, raw) = &stored[1];
+        assert!(
+            raw.starts_with(&format!(
+                r#"[1,"{}","sent",1700000001000,"15550000001","#,
+                sent.wamid
+            )),
+            "{raw}"
+        );
+        assert!(raw.len() <= 240, "{} bytes: {raw}", raw.len());
+
+        let got = s
+            .claim_webhooks(req(1_700_000_001_000, 0, 10))
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!((got[1].id, &got[0].payload), (*id, &stored[0].1));
+        let value: Value = serde_json::from_str(&got[1].payload).unwrap();
+        let st = &value["statuses"][0];
+        assert_eq!(
+            (&st["id"], &st["status"]),
+            (&json!(sent.wamid), &json!("sent"))
+        );
+        assert_eq!(st["timestamp"], "1700000001");
+        assert_eq!(st["conversation"]["expiration_timestamp"], "1700086401");
+        assert_eq!(
+            st["pricing"],
+            json!({"billable": false, "category": "service",
+                "pricing_model": "PMP", "type": "free_customer_service"})
+        );
+        assert_eq!(value["metadata"]["display_phone_number"], "15550100001");
+        assert_eq!(value["contacts"][0]["user_id"], st["recipient_user_id"]);
+        assert_eq!(
+            got[1].payload,
+            serde_json::to_string(&value).unwrap(),
+            "the value as serde_json writes it (keys sorted), which the signature covers"
+        );
+        let scope = Scope {
+            business_id: t.business_id.clone(),
+        };
+        let detail = s.webhook_delivery(&scope, *id).await.unwrap().unwrap();
+        assert_eq!(detail.value, Some(value));
+    }
+
+    /// A stored event that does not read (a damaged row, or a form a newer build wrote) is
+    /// never sent: the claim holds it dead with the reason, and goes on with the others.
+    #[tokio::test]
+    async fn a_stored_event_that_does_not_read_is_held_dead_not_sent() {
+        let (_d, s, t) = store_with_tenant(true).await;
+        enqueue_stored(&s, &t, r#"[1,"cut short"]"#.into()).await;
+        enqueue_stored(&s, &t, r#"[2,"a newer form"]"#.into()).await;
+        enqueue_stored(&s, &t, r#"{"x":1}"#.into()).await;
+        let mut r = req(1_000, 0, 10);
+        r.per_endpoint = 10;
+        let got = s.claim_webhooks(r).await.unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].payload, r#"{"x":1}"#);
+        let list = deliveries(&s, &t).await;
+        let held: Vec<(&str, i64, &str)> = list[1..]
+            .iter()
+            .map(|d| {
+                (
+                    d.state.as_str(),
+                    d.attempts,
+                    d.last_error.as_deref().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            held,
+            [
+                (
+                    "dead",
+                    0,
+                    "the stored event does not read: unknown stored form 2"
+                ),
+                (
+                    "dead",
+                    0,
+                    "the stored event does not read: a status has 9 or 13 fields, not 2"
+                ),
+            ]
+        );
+        let scope = Scope {
+            business_id: t.business_id.clone(),
+        };
+        let id: i64 = list[1].id.parse().unwrap();
+        let detail = s.webhook_delivery(&scope, id).await.unwrap().unwrap();
+        assert_eq!(detail.value, Some(Value::Null));
+        // nothing left to claim
+        assert!(!s.webhooks_due(1_000, 0).await.unwrap());
+    }
+
     #[tokio::test]
     async fn events_nobody_can_receive_are_written_skipped() {
         let (_d, s, t) = store_with_tenant(false).await;
@@ -959,6 +1093,11 @@ mod tests {
     }
 
     async fn enqueue_cached(s: &SqliteStore, t: &CreatedTenant) {
+        enqueue_stored(s, t, r#"{"x":1}"#.into()).await
+    }
+
+    /// A `messages` event with this stored payload, through the send path's queueing.
+    async fn enqueue_stored(s: &SqliteStore, t: &CreatedTenant, payload: String) {
         let (b, w) = (t.business_id.clone(), t.waba_id.clone());
         s.write_mem(move |c, mem| {
             let e = super::super::ops::Event {
@@ -966,7 +1105,7 @@ mod tests {
                 waba_id: &w,
                 phone_id: None,
                 field: "messages",
-                payload: r#"{"x":1}"#,
+                payload: &payload,
                 now: 1_000,
             };
             super::super::ops::enqueue_cached(c, mem, &e)
