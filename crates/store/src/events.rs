@@ -1,10 +1,11 @@
 //! How the outbox keeps a status event's `value`: as the status's fields, rendered when read.
 //!
 //! Every send queues a `sent` event and every delivery a `delivered` one. As `value` objects
-//! they were ~580 bytes each, two thirds of it keys and structure that do not depend on the
+//! they were ~600 bytes each, three fifths of it keys and structure that do not depend on the
 //! message, and the largest item a send writes, whether the event is delivered or `skipped`
-//! because nobody can receive it (docs/BENCHMARKS.md, nineteenth round). So the outbox stores
-//! a status change as a JSON array of its fields:
+//! because nobody can receive it. So the outbox stores a status change as a JSON array of its
+//! fields (233 bytes for an in-window text's `sent` event; docs/BENCHMARKS.md, nineteenth
+//! round):
 //!
 //! `[1, wamid, status, at, recipient_id, recipient_user_id, biz_opaque_callback_data,
 //! display_phone_number, phone_number_id]`, and, when the status carries pricing, four more:
