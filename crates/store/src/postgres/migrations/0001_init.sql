@@ -139,7 +139,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     waba_id         TEXT NOT NULL,
     phone_id        TEXT,
     field           TEXT NOT NULL,
-    payload         TEXT NOT NULL,           -- the change's `value`
+    payload         TEXT NOT NULL,           -- the change's `value`, or a status's fields (store/src/events.rs)
     created_at      BIGINT NOT NULL,
     state           TEXT NOT NULL DEFAULT 'pending', -- pending | delivered | dead | skipped
     attempts        BIGINT NOT NULL DEFAULT 0,
