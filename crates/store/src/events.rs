@@ -24,11 +24,11 @@
 //! A status with errors, or whose pricing does not follow from those two, is stored as its
 //! `value`, as is every other event (the sandbox's `read` statuses, inbound messages, account
 //! and template updates, the relays of Meta's events in gateway mode, which must stay as Meta
-//! wrote them). A `value` is an object and this form an array, so the
-//! first character tells them apart. The leading `1` names the form: to a build that reads
-//! these arrays, a tag it does not know (a newer build wrote it) is an error for the caller to
-//! report, never a body sent. A build from before them would send the array itself
-//! (docs/ARCHITECTURE.md says how to upgrade).
+//! wrote them). A `value` is an object and this form an array, so the first character tells
+//! them apart. The leading `1` names the form: to a build that reads these arrays, a tag it
+//! does not know (a newer build wrote it) is an error for the caller to report, never a body
+//! sent. A build from before them would send the array itself (docs/ARCHITECTURE.md says how
+//! to upgrade).
 
 use greenlight_domain::pricing::Pricing;
 use greenlight_domain::webhook::{self, ConversationInfo, Metadata, StatusChange};
