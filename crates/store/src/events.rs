@@ -34,6 +34,7 @@ use greenlight_domain::pricing::Pricing;
 use greenlight_domain::webhook::{self, ConversationInfo, Metadata, StatusChange};
 use greenlight_domain::Millis;
 use serde_json::Value;
+use std::fmt::Write as _;
 
 /// The form's tag: the array's first element.
 const STATUS_V1: i64 = 1;
@@ -48,14 +49,13 @@ pub(crate) fn stored_status(meta: &Metadata, s: &StatusChange) -> String {
     if s.error.is_some() || !pricing_follows {
         return webhook::status_json(meta, s);
     }
+    // on the send path: numbers written in place (`fmt::Write` for a `String` cannot fail)
     let mut out = String::with_capacity(256);
-    out.push('[');
-    out.push_str(&STATUS_V1.to_string());
+    let _ = write!(out, "[{STATUS_V1}");
     for field in [Some(s.wamid), Some(s.status)] {
         push(&mut out, field);
     }
-    out.push(',');
-    out.push_str(&s.at.to_string());
+    let _ = write!(out, ",{}", s.at);
     for field in [
         Some(s.recipient_id),
         s.recipient_user_id,
@@ -67,11 +67,10 @@ pub(crate) fn stored_status(meta: &Metadata, s: &StatusChange) -> String {
     }
     if let Some((p, conv)) = &s.pricing {
         push(&mut out, Some(conv.id));
-        out.push(',');
-        match conv.expiration {
-            Some(e) => out.push_str(&e.to_string()),
-            None => out.push_str("null"),
-        }
+        let _ = match conv.expiration {
+            Some(e) => write!(out, ",{e}"),
+            None => write!(out, ",null"),
+        };
         push(&mut out, Some(p.category));
         push(&mut out, Some(p.pricing_type));
     }

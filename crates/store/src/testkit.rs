@@ -29,6 +29,24 @@ pub(crate) async fn tenant(
     .unwrap()
 }
 
+/// The tenant's scope and its `i`-th number, as the store reads it.
+pub(crate) async fn number(
+    s: &crate::sqlite::SqlStore,
+    t: &crate::CreatedTenant,
+    i: usize,
+) -> (crate::Scope, crate::PhoneNumber) {
+    use crate::Store;
+    let scope = crate::Scope {
+        business_id: t.business_id.clone(),
+    };
+    let phone = s
+        .phone_number(&scope, &t.phone_numbers[i].id)
+        .await
+        .unwrap()
+        .unwrap();
+    (scope, phone)
+}
+
 /// The customer `15550000001` writes to the tenant's first number at `now`, and the business
 /// answers a second later with a text: an in-window send through the whole path.
 pub(crate) async fn in_window_text(
@@ -36,17 +54,10 @@ pub(crate) async fn in_window_text(
     t: &crate::CreatedTenant,
     now: greenlight_domain::Millis,
 ) -> crate::SendResult {
-    use crate::{InboundCommand, Scope, SendCommand, Store};
+    use crate::{InboundCommand, SendCommand, Store};
     use greenlight_domain::message::{parse_request, Request};
     use serde_json::json;
-    let scope = Scope {
-        business_id: t.business_id.clone(),
-    };
-    let phone = s
-        .phone_number(&scope, &t.phone_numbers[0].id)
-        .await
-        .unwrap()
-        .unwrap();
+    let (scope, phone) = number(s, t, 0).await;
     let message = json!({"type": "text", "text": {"body": "hi"}});
     let inbound = InboundCommand {
         phone_id: phone.id.clone(),

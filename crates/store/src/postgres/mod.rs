@@ -815,26 +815,15 @@ mod tests {
     /// send of the batch, each written once, with the `COMMIT`.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn sends_queued_together_read_their_facts_at_once() {
-        use crate::{InboundCommand, Scope, SendCommand, Store};
+        use crate::{InboundCommand, SendCommand, Store};
         use greenlight_domain::message::{parse_request, Request};
         let Some(db) = TestDb::create("sends_queued_together_read_their_facts_at_once") else {
             return;
         };
         let s = Arc::new(SqlStore::open_postgres(&db.url, PostgresOptions::default()).unwrap());
         let t = tenant(&s, "B", &["+1 555 010 0001", "+1 555 010 0002"]).await;
-        let scope = Scope {
-            business_id: t.business_id.clone(),
-        };
-        let phone = s
-            .phone_number(&scope, &t.phone_numbers[0].id)
-            .await
-            .unwrap()
-            .unwrap();
-        let other_phone = s
-            .phone_number(&scope, &t.phone_numbers[1].id)
-            .await
-            .unwrap()
-            .unwrap();
+        let (scope, phone) = crate::testkit::number(&s, &t, 0).await;
+        let (_, other_phone) = crate::testkit::number(&s, &t, 1).await;
         let now = 10_000;
         let customer = |i: u32| format!("1555000000{i}");
         // customers 1 to 4 wrote in: their windows are open; 5 and 6 did not
