@@ -11,6 +11,11 @@
 #                           extra send run (not one of the measured ones) and during the webhook
 #                           drain (which then reads ~15 % low), and keeps them with their reports
 #                           in the run folder (installs linux-perf if perf is missing)
+#   bench/run.sh --instructions  instead of the table: user-space instructions per in-window
+#                           send, counted by callgrind over BENCH_INSTR_SENDS sends and their
+#                           deliveries, by thread (installs valgrind if missing). Unlike a rate
+#                           it does not move with the machine's load: for comparing two builds
+#                           on a change of a few per cent (docs/BENCHMARKS.md, twentieth round)
 #
 # Everything is bounded: each wrk run by a duration and a request cap, each wait by a timeout;
 # greenlight and the webhook receiver listen on 127.0.0.1 only; only processes this script
@@ -37,16 +42,19 @@
 #                           and drops its own database [postgres://postgres@127.0.0.1:5432]
 #   BENCH_BIN               run this greenlight binary instead of building one (to compare two
 #                           builds back to back; the table's commit is then the checkout's)
+#   BENCH_INSTR_SENDS       --instructions: sends counted, after as many uncounted [4000]
 set -euo pipefail
 
 QUICK=0
 PROFILE=0
+INSTRUCTIONS=0
 for arg in "$@"; do
     case "$arg" in
         --quick) QUICK=1 ;;
         --profile) PROFILE=1 ;;
+        --instructions) INSTRUCTIONS=1 ;;
         -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) echo "bench/run.sh: unknown argument $arg (use --quick, --profile or --help)" >&2; exit 2 ;;
+        *) echo "bench/run.sh: unknown argument $arg (use --quick, --profile, --instructions or --help)" >&2; exit 2 ;;
     esac
 done
 
@@ -110,6 +118,7 @@ need_tools() {
     command -v sqlite3 >/dev/null || missing+=(sqlite3)
     if [ "$MEASURE_POSTGRES" = 1 ] && ! command -v psql >/dev/null; then missing+=(postgresql-client); fi
     if [ "$PROFILE" = 1 ] && ! command -v perf >/dev/null; then missing+=(linux-perf); fi
+    if [ "$INSTRUCTIONS" = 1 ] && ! command -v callgrind_control >/dev/null; then missing+=(valgrind); fi
     if [ ${#missing[@]} -gt 0 ]; then
         say "installing ${missing[*]} (Debian packages)"
         local SUDO=""
@@ -180,10 +189,10 @@ start_server() {
         GREENLIGHT_SQLITE_SYNCHRONOUS="$sync" \
         GREENLIGHT_LOG=info \
         ${BENCH_SERVER_ENV:-} "$@" \
-        "$BIN" serve >"$SERVER_LOG" 2>&1 &
+        ${WRAP:-} "$BIN" serve >"$SERVER_LOG" 2>&1 &
     SERVER_PID=$!
     local addr=""
-    for _ in $(seq 1 200); do
+    for _ in $(seq 1 "${START_TRIES:-200}"); do
         addr="$(grep -m1 'greenlight is listening' "$SERVER_LOG" 2>/dev/null | grep -o '127\.0\.0\.1:[0-9]\+' || true)"
         [ -n "$addr" ] && break
         kill -0 "$SERVER_PID" 2>/dev/null || { cat "$SERVER_LOG" >&2; die "greenlight exited at start"; }
@@ -760,11 +769,49 @@ verify() {
     fi
 }
 
+# --instructions: user-space instructions per in-window send, by callgrind. The server runs under
+# valgrind with instrumentation off (about 5x slower, not 50x) while tenants are made and windows
+# opened; a first pass of sends gives every pair its messages and lets their deliveries run;
+# then instrumentation goes on for the same number of sends again, waits until every delivery
+# they scheduled ran (the `delivered` statuses and their events are part of a send's cost), and
+# goes off. Counts are by thread; kernel time (the WAL's writes, fsync, sockets) is not counted.
+instructions() {
+    local n=${BENCH_INSTR_SENDS:-4000} out="$RUN_DIR/callgrind.out" f ir total=0 writer=0 other=0
+    WRAP="valgrind --tool=callgrind --instr-atstart=no --separate-threads=yes --callgrind-out-file=$out"
+    START_TRIES=2400 start_server full FULL
+    create_tenants full
+    open_windows full
+    run_send instr-warm send.lua 16 600 "$n"
+    wait_deliveries
+    callgrind_control -i on "$SERVER_PID" >/dev/null
+    callgrind_control -z "$SERVER_PID" >/dev/null
+    run_send instr-counted send.lua 16 600 "$n"
+    local sent=${W[requests]}
+    wait_deliveries
+    callgrind_control -i off "$SERVER_PID" >/dev/null
+    callgrind_control -d "$SERVER_PID" >/dev/null
+    # one file per thread; the writer's is the one whose functions include its loop
+    for f in "$out".*-*; do
+        ir=$(awk '/^totals:/ { print $2; exit }' "$f")
+        [ -n "$ir" ] || continue
+        total=$((total + ir))
+        if grep -q 'writer_loop' "$f"; then writer=$((writer + ir)); else other=$((other + ir)); fi
+    done
+    [ "$total" -gt 0 ] || die "callgrind wrote no counts (see $out.*)"
+    printf 'instructions per send over %s sends (%s): all threads %s, the store writer %s, the others %s\n' \
+        "$sent" "$(basename "$BIN")" "$((total / sent))" "$((writer / sent))" "$((other / sent))"
+    stop_server
+}
+
 # ---------------------------------------------------------------------------------------------
 # Main
 # ---------------------------------------------------------------------------------------------
 need_tools
 build
+if [ "$INSTRUCTIONS" = 1 ]; then
+    instructions
+    exit 0
+fi
 STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 LOADAVG=$(cut -d" " -f1-3 /proc/loadavg)
 SECONDS=0
