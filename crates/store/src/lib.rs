@@ -18,6 +18,7 @@ pub mod db;
 mod events;
 pub mod gateway;
 pub mod ids;
+mod keys;
 pub mod postgres;
 pub mod sqlite;
 pub mod templates;

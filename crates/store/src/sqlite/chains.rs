@@ -12,16 +12,19 @@
 //! each batch, so that a page of the table is written once for all the heads it holds. When a
 //! sweep's last chunk commits, `meta.chains_upto` records the newest message the table covers;
 //! at start, the heads of the messages after it are found again from their links, so a crash
-//! loses nothing. Readers take a head from the heads the writer committed (shared with them) or
-//! from the table, and walk its chain in one statement (`WITH RECURSIVE`, [`chain_sql`]).
+//! loses nothing. The heads a finished sweep wrote stay in memory too, up to [`SWEPT_MAX`], as
+//! the table holds them: a thread's next message, which mostly comes after a sweep, finds its
+//! head there instead of reading the table. Readers take a head from the heads the writer
+//! holds (shared with them) or from the table, and walk its chain in one statement
+//! (`WITH RECURSIVE`, [`chain_sql`]).
 //!
 //! PostgreSQL keeps the index `messages_thread`: several nodes write there, and the heads could
 //! not live in one memory.
 
 use crate::db::{self, Conn, OptionalExtension};
+use crate::keys::{HashMap, Pair};
 use crate::{params, StoreResult};
 use rusqlite::Connection;
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -34,23 +37,31 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 const SWEEP_CHUNK: usize = 512;
 /// Past this many unswept heads a sweep starts whatever the time (bounds the memory).
 const SWEEP_AT: usize = 200_000;
+/// At most this many heads of finished sweeps are kept in memory (~110 bytes each): a sweep
+/// that would pass it empties them first, and the heads it drops are read from the table.
+const SWEPT_MAX: usize = 100_000;
 
-/// The heads of committed messages that `message_heads` may not hold yet: the writer's, shared
-/// with the readers.
+/// The heads of committed messages the writer holds, shared with the readers: those
+/// `message_heads` may not hold yet, then those it holds as a finished sweep wrote them. A
+/// chain's head is the first of the three maps that has it, or else the table's.
 #[derive(Default)]
 pub(crate) struct Committed {
     /// Changed since the current sweep began.
     fresh: HashMap<Key, i64>,
     /// Being written by the current sweep (where `fresh` has nothing newer).
     sweeping: Arc<HashMap<Key, i64>>,
+    /// Written by a finished sweep: what the table holds (where neither map above has anything
+    /// newer). At most [`SWEPT_MAX`].
+    swept: HashMap<Key, i64>,
 }
 
 impl Committed {
     fn get(&self, phone_id: &str, wa_id: &str) -> Option<i64> {
-        let k = (phone_id.to_string(), wa_id.to_string());
+        let k = Pair(phone_id, wa_id);
         self.fresh
             .get(&k)
             .or_else(|| self.sweeping.get(&k))
+            .or_else(|| self.swept.get(&k))
             .copied()
     }
 }
@@ -72,6 +83,8 @@ pub(crate) struct Chains {
     last_sweep: Option<Instant>,
     /// Heads written with each batch ([`SWEEP_CHUNK`]).
     chunk: usize,
+    /// Heads of finished sweeps kept in memory at most ([`SWEPT_MAX`]).
+    swept_max: usize,
     /// The newest committed message.
     newest: i64,
 }
@@ -229,7 +242,14 @@ impl Chains {
         if self.writing > self.written {
             self.written = self.writing;
             if self.written == self.sweep.len() {
-                self.sweep = Vec::new();
+                // the table now holds these heads: they stay in memory, bounded
+                let done = std::mem::take(&mut self.sweep);
+                if shared.swept.len() + done.len() > self.swept_max {
+                    shared.swept.clear();
+                }
+                if done.len() <= self.swept_max {
+                    shared.swept.extend(done);
+                }
                 self.written = 0;
                 self.writing = 0;
                 shared.sweeping = Arc::default();
@@ -274,6 +294,7 @@ impl Chains {
             shared: Arc::new(Mutex::new(Committed {
                 fresh,
                 sweeping: Arc::default(),
+                swept: HashMap::new(),
             })),
             pending: Vec::new(),
             sweep: Vec::new(),
@@ -282,6 +303,7 @@ impl Chains {
             sweep_upto: 0,
             last_sweep: Some(Instant::now()),
             chunk: SWEEP_CHUNK,
+            swept_max: SWEPT_MAX,
             newest,
         })
     }
@@ -295,6 +317,12 @@ impl Chains {
     pub(crate) fn sweep_at(&mut self, due: bool, chunk: usize) {
         self.last_sweep = (!due).then(|| Instant::now() + Duration::from_secs(3600));
         self.chunk = chunk;
+    }
+
+    /// Tests: at most `n` heads of finished sweeps in memory.
+    #[cfg(test)]
+    pub(crate) fn keep_swept(&mut self, n: usize) {
+        self.swept_max = n;
     }
 }
 
@@ -507,6 +535,52 @@ mod tests {
         assert_eq!(number(&s, "p2").await, owned(&["c1"]));
         assert!(thread(&s, "p3", "w1").await.is_empty());
         assert!(number(&s, "p3").await.is_empty());
+    }
+
+    /// The heads a finished sweep wrote stay in memory as the table holds them: a chain is found
+    /// with the table's heads gone, a newer message wins over its kept head, and a sweep past the
+    /// bound drops the kept heads, which are then the table's again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn heads_of_a_finished_sweep_stay_in_memory_within_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db").to_string_lossy().to_string();
+        let s = SqlStore::open(&path, SqliteOptions::default()).unwrap();
+        let forget_table = || async {
+            s.write(|c| Ok(c.execute("DELETE FROM message_heads", params![])?))
+                .await
+                .unwrap()
+        };
+        sweep_at(&s, false, 512).await;
+        message(&s, "a1", "p1", "w1", false).await.unwrap();
+        message(&s, "b1", "p1", "w2", false).await.unwrap();
+        // one sweep, in one batch: 3 heads (2 threads, 1 number), and nothing more for an hour
+        sweep_at(&s, true, 512).await;
+        sweep_at(&s, false, 512).await;
+        assert_eq!(stored(&s).await.1.len(), 3);
+        assert_eq!(forget_table().await, 3);
+        assert_eq!(thread(&s, "p1", "w1").await, owned(&["a1"]));
+        assert_eq!(thread(&s, "p1", "w2").await, owned(&["b1"]));
+        assert_eq!(number(&s, "p1").await, owned(&["b1", "a1"]));
+        // a newer message: its head is fresh, ahead of the kept one
+        message(&s, "a2", "p1", "w1", false).await.unwrap();
+        assert_eq!(thread(&s, "p1", "w1").await, owned(&["a1", "a2"]));
+        assert_eq!(number(&s, "p1").await, owned(&["a2", "b1", "a1"]));
+
+        // at most one kept head: the next sweep (a2's two heads) drops them all
+        s.write_mem(|_, mem| {
+            mem.chains.as_mut().unwrap().keep_swept(1);
+            Ok(())
+        })
+        .await
+        .unwrap();
+        sweep_at(&s, true, 512).await;
+        sweep_at(&s, false, 512).await;
+        assert_eq!(forget_table().await, 2);
+        assert!(
+            thread(&s, "p1", "w2").await.is_empty(),
+            "b1's head was the table's alone"
+        );
+        assert!(thread(&s, "p1", "w1").await.is_empty());
     }
 
     /// A database from before the chains gets them when it is opened, once, and loses the index

@@ -34,10 +34,10 @@ mod templates;
 mod webhooks;
 
 use crate::db::Conn;
+use crate::keys::HashMap;
 use crate::{StoreError, StoreResult};
 use rusqlite::Connection;
 use std::cell::Cell;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
@@ -109,11 +109,9 @@ pub(crate) struct Writer {
 #[derive(Default)]
 pub(crate) struct Memory {
     /// Throughput bucket per business number.
-    pub number_buckets:
-        std::collections::HashMap<String, greenlight_domain::policy::pacing::Bucket>,
+    pub number_buckets: HashMap<String, greenlight_domain::policy::pacing::Bucket>,
     /// Pair-rate bucket per (number, customer).
-    pub pair_buckets:
-        std::collections::HashMap<(String, String), greenlight_domain::policy::pacing::Bucket>,
+    pub pair_buckets: HashMap<(String, String), greenlight_domain::policy::pacing::Bucket>,
     /// Configuration the send path reads on every message; see [`Memory::config`].
     config: ConfigCache,
     /// `config_version` was read in the current job (reset before each job).

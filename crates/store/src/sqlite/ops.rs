@@ -6,6 +6,7 @@ use super::{internal, Facts, Route, SqliteStore};
 use crate::db::{ArrayType, Conn, OptionalExtension, Params, RowStatement};
 // the element types of row statements' array parameters
 use crate::ids;
+use crate::keys::{get_or_load, Pair, Triple};
 use crate::params;
 use crate::verdicts::Stored;
 use crate::*;
@@ -70,11 +71,7 @@ pub(crate) fn enqueue(
 /// [`enqueue`] with where the events go taken from the writer's configuration cache: the send
 /// path's version.
 pub(crate) fn enqueue_cached(conn: &Conn, mem: &mut Memory, e: &Event) -> StoreResult<()> {
-    let key = (
-        e.business_id.to_string(),
-        e.waba_id.to_string(),
-        e.phone_id.map(str::to_string),
-    );
+    let key = Triple(e.business_id, e.waba_id, e.phone_id);
     let skip = super::webhooks::skip_reason(route_cached(conn, mem, &key)?, e.field);
     insert_event(conn, e, skip)
 }
@@ -84,10 +81,10 @@ pub(crate) fn enqueue_cached(conn: &Conn, mem: &mut Memory, e: &Event) -> StoreR
 pub(crate) fn route_cached<'m>(
     conn: &Conn,
     mem: &'m mut Memory,
-    key: &super::webhooks::TargetKey,
+    key: &Triple<'_>,
 ) -> StoreResult<&'m super::webhooks::Target> {
     get_or_load(&mut mem.config(conn)?.targets, key, || {
-        super::webhooks::resolve(conn, &key.0, &key.1, key.2.as_deref())
+        super::webhooks::resolve(conn, key.0, key.1, key.2)
     })
 }
 
@@ -197,23 +194,6 @@ static TASK_DONE_ROW: RowStatement = RowStatement {
     types: &[I8],
 };
 
-/// `map[key]`, loaded and kept first if absent: the writer's configuration cache.
-fn get_or_load<'m, K, Q, V>(
-    map: &'m mut std::collections::HashMap<K, V>,
-    key: &Q,
-    load: impl FnOnce() -> StoreResult<V>,
-) -> StoreResult<&'m V>
-where
-    K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
-    Q: ToOwned<Owned = K> + std::hash::Hash + Eq + ?Sized,
-{
-    if !map.contains_key(key) {
-        let v = load()?;
-        map.insert(key.to_owned(), v);
-    }
-    Ok(&map[key])
-}
-
 /// The tenant's settings, from the writer's configuration cache.
 pub(crate) fn settings_cached(
     conn: &Conn,
@@ -247,10 +227,11 @@ fn phone_cached(
     business_id: &str,
     phone_id: &str,
 ) -> StoreResult<Option<PhoneNumber>> {
-    let key = (business_id.to_string(), phone_id.to_string());
-    get_or_load(&mut mem.config(conn)?.phones, &key, || {
-        read::phone(conn, business_id, phone_id)
-    })
+    get_or_load(
+        &mut mem.config(conn)?.phones,
+        &Pair(business_id, phone_id),
+        || read::phone(conn, business_id, phone_id),
+    )
     .cloned()
 }
 
@@ -466,7 +447,7 @@ impl SendKey {
 #[derive(Default)]
 pub(crate) struct Prefetched {
     /// (number, customer) → business, facts.
-    rows: HashMap<(String, String), (String, CustomerFacts)>,
+    rows: crate::keys::HashMap<(String, String), (String, CustomerFacts)>,
     /// Sends that took prefetched facts, ever (what the tests and the benchmark look at).
     pub taken: u64,
 }
@@ -481,9 +462,7 @@ impl Prefetched {
         if self.rows.is_empty() {
             return None;
         }
-        let (b, facts) = self
-            .rows
-            .remove(&(phone_id.to_string(), wa_id.to_string()))?;
+        let (b, facts) = self.rows.remove(&Pair(phone_id, wa_id))?;
         let valid = b == business_id;
         self.taken += u64::from(valid);
         valid.then_some(facts)
@@ -1092,10 +1071,7 @@ fn bucket(
 ) -> Bucket {
     match wa_id {
         None => mem.number_buckets.get(phone_id).copied(),
-        Some(w) => mem
-            .pair_buckets
-            .get(&(phone_id.to_string(), w.to_string()))
-            .copied(),
+        Some(w) => mem.pair_buckets.get(&Pair(phone_id, w)).copied(),
     }
     .or(stored)
     .unwrap_or_else(|| Bucket::full(burst, now))

@@ -197,16 +197,17 @@ impl Claim<'_> {
             let fetched = rows.len();
             let mut skipped_some = false;
             for c in rows {
-                let key = (
-                    business_id.to_string(),
-                    c.waba_id.clone(),
-                    c.phone_id.clone(),
-                );
+                let key = crate::keys::Triple(business_id, &c.waba_id, c.phone_id.as_deref());
                 let target = super::ops::route_cached(conn, mem, &key)?;
                 if let Some(why) = skip_reason(target, &c.field) {
                     // a target with no URL skips every field; a field filter skips one field
                     let field = target.is_ok().then(|| c.field.clone());
-                    let k = (key.0, key.1, key.2, field);
+                    let k = (
+                        business_id.to_string(),
+                        c.waba_id.clone(),
+                        c.phone_id.clone(),
+                        field,
+                    );
                     if !self.skipped.contains(&k) {
                         skip_all(conn, req, &k, &why)?;
                         self.skipped.insert(k);
