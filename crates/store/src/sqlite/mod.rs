@@ -103,6 +103,11 @@ pub(crate) struct Writer {
     pub poisoned: bool,
 }
 
+/// At most this many deliveries' events are kept in memory ([`Memory::delivering`], ~250 bytes
+/// each): several seconds of sends at the highest rates measured, whose deliveries follow
+/// within `delivered_delay_ms`.
+const DELIVERING_MAX: usize = 100_000;
+
 /// The writer's in-memory state. Pacing buckets: on SQLite, all of them; on PostgreSQL, where
 /// several nodes share the `pacing_buckets` table, those the current batch changed, written
 /// before its `COMMIT` and forgotten after it (see `ops.rs`).
@@ -121,6 +126,14 @@ pub(crate) struct Memory {
     /// SQLite: the batch's messages to deliver, `(due, wamid)` in send order, written as
     /// shared tasks before its `COMMIT` ([`ops::before_commit`]).
     pub deliveries: Vec<(greenlight_domain::Millis, String)>,
+    /// SQLite: what each message this writer sent needs for its `delivered` event, by wamid,
+    /// kept from its send so that the delivery need not read the message back
+    /// ([`Memory::keep_delivery`]). A delivery takes its entry; one without (after a restart,
+    /// or past the bound) reads the message. An entry of a send that rolled back is never
+    /// asked for, and goes with the bound.
+    pub delivering: HashMap<String, ops::ToDeliver>,
+    /// Tests: a bound other than [`DELIVERING_MAX`].
+    pub(crate) delivering_max: Option<usize>,
     /// Batches this writer has ended (committed or rolled back): which batch a job ran in.
     pub batches: u64,
     /// SQLite: threads and numbers as chains of messages (`chains.rs`).
@@ -194,6 +207,15 @@ impl Memory {
     /// back (on SQLite a rolled-back job's tokens stay taken, as they always have).
     fn batch_buckets(&self) -> Buckets {
         (self.number_buckets.clone(), self.pair_buckets.clone())
+    }
+
+    /// Keeps what a send's delivery needs ([`Memory::delivering`]); past the bound, forgets
+    /// every kept entry first.
+    pub(crate) fn keep_delivery(&mut self, wamid: String, row: ops::ToDeliver) {
+        if self.delivering.len() >= self.delivering_max.unwrap_or(DELIVERING_MAX) {
+            self.delivering.clear();
+        }
+        self.delivering.insert(wamid, row);
     }
 
     /// After a batch committed or rolled back. On PostgreSQL the buckets in memory are the

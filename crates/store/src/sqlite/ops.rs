@@ -1355,6 +1355,18 @@ fn send_tx(
                 conn.defer_row(&DELIVER_TASK_ROW, params![due, wamid])?;
             } else {
                 mem.deliveries.push((due, wamid.clone()));
+                mem.keep_delivery(
+                    wamid.clone(),
+                    ToDeliver {
+                        business_id: scope.business_id.clone(),
+                        phone_id: phone.id.clone(),
+                        wa_id: ev.wa_id.clone(),
+                        pricing: Some(d.pricing),
+                        conversation_id: Some(conversation_id.clone()),
+                        biz_opaque: req.biz_opaque_callback_data.clone(),
+                        user_id: Some(user_id.clone()),
+                    },
+                );
             }
         }
     }
@@ -1381,17 +1393,23 @@ fn send_tx(
     }))
 }
 
-/// What moving a message to `delivered` reads: the message and its customer's user id.
-struct ToDeliver {
+/// What a message's `delivered` event needs: the message and its customer's user id. Read
+/// with the move ([`DELIVER_READ`], [`DELIVER_MANY`]), or kept from the send on SQLite
+/// ([`Memory::delivering`]): none of it changes after the send (a contact's user id is
+/// written once and never changed).
+pub(crate) struct ToDeliver {
     business_id: String,
     phone_id: String,
     wa_id: String,
-    status: String,
-    pricing: Option<String>,
+    pricing: Option<greenlight_domain::pricing::Pricing>,
     conversation_id: Option<String>,
     biz_opaque: Option<String>,
     user_id: Option<String>,
 }
+
+/// Moves a message whose event [`ToDeliver`] the writer kept, if it is still `sent`.
+const DELIVER_KEPT: &str = "UPDATE messages SET status = 'delivered', delivered_at = ?2 \
+     WHERE id = ?1 AND direction = 'out' AND status = 'sent'";
 
 /// An outbound message as [`ToDeliver`], by wamid.
 const DELIVER_READ: &str = "SELECT m.business_id, m.phone_id, m.wa_id, m.status, m.pricing, \
@@ -1612,24 +1630,39 @@ fn to_deliver(r: &crate::db::Row<'_>) -> crate::db::Result<ToDeliver> {
         business_id: r.get(0)?,
         phone_id: r.get(1)?,
         wa_id: r.get(2)?,
-        status: r.get(3)?,
-        pricing: r.get(4)?,
+        // column 3 is the status, which the caller checks
+        pricing: r
+            .get::<_, Option<String>>(4)?
+            .and_then(|p| parse_pricing(&p)),
         conversation_id: r.get(5)?,
         biz_opaque: r.get(6)?,
         user_id: r.get(7)?,
     })
 }
 
-/// Moves an outbound message to `delivered` (if it is `sent`), with its status event.
+/// Moves an outbound message to `delivered` (if it is `sent`), with its status event: with what
+/// its send kept if the writer has it, otherwise read with the message.
 fn deliver(conn: &Conn, mem: &mut Memory, wamid: &str, now: Millis) -> StoreResult<bool> {
+    if let Some(row) = mem.delivering.remove(wamid) {
+        let moved = conn
+            .prepare_cached(DELIVER_KEPT)?
+            .execute(params![wamid, now])?;
+        if moved == 0 {
+            return Ok(false);
+        }
+        delivered_event(conn, mem, wamid, row, now)?;
+        return Ok(true);
+    }
     let row = conn
         .prepare_cached(DELIVER_READ)?
-        .query_row(params![wamid], to_deliver)
+        .query_row(params![wamid], |r| {
+            Ok((r.get::<_, String>(3)?, to_deliver(r)?))
+        })
         .optional()?;
-    let Some(row) = row else {
+    let Some((status, row)) = row else {
         return Ok(false);
     };
-    if row.status != "sent" || phone_cached(conn, mem, &row.business_id, &row.phone_id)?.is_none() {
+    if status != "sent" || phone_cached(conn, mem, &row.business_id, &row.phone_id)?.is_none() {
         return Ok(false);
     }
     conn.defer_row(&DELIVERED_ROW, params![wamid, now])?;
@@ -1667,8 +1700,6 @@ fn delivered_event(
         Some(u) => u,
         None => new_user_id(conn, &business_id, &wa_id, now)?,
     };
-    let pricing: Option<greenlight_domain::pricing::Pricing> =
-        pricing.and_then(|p| parse_pricing(&p));
     let conv = conv.unwrap_or_default();
     let change = StatusChange {
         wamid,
@@ -1790,9 +1821,17 @@ impl SqliteStore {
 
 /// Pricing is stored as JSON of `Pricing`; its strings are `'static` in the domain, so map back.
 fn parse_pricing(s: &str) -> Option<greenlight_domain::pricing::Pricing> {
-    let v: Value = serde_json::from_str(s).ok()?;
-    let category = v["category"].as_str()?;
-    let ty = v["type"].as_str()?;
+    /// The two fields the price follows from (read without building a `Value`: once per
+    /// delivery).
+    #[derive(serde::Deserialize)]
+    struct Stored<'a> {
+        #[serde(borrow)]
+        category: std::borrow::Cow<'a, str>,
+        #[serde(borrow, rename = "type")]
+        ty: std::borrow::Cow<'a, str>,
+    }
+    let v: Stored<'_> = serde_json::from_str(s).ok()?;
+    let (category, ty) = (v.category.as_ref(), v.ty.as_ref());
     let in_fep = ty == "free_entry_point";
     let tmpl = match category {
         "service" => None,
@@ -2506,5 +2545,192 @@ impl Store for SqliteStore {
             )? > 0)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sqlite::{SqlStore, SqliteOptions};
+    use greenlight_domain::pricing::price;
+
+    /// A store on a fresh database with one tenant, whose customer `15550000001` got two texts
+    /// (`testkit::in_window_text`), due to be delivered at 1,700,000,611,000 and after.
+    async fn two_sends(dir: &tempfile::TempDir) -> (SqlStore, [String; 2]) {
+        let s = SqlStore::open(
+            &dir.path().join("t.db").to_string_lossy(),
+            SqliteOptions::default(),
+        )
+        .unwrap();
+        let t = crate::testkit::tenant(&s, "B", &["+1 555 010 0001"]).await;
+        let a = crate::testkit::in_window_text(&s, &t, 1_700_000_000_000).await;
+        let b = crate::testkit::in_window_text(&s, &t, 1_700_000_010_000).await;
+        (s, [a.wamid, b.wamid])
+    }
+
+    /// The `delivered` events, by wamid, as values with the message's own ids (wamid,
+    /// conversation) blanked.
+    async fn delivered_events(s: &SqlStore) -> Vec<(String, serde_json::Value)> {
+        let raw: Vec<String> = s
+            .read(|c| {
+                let mut stmt = c.prepare("SELECT payload FROM outbox ORDER BY id")?;
+                let rows = stmt.query_map(params![], |r| r.get(0))?;
+                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            })
+            .await
+            .unwrap();
+        raw.into_iter()
+            .map(|p| serde_json::from_str::<Value>(&crate::events::value_json(p).unwrap()).unwrap())
+            .filter(|v| v["statuses"][0]["status"] == "delivered")
+            .map(|mut v| {
+                let st = &mut v["statuses"][0];
+                let wamid = st["id"].as_str().unwrap().to_string();
+                st["id"] = json!("-");
+                st["conversation"]["id"] = json!("-");
+                (wamid, v)
+            })
+            .collect()
+    }
+
+    /// A delivery takes what its send kept instead of reading the message back, and makes the
+    /// event a read makes: of two texts to one customer, the second delivered without its kept
+    /// entry (as after a restart), the two `delivered` events differ only in the message's ids.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_delivery_kept_from_its_send_makes_the_event_a_read_makes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, [a, b]) = two_sends(&dir).await;
+        let forgot = b.clone();
+        let kept = s
+            .write_mem(move |_, mem| {
+                let n = mem.delivering.len();
+                mem.delivering.remove(&forgot);
+                Ok(n)
+            })
+            .await
+            .unwrap();
+        assert_eq!(kept, 2, "each send kept its delivery");
+        crate::Store::run_due(&s, 1_700_001_000_000, 64)
+            .await
+            .unwrap();
+        let left = s
+            .write_mem(|_, mem| Ok(mem.delivering.len()))
+            .await
+            .unwrap();
+        assert_eq!(left, 0, "the delivery took its entry");
+        let events = delivered_events(&s).await;
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert_eq!((&events[0].0, &events[1].0), (&a, &b));
+        assert_eq!(events[0].1, events[1].1);
+        let st = &events[0].1["statuses"][0];
+        assert_eq!(st["timestamp"], "1700001000");
+        assert_eq!(st["pricing"]["type"], "free_customer_service");
+        assert_eq!(
+            events[0].1["contacts"][0]["user_id"],
+            st["recipient_user_id"]
+        );
+        assert!(st["recipient_user_id"]
+            .as_str()
+            .is_some_and(|u| !u.is_empty()));
+        let delivered = s
+            .read(|c| {
+                Ok(c.query_row(
+                    "SELECT COUNT(*) FROM messages WHERE status = 'delivered' AND delivered_at = 1700001000000",
+                    params![],
+                    |r| r.get::<_, i64>(0),
+                )?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(delivered, 2);
+    }
+
+    /// A message that is no longer `sent` when its kept delivery runs (here marked `read` behind
+    /// the writer's back) is not moved and gets no event; and past the bound the kept entries
+    /// are forgotten, and the deliveries read their messages.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_kept_delivery_moves_only_a_sent_message_and_the_kept_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, [a, b]) = two_sends(&dir).await;
+        let (a2, b2) = (a.clone(), b.clone());
+        let kept = s
+            .write_mem(move |c, mem| {
+                c.execute(
+                    "UPDATE messages SET status = 'read' WHERE id = ?1",
+                    params![a2],
+                )?;
+                Ok((
+                    mem.delivering.contains_key(&a2),
+                    mem.delivering.contains_key(&b2),
+                ))
+            })
+            .await
+            .unwrap();
+        assert_eq!(kept, (true, true));
+        crate::Store::run_due(&s, 1_700_001_000_000, 64)
+            .await
+            .unwrap();
+        let events = delivered_events(&s).await;
+        assert_eq!(events.iter().map(|e| &e.0).collect::<Vec<_>>(), [&b]);
+        let status = |id: String| {
+            let s = &s;
+            async move {
+                s.read(move |c| {
+                    Ok(c.query_row(
+                        "SELECT status FROM messages WHERE id = ?1",
+                        params![id],
+                        |r| r.get::<_, String>(0),
+                    )?)
+                })
+                .await
+                .unwrap()
+            }
+        };
+        assert_eq!(status(a.clone()).await, "read");
+        assert_eq!(status(b.clone()).await, "delivered");
+
+        // at most one kept: the second keeps alone
+        let kept = s
+            .write_mem(|_, mem| {
+                mem.delivering_max = Some(1);
+                let row = |w: &str| ToDeliver {
+                    business_id: "b".into(),
+                    phone_id: "p".into(),
+                    wa_id: w.into(),
+                    pricing: None,
+                    conversation_id: None,
+                    biz_opaque: None,
+                    user_id: None,
+                };
+                mem.keep_delivery("w1".into(), row("1"));
+                mem.keep_delivery("w2".into(), row("2"));
+                Ok(mem.delivering.keys().cloned().collect::<Vec<_>>())
+            })
+            .await
+            .unwrap();
+        assert_eq!(kept, ["w2"]);
+    }
+
+    /// A message's stored pricing (as the send writes it) reads back as the pricing it was
+    /// written from, for every price; text with escapes reads too, and anything else is none.
+    #[test]
+    fn a_stored_pricing_reads_back() {
+        for t in [
+            None,
+            Some("utility"),
+            Some("authentication"),
+            Some("marketing"),
+        ] {
+            for (in_window, in_fep) in [(false, false), (true, false), (false, true)] {
+                let p = price(t, in_window, in_fep);
+                let stored = serde_json::to_string(&p).unwrap();
+                assert_eq!(parse_pricing(&stored), Some(p), "{stored}");
+            }
+        }
+        assert_eq!(
+            parse_pricing(r#"{"category":"utilit\u0079","type":"regular","billable":true}"#),
+            Some(price(Some("utility"), false, false))
+        );
+        assert_eq!(parse_pricing(r#"{"category":"utility"}"#), None);
+        assert_eq!(parse_pricing("not json"), None);
     }
 }
