@@ -81,8 +81,11 @@ MEASURE_NORMAL=${BENCH_NORMAL:-1}
 [ "$MEASURE_SQLITE" = 1 ] || MEASURE_NORMAL=0
 MEASURE_WEBHOOKS=${BENCH_WEBHOOKS:-1}
 MEASURE_POSTGRES=${BENCH_POSTGRES:-1}
+# --instructions measures one SQLite greenlight: no receiver, no PostgreSQL client
+[ "$INSTRUCTIONS" = 1 ] && { MEASURE_WEBHOOKS=0; MEASURE_POSTGRES=0; }
 PG_URL=${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432}
 PG_DB=""   # set while a greenlight runs on PostgreSQL: sql() then asks psql
+WRAP=()    # a command greenlight runs under (--instructions: valgrind)
 KEEP=${BENCH_KEEP:-0}
 # Request caps: a run ends at its duration or its cap, whichever comes first.
 MAX_FLOOR=${BENCH_MAX_FLOOR:-5000000}
@@ -189,7 +192,7 @@ start_server() {
         GREENLIGHT_SQLITE_SYNCHRONOUS="$sync" \
         GREENLIGHT_LOG=info \
         ${BENCH_SERVER_ENV:-} "$@" \
-        ${WRAP:-} "$BIN" serve >"$SERVER_LOG" 2>&1 &
+        "${WRAP[@]}" "$BIN" serve >"$SERVER_LOG" 2>&1 &
     SERVER_PID=$!
     local addr=""
     for _ in $(seq 1 "${START_TRIES:-200}"); do
@@ -777,7 +780,7 @@ verify() {
 # goes off. Counts are by thread; kernel time (the WAL's writes, fsync, sockets) is not counted.
 instructions() {
     local n=${BENCH_INSTR_SENDS:-4000} out="$RUN_DIR/callgrind.out" f ir total=0 writer=0 other=0
-    WRAP="valgrind --tool=callgrind --instr-atstart=no --separate-threads=yes --callgrind-out-file=$out"
+    WRAP=(valgrind --tool=callgrind --instr-atstart=no --separate-threads=yes "--callgrind-out-file=$out")
     START_TRIES=2400 start_server full FULL
     create_tenants full
     open_windows full
@@ -787,17 +790,20 @@ instructions() {
     callgrind_control -z "$SERVER_PID" >/dev/null
     run_send instr-counted send.lua 16 600 "$n"
     local sent=${W[requests]}
+    [ "$sent" -gt 0 ] || die "no send was answered while counting"
     wait_deliveries
     callgrind_control -i off "$SERVER_PID" >/dev/null
     callgrind_control -d "$SERVER_PID" >/dev/null
     # one file per thread; the writer's is the one whose functions include its loop
     for f in "$out".*-*; do
+        [ -e "$f" ] || continue
         ir=$(awk '/^totals:/ { print $2; exit }' "$f")
         [ -n "$ir" ] || continue
         total=$((total + ir))
         if grep -q 'writer_loop' "$f"; then writer=$((writer + ir)); else other=$((other + ir)); fi
     done
     [ "$total" -gt 0 ] || die "callgrind wrote no counts (see $out.*)"
+    [ "$writer" -gt 0 ] || die "no thread's profile names writer_loop: the writer is not told apart (see $out.*)"
     printf 'instructions per send over %s sends (%s): all threads %s, the store writer %s, the others %s\n' \
         "$sent" "$(basename "$BIN")" "$((total / sent))" "$((writer / sent))" "$((other / sent))"
     stop_server

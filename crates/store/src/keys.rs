@@ -1,12 +1,12 @@
 //! The writer's maps: caches and pacing buckets keyed by ids, read several times per send.
 //!
 //! They are hashbrown's maps with its default hasher (foldhash, seeded at random per process)
-//! rather than the standard library's SipHash, which took ~5 % of the SQLite writer's
+//! rather than the standard library's SipHash, which took ~4 % of the SQLite writer's
 //! instructions per send (docs/BENCHMARKS.md, twentieth round). The keys are tenants' own ids
 //! (numbers they own, customers' normalized phone numbers), and the maps hold what the writer
 //! works with (configuration, the pacing buckets not yet refilled, a round's facts, a bounded
-//! set of chain heads), so the seeded hash's weaker resistance to chosen collisions is not a
-//! way in. A key of several strings is looked up by a borrowed form ([`Pair`], [`Triple`])
+//! set of chain heads, the deliveries of the last sends), so the seeded hash's weaker
+//! resistance to chosen collisions is not a way in. A key of several strings is looked up by a borrowed form ([`Pair`], [`Triple`])
 //! that hashes as the owned tuple does, so a lookup builds no `String`.
 
 pub(crate) use hashbrown::{Equivalent, HashMap};

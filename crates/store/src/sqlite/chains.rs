@@ -37,7 +37,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 const SWEEP_CHUNK: usize = 512;
 /// Past this many unswept heads a sweep starts whatever the time (bounds the memory).
 const SWEEP_AT: usize = 200_000;
-/// At most this many heads of finished sweeps are kept in memory (~110 bytes each): a sweep
+/// At most this many heads of finished sweeps are kept in memory (~140 bytes each): a sweep
 /// that would pass it empties them first, and the heads it drops are read from the table.
 const SWEPT_MAX: usize = 100_000;
 
@@ -565,8 +565,15 @@ mod tests {
         message(&s, "a2", "p1", "w1", false).await.unwrap();
         assert_eq!(thread(&s, "p1", "w1").await, owned(&["a1", "a2"]));
         assert_eq!(number(&s, "p1").await, owned(&["a2", "b1", "a1"]));
+        // and once swept, it replaces the kept one
+        sweep_at(&s, true, 512).await;
+        sweep_at(&s, false, 512).await;
+        assert_eq!(forget_table().await, 2);
+        assert_eq!(thread(&s, "p1", "w1").await, owned(&["a1", "a2"]));
+        assert_eq!(number(&s, "p1").await, owned(&["a2", "b1", "a1"]));
+        message(&s, "a3", "p1", "w1", false).await.unwrap();
 
-        // at most one kept head: the next sweep (a2's two heads) drops them all
+        // at most one kept head: the next sweep (a3's two heads) drops them all
         s.write_mem(|_, mem| {
             mem.chains.as_mut().unwrap().keep_swept(1);
             Ok(())

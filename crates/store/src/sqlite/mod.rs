@@ -103,10 +103,10 @@ pub(crate) struct Writer {
     pub poisoned: bool,
 }
 
-/// At most this many deliveries' events are kept in memory ([`Memory::delivering`], ~250 bytes
-/// each): several seconds of sends at the highest rates measured, whose deliveries follow
-/// within `delivered_delay_ms`.
-const DELIVERING_MAX: usize = 100_000;
+/// At most this many deliveries' events are kept in memory ([`Memory::delivering`], about 450
+/// bytes each with their strings, ~9 MB in all): more than a second of sends at the highest
+/// rates measured, whose deliveries follow within `delivered_delay_ms` (200 ms by default).
+const DELIVERING_MAX: usize = 20_000;
 
 /// The writer's in-memory state. Pacing buckets: on SQLite, all of them; on PostgreSQL, where
 /// several nodes share the `pacing_buckets` table, those the current batch changed, written
@@ -128,10 +128,12 @@ pub(crate) struct Memory {
     pub deliveries: Vec<(greenlight_domain::Millis, String)>,
     /// SQLite: what each message this writer sent needs for its `delivered` event, by wamid,
     /// kept from its send so that the delivery need not read the message back
-    /// ([`Memory::keep_delivery`]). A delivery takes its entry; one without (after a restart,
-    /// or past the bound) reads the message. An entry of a send that rolled back is never
-    /// asked for, and goes with the bound.
-    pub delivering: HashMap<String, ops::ToDeliver>,
+    /// ([`Memory::keep_delivery`]), in two generations: when the newer holds half the bound it
+    /// becomes the older, and the older goes. A delivery takes its entry from either; one
+    /// without (after a restart, or dropped with its generation) reads the message. An entry of
+    /// a send that rolled back is never asked for, and goes with its generation.
+    delivering: HashMap<String, ops::ToDeliver>,
+    delivering_older: HashMap<String, ops::ToDeliver>,
     /// Tests: a bound other than [`DELIVERING_MAX`].
     pub(crate) delivering_max: Option<usize>,
     /// Batches this writer has ended (committed or rolled back): which batch a job ran in.
@@ -209,13 +211,26 @@ impl Memory {
         (self.number_buckets.clone(), self.pair_buckets.clone())
     }
 
-    /// Keeps what a send's delivery needs ([`Memory::delivering`]); past the bound, forgets
-    /// every kept entry first.
+    /// Keeps what a send's delivery needs ([`Memory::delivering`]).
     pub(crate) fn keep_delivery(&mut self, wamid: String, row: ops::ToDeliver) {
-        if self.delivering.len() >= self.delivering_max.unwrap_or(DELIVERING_MAX) {
-            self.delivering.clear();
+        let half = (self.delivering_max.unwrap_or(DELIVERING_MAX) / 2).max(1);
+        if self.delivering.len() >= half {
+            self.delivering_older = std::mem::take(&mut self.delivering);
         }
         self.delivering.insert(wamid, row);
+    }
+
+    /// Takes what the send of `wamid` kept for its delivery, if the writer still has it.
+    pub(crate) fn take_delivery(&mut self, wamid: &str) -> Option<ops::ToDeliver> {
+        self.delivering
+            .remove(wamid)
+            .or_else(|| self.delivering_older.remove(wamid))
+    }
+
+    /// Tests: how many deliveries are kept.
+    #[cfg(test)]
+    pub(crate) fn kept_deliveries(&self) -> usize {
+        self.delivering.len() + self.delivering_older.len()
     }
 
     /// After a batch committed or rolled back. On PostgreSQL the buckets in memory are the

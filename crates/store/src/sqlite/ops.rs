@@ -1394,7 +1394,7 @@ fn send_tx(
 }
 
 /// What a message's `delivered` event needs: the message and its customer's user id. Read
-/// with the move ([`DELIVER_READ`], [`DELIVER_MANY`]), or kept from the send on SQLite
+/// before the move ([`DELIVER_READ`]) or with it ([`DELIVER_MANY`]), or kept from the send on SQLite
 /// ([`Memory::delivering`]): none of it changes after the send (a contact's user id is
 /// written once and never changed).
 pub(crate) struct ToDeliver {
@@ -1448,8 +1448,9 @@ const PACING_PURGE_EVERY_MS: Millis = 60_000;
 /// Runs the deliveries `(task id, wamid)` and deletes their tasks (a task listed with several
 /// wamids once). On PostgreSQL one
 /// statement moves every message still `sent` to `delivered` and returns what the events need
-/// ([`DELIVER_MANY`]); the events then follow in the list's order. On SQLite each message is read
-/// and updated on its own. A message listed twice is delivered once. A delivery fails only on a
+/// ([`DELIVER_MANY`]); the events then follow in the list's order. On SQLite each message is
+/// updated on its own, with what its send kept or read first ([`deliver`]). A message listed
+/// twice is delivered once. A delivery fails only on a
 /// database error, which fails the whole job (retried on the next tick).
 pub(crate) fn deliver_all(
     c: &Conn,
@@ -1495,8 +1496,8 @@ pub(crate) fn deliver_all(
     Ok(())
 }
 
-/// Runs one due task of any kind and deletes it. A delivery (one per message: the hot task)
-/// reads its message and runs without a savepoint (on SQLite a savepoint costs a copy of each
+/// Runs one due task of any kind and deletes it. A delivery (the hot task: one or more
+/// messages, each as [`deliver`] does) runs without a savepoint (on SQLite a savepoint costs a copy of each
 /// page it touches); it fails only on a database error, which fails the whole job. Every other
 /// task runs in a savepoint of its own: one that fails is retried a minute later and never
 /// holds up the others.
@@ -1630,7 +1631,7 @@ fn to_deliver(r: &crate::db::Row<'_>) -> crate::db::Result<ToDeliver> {
         business_id: r.get(0)?,
         phone_id: r.get(1)?,
         wa_id: r.get(2)?,
-        // column 3 is the status, which the caller checks
+        // column 3 is the status: `deliver` checks it, and `DELIVER_MANY` moved only `sent` ones
         pricing: r
             .get::<_, Option<String>>(4)?
             .and_then(|p| parse_pricing(&p)),
@@ -1643,7 +1644,11 @@ fn to_deliver(r: &crate::db::Row<'_>) -> crate::db::Result<ToDeliver> {
 /// Moves an outbound message to `delivered` (if it is `sent`), with its status event: with what
 /// its send kept if the writer has it, otherwise read with the message.
 fn deliver(conn: &Conn, mem: &mut Memory, wamid: &str, now: Millis) -> StoreResult<bool> {
-    if let Some(row) = mem.delivering.remove(wamid) {
+    if let Some(row) = mem.take_delivery(wamid) {
+        // as the read below: a number that is not there (a damaged database) moves nothing
+        if phone_cached(conn, mem, &row.business_id, &row.phone_id)?.is_none() {
+            return Ok(false);
+        }
         let moved = conn
             .prepare_cached(DELIVER_KEPT)?
             .execute(params![wamid, now])?;
@@ -2554,18 +2559,34 @@ mod tests {
     use crate::sqlite::{SqlStore, SqliteOptions};
     use greenlight_domain::pricing::price;
 
-    /// A store on a fresh database with one tenant, whose customer `15550000001` got two texts
-    /// (`testkit::in_window_text`), due to be delivered at 1,700,000,611,000 and after.
-    async fn two_sends(dir: &tempfile::TempDir) -> (SqlStore, [String; 2]) {
+    /// A store on a fresh database with one tenant whose customer `15550000001` wrote, and
+    /// got two texts with callback data, sent at 1,700,000,001,000 and 1,700,000,002,000
+    /// (their deliveries due 600 s later).
+    async fn two_sends(dir: &tempfile::TempDir) -> (SqlStore, crate::CreatedTenant, [String; 2]) {
+        use crate::{SendCommand, Store};
+        use greenlight_domain::message::{parse_request, Request};
         let s = SqlStore::open(
             &dir.path().join("t.db").to_string_lossy(),
             SqliteOptions::default(),
         )
         .unwrap();
         let t = crate::testkit::tenant(&s, "B", &["+1 555 010 0001"]).await;
-        let a = crate::testkit::in_window_text(&s, &t, 1_700_000_000_000).await;
-        let b = crate::testkit::in_window_text(&s, &t, 1_700_000_010_000).await;
-        (s, [a.wamid, b.wamid])
+        let first = crate::testkit::in_window_text(&s, &t, 1_700_000_000_000).await;
+        let (scope, phone) = crate::testkit::number(&s, &t, 0).await;
+        let body = json!({"messaging_product": "whatsapp", "to": "15550000001", "type": "text",
+            "text": {"body": "again"}, "biz_opaque_callback_data": "order-7"});
+        let Ok(Request::Send(request)) = parse_request(&body, "1") else {
+            panic!("a text send");
+        };
+        let cmd = SendCommand {
+            phone,
+            request,
+            idempotency: None,
+            now: 1_700_000_002_000,
+            delivered_after: 600_000,
+        };
+        let second = s.send(&scope, cmd).await.unwrap();
+        (s, t, [first.wamid, second.wamid])
     }
 
     /// The `delivered` events, by wamid, as values with the message's own ids (wamid,
@@ -2592,37 +2613,44 @@ mod tests {
             .collect()
     }
 
+    /// How many deliveries the writer keeps.
+    async fn kept(s: &SqlStore) -> usize {
+        s.write_mem(|_, mem| Ok(mem.kept_deliveries()))
+            .await
+            .unwrap()
+    }
+
     /// A delivery takes what its send kept instead of reading the message back, and makes the
-    /// event a read makes: of two texts to one customer, the second delivered without its kept
-    /// entry (as after a restart), the two `delivered` events differ only in the message's ids.
+    /// event a read makes: of two texts to one customer with the same callback data (the first
+    /// gets it below, the second was sent with it), the first delivered without its kept entry
+    /// (as after a restart), the two `delivered` events differ only in the message's ids.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_delivery_kept_from_its_send_makes_the_event_a_read_makes() {
         let dir = tempfile::tempdir().unwrap();
-        let (s, [a, b]) = two_sends(&dir).await;
-        let forgot = b.clone();
-        let kept = s
-            .write_mem(move |_, mem| {
-                let n = mem.delivering.len();
-                mem.delivering.remove(&forgot);
-                Ok(n)
-            })
-            .await
-            .unwrap();
-        assert_eq!(kept, 2, "each send kept its delivery");
+        let (s, _, [a, b]) = two_sends(&dir).await;
+        assert_eq!(kept(&s).await, 2, "each send kept its delivery");
+        let a2 = a.clone();
+        s.write_mem(move |c, mem| {
+            assert!(mem.take_delivery(&a2).is_some());
+            c.execute(
+                "UPDATE messages SET biz_opaque = 'order-7' WHERE id = ?1",
+                params![a2],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
         crate::Store::run_due(&s, 1_700_001_000_000, 64)
             .await
             .unwrap();
-        let left = s
-            .write_mem(|_, mem| Ok(mem.delivering.len()))
-            .await
-            .unwrap();
-        assert_eq!(left, 0, "the delivery took its entry");
+        assert_eq!(kept(&s).await, 0, "the delivery took its entry");
         let events = delivered_events(&s).await;
         assert_eq!(events.len(), 2, "{events:?}");
         assert_eq!((&events[0].0, &events[1].0), (&a, &b));
         assert_eq!(events[0].1, events[1].1);
         let st = &events[0].1["statuses"][0];
         assert_eq!(st["timestamp"], "1700001000");
+        assert_eq!(st["biz_opaque_callback_data"], "order-7");
         assert_eq!(st["pricing"]["type"], "free_customer_service");
         assert_eq!(
             events[0].1["contacts"][0]["user_id"],
@@ -2645,32 +2673,43 @@ mod tests {
     }
 
     /// A message that is no longer `sent` when its kept delivery runs (here marked `read` behind
-    /// the writer's back) is not moved and gets no event; and past the bound the kept entries
-    /// are forgotten, and the deliveries read their messages.
+    /// the writer's back) is not moved and gets no event; the customer's `read` of a message
+    /// still `sent` delivers it once, with its kept entry, and its task then does nothing.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_kept_delivery_moves_only_a_sent_message_and_the_kept_are_bounded() {
+    async fn a_kept_delivery_moves_only_a_sent_message_once() {
+        use crate::Store;
         let dir = tempfile::tempdir().unwrap();
-        let (s, [a, b]) = two_sends(&dir).await;
-        let (a2, b2) = (a.clone(), b.clone());
-        let kept = s
-            .write_mem(move |c, mem| {
-                c.execute(
-                    "UPDATE messages SET status = 'read' WHERE id = ?1",
-                    params![a2],
-                )?;
-                Ok((
-                    mem.delivering.contains_key(&a2),
-                    mem.delivering.contains_key(&b2),
-                ))
-            })
-            .await
-            .unwrap();
-        assert_eq!(kept, (true, true));
-        crate::Store::run_due(&s, 1_700_001_000_000, 64)
-            .await
-            .unwrap();
+        let (s, t, [a, b]) = two_sends(&dir).await;
+        let a2 = a.clone();
+        s.write(move |c| {
+            c.execute(
+                "UPDATE messages SET status = 'read' WHERE id = ?1",
+                params![a2],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let (scope, phone) = crate::testkit::number(&s, &t, 0).await;
+        let read = crate::CustomerAction {
+            phone_id: phone.id.clone(),
+            wa_id: "15550000001".into(),
+            action: "read".into(),
+            message_id: Some(b.clone()),
+            reason: None,
+            now: 1_700_000_100_000,
+        };
+        s.customer_action(&scope, read).await.unwrap();
+        assert_eq!(
+            kept(&s).await,
+            1,
+            "the read took b's entry; a's is still to run"
+        );
+        s.run_due(1_700_001_000_000, 64).await.unwrap();
+        assert_eq!(kept(&s).await, 0);
         let events = delivered_events(&s).await;
         assert_eq!(events.iter().map(|e| &e.0).collect::<Vec<_>>(), [&b]);
+        assert_eq!(events[0].1["statuses"][0]["timestamp"], "1700000100");
         let status = |id: String| {
             let s = &s;
             async move {
@@ -2685,13 +2724,19 @@ mod tests {
                 .unwrap()
             }
         };
-        assert_eq!(status(a.clone()).await, "read");
-        assert_eq!(status(b.clone()).await, "delivered");
+        assert_eq!(status(a).await, "read");
+        assert_eq!(status(b).await, "read");
+    }
 
-        // at most one kept: the second keeps alone
-        let kept = s
+    /// The kept deliveries are two generations of half the bound each: past it, the oldest go
+    /// first (and their deliveries read their messages, as in the test above).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_kept_deliveries_are_bounded_oldest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, _, _) = two_sends(&dir).await;
+        let left = s
             .write_mem(|_, mem| {
-                mem.delivering_max = Some(1);
+                mem.delivering_max = Some(4);
                 let row = |w: &str| ToDeliver {
                     business_id: "b".into(),
                     phone_id: "p".into(),
@@ -2701,13 +2746,20 @@ mod tests {
                     biz_opaque: None,
                     user_id: None,
                 };
-                mem.keep_delivery("w1".into(), row("1"));
-                mem.keep_delivery("w2".into(), row("2"));
-                Ok(mem.delivering.keys().cloned().collect::<Vec<_>>())
+                for w in ["w1", "w2", "w3", "w4", "w5"] {
+                    mem.keep_delivery(w.into(), row(w));
+                }
+                let mut left: Vec<String> = ["w1", "w2", "w3", "w4", "w5"]
+                    .into_iter()
+                    .filter(|w| mem.take_delivery(w).is_some())
+                    .map(str::to_string)
+                    .collect();
+                left.sort();
+                Ok(left)
             })
             .await
             .unwrap();
-        assert_eq!(kept, ["w2"]);
+        assert_eq!(left, ["w3", "w4", "w5"]);
     }
 
     /// A message's stored pricing (as the send writes it) reads back as the pricing it was
