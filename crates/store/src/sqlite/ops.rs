@@ -1394,8 +1394,8 @@ fn send_tx(
 }
 
 /// What a message's `delivered` event needs: the message and its customer's user id. Read
-/// before the move ([`DELIVER_READ`]) or with it ([`DELIVER_MANY`]), or kept from the send on SQLite
-/// ([`Memory::delivering`]): none of it changes after the send (a contact's user id is
+/// before the move ([`DELIVER_READ`]) or with it ([`DELIVER_MANY`]), or kept from the send on
+/// SQLite ([`Memory::delivering`]): none of it changes after the send (a contact's user id is
 /// written once and never changed).
 pub(crate) struct ToDeliver {
     business_id: String,
@@ -1497,10 +1497,10 @@ pub(crate) fn deliver_all(
 }
 
 /// Runs one due task of any kind and deletes it. A delivery (the hot task: one or more
-/// messages, each as [`deliver`] does) runs without a savepoint (on SQLite a savepoint costs a copy of each
-/// page it touches); it fails only on a database error, which fails the whole job. Every other
-/// task runs in a savepoint of its own: one that fails is retried a minute later and never
-/// holds up the others.
+/// messages, each as [`deliver`] does) runs without a savepoint (on SQLite a savepoint costs a
+/// copy of each page it touches); it fails only on a database error, which fails the whole
+/// job. Every other task runs in a savepoint of its own: one that fails is retried a minute
+/// later and never holds up the others.
 fn run_due_task(
     c: &Conn,
     mem: &mut Memory,
