@@ -1487,7 +1487,11 @@ pub(crate) fn deliver_all(
         .collect();
     for (id, wamid) in list {
         if let Some(row) = moved.remove(wamid) {
-            delivered_event(c, mem, wamid, row, now)?;
+            // numbers are never deleted nor moved: one that is not there is a damaged
+            // database, whose message keeps its move and goes without an event
+            if let Some(phone) = phone_cached(c, mem, &row.business_id, &row.phone_id)? {
+                delivered_event(c, mem, wamid, row, &phone, now)?;
+            }
         }
         if done.insert(*id) {
             c.defer_row(&TASK_DONE_ROW, params![id])?;
@@ -1646,16 +1650,16 @@ fn to_deliver(r: &crate::db::Row<'_>) -> crate::db::Result<ToDeliver> {
 fn deliver(conn: &Conn, mem: &mut Memory, wamid: &str, now: Millis) -> StoreResult<bool> {
     if let Some(row) = mem.take_delivery(wamid) {
         // as the read below: a number that is not there (a damaged database) moves nothing
-        if phone_cached(conn, mem, &row.business_id, &row.phone_id)?.is_none() {
+        let Some(phone) = phone_cached(conn, mem, &row.business_id, &row.phone_id)? else {
             return Ok(false);
-        }
+        };
         let moved = conn
             .prepare_cached(DELIVER_KEPT)?
             .execute(params![wamid, now])?;
         if moved == 0 {
             return Ok(false);
         }
-        delivered_event(conn, mem, wamid, row, now)?;
+        delivered_event(conn, mem, wamid, row, &phone, now)?;
         return Ok(true);
     }
     let row = conn
@@ -1667,38 +1671,36 @@ fn deliver(conn: &Conn, mem: &mut Memory, wamid: &str, now: Millis) -> StoreResu
     let Some((status, row)) = row else {
         return Ok(false);
     };
-    if status != "sent" || phone_cached(conn, mem, &row.business_id, &row.phone_id)?.is_none() {
+    if status != "sent" {
         return Ok(false);
     }
+    let Some(phone) = phone_cached(conn, mem, &row.business_id, &row.phone_id)? else {
+        return Ok(false);
+    };
     conn.defer_row(&DELIVERED_ROW, params![wamid, now])?;
-    delivered_event(conn, mem, wamid, row, now)?;
+    delivered_event(conn, mem, wamid, row, &phone, now)?;
     Ok(true)
 }
 
 /// What follows a message's move to `delivered` (whose time is the message's `delivered_at`,
-/// written with the move): its webhook event.
+/// written with the move): its webhook event, from its number (`phone`, the caller's lookup).
 fn delivered_event(
     conn: &Conn,
     mem: &mut Memory,
     wamid: &str,
     row: ToDeliver,
+    phone: &PhoneNumber,
     now: Millis,
 ) -> StoreResult<()> {
     let ToDeliver {
         business_id,
-        phone_id,
+        phone_id: _,
         wa_id,
         pricing,
         conversation_id: conv,
         biz_opaque: opaque,
         user_id,
-        ..
     } = row;
-    // numbers are never deleted nor moved: one that is not there is a damaged database,
-    // whose message keeps its move and goes without an event
-    let Some(phone) = phone_cached(conn, mem, &business_id, &phone_id)? else {
-        return Ok(());
-    };
     // absent when read: derived (the same id every time, so an earlier delivery of this job
     // to the same customer wrote the same row)
     let user_id = match user_id {
@@ -1732,7 +1734,7 @@ fn delivered_event(
             waba_id: &phone.waba_id,
             phone_id: Some(&phone.id),
             field: "messages",
-            payload: &crate::events::stored_status(&metadata(&phone), &change),
+            payload: &crate::events::stored_status(&metadata(phone), &change),
             now,
         },
     )?;
@@ -1836,17 +1838,7 @@ fn parse_pricing(s: &str) -> Option<greenlight_domain::pricing::Pricing> {
         ty: std::borrow::Cow<'a, str>,
     }
     let v: Stored<'_> = serde_json::from_str(s).ok()?;
-    let (category, ty) = (v.category.as_ref(), v.ty.as_ref());
-    let in_fep = ty == "free_entry_point";
-    let tmpl = match category {
-        "service" => None,
-        "utility" => Some("utility"),
-        "authentication" => Some("authentication"),
-        "marketing" => Some("marketing"),
-        _ => None,
-    };
-    let in_window = ty == "free_customer_service";
-    Some(greenlight_domain::pricing::price(tmpl, in_window, in_fep))
+    greenlight_domain::pricing::Pricing::from_parts(&v.category, &v.ty)
 }
 
 const INBOUND_TYPES: &[&str] = &[
