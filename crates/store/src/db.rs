@@ -113,14 +113,20 @@ pub enum Value {
     Blob(Vec<u8>),
 }
 
-/// Something that can be bound as a parameter.
+/// Something that can be bound as a parameter: as an owned [`Value`] (PostgreSQL, whose
+/// deferred writes outlive the caller's borrows) or borrowed (SQLite, which binds at once and
+/// copies what it keeps: no `String` cloned per parameter).
 pub trait ToSql {
     fn to_value(&self) -> Value;
+    fn to_ref(&self) -> ValueRef<'_>;
 }
 
 impl<T: ToSql + ?Sized> ToSql for &T {
     fn to_value(&self) -> Value {
         (**self).to_value()
+    }
+    fn to_ref(&self) -> ValueRef<'_> {
+        (**self).to_ref()
     }
 }
 impl<T: ToSql> ToSql for Option<T> {
@@ -130,40 +136,73 @@ impl<T: ToSql> ToSql for Option<T> {
             None => Value::Null,
         }
     }
+    fn to_ref(&self) -> ValueRef<'_> {
+        match self {
+            Some(v) => v.to_ref(),
+            None => ValueRef::Null,
+        }
+    }
 }
 impl ToSql for str {
     fn to_value(&self) -> Value {
         Value::Text(self.to_string())
+    }
+    fn to_ref(&self) -> ValueRef<'_> {
+        ValueRef::Text(self)
     }
 }
 impl ToSql for String {
     fn to_value(&self) -> Value {
         Value::Text(self.clone())
     }
+    fn to_ref(&self) -> ValueRef<'_> {
+        ValueRef::Text(self)
+    }
 }
 impl ToSql for bool {
     fn to_value(&self) -> Value {
         Value::Int(*self as i64)
+    }
+    fn to_ref(&self) -> ValueRef<'_> {
+        ValueRef::Int(*self as i64)
     }
 }
 impl ToSql for f64 {
     fn to_value(&self) -> Value {
         Value::Real(*self)
     }
+    fn to_ref(&self) -> ValueRef<'_> {
+        ValueRef::Real(*self)
+    }
 }
 impl ToSql for Vec<u8> {
     fn to_value(&self) -> Value {
         Value::Blob(self.clone())
+    }
+    fn to_ref(&self) -> ValueRef<'_> {
+        ValueRef::Blob(self)
     }
 }
 impl ToSql for [u8] {
     fn to_value(&self) -> Value {
         Value::Blob(self.to_vec())
     }
+    fn to_ref(&self) -> ValueRef<'_> {
+        ValueRef::Blob(self)
+    }
 }
 impl ToSql for Value {
     fn to_value(&self) -> Value {
         self.clone()
+    }
+    fn to_ref(&self) -> ValueRef<'_> {
+        match self {
+            Value::Null => ValueRef::Null,
+            Value::Int(i) => ValueRef::Int(*i),
+            Value::Real(f) => ValueRef::Real(*f),
+            Value::Text(s) => ValueRef::Text(s),
+            Value::Blob(b) => ValueRef::Blob(b),
+        }
     }
 }
 macro_rules! int_to_sql {
@@ -172,23 +211,51 @@ macro_rules! int_to_sql {
             fn to_value(&self) -> Value {
                 Value::Int(*self as i64)
             }
+            fn to_ref(&self) -> ValueRef<'_> {
+                ValueRef::Int(*self as i64)
+            }
         }
     )*};
 }
 int_to_sql!(i64, i32, u32, u16, u8, usize, u64);
 
+/// Binds `values` to a SQLite statement, borrowed, checking their number as rusqlite's
+/// `execute` does.
+fn bind_sqlite<'v, I>(s: &mut rusqlite::Statement<'_>, values: I) -> rusqlite::Result<()>
+where
+    I: ExactSizeIterator<Item = ValueRef<'v>>,
+{
+    let (given, wanted) = (values.len(), s.parameter_count());
+    if given != wanted {
+        return Err(rusqlite::Error::InvalidParameterCount(given, wanted));
+    }
+    for (i, v) in values.enumerate() {
+        s.raw_bind_parameter(i + 1, v)?;
+    }
+    Ok(())
+}
+
 /// The parameters of a statement: `params![..]`, `[]`, `[a, b]`.
 pub trait Params {
+    /// Owned, for PostgreSQL.
     fn values(&self) -> Vec<Value>;
+    /// Bound to a SQLite statement without copying them first.
+    fn bind_sqlite(&self, s: &mut rusqlite::Statement<'_>) -> rusqlite::Result<()>;
 }
 impl Params for &[&dyn ToSql] {
     fn values(&self) -> Vec<Value> {
         self.iter().map(|p| p.to_value()).collect()
     }
+    fn bind_sqlite(&self, s: &mut rusqlite::Statement<'_>) -> rusqlite::Result<()> {
+        bind_sqlite(s, self.iter().map(|p| p.to_ref()))
+    }
 }
 impl Params for [&dyn ToSql; 0] {
     fn values(&self) -> Vec<Value> {
         Vec::new()
+    }
+    fn bind_sqlite(&self, s: &mut rusqlite::Statement<'_>) -> rusqlite::Result<()> {
+        bind_sqlite(s, std::iter::empty())
     }
 }
 macro_rules! array_params {
@@ -197,10 +264,16 @@ macro_rules! array_params {
             fn values(&self) -> Vec<Value> {
                 self.iter().map(|p| p.to_value()).collect()
             }
+            fn bind_sqlite(&self, s: &mut rusqlite::Statement<'_>) -> rusqlite::Result<()> {
+                bind_sqlite(s, self.iter().map(|p| p.to_ref()))
+            }
         }
         impl<T: ToSql> Params for &[T; $n] {
             fn values(&self) -> Vec<Value> {
                 self.iter().map(|p| p.to_value()).collect()
+            }
+            fn bind_sqlite(&self, s: &mut rusqlite::Statement<'_>) -> rusqlite::Result<()> {
+                bind_sqlite(s, self.iter().map(|p| p.to_ref()))
             }
         }
     )*};
@@ -209,6 +282,9 @@ array_params!(1, 2, 3, 4, 5, 6, 7, 8);
 impl Params for Vec<Value> {
     fn values(&self) -> Vec<Value> {
         self.clone()
+    }
+    fn bind_sqlite(&self, s: &mut rusqlite::Statement<'_>) -> rusqlite::Result<()> {
+        bind_sqlite(s, self.iter().map(|p| p.to_ref()))
     }
 }
 
@@ -458,6 +534,19 @@ impl postgres::types::ToSql for Value {
     }
 
     postgres::types::to_sql_checked!();
+}
+
+impl rusqlite::ToSql for ValueRef<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef as R};
+        Ok(ToSqlOutput::Borrowed(match *self {
+            ValueRef::Null => R::Null,
+            ValueRef::Int(i) => R::Integer(i),
+            ValueRef::Real(f) => R::Real(f),
+            ValueRef::Text(s) => R::Text(s.as_bytes()),
+            ValueRef::Blob(b) => R::Blob(b),
+        }))
+    }
 }
 
 impl rusqlite::ToSql for Value {
@@ -1049,10 +1138,12 @@ impl Conn {
 
 impl Stmt<'_> {
     pub fn execute<P: Params>(&mut self, p: P) -> Result<usize> {
-        let values = p.values();
         match self {
-            Stmt::Sqlite(s) => Ok(s.execute(rusqlite::params_from_iter(values.iter()))?),
-            Stmt::Pg(c, s) => c.execute(s, &values),
+            Stmt::Sqlite(s) => {
+                p.bind_sqlite(s)?;
+                Ok(s.raw_execute()?)
+            }
+            Stmt::Pg(c, s) => c.execute(s, &p.values()),
         }
     }
 
@@ -1061,17 +1152,17 @@ impl Stmt<'_> {
         p: P,
         f: F,
     ) -> Result<T> {
-        let values = p.values();
         match self {
             Stmt::Sqlite(s) => {
-                let mut rows = s.query(rusqlite::params_from_iter(values.iter()))?;
+                p.bind_sqlite(s)?;
+                let mut rows = s.raw_query();
                 match rows.next()? {
                     Some(r) => f(&Row::Sqlite(r)),
                     None => Err(Error::NoRows),
                 }
             }
             Stmt::Pg(c, s) => {
-                let rows = c.query(s, &values)?;
+                let rows = c.query(s, &p.values())?;
                 match rows.first() {
                     Some(r) => f(&Row::Pg(r)),
                     None => Err(Error::NoRows),
@@ -1086,17 +1177,17 @@ impl Stmt<'_> {
         p: P,
         mut f: F,
     ) -> Result<std::vec::IntoIter<Result<T>>> {
-        let values = p.values();
         let mut out = Vec::new();
         match self {
             Stmt::Sqlite(s) => {
-                let mut rows = s.query(rusqlite::params_from_iter(values.iter()))?;
+                p.bind_sqlite(s)?;
+                let mut rows = s.raw_query();
                 while let Some(r) = rows.next()? {
                     out.push(f(&Row::Sqlite(r)));
                 }
             }
             Stmt::Pg(c, s) => {
-                for r in c.query(s, &values)? {
+                for r in c.query(s, &p.values())? {
                     out.push(f(&Row::Pg(&r)));
                 }
             }
@@ -1110,15 +1201,15 @@ impl Stmt<'_> {
         p: P,
         mut f: F,
     ) -> Result<()> {
-        let values = p.values();
         match self {
             Stmt::Sqlite(s) => {
-                let mut rows = s.query(rusqlite::params_from_iter(values.iter()))?;
+                p.bind_sqlite(s)?;
+                let mut rows = s.raw_query();
                 while let Some(r) = rows.next()? {
                     f(&Row::Sqlite(r))?;
                 }
             }
-            Stmt::Pg(c, s) => c.for_each(s, &values, |r| f(&Row::Pg(r)))?,
+            Stmt::Pg(c, s) => c.for_each(s, &p.values(), |r| f(&Row::Pg(r)))?,
         }
         Ok(())
     }
@@ -1164,5 +1255,71 @@ mod tests {
             .optional()
             .unwrap();
         assert_eq!(none, None);
+    }
+
+    #[test]
+    fn sqlite_binds_borrowed_values_and_checks_their_number() {
+        let c = Conn::Sqlite(rusqlite::Connection::open_in_memory().unwrap());
+        c.execute_batch("CREATE TABLE t (a, b, c, d, e)").unwrap();
+        let (text, blob) = (String::from("héllo"), vec![0u8, 1, 2]);
+        let none: Option<&str> = None;
+        c.execute(
+            "INSERT INTO t VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![text, Some(&text[..1]), true, blob, none],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO t VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![Value::Int(7), 1.5, u64::MAX, "x", Value::Null],
+        )
+        .unwrap();
+        let rows: Vec<(Value, Value, Value, Value, Value)> = c
+            .prepare("SELECT a, b, c, d, e FROM t ORDER BY rowid")
+            .unwrap()
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .unwrap()
+            .collect::<Result<_>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                (
+                    Value::Text("héllo".into()),
+                    Value::Text("h".into()),
+                    Value::Int(1),
+                    Value::Blob(vec![0, 1, 2]),
+                    Value::Null
+                ),
+                (
+                    Value::Int(7),
+                    Value::Real(1.5),
+                    Value::Int(-1),
+                    Value::Text("x".into()),
+                    Value::Null
+                ),
+            ]
+        );
+        // Too few and too many parameters are refused, by execute and by a query.
+        for bad in [params![1, 2, 3, 4], params![1, 2, 3, 4, 5, 6]] {
+            let err = c
+                .execute("INSERT INTO t VALUES (?1, ?2, ?3, ?4, ?5)", bad)
+                .unwrap_err();
+            assert!(
+                format!("{err:?}").contains("Wrong number of parameters"),
+                "{err:?}"
+            );
+        }
+        let n: i64 = c
+            .query_row("SELECT COUNT(*) FROM t WHERE a = ?1", params![7], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(n, 1);
+        let err = c.query_row("SELECT COUNT(*) FROM t WHERE a = ?1", params![], |r| {
+            r.get::<_, i64>(0)
+        });
+        assert!(format!("{:?}", err.unwrap_err()).contains("Wrong number of parameters"));
     }
 }
