@@ -1290,6 +1290,8 @@ fn send_tx(
             sent_at
         ],
     )?;
+    // SQLite: the message's row, for its delivery (0 on PostgreSQL, which keeps none)
+    let rowid = conn.last_insert_rowid();
     if let Some(chains) = mem.chains.as_mut() {
         chains.link(conn, &phone.id, &ev.wa_id)?;
     }
@@ -1358,6 +1360,7 @@ fn send_tx(
                 mem.keep_delivery(
                     wamid.clone(),
                     ToDeliver {
+                        rowid: Some(rowid),
                         business_id: scope.business_id.clone(),
                         phone_id: phone.id.clone(),
                         wa_id: ev.wa_id.clone(),
@@ -1398,6 +1401,9 @@ fn send_tx(
 /// SQLite ([`Memory::delivering`]): none of it changes after the send (a contact's user id is
 /// written once and never changed).
 pub(crate) struct ToDeliver {
+    /// The message's rowid, when the send kept it: the move then finds the row without a
+    /// descent of the wamid index (and checks the wamid, should the rowid be another's).
+    rowid: Option<i64>,
     business_id: String,
     phone_id: String,
     wa_id: String,
@@ -1410,6 +1416,11 @@ pub(crate) struct ToDeliver {
 /// Moves a message whose event [`ToDeliver`] the writer kept, if it is still `sent`.
 const DELIVER_KEPT: &str = "UPDATE messages SET status = 'delivered', delivered_at = ?2 \
      WHERE id = ?1 AND direction = 'out' AND status = 'sent'";
+
+/// [`DELIVER_KEPT`] by the message's rowid (`?3`): its wamid is still compared, so a rowid
+/// reused after a rolled-back send moves nothing.
+const DELIVER_KEPT_ROWID: &str = "UPDATE messages SET status = 'delivered', delivered_at = ?2 \
+     WHERE rowid = ?3 AND id = ?1 AND direction = 'out' AND status = 'sent'";
 
 /// An outbound message as [`ToDeliver`], by wamid.
 const DELIVER_READ: &str = "SELECT m.business_id, m.phone_id, m.wa_id, m.status, m.pricing, \
@@ -1632,6 +1643,7 @@ impl SqliteStore {
 
 fn to_deliver(r: &crate::db::Row<'_>) -> crate::db::Result<ToDeliver> {
     Ok(ToDeliver {
+        rowid: None,
         business_id: r.get(0)?,
         phone_id: r.get(1)?,
         wa_id: r.get(2)?,
@@ -1653,9 +1665,14 @@ fn deliver(conn: &Conn, mem: &mut Memory, wamid: &str, now: Millis) -> StoreResu
         let Some(phone) = phone_cached(conn, mem, &row.business_id, &row.phone_id)? else {
             return Ok(false);
         };
-        let moved = conn
-            .prepare_cached(DELIVER_KEPT)?
-            .execute(params![wamid, now])?;
+        let moved = match row.rowid {
+            Some(rowid) => conn
+                .prepare_cached(DELIVER_KEPT_ROWID)?
+                .execute(params![wamid, now, rowid])?,
+            None => conn
+                .prepare_cached(DELIVER_KEPT)?
+                .execute(params![wamid, now])?,
+        };
         if moved == 0 {
             return Ok(false);
         }
@@ -1693,6 +1710,7 @@ fn delivered_event(
     now: Millis,
 ) -> StoreResult<()> {
     let ToDeliver {
+        rowid: _,
         business_id,
         phone_id: _,
         wa_id,
@@ -2720,6 +2738,59 @@ mod tests {
         assert_eq!(status(b).await, "read");
     }
 
+    /// A kept delivery finds its message by the rowid its send kept, and compares the wamid
+    /// too: a rowid that is now another message's (its send rolled back and a later one took
+    /// the rowid) moves nothing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_kept_delivery_finds_its_message_by_rowid_and_checks_the_wamid() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, _, [a, b]) = two_sends(&dir).await;
+        let (a2, b2) = (a.clone(), b.clone());
+        let (gone, moved) = s
+            .write_mem(move |c, mem| {
+                let rowid = |w: &str| {
+                    c.query_row(
+                        "SELECT rowid FROM messages WHERE id = ?1",
+                        params![w],
+                        |r| r.get::<_, i64>(0),
+                    )
+                };
+                let (rowid_a, rowid_b) = (rowid(&a2)?, rowid(&b2)?);
+                let kept_b = mem.take_delivery(&b2).expect("b's send kept its delivery");
+                assert_eq!(kept_b.rowid, Some(rowid_b));
+                let kept_a = mem.take_delivery(&a2).expect("a's send kept its delivery");
+                assert_eq!(kept_a.rowid, Some(rowid_a));
+                mem.keep_delivery(a2.clone(), kept_a);
+                // b's rowid under a wamid no message has
+                mem.keep_delivery("wamid.gone".into(), kept_b);
+                let gone = deliver(c, mem, "wamid.gone", 1_700_000_700_000)?;
+                let moved = deliver(c, mem, &a2, 1_700_000_700_000)?;
+                Ok((gone, moved))
+            })
+            .await
+            .unwrap();
+        assert!(!gone, "b's row is not the kept wamid's");
+        assert!(moved);
+        let status = |id: String| {
+            let s = &s;
+            async move {
+                s.read(move |c| {
+                    Ok(c.query_row(
+                        "SELECT status FROM messages WHERE id = ?1",
+                        params![id],
+                        |r| r.get::<_, String>(0),
+                    )?)
+                })
+                .await
+                .unwrap()
+            }
+        };
+        assert_eq!(status(a).await, "delivered");
+        assert_eq!(status(b).await, "sent");
+        let events = delivered_events(&s).await;
+        assert_eq!(events.len(), 1, "one event, a's");
+    }
+
     /// The kept deliveries are two generations of half the bound each: past it, the oldest go
     /// first (and their deliveries read their messages, as in the test above).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -2730,6 +2801,7 @@ mod tests {
             .write_mem(|_, mem| {
                 mem.delivering_max = Some(4);
                 let row = |w: &str| ToDeliver {
+                    rowid: None,
                     business_id: "b".into(),
                     phone_id: "p".into(),
                     wa_id: w.into(),
