@@ -714,11 +714,14 @@ impl WebhookStore for SqliteStore {
         self.write(move |c| {
             // next_attempt_at >= created_at, so this also bounds the event's age; and it is
             // a range of the partial index `outbox_done` (its condition, `state <> 'pending'`,
-            // is in the statement so that both planners see it holds).
+            // is in the statement so that both planners see it holds). The newest event
+            // stays: SQLite's outbox (without `AUTOINCREMENT`) numbers a new event one past
+            // it, so an id is never given twice.
             let mut ids: Vec<i64> = Vec::new();
             for state in ["delivered", "skipped"] {
                 let mut stmt = c.prepare_cached(
-                    "SELECT id FROM outbox WHERE state <> 'pending' AND state = ?1 AND next_attempt_at < ?2 LIMIT ?3",
+                    "SELECT id FROM outbox WHERE state <> 'pending' AND state = ?1 AND next_attempt_at < ?2 \
+                     AND id < (SELECT MAX(id) FROM outbox) LIMIT ?3",
                 )?;
                 let left = limit.saturating_sub(ids.len()) as i64;
                 let rows = stmt.query_map(params![state, before, left], |r| r.get(0))?;
@@ -832,6 +835,52 @@ mod tests {
         })
         .await
         .unwrap();
+    }
+
+    /// The outbox has no `AUTOINCREMENT`: the purge keeps the newest event, so an event's id
+    /// is never given to another, even when every event is old enough to go.
+    #[tokio::test]
+    async fn the_purge_keeps_the_newest_event_so_ids_are_never_given_twice() {
+        let (_d, s, t) = store_with_tenant(false).await;
+        enqueue_n(&s, &t, "messages", 1_000, 3).await;
+        async fn ids(s: &SqliteStore) -> Vec<(i64, String)> {
+            s.read(|c| {
+                let mut stmt = c.prepare("SELECT id, state FROM outbox ORDER BY id")?;
+                let rows = stmt.query_map(params![], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                Ok(rows.collect::<Result<Vec<(i64, String)>, _>>()?)
+            })
+            .await
+            .unwrap()
+        }
+        let before = ids(&s).await;
+        assert_eq!(before.len(), 3);
+        assert!(
+            before.iter().all(|(_, state)| state == "skipped"),
+            "{before:?}"
+        );
+        assert_eq!(s.purge_webhooks(i64::MAX, 100).await.unwrap(), 2);
+        assert_eq!(ids(&s).await, before[2..], "the newest stays");
+        assert_eq!(s.purge_webhooks(i64::MAX, 100).await.unwrap(), 0);
+        enqueue(&s, &t, "messages", 2_000).await;
+        let after = ids(&s).await;
+        assert_eq!(after.len(), 2);
+        assert_eq!(
+            after[1].0,
+            before[2].0 + 1,
+            "one past the newest ever given"
+        );
+        // (this database was created without `AUTOINCREMENT`; older ones keep it)
+        let schema: String = s
+            .read(|c| {
+                Ok(c.query_row(
+                    "SELECT sql FROM sqlite_master WHERE name = 'outbox'",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+            .await
+            .unwrap();
+        assert!(!schema.contains("AUTOINCREMENT"), "{schema}");
     }
 
     fn req(now: Millis, wall: Millis, limit: usize) -> ClaimRequest {
