@@ -76,6 +76,9 @@ pub(crate) enum Facts {
     /// It changes none of them (deliveries: messages, statuses, events, tasks, and a customer's
     /// user id, which is derived: the same whoever writes it).
     Keeps,
+    /// A send on SQLite: it changes its own customer's, and takes them from and puts them back
+    /// into [`ops::PairFacts`] itself; it changes no other customer's.
+    OwnOnly,
     /// It may change any of them.
     May,
 }
@@ -123,6 +126,8 @@ pub(crate) struct Memory {
     config_checked: bool,
     /// PostgreSQL: the facts of the customers of sends queued together, read at once.
     pub facts: ops::Prefetched,
+    /// SQLite: each customer's facts as the last send to it left them ([`ops::PairFacts`]).
+    pub pair_facts: ops::PairFacts,
     /// SQLite: the batch's messages to deliver, `(due, wamid)` in send order, written as
     /// shared tasks before its `COMMIT` ([`ops::before_commit`]).
     pub deliveries: Vec<(greenlight_domain::Millis, String)>,
@@ -203,6 +208,14 @@ impl Memory {
     /// Drops the configuration cache (after a rolled-back batch: what it read may be undone).
     fn forget_config(&mut self) {
         self.config = ConfigCache::default();
+    }
+
+    /// Drops every customer's facts the writer holds: the round's (PostgreSQL) and those sends
+    /// left (SQLite). Before a job that may change them, after a send that recorded a
+    /// violation, after a batch that rolled back.
+    pub(crate) fn forget_facts(&mut self) {
+        self.facts.clear();
+        self.pair_facts.clear();
     }
 
     /// PostgreSQL: the buckets the batch changed so far, to restore if a job's savepoint rolls
@@ -589,11 +602,9 @@ impl SqlStore {
         self.submit(Route::Global, true, Facts::May, f).await
     }
 
-    /// [`Self::write_mem`] without a savepoint, for the hot send path. A savepoint makes SQLite
-    /// copy every page a job touches into a sub-journal; measured, that was most of a send's
-    /// cost. The job must keep one rule instead: it returns `StoreError::Api` only before its
-    /// first write. Any other error (or a panic) may leave partial writes, so the whole batch
-    /// is rolled back and every job in it answers "unavailable, nothing committed".
+    /// Tests: [`Self::write_fast_on`] on the instance-wide writer, as a job that may change the
+    /// facts sends read.
+    #[cfg(test)]
     pub(crate) async fn write_fast<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
@@ -626,7 +637,12 @@ impl SqlStore {
         std::iter::once(Route::Global).chain((0..self.shards).map(Route::Shard))
     }
 
-    /// [`Self::write_fast`] on the writer of `route` (see [`Route`]).
+    /// [`Self::write_mem_on`] without a savepoint, for the hot paths (sends, webhook attempts).
+    /// A savepoint makes SQLite copy every page a job touches into a sub-journal; measured, that
+    /// was most of a send's cost. The job must keep one rule instead: it returns
+    /// `StoreError::Api` only before its first write. Any other error (or a panic) may leave
+    /// partial writes, so the whole batch is rolled back and every job in it answers
+    /// "unavailable, nothing committed".
     pub(crate) async fn write_fast_on<T, F>(
         &self,
         route: Route<'_>,
@@ -1039,12 +1055,12 @@ fn writer_loop(
             for job in round.drain(..) {
                 if let Facts::May = job.facts {
                     // it may change what was read for the sends after it
-                    w.mem.facts.clear();
+                    w.mem.forget_facts();
                 }
                 finishers.push((job.run)(Ok(&mut w)));
                 if w.poisoned {
                     // nothing of the batch commits: the sends after read (and fail) afresh
-                    w.mem.facts.clear();
+                    w.mem.forget_facts();
                 }
             }
         }
@@ -1072,7 +1088,9 @@ fn writer_loop(
             c.end_batch(commit.is_ok());
         }
         if commit.is_err() {
+            // what they hold may be undone
             w.mem.forget_config();
+            w.mem.forget_facts();
         }
         if let Err(e) = &commit {
             tracing::error!(error = %e, jobs = finishers.len(), "batch commit failed; rolling back");

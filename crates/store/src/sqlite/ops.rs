@@ -401,7 +401,8 @@ fn new_user_id(conn: &Conn, business_id: &str, wa_id: &str, now: Millis) -> Stor
 /// PostgreSQL): the window, whether the number is on WhatsApp and blocked the business, the
 /// customer's user id if it has one yet, whether they stopped marketing, the configuration
 /// counter, and on PostgreSQL the two pacing buckets.
-struct CustomerFacts {
+#[derive(Clone)]
+pub(crate) struct CustomerFacts {
     window: WindowState,
     on_whatsapp: bool,
     blocked: bool,
@@ -413,6 +414,79 @@ struct CustomerFacts {
     /// PostgreSQL only (SQLite keeps the buckets in the writer's memory): the number's and the
     /// pair's bucket rows, if any.
     buckets: (Option<Bucket>, Option<Bucket>),
+}
+
+/// SQLite: each (number, customer)'s [`CustomerFacts`] as the last send to it left them, for
+/// the next send to the same customer, which then reads none of its six rows. A send takes its
+/// customer's entry (so that nothing else does: a send refused, or answered from its
+/// idempotency record, leaves none) and, once accepted and written, puts back what it leaves:
+/// the window as it decided it, the user id it used, the rest as it read them, which a send
+/// does not change. The same rule as [`Prefetched`] keeps them true: the writer forgets them all
+/// before any job that may change them ([`super::Facts::May`]: every job but sends and
+/// deliveries), after a send that recorded a violation, and after a batch that rolled back;
+/// a send puts its entry back only if nothing was forgotten since it took it. This relies on
+/// the writer being the database's only writer, as its pacing buckets and chains heads do.
+/// Bounded as the kept deliveries are: two generations of half of [`PAIR_FACTS_MAX`], the
+/// older dropped when the newer fills.
+#[derive(Default)]
+pub(crate) struct PairFacts {
+    newer: crate::keys::HashMap<(String, String), (String, CustomerFacts)>,
+    older: crate::keys::HashMap<(String, String), (String, CustomerFacts)>,
+    /// Bumped whenever everything is forgotten.
+    generation: u64,
+    /// Tests: a bound other than [`PAIR_FACTS_MAX`].
+    pub max: Option<usize>,
+    /// Sends that found their customer's facts here, ever (for the tests).
+    pub taken: u64,
+}
+
+/// Customers whose facts the SQLite writer keeps at most (~350 bytes each).
+const PAIR_FACTS_MAX: usize = 40_000;
+
+impl PairFacts {
+    pub(crate) fn clear(&mut self) {
+        self.newer.clear();
+        self.older.clear();
+        self.generation += 1;
+    }
+
+    /// The facts a send left of this customer, if the writer still has them (taken: once).
+    fn take(&mut self, business_id: &str, phone_id: &str, wa_id: &str) -> Option<CustomerFacts> {
+        let k = Pair(phone_id, wa_id);
+        let (b, facts) = self.newer.remove(&k).or_else(|| self.older.remove(&k))?;
+        let valid = b == business_id;
+        self.taken += u64::from(valid);
+        valid.then_some(facts)
+    }
+
+    /// Keeps what a send left of its customer, unless everything was forgotten since
+    /// `generation` (the send's start).
+    fn put(
+        &mut self,
+        generation: u64,
+        business_id: &str,
+        phone_id: &str,
+        wa_id: &str,
+        facts: CustomerFacts,
+    ) {
+        if generation != self.generation {
+            return;
+        }
+        let half = (self.max.unwrap_or(PAIR_FACTS_MAX) / 2).max(1);
+        if self.newer.len() >= half {
+            self.older = std::mem::take(&mut self.newer);
+        }
+        self.newer.insert(
+            (phone_id.to_string(), wa_id.to_string()),
+            (business_id.to_string(), facts),
+        );
+    }
+
+    /// Tests: how many customers' facts are kept.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.newer.len() + self.older.len()
+    }
 }
 
 /// The customer of a queued send: its business, the sending number, the customer's `wa_id`.
@@ -617,6 +691,11 @@ fn customer_facts(
         return Ok(facts);
     }
     let pg = conn.is_pg();
+    if !pg {
+        if let Some(facts) = mem.pair_facts.take(business_id, phone_id, wa_id) {
+            return Ok(facts);
+        }
+    }
     let sql = if pg { FACTS_ONE_PG } else { FACTS_ONE_SQLITE };
     Ok(conn
         .prepare_cached(sql)?
@@ -735,6 +814,8 @@ pub(crate) struct Evaluated {
     pub(crate) buckets: (Bucket, Bucket),
     /// The customer was already reached by a business-initiated send in the last 24 h.
     pub(crate) reach_already: bool,
+    /// The customer's facts as the send read them (for [`PairFacts`]).
+    pub(crate) facts: CustomerFacts,
 }
 
 /// All consent records of a customer with a business, revoked ones included, as the rules read them.
@@ -1041,7 +1122,8 @@ pub(crate) fn evaluate(
     let pacing = cs.pacing;
     Ok(Evaluated {
         wa_id,
-        user_id: customer.user_id,
+        user_id: customer.user_id.clone(),
+        facts: customer,
         pacing,
         limit_usage,
         effects,
@@ -1177,7 +1259,7 @@ pub(crate) fn apply_effects(
     if let Some(v) = e.violation.as_ref().or(ev.ignored_opt_out.as_ref()) {
         super::compliance::record_violation(conn, &scope.business_id, &phone.waba_id, v, now)?;
         // enforcement is configuration: the sends after this one read it afresh
-        mem.facts.clear();
+        mem.forget_facts();
     }
     if e.take_tokens && ev.pacing {
         // As decided (the buckets were read for the decision, in this job). On PostgreSQL,
@@ -1209,6 +1291,7 @@ fn send_tx(
     cmd: SendCommand,
 ) -> StoreResult<Result<SendResult, ApiError>> {
     let now = cmd.now;
+    let facts_generation = mem.pair_facts.generation;
     // Idempotency: the same key answers what it answered first, or refuses another body.
     if let Some((key, hash)) = &cmd.idempotency {
         let prev: Option<(String, String, String, i64)> = conn
@@ -1389,6 +1472,16 @@ fn send_tx(
             "INSERT INTO idempotency (business_id, key, request_hash, response, wamid, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", params![scope.business_id, key, hash, body.to_string(), wamid, now])?;
     }
     apply_effects(conn, mem, scope, phone, &ev, now)?;
+    if !conn.is_pg() {
+        // what the next send to this customer would read (`PairFacts`)
+        let mut left = ev.facts.clone();
+        if failed.is_none() {
+            left.window = d.window_after;
+        }
+        left.user_id = Some(user_id);
+        let (b, p, w) = (&scope.business_id, &phone.id, &ev.wa_id);
+        mem.pair_facts.put(facts_generation, b, p, w, left);
+    }
     Ok(Ok(SendResult {
         wamid,
         body,
@@ -2079,13 +2172,15 @@ impl Store for SqliteStore {
     async fn send(&self, scope: &Scope, cmd: SendCommand) -> StoreResult<SendResult> {
         let job_scope = scope.clone();
         // The refusal is returned as a value so that its audit row commits with the batch. No
-        // savepoint (see `write_fast`): send_tx returns `Api` errors only before its first write.
+        // savepoint (see `write_fast_on`): send_tx returns `Api` errors only before its first write.
         // A send reads and writes its business's rows only: on PostgreSQL, sends of different
         // businesses run on their shards' writers side by side.
-        // only PostgreSQL's shard writers read sends' facts ahead
+        // only PostgreSQL's shard writers read sends' facts ahead; SQLite's keeps those its
+        // sends left (`PairFacts`)
         let facts = match SendKey::of(scope, &cmd) {
-            Some(key) if self.sharded() => Facts::Send(key),
-            _ => Facts::May,
+            _ if !self.sharded() => Facts::OwnOnly,
+            Some(key) => Facts::Send(key),
+            None => Facts::May,
         };
         self.write_fast_on(Route::Business(&scope.business_id), facts, move |c, m| {
             send_tx(c, m, &job_scope, cmd)
@@ -2334,7 +2429,9 @@ impl Store for SqliteStore {
         if self.sharded() {
             return self.run_due_sharded(now, limit).await;
         }
-        self.write_mem(move |c, mem| {
+        // Deliveries keep the facts sends read of their customers; the job forgets them before
+        // any other task, which may change them.
+        self.write_mem_on(Route::Global, Facts::Keeps, move |c, mem| {
             let mut stmt = c.prepare_cached(DUE_TASKS)?;
             let due = stmt
                 .query_map(params![now, limit as i64], |r| {
@@ -2370,6 +2467,7 @@ impl Store for SqliteStore {
                 .collect();
             deliver_all(c, mem, &head, now)?;
             for (id, kind, subject) in &due[heads..] {
+                mem.forget_facts();
                 run_due_task(c, mem, *id, kind, subject, now)?;
             }
             Ok(ran)
@@ -2736,6 +2834,228 @@ mod tests {
         };
         assert_eq!(status(a).await, "read");
         assert_eq!(status(b).await, "read");
+    }
+
+    /// A text from the tenant's first number to 15550000001 at `now`.
+    async fn text_at(
+        s: &SqlStore,
+        t: &crate::CreatedTenant,
+        now: Millis,
+    ) -> StoreResult<SendResult> {
+        use crate::{SendCommand, Store};
+        use greenlight_domain::message::{parse_request, Request};
+        let (scope, phone) = crate::testkit::number(s, t, 0).await;
+        let body = json!({"messaging_product": "whatsapp", "to": "15550000001", "type": "text",
+            "text": {"body": "x"}});
+        let Ok(Request::Send(request)) = parse_request(&body, "1") else {
+            panic!("a text send");
+        };
+        let cmd = SendCommand {
+            phone,
+            request,
+            idempotency: None,
+            now,
+            delivered_after: 600_000,
+        };
+        s.send(&scope, cmd).await
+    }
+
+    /// Sends that took the facts a send left, and the customers whose facts are kept: read by
+    /// a job that keeps them (any other would forget them first).
+    async fn pair_facts(s: &SqlStore) -> (u64, usize) {
+        s.write_mem_on(Route::Global, Facts::Keeps, |_, m| {
+            Ok((m.pair_facts.taken, m.pair_facts.len()))
+        })
+        .await
+        .unwrap()
+    }
+
+    async fn status_of(s: &SqlStore, wamid: String) -> String {
+        s.read(move |c| {
+            Ok(c.query_row(
+                "SELECT status FROM messages WHERE id = ?1",
+                params![wamid],
+                |r| r.get::<_, String>(0),
+            )?)
+        })
+        .await
+        .unwrap()
+    }
+
+    /// SQLite keeps each customer's facts as its last send left them: the next send to the
+    /// customer reads none of its rows and decides as a read would (the window closes with the
+    /// clock); any other job forgets them all, so that the send after it sees what that job
+    /// changed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_send_takes_the_facts_its_customers_last_send_left_until_another_job_runs() {
+        use crate::Store;
+        let dir = tempfile::tempdir().unwrap();
+        // the customer writes at T, the business answers at T + 1 s and T + 2 s
+        let (s, t, [_, second]) = two_sends(&dir).await;
+        const T: Millis = 1_700_000_000_000;
+        assert_eq!(
+            pair_facts(&s).await,
+            (1, 1),
+            "the second send took the first's facts"
+        );
+        assert_eq!(status_of(&s, second).await, "sent");
+
+        // 25 hours on, the kept window is closed: the send fails (131047, asynchronously by
+        // default) as with the facts read
+        let late = text_at(&s, &t, T + 25 * 3_600_000).await.unwrap();
+        assert_eq!(status_of(&s, late.wamid).await, "failed");
+        assert_eq!(pair_facts(&s).await, (2, 1));
+
+        // the window opened again by the customer (another job): read, kept, taken
+        crate::testkit::in_window_text(&s, &t, T + 26 * 3_600_000).await;
+        assert_eq!(pair_facts(&s).await, (2, 1), "read from the tables");
+        let ok = text_at(&s, &t, T + 26 * 3_600_000 + 2_000).await.unwrap();
+        assert_eq!(status_of(&s, ok.wamid).await, "sent");
+        assert_eq!(pair_facts(&s).await, (3, 1));
+
+        // the customer leaves WhatsApp: the next send sees it although its facts were kept
+        s.set_user("15550000001", false, T + 26 * 3_600_000 + 3_000)
+            .await
+            .unwrap();
+        assert_eq!(pair_facts(&s).await, (3, 0), "forgotten by the other job");
+        let gone = text_at(&s, &t, T + 26 * 3_600_000 + 4_000).await.unwrap();
+        assert_eq!(status_of(&s, gone.wamid).await, "failed");
+        assert_eq!(pair_facts(&s).await, (3, 1), "read afresh, and kept");
+
+        // the business blocks the customer: the same
+        s.set_user("15550000001", true, T + 26 * 3_600_000 + 5_000)
+            .await
+            .unwrap();
+        let (scope, phone) = crate::testkit::number(&s, &t, 0).await;
+        let back = text_at(&s, &t, T + 26 * 3_600_000 + 6_000).await.unwrap();
+        assert_eq!(status_of(&s, back.wamid).await, "sent");
+        s.set_blocked(
+            &scope,
+            &phone.id,
+            vec!["15550000001".into()],
+            true,
+            T + 26 * 3_600_000 + 7_000,
+        )
+        .await
+        .unwrap();
+        let blocked = text_at(&s, &t, T + 26 * 3_600_000 + 8_000).await;
+        let sent_anyway =
+            matches!(&blocked, Ok(r) if status_of(&s, r.wamid.clone()).await == "sent");
+        assert!(
+            !sent_anyway,
+            "a blocked customer is not sent to: {blocked:?}"
+        );
+    }
+
+    /// The jobs that run beside sends all the time keep the facts: the scheduler's deliveries,
+    /// the webhook workers' claims, attempts and purges. Any other due task forgets them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn deliveries_and_webhook_jobs_keep_the_facts_other_due_tasks_forget_them() {
+        use crate::{AttemptOutcome, AttemptResult, ClaimRequest, WebhookStore};
+        const T: Millis = 1_700_000_000_000;
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqlStore::open(
+            &dir.path().join("t.db").to_string_lossy(),
+            SqliteOptions::default(),
+        )
+        .unwrap();
+        // a task of another kind, due after the deliveries (written before any send)
+        s.write(|c| {
+            c.execute(
+                "INSERT INTO tasks (due_at, kind, subject) VALUES (?1, 'review', 'none@1')",
+                params![T + 3_600_000],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let t = crate::testkit::tenant(&s, "B", &["+1 555 010 0001"]).await;
+        // the tenant's first tier evaluation, long due (it comes back in six hours)
+        assert_eq!(s.run_due(T - 1, 64).await.unwrap(), 1);
+        crate::testkit::in_window_text(&s, &t, T).await;
+        text_at(&s, &t, T + 2_000).await.unwrap();
+        assert_eq!(pair_facts(&s).await, (1, 1));
+
+        assert_eq!(
+            s.run_due(T + 700_000, 64).await.unwrap(),
+            2,
+            "two deliveries"
+        );
+        let claim = ClaimRequest {
+            now: T + 700_000,
+            wall_now: T + 700_000,
+            lease_ms: 1_000,
+            limit: 10,
+            per_endpoint: 10,
+            in_flight: Default::default(),
+        };
+        let claimed = s.claim_webhooks(claim).await.unwrap();
+        assert!(!claimed.is_empty(), "the tenant's events are pending");
+        let e = &claimed[0];
+        s.finish_webhook_attempt(AttemptResult {
+            outbox_id: e.id,
+            attempt: e.attempt,
+            url: e.url.clone(),
+            at: T + 700_000,
+            status_code: Some(200),
+            latency_ms: 1,
+            error: None,
+            outcome: AttemptOutcome::Delivered,
+        })
+        .await
+        .unwrap();
+        s.purge_webhooks(T, 100).await.unwrap();
+        assert_eq!(pair_facts(&s).await, (1, 1), "kept through all of them");
+        text_at(&s, &t, T + 800_000).await.unwrap();
+        assert_eq!(pair_facts(&s).await, (2, 1), "and taken by the next send");
+
+        assert_eq!(
+            s.run_due(T + 3_600_000, 64).await.unwrap(),
+            2,
+            "the last send's delivery, then the other task"
+        );
+        assert_eq!(pair_facts(&s).await, (2, 0), "forgotten");
+    }
+
+    /// What a send puts back is dropped if everything was forgotten since it began (a violation
+    /// it recorded, say); the kept facts are bounded in two generations, oldest dropped first.
+    #[test]
+    fn pair_facts_are_put_back_only_in_their_generation_and_bounded() {
+        let facts = || CustomerFacts {
+            window: WindowState::default(),
+            on_whatsapp: true,
+            blocked: false,
+            user_id: None,
+            config_version: 1,
+            marketing_stopped: false,
+            buckets: (None, None),
+        };
+        let mut p = PairFacts {
+            max: Some(4),
+            ..PairFacts::default()
+        };
+        let g = p.generation;
+        p.clear();
+        p.put(g, "b", "p", "w0", facts());
+        assert_eq!(p.len(), 0, "forgotten since the send began: not put back");
+        let g = p.generation;
+        for w in ["w1", "w2", "w3", "w4", "w5"] {
+            p.put(g, "b", "p", w, facts());
+        }
+        assert!(
+            p.take("other", "p", "w5").is_none(),
+            "another business's send takes nothing"
+        );
+        assert!(
+            p.take("b", "p", "w5").is_none(),
+            "and the entry is gone with it"
+        );
+        let left: Vec<&str> = ["w1", "w2", "w3", "w4"]
+            .into_iter()
+            .filter(|w| p.take("b", "p", w).is_some())
+            .collect();
+        assert_eq!(left, ["w3", "w4"], "w1 and w2 went with their generation");
+        assert_eq!(p.taken, 2);
     }
 
     /// A kept delivery finds its message by the rowid its send kept, and compares the wamid

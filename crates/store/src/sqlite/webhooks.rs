@@ -3,7 +3,7 @@
 //! cheap "is anything due?" probe is a read, so an idle worker writes nothing.
 
 use super::read::json_col;
-use super::{Memory, SqliteStore};
+use super::{Facts, Memory, Route, SqliteStore};
 use crate::db::{self, Conn, OptionalExtension, Row};
 use crate::params;
 use crate::*;
@@ -593,7 +593,9 @@ impl WebhookStore for SqliteStore {
         // holds everything the claim had journaled before it, which made a claim quadratic in
         // the keys it skips (docs/BENCHMARKS.md). A claim fails only on a database error, which
         // rolls back its whole batch.
-        self.write_fast(move |c, m| claim(c, m, &req)).await
+        // it writes the outbox only: the facts sends read of their customers stay
+        self.write_fast_on(Route::Global, Facts::Keeps, move |c, m| claim(c, m, &req))
+            .await
     }
 
     async fn webhooks_due(&self, now: Millis, wall_now: Millis) -> StoreResult<bool> {
@@ -609,7 +611,8 @@ impl WebhookStore for SqliteStore {
     async fn finish_webhook_attempt(&self, result: AttemptResult) -> StoreResult<()> {
         // One per delivery, so no savepoint (its page copies cost more than the job); it fails
         // only on a database error, which rolls back its batch.
-        self.write_fast(move |c, _| finish(c, &result)).await
+        self.write_fast_on(Route::Global, Facts::Keeps, move |c, _| finish(c, &result))
+            .await
     }
 
     async fn webhook_deliveries(
@@ -711,7 +714,7 @@ impl WebhookStore for SqliteStore {
     }
 
     async fn purge_webhooks(&self, before: Millis, limit: usize) -> StoreResult<u64> {
-        self.write(move |c| {
+        self.write_mem_on(Route::Global, Facts::Keeps, move |c, _| {
             // next_attempt_at >= created_at, so this also bounds the event's age; and it is
             // a range of the partial index `outbox_done` (its condition, `state <> 'pending'`,
             // is in the statement so that both planners see it holds). The newest event
