@@ -69,12 +69,16 @@ struct Job {
     run: JobFn,
 }
 
-/// What a job does to the facts a send reads of its customer ([`ops::Prefetched`]).
+/// What a job does to the facts a send reads of its customer: those read ahead for a round of
+/// sends ([`ops::Prefetched`], PostgreSQL) and those sends left ([`ops::PairFacts`], SQLite).
 pub(crate) enum Facts {
     /// It is a send to this customer: it reads them first.
     Send(ops::SendKey),
     /// It changes none of them (deliveries: messages, statuses, events, tasks, and a customer's
-    /// user id, which is derived: the same whoever writes it).
+    /// user id, which is derived: the same whoever writes it; the webhook workers' claims,
+    /// attempts and purges: the outbox). A job that keeps them in part forgets them
+    /// ([`Memory::forget_facts`]) before the part that may change them, as SQLite's scheduler
+    /// job does before any task but a delivery.
     Keeps,
     /// A send on SQLite: it changes its own customer's, and takes them from and puts them back
     /// into [`ops::PairFacts`] itself; it changes no other customer's.
@@ -182,6 +186,11 @@ impl Memory {
             self.saw_config_version(n);
         }
         Ok(&mut self.config)
+    }
+
+    /// The configuration counter as this job reads it (read now if the job has not yet).
+    pub(crate) fn config_version(&mut self, conn: &Conn) -> StoreResult<Option<i64>> {
+        Ok(self.config(conn)?.version)
     }
 
     /// The counter as another statement of the job read it, with other things (which saves
