@@ -43,6 +43,8 @@
 #   BENCH_BIN               run this greenlight binary instead of building one (to compare two
 #                           builds back to back; the table's commit is then the checkout's)
 #   BENCH_INSTR_SENDS       --instructions: sends counted, after as many uncounted [4000]
+#   BENCH_INSTR_MESSAGE     --instructions: text (in-window texts) or template (the template
+#                           row's business-initiated utility templates) [text]
 set -euo pipefail
 
 QUICK=0
@@ -780,15 +782,23 @@ verify() {
 # goes off. Counts are by thread; kernel time (the WAL's writes, fsync, sockets) is not counted.
 instructions() {
     local n=${BENCH_INSTR_SENDS:-4000} out="$RUN_DIR/callgrind.out" f ir total=0 writer=0 other=0
+    local message=${BENCH_INSTR_MESSAGE:-text} as=()
     WRAP=(valgrind --tool=callgrind --instr-atstart=no --separate-threads=yes "--callgrind-out-file=$out")
     START_TRIES=2400 start_server full FULL
     create_tenants full
-    open_windows full
-    run_send instr-warm send.lua 16 600 "$n"
+    case "$message" in
+        text) open_windows full ;;
+        template)
+            setup_templates
+            as=(BENCH_MESSAGE=template "BENCH_CUSTOMER_BASE=$TEMPLATE_CUSTOMER_BASE" "BENCH_TEMPLATE_NAME=$TEMPLATE_NAME")
+            ;;
+        *) die "BENCH_INSTR_MESSAGE is text or template, not $message" ;;
+    esac
+    run_send instr-warm send.lua 16 600 "$n" "${as[@]}"
     wait_deliveries
     callgrind_control -i on "$SERVER_PID" >/dev/null
     callgrind_control -z "$SERVER_PID" >/dev/null
-    run_send instr-counted send.lua 16 600 "$n"
+    run_send instr-counted send.lua 16 600 "$n" "${as[@]}"
     local sent=${W[requests]}
     [ "$sent" -gt 0 ] || die "no send was answered while counting"
     wait_deliveries
@@ -804,8 +814,8 @@ instructions() {
     done
     [ "$total" -gt 0 ] || die "callgrind wrote no counts (see $out.*)"
     [ "$writer" -gt 0 ] || die "no thread's profile names writer_loop: the writer is not told apart (see $out.*)"
-    printf 'instructions per send over %s sends (%s): all threads %s, the store writer %s, the others %s\n' \
-        "$sent" "$(basename "$BIN")" "$((total / sent))" "$((writer / sent))" "$((other / sent))"
+    printf 'instructions per %s send over %s sends (%s): all threads %s, the store writer %s, the others %s\n' \
+        "$message" "$sent" "$(basename "$BIN")" "$((total / sent))" "$((writer / sent))" "$((other / sent))"
     stop_server
 }
 
