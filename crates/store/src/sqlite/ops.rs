@@ -2825,22 +2825,8 @@ mod tests {
         let events = delivered_events(&s).await;
         assert_eq!(events.iter().map(|e| &e.0).collect::<Vec<_>>(), [&b]);
         assert_eq!(events[0].1["statuses"][0]["timestamp"], "1700000100");
-        let status = |id: String| {
-            let s = &s;
-            async move {
-                s.read(move |c| {
-                    Ok(c.query_row(
-                        "SELECT status FROM messages WHERE id = ?1",
-                        params![id],
-                        |r| r.get::<_, String>(0),
-                    )?)
-                })
-                .await
-                .unwrap()
-            }
-        };
-        assert_eq!(status(a).await, "read");
-        assert_eq!(status(b).await, "read");
+        assert_eq!(status_of(&s, a).await, "read");
+        assert_eq!(status_of(&s, b).await, "read");
     }
 
     /// A text from the tenant's first number to 15550000001 at `now`.
@@ -3128,22 +3114,8 @@ mod tests {
             .unwrap();
         assert!(!gone, "b's row is not the kept wamid's");
         assert!(moved);
-        let status = |id: String| {
-            let s = &s;
-            async move {
-                s.read(move |c| {
-                    Ok(c.query_row(
-                        "SELECT status FROM messages WHERE id = ?1",
-                        params![id],
-                        |r| r.get::<_, String>(0),
-                    )?)
-                })
-                .await
-                .unwrap()
-            }
-        };
-        assert_eq!(status(a).await, "delivered");
-        assert_eq!(status(b).await, "sent");
+        assert_eq!(status_of(&s, a).await, "delivered");
+        assert_eq!(status_of(&s, b).await, "sent");
         let events = delivered_events(&s).await;
         assert_eq!(events.len(), 1, "one event, a's");
     }

@@ -150,7 +150,7 @@ CREATE INDEX IF NOT EXISTS tasks_due ON tasks(due_at);
 
 -- The webhook outbox: written in the same transaction as the state change it reports.
 -- Its ids (the deliveries API's) are never reused without `AUTOINCREMENT`, whose bookkeeping
--- (a `sqlite_sequence` read and write with every insert) cost a send ~5 % of the writer: a
+-- (a `sqlite_sequence` read and write with every insert) cost a send ~3 % of the writer: a
 -- new id is one past the newest row's, and the purge never deletes the newest row
 -- (`purge_webhooks`). Databases created with `AUTOINCREMENT` keep it; both behave the same.
 CREATE TABLE IF NOT EXISTS outbox (
