@@ -403,7 +403,7 @@ fn new_user_id(conn: &Conn, business_id: &str, wa_id: &str, now: Millis) -> Stor
 /// counter, and on PostgreSQL the two pacing buckets.
 #[derive(Clone)]
 pub(crate) struct CustomerFacts {
-    window: WindowState,
+    pub(crate) window: WindowState,
     on_whatsapp: bool,
     blocked: bool,
     user_id: Option<String>,
@@ -801,8 +801,6 @@ fn template_facts(conn: &Conn, waba_id: &str, t: &TemplateRef) -> StoreResult<Te
 /// Loads the facts of one send and runs the engine. Read-only.
 pub(crate) struct Evaluated {
     pub(crate) wa_id: String,
-    /// The customer's user id in this business, if it has one already.
-    pub(crate) user_id: Option<String>,
     /// The tenant's pacing setting, read once per send.
     pub(crate) pacing: bool,
     /// `{tier, used, limit, already_reached}` of the messaging limit, for the dry run.
@@ -814,13 +812,14 @@ pub(crate) struct Evaluated {
     pub(crate) ignored_opt_out: Option<Violation>,
     /// What the customer reads of a template send.
     pub(crate) rendered: Option<String>,
-    pub(crate) window: WindowState,
     pub(crate) decision: Decision,
     /// The (number, pair) pacing buckets as read for the decision.
     pub(crate) buckets: (Bucket, Bucket),
     /// The customer was already reached by a business-initiated send in the last 24 h.
     pub(crate) reach_already: bool,
-    /// The customer's facts as the send read them (for [`PairFacts`]).
+    /// The customer's facts as the send read them: among them its window before the send and
+    /// its user id in this business if it has one already (and, on SQLite, what the send puts
+    /// back into [`PairFacts`]).
     pub(crate) facts: CustomerFacts,
 }
 
@@ -1128,14 +1127,12 @@ pub(crate) fn evaluate(
     let pacing = cs.pacing;
     Ok(Evaluated {
         wa_id,
-        user_id: customer.user_id.clone(),
         facts: customer,
         pacing,
         limit_usage,
         effects,
         ignored_opt_out,
         rendered,
-        window,
         decision,
         buckets: (number_bucket, pair_bucket),
         reach_already: already,
@@ -1345,7 +1342,7 @@ fn send_tx(
         return Ok(Err(e.clone()));
     }
 
-    let user_id = match &ev.user_id {
+    let user_id = match &ev.facts.user_id {
         Some(u) => u.clone(),
         None => new_user_id(conn, &scope.business_id, &ev.wa_id, now)?,
     };
@@ -1436,7 +1433,7 @@ fn send_tx(
     )?;
 
     if failed.is_none() {
-        if d.window_after != ev.window {
+        if d.window_after != ev.facts.window {
             save_window(conn, &phone.id, &ev.wa_id, &d.window_after)?;
         }
         // Reactions only ever get `sent` (§1.7).
@@ -1480,13 +1477,18 @@ fn send_tx(
     apply_effects(conn, mem, scope, phone, &ev, now)?;
     if !conn.is_pg() {
         // what the next send to this customer would read (`PairFacts`)
-        let mut left = ev.facts.clone();
+        let window_after = d.window_after;
+        let Evaluated {
+            wa_id,
+            facts: mut left,
+            ..
+        } = ev;
         if failed.is_none() {
-            left.window = d.window_after;
+            left.window = window_after;
         }
         left.user_id = Some(user_id);
-        let (b, p, w) = (&scope.business_id, &phone.id, &ev.wa_id);
-        mem.pair_facts.put(facts_generation, b, p, w, left);
+        let (b, p) = (&scope.business_id, &phone.id);
+        mem.pair_facts.put(facts_generation, b, p, &wa_id, left);
     }
     Ok(Ok(SendResult {
         wamid,
