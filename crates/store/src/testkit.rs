@@ -85,3 +85,68 @@ pub(crate) async fn in_window_text(
     .await
     .unwrap()
 }
+
+/// The purge's walk on either dialect: each business's done events oldest first, stepping over
+/// events done late, ending at the first created after the cutoff, bounded by `limit`.
+pub(crate) async fn purge_walk(s: &crate::sqlite::SqlStore) {
+    use crate::WebhookStore;
+    // (business, state, created_at, next_attempt_at), inserted in this order
+    let rows: &[(&str, &str, i64, i64)] = &[
+        ("a", "delivered", 1_000, 1_000),
+        ("a", "delivered", 1_100, 9_000), // retried: done after the first cutoff
+        ("a", "skipped", 1_200, 1_200),
+        ("a", "delivered", 1_300, 1_300),
+        ("a", "dead", 1_350, 1_350),
+        ("a", "pending", 1_400, 1_400),
+        ("b", "skipped", 1_500, 1_500),
+        ("a", "delivered", 6_000, 6_000),
+        ("b", "delivered", 7_000, 7_000),
+        ("b", "skipped", 7_500, 7_500),
+    ];
+    let rows = rows.to_vec();
+    s.write(move |c| {
+        for (b, state, created, due) in rows {
+            c.execute(
+                "INSERT INTO outbox (business_id, waba_id, field, payload, created_at, next_attempt_at, state) \
+                 VALUES (?1, 'w', 'messages', '{}', ?2, ?3, ?4)",
+                crate::params![b, created, due, state],
+            )?;
+        }
+        Ok(())
+    })
+    .await
+    .unwrap();
+    async fn left(s: &crate::sqlite::SqlStore) -> Vec<(String, i64)> {
+        s.read(|c| {
+            let mut stmt = c.prepare("SELECT state, created_at FROM outbox ORDER BY id")?;
+            let rows = stmt.query_map(crate::params![], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<Result<Vec<(String, i64)>, _>>()?)
+        })
+        .await
+        .unwrap()
+    }
+    let owned = |v: &[(&str, i64)]| -> Vec<(String, i64)> {
+        v.iter().map(|(s, t)| (s.to_string(), *t)).collect()
+    };
+    assert_eq!(s.purge_webhooks(5_000, 2).await.unwrap(), 2, "the limit");
+    assert_eq!(s.purge_webhooks(5_000, 100).await.unwrap(), 2);
+    assert_eq!(s.purge_webhooks(5_000, 100).await.unwrap(), 0);
+    assert_eq!(
+        left(s).await,
+        owned(&[
+            ("delivered", 1_100),
+            ("dead", 1_350),
+            ("pending", 1_400),
+            ("delivered", 6_000),
+            ("delivered", 7_000),
+            ("skipped", 7_500),
+        ]),
+        "old done events of both businesses went; the one done late, dead, pending and new ones stay"
+    );
+    assert_eq!(s.purge_webhooks(10_000, 100).await.unwrap(), 3);
+    assert_eq!(
+        left(s).await,
+        owned(&[("dead", 1_350), ("pending", 1_400), ("skipped", 7_500)]),
+        "the newest event stays even when old enough"
+    );
+}

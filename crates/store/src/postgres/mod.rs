@@ -75,6 +75,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0009_status_columns",
         include_str!("migrations/0009_status_columns.sql"),
     ),
+    (
+        "0010_outbox_purge_walk",
+        include_str!("migrations/0010_outbox_purge_walk.sql"),
+    ),
 ];
 
 /// The shard of a business portfolio, the same on every node and every build (FNV-1a of its id).
@@ -1592,6 +1596,16 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(left, (1, 1), "the pending event and its attempt stay");
+        s.close();
+    }
+
+    #[tokio::test]
+    async fn the_purge_walks_each_business_oldest_first_and_steps_over_events_done_late() {
+        let Some(db) = TestDb::create("purge_walk") else {
+            return;
+        };
+        let s = SqlStore::open_postgres(&db.url, PostgresOptions::default()).unwrap();
+        crate::testkit::purge_walk(&s).await;
         s.close();
     }
 

@@ -715,23 +715,7 @@ impl WebhookStore for SqliteStore {
 
     async fn purge_webhooks(&self, before: Millis, limit: usize) -> StoreResult<u64> {
         self.write_mem_on(Route::Global, Facts::Keeps, move |c, _| {
-            // next_attempt_at >= created_at, so this also bounds the event's age; and it is
-            // a range of the partial index `outbox_done` (its condition, `state <> 'pending'`,
-            // is in the statement so that both planners see it holds). The newest event
-            // stays: SQLite's outbox (without `AUTOINCREMENT`) numbers a new event one past
-            // it, so an id is never given twice.
-            let mut ids: Vec<i64> = Vec::new();
-            for state in ["delivered", "skipped"] {
-                let mut stmt = c.prepare_cached(
-                    "SELECT id FROM outbox WHERE state <> 'pending' AND state = ?1 AND next_attempt_at < ?2 \
-                     AND id < (SELECT MAX(id) FROM outbox) LIMIT ?3",
-                )?;
-                let left = limit.saturating_sub(ids.len()) as i64;
-                let rows = stmt.query_map(params![state, before, left], |r| r.get(0))?;
-                for r in rows {
-                    ids.push(r?);
-                }
-            }
+            let ids = purgeable(c, before, limit)?;
             if ids.is_empty() {
                 return Ok(0);
             }
@@ -754,6 +738,71 @@ impl WebhookStore for SqliteStore {
         })
         .await
     }
+}
+
+/// Rows of a business's events in one state that the purge reads at a time.
+const PURGE_WALK: i64 = 256;
+
+/// Up to `limit` delivered or skipped events whose last attempt was due before `before`,
+/// found without an index of their own: for each state and each business with events in it
+/// (one seek of `outbox_state` each), the business's events oldest first. Ids follow creation
+/// and an event's last attempt is due no earlier than its creation, so a walk ends at the first
+/// event created at or after `before`: every later one is as new. An event created before it
+/// but done since (retried, or replayed) is stepped over. The newest event of the outbox stays:
+/// SQLite's outbox (without `AUTOINCREMENT`) numbers a new event one past it, so an id is never
+/// given twice.
+fn purgeable(c: &Conn, before: Millis, limit: usize) -> StoreResult<Vec<i64>> {
+    let mut ids: Vec<i64> = Vec::new();
+    let newest: Option<i64> = c.query_row("SELECT MAX(id) FROM outbox", params![], |r| r.get(0))?;
+    let Some(newest) = newest else {
+        return Ok(ids);
+    };
+    for state in ["delivered", "skipped"] {
+        let mut business = String::new();
+        while ids.len() < limit {
+            let next: Option<String> = c
+                .query_row(
+                    "SELECT business_id FROM outbox WHERE state = ?1 AND business_id > ?2 \
+                     ORDER BY state, business_id LIMIT 1",
+                    params![state, business],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(next) = next else { break };
+            business = next;
+            let mut after = 0i64;
+            'walk: loop {
+                let mut stmt = c.prepare_cached(
+                    "SELECT id, created_at, next_attempt_at FROM outbox \
+                     WHERE state = ?1 AND business_id = ?2 AND id > ?3 AND id < ?4 \
+                     ORDER BY state, business_id, id LIMIT ?5",
+                )?;
+                let rows = stmt
+                    .query_map(params![state, business, after, newest, PURGE_WALK], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })?;
+                let mut read = 0;
+                for row in rows {
+                    let (id, created_at, due): (i64, i64, i64) = row?;
+                    read += 1;
+                    after = id;
+                    if created_at >= before {
+                        break 'walk;
+                    }
+                    if due < before {
+                        ids.push(id);
+                        if ids.len() >= limit {
+                            break 'walk;
+                        }
+                    }
+                }
+                if read < PURGE_WALK {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(ids)
 }
 
 #[cfg(test)]
@@ -838,6 +887,42 @@ mod tests {
         })
         .await
         .unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_purge_walks_each_business_oldest_first_and_steps_over_events_done_late() {
+        let dir = tempfile_free::Dir::new();
+        let s = SqliteStore::open(&dir.path("t.db"), SqliteOptions::default()).unwrap();
+        crate::testkit::purge_walk(&s).await;
+    }
+
+    /// More events done late than one read of the walk holds: the walk reads on past them.
+    #[tokio::test]
+    async fn the_purge_reads_past_a_walks_worth_of_events_done_late() {
+        let dir = tempfile_free::Dir::new();
+        let s = SqliteStore::open(&dir.path("t.db"), SqliteOptions::default()).unwrap();
+        let late = super::PURGE_WALK + 44;
+        s.write(move |c| {
+            let insert = "INSERT INTO outbox (business_id, waba_id, field, payload, created_at, next_attempt_at, state) \
+                          VALUES ('a', 'w', 'messages', '{}', ?1, ?2, 'delivered')";
+            for _ in 0..late {
+                c.execute(insert, params![1_000, 9_000])?;
+            }
+            for _ in 0..5 {
+                c.execute(insert, params![2_000, 2_000])?;
+            }
+            c.execute(insert, params![8_000, 8_000])?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(s.purge_webhooks(5_000, 100).await.unwrap(), 5);
+        assert_eq!(s.purge_webhooks(5_000, 100).await.unwrap(), 0);
+        let left: i64 = s
+            .read(|c| Ok(c.query_row("SELECT COUNT(*) FROM outbox", params![], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(left, late + 1);
     }
 
     /// The outbox has no `AUTOINCREMENT`: the purge keeps the newest event, so an event's id
