@@ -31,8 +31,12 @@ use std::time::{Duration, Instant};
 /// A chain: `(phone_id, wa_id)` for a thread, `(phone_id, "")` for a number.
 pub(crate) type Key = (String, String);
 
-/// Heads are swept to `message_heads` this often (when some changed).
-const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// Heads are swept to `message_heads` this often (when some changed). A thread's head changes
+/// with each of its messages and is written once a sweep: the longer the period, the more of a
+/// conversation's messages share one write, and the more messages' links a start reads again
+/// (docs/BENCHMARKS.md, twenty-second round: at 1 s, the benchmark's full rate wrote a head for
+/// about every send).
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
 /// A sweep writes this many heads with each batch.
 const SWEEP_CHUNK: usize = 512;
 /// Past this many unswept heads a sweep starts whatever the time (bounds the memory).
