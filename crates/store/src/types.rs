@@ -132,9 +132,98 @@ pub struct SendCommand {
 #[derive(Debug, Clone)]
 pub struct SendResult {
     pub wamid: String,
-    pub body: Value,
+    pub body: SendBody,
     /// True when this answer was replayed from an earlier request with the same key.
     pub replayed: bool,
+}
+
+/// Meta's `{messaging_product, contacts, messages}` for an accepted send: built from its parts
+/// by the send (serialized once, on the way out), or as a send with the same idempotency key
+/// was first answered (its stored JSON text).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SendBody {
+    Accepted(Accepted),
+    Replayed(String),
+}
+
+/// What an accepted send answers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Accepted {
+    /// The `to` of the request, as given.
+    pub input: String,
+    /// Whom it reached: the customer's WhatsApp id, or the user id the request named.
+    pub contact: Contact,
+    pub wamid: String,
+    /// Templates answer `message_status: accepted` too.
+    pub template: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Contact {
+    WaId(String),
+    UserId(String),
+}
+
+impl SendBody {
+    /// The body as JSON text (keys in the order `serde_json`'s maps give them, as the answer
+    /// has always had them).
+    pub fn to_json(&self) -> String {
+        match self {
+            SendBody::Replayed(text) => text.clone(),
+            SendBody::Accepted(a) => a.to_json(),
+        }
+    }
+
+    /// The body as JSON text, without a copy of a replayed one.
+    pub fn into_json(self) -> String {
+        match self {
+            SendBody::Replayed(text) => text,
+            SendBody::Accepted(a) => a.to_json(),
+        }
+    }
+}
+
+impl Accepted {
+    fn to_json(&self) -> String {
+        #[derive(Serialize)]
+        struct Wire<'a> {
+            contacts: [WireContact<'a>; 1],
+            messages: [WireMessage<'a>; 1],
+            messaging_product: &'static str,
+        }
+        #[derive(Serialize)]
+        struct WireContact<'a> {
+            input: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            user_id: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            wa_id: Option<&'a str>,
+        }
+        #[derive(Serialize)]
+        struct WireMessage<'a> {
+            id: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            message_status: Option<&'static str>,
+        }
+        let (user_id, wa_id) = match &self.contact {
+            Contact::WaId(w) => (None, Some(w.as_str())),
+            Contact::UserId(u) => (Some(u.as_str()), None),
+        };
+        let wire = Wire {
+            contacts: [WireContact {
+                input: &self.input,
+                user_id,
+                wa_id,
+            }],
+            messages: [WireMessage {
+                id: &self.wamid,
+                message_status: self.template.then_some("accepted"),
+            }],
+            messaging_product: "whatsapp",
+        };
+        // plain structs of strings: serializing them cannot fail
+        serde_json::to_string(&wire).unwrap_or_default()
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -240,4 +329,52 @@ pub struct AuditQuery {
     pub kind: Option<String>,
     pub after: Option<i64>,
     pub limit: usize,
+}
+
+#[cfg(test)]
+mod send_body_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn accepted(contact: Contact, template: bool) -> SendBody {
+        SendBody::Accepted(Accepted {
+            input: "+1 (555) 000-0001".into(),
+            contact,
+            wamid: "wamid.X\"1".into(),
+            template,
+        })
+    }
+
+    /// The same text `serde_json` gave the body when it was built as a `Value`: same keys, in
+    /// the same order, escaped the same way.
+    #[test]
+    fn an_accepted_body_is_the_text_a_json_value_of_it_was() {
+        let cases = [
+            (
+                accepted(Contact::WaId("15550000001".into()), false),
+                json!({"messaging_product": "whatsapp",
+                       "contacts": [{"input": "+1 (555) 000-0001", "wa_id": "15550000001"}],
+                       "messages": [{"id": "wamid.X\"1"}]}),
+            ),
+            (
+                accepted(Contact::UserId("US.13491208655302741918".into()), true),
+                json!({"messaging_product": "whatsapp",
+                       "contacts": [{"input": "+1 (555) 000-0001", "user_id": "US.13491208655302741918"}],
+                       "messages": [{"id": "wamid.X\"1", "message_status": "accepted"}]}),
+            ),
+        ];
+        for (body, value) in cases {
+            assert_eq!(body.to_json(), value.to_string());
+            assert_eq!(body.into_json(), value.to_string());
+        }
+    }
+
+    #[test]
+    fn a_replayed_body_is_its_stored_text() {
+        let text =
+            r#"{"contacts":[],"messages":[{"id":"wamid.A"}],"messaging_product":"whatsapp"}"#;
+        let body = SendBody::Replayed(text.into());
+        assert_eq!(body.to_json(), text);
+        assert_eq!(body.into_json(), text);
+    }
 }

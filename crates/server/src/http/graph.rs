@@ -253,7 +253,14 @@ async fn send(
                 .metrics
                 .messages_accepted
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let mut resp = Json(r.body).into_response();
+            let mut resp = (
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                r.body.into_json(),
+            )
+                .into_response();
             if r.replayed {
                 resp.headers_mut()
                     .insert("idempotent-replayed", HeaderValue::from_static("true"));

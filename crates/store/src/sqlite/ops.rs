@@ -1308,10 +1308,9 @@ fn send_tx(
                         "Idempotency-Key '{key}' was used within the last 24 hours for a different request body; use a new key for a new message."
                     ))));
                 }
-                let body = serde_json::from_str(&response).map_err(internal)?;
                 return Ok(Ok(SendResult {
                     wamid,
-                    body,
+                    body: SendBody::Replayed(response),
                     replayed: true,
                 }));
             }
@@ -1460,19 +1459,18 @@ fn send_tx(
         }
     }
 
-    let mut message = json!({ "id": wamid });
-    if req.msg_type == MessageType::Template {
-        message["message_status"] = json!("accepted");
-    }
-    let contact = match &req.recipient {
-        Recipient::UserId(u) => json!({ "input": req.input, "user_id": u }),
-        Recipient::WaId(_) => json!({ "input": req.input, "wa_id": ev.wa_id }),
-    };
-    let body =
-        json!({ "messaging_product": "whatsapp", "contacts": [contact], "messages": [message] });
+    let body = SendBody::Accepted(Accepted {
+        input: req.input.clone(),
+        contact: match &req.recipient {
+            Recipient::UserId(u) => Contact::UserId(u.clone()),
+            Recipient::WaId(_) => Contact::WaId(ev.wa_id.clone()),
+        },
+        wamid: wamid.clone(),
+        template: req.msg_type == MessageType::Template,
+    });
     if let Some((key, hash)) = &cmd.idempotency {
         conn.defer(
-            "INSERT INTO idempotency (business_id, key, request_hash, response, wamid, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", params![scope.business_id, key, hash, body.to_string(), wamid, now])?;
+            "INSERT INTO idempotency (business_id, key, request_hash, response, wamid, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", params![scope.business_id, key, hash, body.to_json(), wamid, now])?;
     }
     apply_effects(conn, mem, scope, phone, &ev, now)?;
     if !conn.is_pg() {
