@@ -47,13 +47,14 @@ const SWEPT_MAX: usize = 100_000;
 
 /// The heads of committed messages the writer holds, shared with the readers: those
 /// `message_heads` may not hold yet, then those it holds as a finished sweep wrote them. A
-/// chain's head is the first of the three maps that has it, or else the table's.
+/// chain's head is the first of the three that has it, or else the table's.
 #[derive(Default)]
 pub(crate) struct Committed {
     /// Changed since the current sweep began.
     fresh: HashMap<Key, i64>,
-    /// Being written by the current sweep (where `fresh` has nothing newer).
-    sweeping: Arc<HashMap<Key, i64>>,
+    /// Being written by the current sweep (where `fresh` has nothing newer), sorted by key:
+    /// the writer's [`Chains::sweep`] itself, so the heads of a sweep are held once.
+    sweeping: Arc<Vec<(Key, i64)>>,
     /// Written by a finished sweep: what the table holds (where neither map above has anything
     /// newer). At most [`SWEPT_MAX`].
     swept: HashMap<Key, i64>,
@@ -64,7 +65,15 @@ impl Committed {
         let k = Pair(phone_id, wa_id);
         self.fresh
             .get(&k)
-            .or_else(|| self.sweeping.get(&k))
+            .or_else(|| {
+                let i = self
+                    .sweeping
+                    .binary_search_by(|((p, w), _)| {
+                        (p.as_str(), w.as_str()).cmp(&(phone_id, wa_id))
+                    })
+                    .ok()?;
+                Some(&self.sweeping[i].1)
+            })
             .or_else(|| self.swept.get(&k))
             .copied()
     }
@@ -79,7 +88,7 @@ pub(crate) struct Chains {
     pending: Vec<(Key, i64)>,
     /// The sweep under way: heads sorted by key, how many are written (committed), how many
     /// will be once the current batch commits, and the newest message they cover.
-    sweep: Vec<(Key, i64)>,
+    sweep: Arc<Vec<(Key, i64)>>,
     written: usize,
     writing: usize,
     sweep_upto: i64,
@@ -202,13 +211,15 @@ impl Chains {
             if !due || shared.fresh.is_empty() {
                 return Ok(());
             }
-            // every committed message so far is either in these heads or already in the table
-            let sweeping = Arc::new(std::mem::take(&mut shared.fresh));
-            shared.sweeping = sweeping.clone();
+            // every committed message so far is either in these heads or already in the table;
+            // sorted under the lock (readers wait a few ms every SWEEP_EVERY) so that they are
+            // never without them, and held once (a sorted copy would double them)
+            let mut sweep: Vec<(Key, i64)> =
+                std::mem::take(&mut shared.fresh).into_iter().collect();
+            sweep.sort_unstable();
+            self.sweep = Arc::new(sweep);
+            shared.sweeping = self.sweep.clone();
             drop(shared);
-            // sorted by key without holding the readers up
-            self.sweep = sweeping.iter().map(|(k, r)| (k.clone(), *r)).collect();
-            self.sweep.sort_unstable();
             self.written = 0;
             self.sweep_upto = self.newest;
             self.last_sweep = Some(Instant::now());
@@ -247,16 +258,20 @@ impl Chains {
             self.written = self.writing;
             if self.written == self.sweep.len() {
                 // the table now holds these heads: they stay in memory, bounded
+                shared.sweeping = Arc::default();
                 let done = std::mem::take(&mut self.sweep);
                 if shared.swept.len() + done.len() > self.swept_max {
                     shared.swept.clear();
                 }
                 if done.len() <= self.swept_max {
-                    shared.swept.extend(done);
+                    // the writer holds the only other reference, just dropped: moved, not copied
+                    match Arc::try_unwrap(done) {
+                        Ok(done) => shared.swept.extend(done),
+                        Err(done) => shared.swept.extend(done.iter().cloned()),
+                    }
                 }
                 self.written = 0;
                 self.writing = 0;
-                shared.sweeping = Arc::default();
             }
         }
     }
@@ -301,7 +316,7 @@ impl Chains {
                 swept: HashMap::new(),
             })),
             pending: Vec::new(),
-            sweep: Vec::new(),
+            sweep: Arc::default(),
             written: 0,
             writing: 0,
             sweep_upto: 0,
@@ -503,6 +518,10 @@ mod tests {
         message(&s, "a2", "p1", "w1", false).await.unwrap();
         assert_eq!(thread(&s, "p1", "w1").await, owned(&["a1", "a2"]));
         assert_eq!(number(&s, "p1").await, owned(&["a2", "b1", "a1"]));
+        // heads held only by the sweep under way (not yet written, none newer)
+        assert_eq!(thread(&s, "p1", "w2").await, owned(&["b1"]));
+        assert_eq!(thread(&s, "p2", "w1").await, owned(&["c1"]));
+        assert_eq!(number(&s, "p2").await, owned(&["c1"]));
         for _ in 0..3 {
             s.write(|_| Ok(())).await.unwrap();
         }
