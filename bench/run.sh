@@ -720,7 +720,7 @@ row_memory() {
     local rss hwm stored
     stored=$(sql "SELECT count(*) FROM messages WHERE direction = 'out'")
     rss=$(proc_kb VmRSS); hwm=$(proc_kb VmHWM)
-    say "memory: VmRSS $rss kB, VmHWM $hwm kB with $stored outbound messages stored; database $(du -sh "$(dirname "$DB")" | cut -f1) on disk"
+    say "memory: VmRSS $rss kB (heap and stacks $(proc_kb RssAnon), mapped files $(proc_kb RssFile), shared memory $(proc_kb RssShmem)), VmHWM $hwm kB with $stored outbound messages stored; database $(du -sh "$(dirname "$DB")" | cut -f1) on disk"
     add_row memory-peak "memory: peak RSS (VmHWM, whole run)" "$(mb "$hwm")" "" "" "" "" ""
     add_row memory-fill "memory: RSS after $(fmt_int "$stored") stored messages" "$(mb "$rss")" "" "" "" "<= 150 MB" \
         "$(pf le "$rss" $((150 * 1024)))"
