@@ -21,7 +21,7 @@
 //! writer), `synchronous=FULL` by default (a committed batch survives power loss; `NORMAL` is a
 //! setting for those who accept losing the last batches on power loss but never on a crash),
 //! `busy_timeout=5000`, `foreign_keys=OFF` (integrity is kept by the single writer's code),
-//! a 64 MiB page cache, `temp_store=MEMORY`, the query planner's stability guarantee (cached
+//! a 32 MiB page cache, `temp_store=MEMORY`, the query planner's stability guarantee (cached
 //! statements stay compiled), and WAL checkpoints off the writer (`checkpointer`, `WalCatchUp`).
 
 pub(crate) mod chains;
@@ -334,8 +334,10 @@ pub fn path_from_url(url: &str) -> Option<String> {
 }
 
 /// SQLite's page cache of the writer and the checkpointer, in KiB, once the database is past
-/// [`pending_byte_page`] (see [`CacheSize`]).
-const CACHE_KIB: i64 = 65_536;
+/// [`pending_byte_page`] (see [`CacheSize`]). 64 MiB filled to ~30 MB more RSS with a million
+/// messages stored than this, and sent no faster past 1 GiB (docs/BENCHMARKS.md, twenty-second
+/// round): what a send touches is the tables' and indexes' newest pages and its customers' rows.
+const CACHE_KIB: i64 = 32_768;
 /// ... and while it is smaller.
 const SMALL_CACHE_KIB: i64 = 8_192;
 
