@@ -324,6 +324,70 @@ async fn sending_a_template_checks_it_and_renders_it() {
     assert_eq!(m["pricing"]["billable"], false);
 }
 
+/// The writer keeps a sent template, parsed, and the absence of one a send named: an edit, a
+/// review, a creation and a deletion each reach the next send.
+#[tokio::test]
+async fn a_send_sees_every_change_to_the_template_it_names() {
+    let app = spawn_app().await;
+    let t = app.tenant().await;
+    let id = approved(&app, &t, "order_update").await;
+    let r = app.post(&format!("/greenlight/v1/{}/opt_ins", t.waba_id), &t.token, json!({"wa_id": "15551230001", "scope": "utility", "source": "checkout", "proof": "order updates box ticked"})).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let send = |name: &'static str| {
+        app.send(&t, json!({"messaging_product": "whatsapp", "to": "15551230001", "type": "template",
+            "template": {"name": name, "language": {"code": "en_US"}, "components": [{"type": "body",
+                "parameters": [{"type": "text", "text": "A-77"}, {"type": "text", "text": "Monday"}]}]}}))
+    };
+    let text = |r: Resp| {
+        let app = &app;
+        let t = &t;
+        async move {
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            app.message(t, r.body["messages"][0]["id"].as_str().unwrap())
+                .await["text"]
+                .clone()
+        }
+    };
+    assert_eq!(
+        text(send("order_update").await).await,
+        "Your order A-77 will arrive on Monday."
+    );
+    // an edit: back to review (not sendable), then approved with its new text
+    let r = app.post(&format!("/v23.0/{id}"), &t.token, json!({"components": [{"type": "BODY",
+        "text": "Your order {{1}} will be delivered on {{2}}.", "example": {"body_text": [["A", "B"]]}}]})).await;
+    assert_eq!(r.body, json!({"success": true}), "{}", r.body);
+    assert_eq!(send("order_update").await.code(), 132001);
+    app.advance(61).await;
+    assert_eq!(
+        app.get(&format!("/v23.0/{id}?fields=status"), &t.token)
+            .await
+            .body["status"],
+        "APPROVED"
+    );
+    assert_eq!(
+        text(send("order_update").await).await,
+        "Your order A-77 will be delivered on Monday."
+    );
+    // a template that did not exist when a send named it, created and approved since
+    assert_eq!(send("later_one").await.code(), 132001);
+    approved(&app, &t, "later_one").await;
+    assert_eq!(
+        text(send("later_one").await).await,
+        "Your order A-77 will arrive on Monday."
+    );
+    // deleted
+    let r = app
+        .req(
+            reqwest::Method::DELETE,
+            &format!("/v23.0/{}/message_templates?name=order_update", t.waba_id),
+            Some(&t.token),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(send("order_update").await.code(), 132001);
+}
+
 #[tokio::test]
 async fn edits_go_back_to_review_and_are_limited_once_a_day() {
     let app = spawn_app().await;

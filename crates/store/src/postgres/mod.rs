@@ -79,6 +79,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0010_outbox_purge_walk",
         include_str!("migrations/0010_outbox_purge_walk.sql"),
     ),
+    (
+        "0011_config_templates",
+        include_str!("migrations/0011_config_templates.sql"),
+    ),
 ];
 
 /// The shard of a business portfolio, the same on every node and every build (FNV-1a of its id).

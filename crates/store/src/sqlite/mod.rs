@@ -171,6 +171,9 @@ pub(crate) struct ConfigCache {
     /// business → its messaging limit tier, whether it is disabled, and its restrictions
     /// (expired ones included: the reader filters by time).
     pub enforcement: HashMap<String, Arc<compliance::Enforcement>>,
+    /// (WABA, name, `Some(language)`) → the live template a send with that name and language
+    /// resolves to, as the engine reads it and parsed, `None` if there is none.
+    pub templates: HashMap<(String, String, Option<String>), Option<Arc<ops::CachedTemplate>>>,
 }
 
 impl Memory {

@@ -755,47 +755,69 @@ pub(crate) fn visible_text(req: &SendRequest) -> Option<String> {
 /// renderable, e.g. not found).
 type TemplateLookup = (Option<TemplateFacts>, Option<Result<String, ApiError>>);
 
+/// A live template as a send reads it: its facts for the engine and its definition, parsed
+/// (`None` when the stored definition does not parse). Kept in the writer's configuration
+/// cache: any change to `templates` moves the configuration counter.
+pub(crate) struct CachedTemplate {
+    facts: TemplateFacts,
+    def: Option<greenlight_domain::template::TemplateDef>,
+}
+
 /// The template a send names, its facts for the engine, and the send's parameters checked
 /// against it (`Err` is the refusal: 132000, 132012, 132005…) with the text the customer reads.
-fn template_facts(conn: &Conn, waba_id: &str, t: &TemplateRef) -> StoreResult<TemplateLookup> {
-    let Some(rec) = super::templates::by_name(conn, waba_id, &t.name, &t.language)? else {
+fn template_facts(
+    conn: &Conn,
+    mem: &mut Memory,
+    waba_id: &str,
+    t: &TemplateRef,
+) -> StoreResult<TemplateLookup> {
+    let cached = get_or_load(
+        &mut mem.config(conn)?.templates,
+        &Triple(waba_id, &t.name, Some(&t.language)),
+        || -> StoreResult<_> {
+            let Some(rec) = super::templates::by_name(conn, waba_id, &t.name, &t.language)? else {
+                return Ok(None);
+            };
+            let facts = TemplateFacts {
+                status: TemplateStatus::parse(&rec.status),
+                category: match rec.category.to_ascii_lowercase().as_str() {
+                    "utility" => "utility",
+                    "authentication" => "authentication",
+                    _ => "marketing",
+                },
+                paused_until: rec.paused_until,
+                name: rec.name,
+                language: rec.language,
+            };
+            let def = greenlight_domain::template::parse_create(&rec.definition).ok();
+            Ok(Some(std::sync::Arc::new(CachedTemplate { facts, def })))
+        },
+    )?
+    .clone();
+    let Some(tpl) = cached else {
         return Ok((None, None));
     };
-    let facts = TemplateFacts {
-        name: rec.name.clone(),
-        language: rec.language.clone(),
-        status: TemplateStatus::parse(&rec.status),
-        category: match rec.category.to_ascii_lowercase().as_str() {
-            "utility" => "utility",
-            "authentication" => "authentication",
-            _ => "marketing",
-        },
-        paused_until: rec.paused_until,
-    };
-    let rendered = match greenlight_domain::template::parse_create(&rec.definition) {
-        Ok(def) => Some(
-            greenlight_domain::template::render(&def, &t.components).map(|r| {
-                let mut text = String::new();
-                if let Some(h) = &r.header {
-                    text.push_str(h);
-                    text.push('\n');
-                }
-                text.push_str(&r.body);
-                if let Some(f) = &r.footer {
-                    text.push('\n');
-                    text.push_str(f);
-                }
-                for b in &r.buttons {
-                    text.push_str("\n[");
-                    text.push_str(b);
-                    text.push(']');
-                }
-                text
-            }),
-        ),
-        Err(_) => None,
-    };
-    Ok((Some(facts), rendered))
+    let rendered = tpl.def.as_ref().map(|def| {
+        greenlight_domain::template::render(def, &t.components).map(|r| {
+            let mut text = String::new();
+            if let Some(h) = &r.header {
+                text.push_str(h);
+                text.push('\n');
+            }
+            text.push_str(&r.body);
+            if let Some(f) = &r.footer {
+                text.push('\n');
+                text.push_str(f);
+            }
+            for b in &r.buttons {
+                text.push_str("\n[");
+                text.push_str(b);
+                text.push(']');
+            }
+            text
+        })
+    });
+    Ok((Some(tpl.facts.clone()), rendered))
 }
 
 /// Loads the facts of one send and runs the engine. Read-only.
@@ -1004,7 +1026,7 @@ pub(crate) fn evaluate(
     let window = customer.window;
     let (template, rendered) = match &cmd.request.template {
         Some(t) => {
-            let (facts, rendered) = template_facts(conn, &phone.waba_id, t)?;
+            let (facts, rendered) = template_facts(conn, mem, &phone.waba_id, t)?;
             (Some(facts), rendered)
         }
         None => (None, None),

@@ -488,7 +488,7 @@ CREATE TABLE IF NOT EXISTS gateway_objects (
 
 -- ---- Configuration version (the writer's cache) --------------------------------------------
 -- The writer keeps what the send path reads on every message but rarely changes (a tenant's
--- settings, its numbers, its limits and restrictions, where its webhooks go) in memory. Any change to those
+-- settings, its numbers, its limits and restrictions, where its webhooks go, its templates) in memory. Any change to those
 -- tables bumps this counter (triggers below, in the same transaction), and the writer drops its
 -- cache when the counter moved, whoever wrote (a job of its own, an import, another node).
 CREATE TABLE IF NOT EXISTS config_version (
@@ -520,6 +520,9 @@ CREATE TRIGGER IF NOT EXISTS config_webhook_phone_overrides_delete AFTER DELETE 
 CREATE TRIGGER IF NOT EXISTS config_restrictions_insert AFTER INSERT ON restrictions BEGIN UPDATE config_version SET n = n + 1 WHERE id = 1; END;
 CREATE TRIGGER IF NOT EXISTS config_restrictions_update AFTER UPDATE ON restrictions BEGIN UPDATE config_version SET n = n + 1 WHERE id = 1; END;
 CREATE TRIGGER IF NOT EXISTS config_restrictions_delete AFTER DELETE ON restrictions BEGIN UPDATE config_version SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER IF NOT EXISTS config_templates_insert AFTER INSERT ON templates BEGIN UPDATE config_version SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER IF NOT EXISTS config_templates_update AFTER UPDATE ON templates BEGIN UPDATE config_version SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER IF NOT EXISTS config_templates_delete AFTER DELETE ON templates BEGIN UPDATE config_version SET n = n + 1 WHERE id = 1; END;
 
 -- The messaging limit's running count (docs/COMPLIANCE.md): the customers reached by
 -- business-initiated sends in the last 24 h, one row each with the last time, and their number
