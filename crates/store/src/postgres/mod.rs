@@ -83,6 +83,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0011_config_templates",
         include_str!("migrations/0011_config_templates.sql"),
     ),
+    (
+        "0012_reach_log_index",
+        include_str!("migrations/0012_reach_log_index.sql"),
+    ),
 ];
 
 /// The shard of a business portfolio, the same on every node and every build (FNV-1a of its id).

@@ -284,7 +284,10 @@ CREATE TABLE IF NOT EXISTS reach_log (
     at          INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS reach_business_at ON reach_log(business_id, at);
-CREATE INDEX IF NOT EXISTS reach_customer ON reach_log(business_id, wa_id, at);
+-- By business and customer: every business-initiated send wrote it, and since `reach_recent`
+-- answers "reached in the last 24 h?" only the rebuild of that table read it (which walks the
+-- business's rows since the window start on `reach_business_at` as well).
+DROP INDEX IF EXISTS reach_customer;
 
 -- Marketing templates per customer, for the per-customer marketing cap.
 CREATE TABLE IF NOT EXISTS marketing_log (
