@@ -1313,7 +1313,7 @@ fn send_tx(
     conn: &Conn,
     mem: &mut Memory,
     scope: &Scope,
-    cmd: SendCommand,
+    cmd: &SendCommand,
 ) -> StoreResult<Result<SendResult, ApiError>> {
     let now = cmd.now;
     let facts_generation = mem.pair_facts.generation;
@@ -1341,7 +1341,7 @@ fn send_tx(
         }
     }
 
-    let ev = evaluate(conn, mem, scope, &cmd)?;
+    let ev = evaluate(conn, mem, scope, cmd)?;
     let d = &ev.decision;
     let phone = &cmd.phone;
     let req = &cmd.request;
@@ -2211,11 +2211,15 @@ impl Store for SqliteStore {
             Some(key) => Facts::Send(key),
             None => Facts::May,
         };
-        self.write_fast_on(Route::Business(&scope.business_id), facts, move |c, m| {
-            send_tx(c, m, &job_scope, cmd)
-        })
-        .await?
-        .map_err(StoreError::Api)
+        // The command comes back to be dropped here, off the writer: a template's components
+        // are a tree of JSON values (~7,800 instructions to free).
+        let (result, cmd) = self
+            .write_fast_on(Route::Business(&scope.business_id), facts, move |c, m| {
+                Ok((send_tx(c, m, &job_scope, &cmd)?, cmd))
+            })
+            .await?;
+        drop(cmd);
+        result.map_err(StoreError::Api)
     }
 
     async fn check(&self, scope: &Scope, cmd: SendCommand) -> StoreResult<CheckResult> {
