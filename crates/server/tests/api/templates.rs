@@ -1,6 +1,7 @@
 //! Message templates: management API, review, sends, edits, deletes, appeals, limits.
 
 use crate::common::*;
+use crate::compliance_common::template_status;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -358,12 +359,7 @@ async fn a_send_sees_every_change_to_the_template_it_names() {
     assert_eq!(r.body, json!({"success": true}), "{}", r.body);
     assert_eq!(send("order_update").await.code(), 132001);
     app.advance(61).await;
-    assert_eq!(
-        app.get(&format!("/v23.0/{id}?fields=status"), &t.token)
-            .await
-            .body["status"],
-        "APPROVED"
-    );
+    assert_eq!(template_status(&app, &t, &id).await, "APPROVED");
     assert_eq!(
         text(send("order_update").await).await,
         "Your order A-77 will be delivered on Monday."
