@@ -86,9 +86,10 @@ pub(crate) async fn in_window_text(
     .unwrap()
 }
 
-/// The purge's walk on either dialect: each business's done events oldest first, stepping over
-/// events done late, ending at the first created after the cutoff, bounded by `limit`.
-pub(crate) async fn purge_walk(s: &crate::sqlite::SqlStore) {
+/// What the purge deletes, on either dialect: old delivered and skipped events of every
+/// business, `limit` at a time; never pending, dead or newer ones, one done late (retried) until
+/// it is old enough, nor the newest event.
+pub(crate) async fn purge_cases(s: &crate::sqlite::SqlStore) {
     use crate::WebhookStore;
     // (business, state, created_at, next_attempt_at), inserted in this order
     let rows: &[(&str, &str, i64, i64)] = &[

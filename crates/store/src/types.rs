@@ -368,13 +368,4 @@ mod send_body_tests {
             assert_eq!(body.into_json(), value.to_string());
         }
     }
-
-    #[test]
-    fn a_replayed_body_is_its_stored_text() {
-        let text =
-            r#"{"contacts":[],"messages":[{"id":"wamid.A"}],"messaging_product":"whatsapp"}"#;
-        let body = SendBody::Replayed(text.into());
-        assert_eq!(body.to_json(), text);
-        assert_eq!(body.into_json(), text);
-    }
 }

@@ -76,16 +76,12 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/0009_status_columns.sql"),
     ),
     (
-        "0010_outbox_purge_walk",
-        include_str!("migrations/0010_outbox_purge_walk.sql"),
+        "0010_config_templates",
+        include_str!("migrations/0010_config_templates.sql"),
     ),
     (
-        "0011_config_templates",
-        include_str!("migrations/0011_config_templates.sql"),
-    ),
-    (
-        "0012_reach_log_index",
-        include_str!("migrations/0012_reach_log_index.sql"),
+        "0011_reach_log_index",
+        include_str!("migrations/0011_reach_log_index.sql"),
     ),
 ];
 
@@ -1608,12 +1604,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_purge_walks_each_business_oldest_first_and_steps_over_events_done_late() {
-        let Some(db) = TestDb::create("purge_walk") else {
+    async fn the_purge_deletes_old_done_events_and_keeps_the_rest() {
+        let Some(db) = TestDb::create("purge_cases") else {
             return;
         };
         let s = SqlStore::open_postgres(&db.url, PostgresOptions::default()).unwrap();
-        crate::testkit::purge_walk(&s).await;
+        crate::testkit::purge_cases(&s).await;
         s.close();
     }
 

@@ -76,7 +76,14 @@ fn at_of(v: &Value, now: Millis) -> Millis {
 /// Does a webhook change of this field write configuration (tables whose triggers bump
 /// `config_version`)?
 fn changes_configuration(field: &str) -> bool {
-    matches!(field, "phone_number_quality_update" | "account_update")
+    matches!(
+        field,
+        "phone_number_quality_update"
+            | "account_update"
+            | "message_template_status_update"
+            | "message_template_quality_update"
+            | "template_category_update"
+    )
 }
 
 /// `messages` changes: inbound messages (window, keywords, stored) and statuses.
@@ -755,9 +762,9 @@ impl GatewayStore for SqliteStore {
         let (scope, waba_id) = (scope.clone(), waba_id.to_string());
         // Every row a change writes is the tenant's own (its messages, windows, contacts,
         // consents, templates, events): on PostgreSQL it runs on the business's shard, beside
-        // other businesses' sends and webhooks. Quality and account changes write the tenant's
-        // configuration (numbers, limits, restrictions), whose triggers bump the
-        // `config_version` row every business shares: those (rare) run instance-wide.
+        // other businesses' sends and webhooks. Quality, account and template changes write the
+        // tenant's configuration (numbers, limits, restrictions, templates), whose triggers bump
+        // the `config_version` row every business shares: those (rare) run instance-wide.
         let business = scope.business_id.clone();
         let route = if changes.iter().any(|ch| changes_configuration(&ch.field)) {
             Route::Global

@@ -172,8 +172,8 @@ pub(crate) struct ConfigCache {
     /// (expired ones included: the reader filters by time).
     pub enforcement: HashMap<String, Arc<compliance::Enforcement>>,
     /// (WABA, name, `Some(language)`) → the live template a send with that name and language
-    /// resolves to, as the engine reads it and parsed, `None` if there is none.
-    pub templates: HashMap<(String, String, Option<String>), Option<Arc<ops::CachedTemplate>>>,
+    /// resolves to, as the engine reads it and parsed (names without one are not kept).
+    pub templates: HashMap<(String, String, Option<String>), Arc<ops::CachedTemplate>>,
 }
 
 impl Memory {

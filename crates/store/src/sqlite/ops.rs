@@ -6,7 +6,7 @@ use super::{internal, Facts, Route, SqliteStore};
 use crate::db::{ArrayType, Conn, OptionalExtension, Params, RowStatement};
 // the element types of row statements' array parameters
 use crate::ids;
-use crate::keys::{get_or_load, Pair, Triple};
+use crate::keys::{get_or_load, Pair, ToKey, Triple};
 use crate::params;
 use crate::verdicts::Stored;
 use crate::*;
@@ -763,37 +763,47 @@ pub(crate) struct CachedTemplate {
     def: Option<greenlight_domain::template::TemplateDef>,
 }
 
+/// Templates the writer's configuration cache holds at most; past it the cache starts over.
+const TEMPLATES_MAX: usize = 10_000;
+
 /// The template a send names, its facts for the engine, and the send's parameters checked
 /// against it (`Err` is the refusal: 132000, 132012, 132005…) with the text the customer reads.
+/// Only templates that exist are kept: a name nobody created is read again each time, so
+/// sends naming made-up templates cannot grow the cache.
 fn template_facts(
     conn: &Conn,
     mem: &mut Memory,
     waba_id: &str,
     t: &TemplateRef,
 ) -> StoreResult<TemplateLookup> {
-    let cached = get_or_load(
-        &mut mem.config(conn)?.templates,
-        &Triple(waba_id, &t.name, Some(&t.language)),
-        || -> StoreResult<_> {
-            let Some(rec) = super::templates::by_name(conn, waba_id, &t.name, &t.language)? else {
-                return Ok(None);
-            };
-            let facts = TemplateFacts {
-                status: TemplateStatus::parse(&rec.status),
-                category: match rec.category.to_ascii_lowercase().as_str() {
-                    "utility" => "utility",
-                    "authentication" => "authentication",
-                    _ => "marketing",
-                },
-                paused_until: rec.paused_until,
-                name: rec.name,
-                language: rec.language,
-            };
-            let def = greenlight_domain::template::parse_create(&rec.definition).ok();
-            Ok(Some(std::sync::Arc::new(CachedTemplate { facts, def })))
+    let templates = &mut mem.config(conn)?.templates;
+    let key = Triple(waba_id, &t.name, Some(&t.language));
+    let cached = match templates.get(&key) {
+        Some(tpl) => Some(tpl.clone()),
+        None => match super::templates::by_name(conn, waba_id, &t.name, &t.language)? {
+            None => None,
+            Some(rec) => {
+                let facts = TemplateFacts {
+                    status: TemplateStatus::parse(&rec.status),
+                    category: match rec.category.to_ascii_lowercase().as_str() {
+                        "utility" => "utility",
+                        "authentication" => "authentication",
+                        _ => "marketing",
+                    },
+                    paused_until: rec.paused_until,
+                    name: rec.name,
+                    language: rec.language,
+                };
+                let def = greenlight_domain::template::parse_create(&rec.definition).ok();
+                let tpl = std::sync::Arc::new(CachedTemplate { facts, def });
+                if templates.len() >= TEMPLATES_MAX {
+                    templates.clear();
+                }
+                templates.insert(key.to_key(), tpl.clone());
+                Some(tpl)
+            }
         },
-    )?
-    .clone();
+    };
     let Some(tpl) = cached else {
         return Ok((None, None));
     };

@@ -285,8 +285,9 @@ CREATE TABLE IF NOT EXISTS reach_log (
 );
 CREATE INDEX IF NOT EXISTS reach_business_at ON reach_log(business_id, at);
 -- By business and customer: every business-initiated send wrote it, and since `reach_recent`
--- answers "reached in the last 24 h?" only the rebuild of that table read it (which walks the
--- business's rows since the window start on `reach_business_at` as well).
+-- answers "reached in the last 24 h?" only that table's rebuild and the gateway's undo of one
+-- row read it; both walk `reach_business_at` as well (a business's rows since a time, or at one
+-- time).
 DROP INDEX IF EXISTS reach_customer;
 
 -- Marketing templates per customer, for the per-customer marketing cap.
