@@ -76,6 +76,53 @@ where
     Ok(&map[key])
 }
 
+/// A map bounded by two generations: an insert goes to the newer, which becomes the older
+/// (dropping the older) when it holds half of `MAX`; a lookup takes its entry from either. What
+/// the writer keeps from sends for what follows them (their deliveries, their customers' facts):
+/// entries nobody takes go with their generation.
+pub(crate) struct Generations<K, V, const MAX: usize> {
+    newer: HashMap<K, V>,
+    older: HashMap<K, V>,
+    /// Tests: a bound other than `MAX`.
+    pub max: Option<usize>,
+}
+
+impl<K, V, const MAX: usize> Default for Generations<K, V, MAX> {
+    fn default() -> Self {
+        Generations {
+            newer: HashMap::default(),
+            older: HashMap::default(),
+            max: None,
+        }
+    }
+}
+
+impl<K: Hash + Eq, V, const MAX: usize> Generations<K, V, MAX> {
+    pub(crate) fn insert(&mut self, key: K, value: V) {
+        let half = (self.max.unwrap_or(MAX) / 2).max(1);
+        if self.newer.len() >= half {
+            self.older = std::mem::take(&mut self.newer);
+        }
+        self.newer.insert(key, value);
+    }
+
+    /// Takes the entry, from whichever generation holds it.
+    pub(crate) fn remove<Q: Hash + Equivalent<K> + ?Sized>(&mut self, key: &Q) -> Option<V> {
+        self.newer.remove(key).or_else(|| self.older.remove(key))
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.newer.clear();
+        self.older.clear();
+    }
+
+    /// Tests: how many entries are kept.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.newer.len() + self.older.len()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -151,3 +151,20 @@ pub(crate) async fn purge_cases(s: &crate::sqlite::SqlStore) {
         "the newest event stays even when old enough"
     );
 }
+
+/// A claimed event's attempt that the receiver answered with 200 at `at`.
+pub(crate) fn delivered(
+    e: &crate::ClaimedEvent,
+    at: greenlight_domain::Millis,
+) -> crate::AttemptResult {
+    crate::AttemptResult {
+        outbox_id: e.id,
+        attempt: e.attempt,
+        url: e.url.clone(),
+        at,
+        status_code: Some(200),
+        latency_ms: 1,
+        error: None,
+        outcome: crate::AttemptOutcome::Delivered,
+    }
+}

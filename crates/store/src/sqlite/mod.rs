@@ -141,10 +141,7 @@ pub(crate) struct Memory {
     /// becomes the older, and the older goes. A delivery takes its entry from either; one
     /// without (after a restart, or dropped with its generation) reads the message. An entry of
     /// a send that rolled back is never asked for, and goes with its generation.
-    delivering: HashMap<String, ops::ToDeliver>,
-    delivering_older: HashMap<String, ops::ToDeliver>,
-    /// Tests: a bound other than [`DELIVERING_MAX`].
-    pub(crate) delivering_max: Option<usize>,
+    pub(crate) delivering: crate::keys::Generations<String, ops::ToDeliver, DELIVERING_MAX>,
     /// Batches this writer has ended (committed or rolled back): which batch a job ran in.
     pub batches: u64,
     /// SQLite: threads and numbers as chains of messages (`chains.rs`).
@@ -238,24 +235,18 @@ impl Memory {
 
     /// Keeps what a send's delivery needs ([`Memory::delivering`]).
     pub(crate) fn keep_delivery(&mut self, wamid: String, row: ops::ToDeliver) {
-        let half = (self.delivering_max.unwrap_or(DELIVERING_MAX) / 2).max(1);
-        if self.delivering.len() >= half {
-            self.delivering_older = std::mem::take(&mut self.delivering);
-        }
         self.delivering.insert(wamid, row);
     }
 
     /// Takes what the send of `wamid` kept for its delivery, if the writer still has it.
     pub(crate) fn take_delivery(&mut self, wamid: &str) -> Option<ops::ToDeliver> {
-        self.delivering
-            .remove(wamid)
-            .or_else(|| self.delivering_older.remove(wamid))
+        self.delivering.remove(wamid)
     }
 
     /// Tests: how many deliveries are kept.
     #[cfg(test)]
     pub(crate) fn kept_deliveries(&self) -> usize {
-        self.delivering.len() + self.delivering_older.len()
+        self.delivering.len()
     }
 
     /// After a batch committed or rolled back. On PostgreSQL the buckets in memory are the

@@ -433,12 +433,10 @@ pub(crate) struct CustomerFacts {
 /// older dropped when the newer fills.
 #[derive(Default)]
 pub(crate) struct PairFacts {
-    newer: crate::keys::HashMap<(String, String), (String, CustomerFacts)>,
-    older: crate::keys::HashMap<(String, String), (String, CustomerFacts)>,
+    /// (number, customer) → the business and the facts.
+    kept: crate::keys::Generations<(String, String), (String, CustomerFacts), PAIR_FACTS_MAX>,
     /// Bumped whenever everything is forgotten.
     generation: u64,
-    /// Tests: a bound other than [`PAIR_FACTS_MAX`].
-    pub max: Option<usize>,
     /// Sends that found their customer's facts here, ever (for the tests).
     pub taken: u64,
 }
@@ -448,15 +446,14 @@ const PAIR_FACTS_MAX: usize = 40_000;
 
 impl PairFacts {
     pub(crate) fn clear(&mut self) {
-        self.newer.clear();
-        self.older.clear();
+        self.kept.clear();
         self.generation += 1;
     }
 
     /// The facts a send left of this customer, if the writer still has them (taken: once).
     fn take(&mut self, business_id: &str, phone_id: &str, wa_id: &str) -> Option<CustomerFacts> {
         let k = Pair(phone_id, wa_id);
-        let (b, facts) = self.newer.remove(&k).or_else(|| self.older.remove(&k))?;
+        let (b, facts) = self.kept.remove(&k)?;
         (b == business_id).then_some(facts)
     }
 
@@ -473,11 +470,7 @@ impl PairFacts {
         if generation != self.generation {
             return;
         }
-        let half = (self.max.unwrap_or(PAIR_FACTS_MAX) / 2).max(1);
-        if self.newer.len() >= half {
-            self.older = std::mem::take(&mut self.newer);
-        }
-        self.newer.insert(
+        self.kept.insert(
             (phone_id.to_string(), wa_id.to_string()),
             (business_id.to_string(), facts),
         );
@@ -486,7 +479,7 @@ impl PairFacts {
     /// Tests: how many customers' facts are kept.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.newer.len() + self.older.len()
+        self.kept.len()
     }
 }
 
@@ -3011,7 +3004,7 @@ mod tests {
     /// the webhook workers' claims, attempts and purges. Any other due task forgets them.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn deliveries_and_webhook_jobs_keep_the_facts_other_due_tasks_forget_them() {
-        use crate::{AttemptOutcome, AttemptResult, ClaimRequest, WebhookStore};
+        use crate::{ClaimRequest, WebhookStore};
         const T: Millis = 1_700_000_000_000;
         let dir = tempfile::tempdir().unwrap();
         let s = SqlStore::open(
@@ -3052,18 +3045,9 @@ mod tests {
         let claimed = s.claim_webhooks(claim).await.unwrap();
         assert!(!claimed.is_empty(), "the tenant's events are pending");
         let e = &claimed[0];
-        s.finish_webhook_attempt(AttemptResult {
-            outbox_id: e.id,
-            attempt: e.attempt,
-            url: e.url.clone(),
-            at: T + 700_000,
-            status_code: Some(200),
-            latency_ms: 1,
-            error: None,
-            outcome: AttemptOutcome::Delivered,
-        })
-        .await
-        .unwrap();
+        s.finish_webhook_attempt(crate::testkit::delivered(e, T + 700_000))
+            .await
+            .unwrap();
         s.purge_webhooks(T, 100).await.unwrap();
         assert_eq!(pair_facts(&s).await, (1, 1), "kept through all of them");
         text_at(&s, &t, T + 800_000).await.unwrap();
@@ -3090,10 +3074,8 @@ mod tests {
             marketing_stopped: false,
             buckets: (None, None),
         };
-        let mut p = PairFacts {
-            max: Some(4),
-            ..PairFacts::default()
-        };
+        let mut p = PairFacts::default();
+        p.kept.max = Some(4);
         let g = p.generation;
         p.clear();
         p.put(g, "b", "p", "w0", facts());
@@ -3164,7 +3146,7 @@ mod tests {
         let (s, _, _) = two_sends(&dir).await;
         let left = s
             .write_mem(|_, mem| {
-                mem.delivering_max = Some(4);
+                mem.delivering.max = Some(4);
                 let row = |w: &str| ToDeliver {
                     rowid: None,
                     business_id: "b".into(),

@@ -1445,18 +1445,9 @@ mod tests {
             "pending: no replay"
         );
         // retention: delivered rows go, dead ones stay
-        s.finish_webhook_attempt(AttemptResult {
-            outbox_id: e2.id,
-            attempt: e2.attempt,
-            url: e2.url.clone(),
-            at: 9_000,
-            status_code: Some(200),
-            latency_ms: 1,
-            error: None,
-            outcome: AttemptOutcome::Delivered,
-        })
-        .await
-        .unwrap();
+        s.finish_webhook_attempt(crate::testkit::delivered(&e2, 9_000))
+            .await
+            .unwrap();
         enqueue(&s, &t, "messages", 9_000).await;
         let e3 = s.claim_webhooks(req(9_000, 0, 10)).await.unwrap().remove(0);
         s.finish_webhook_attempt(AttemptResult {
