@@ -22,14 +22,14 @@
 //! not live in one memory.
 
 use crate::db::{self, Conn, OptionalExtension};
-use crate::keys::{HashMap, Pair};
+use crate::keys::{HashMap, PairKey};
 use crate::{params, StoreResult};
 use rusqlite::Connection;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A chain: `(phone_id, wa_id)` for a thread, `(phone_id, "")` for a number.
-pub(crate) type Key = (String, String);
+pub(crate) type Key = PairKey;
 
 /// Heads are swept to `message_heads` this often (when some changed). A thread's head changes
 /// with each of its messages and is written once a sweep: the longer the period, the more of a
@@ -41,7 +41,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(10);
 const SWEEP_CHUNK: usize = 512;
 /// Past this many unswept heads a sweep starts whatever the time (bounds the memory).
 const SWEEP_AT: usize = 200_000;
-/// At most this many heads of finished sweeps are kept in memory (~140 bytes each): a sweep
+/// At most this many heads of finished sweeps are kept in memory (~40 bytes each): a sweep
 /// that would pass it empties them first, and the heads it drops are read from the table.
 const SWEPT_MAX: usize = 100_000;
 
@@ -61,20 +61,14 @@ pub(crate) struct Committed {
 }
 
 impl Committed {
-    fn get(&self, phone_id: &str, wa_id: &str) -> Option<i64> {
-        let k = Pair(phone_id, wa_id);
+    fn get(&self, k: &Key) -> Option<i64> {
         self.fresh
-            .get(&k)
+            .get(k)
             .or_else(|| {
-                let i = self
-                    .sweeping
-                    .binary_search_by(|((p, w), _)| {
-                        (p.as_str(), w.as_str()).cmp(&(phone_id, wa_id))
-                    })
-                    .ok()?;
+                let i = self.sweeping.binary_search_by(|(key, _)| key.cmp(k)).ok()?;
                 Some(&self.sweeping[i].1)
             })
-            .or_else(|| self.swept.get(&k))
+            .or_else(|| self.swept.get(k))
             .copied()
     }
 }
@@ -122,8 +116,10 @@ pub(crate) fn committed_head(
     phone_id: &str,
     wa_id: &str,
 ) -> StoreResult<Option<i64>> {
-    if let Some(h) = shared.and_then(|s| lock(s).get(phone_id, wa_id)) {
-        return Ok(Some(h));
+    if let Some(s) = shared {
+        if let Some(h) = lock(s).get(&PairKey::of(phone_id, wa_id)) {
+            return Ok(Some(h));
+        }
     }
     Ok(stored_head(conn, phone_id, wa_id)?)
 }
@@ -137,7 +133,7 @@ pub(crate) fn head(
     wa_id: &str,
 ) -> StoreResult<Option<i64>> {
     match chains {
-        Some(c) => c.head(conn, phone_id, wa_id),
+        Some(c) => c.head(conn, &PairKey::of(phone_id, wa_id), phone_id, wa_id),
         None => Ok(stored_head(conn, phone_id, wa_id)?),
     }
 }
@@ -163,32 +159,36 @@ macro_rules! chain_sql {
 pub(crate) use chain_sql;
 
 impl Chains {
-    fn head(&self, conn: &Conn, phone_id: &str, wa_id: &str) -> StoreResult<Option<i64>> {
-        if let Some((_, r)) = self
-            .pending
-            .iter()
-            .rev()
-            .find(|((p, w), _)| p == phone_id && w == wa_id)
-        {
+    /// The head of chain `key`, whose ids are `phone_id` and `wa_id`.
+    fn head(
+        &self,
+        conn: &Conn,
+        key: &Key,
+        phone_id: &str,
+        wa_id: &str,
+    ) -> StoreResult<Option<i64>> {
+        if let Some((_, r)) = self.pending.iter().rev().find(|(k, _)| k == key) {
             return Ok(Some(*r));
         }
-        committed_head(Some(&self.shared), conn, phone_id, wa_id)
+        if let Some(h) = lock(&self.shared).get(key) {
+            return Ok(Some(h));
+        }
+        Ok(stored_head(conn, phone_id, wa_id)?)
     }
 
     /// Links the message just inserted on `conn` (the last row it inserted) into its thread's
     /// and its number's chains.
     pub(crate) fn link(&mut self, conn: &Conn, phone_id: &str, wa_id: &str) -> StoreResult<()> {
         let rowid = conn.last_insert_rowid();
-        let pair_prev = self.head(conn, phone_id, wa_id)?;
-        let number_prev = self.head(conn, phone_id, "")?;
+        let (pair, number) = (PairKey::of(phone_id, wa_id), PairKey::of(phone_id, ""));
+        let pair_prev = self.head(conn, &pair, phone_id, wa_id)?;
+        let number_prev = self.head(conn, &number, phone_id, "")?;
         conn.prepare_cached(
             "INSERT INTO message_links (message, pair_prev, number_prev) VALUES (?1, ?2, ?3)",
         )?
         .execute(params![rowid, pair_prev, number_prev])?;
-        self.pending
-            .push(((phone_id.to_string(), wa_id.to_string()), rowid));
-        self.pending
-            .push(((phone_id.to_string(), String::new()), rowid));
+        self.pending.push((pair, rowid));
+        self.pending.push((number, rowid));
         Ok(())
     }
 
@@ -232,7 +232,8 @@ impl Chains {
             "INSERT INTO message_heads (phone_id, wa_id, head) VALUES (?1, ?2, ?3) \
              ON CONFLICT (phone_id, wa_id) DO UPDATE SET head = excluded.head",
         )?;
-        for ((p, w), r) in &self.sweep[self.written..end] {
+        for (k, r) in &self.sweep[self.written..end] {
+            let (p, w) = k.ids();
             upsert.execute(params![p, w, r])?;
         }
         if end == self.sweep.len() {
@@ -302,8 +303,8 @@ impl Chains {
         while let Some(row) = rows.next()? {
             let (r, p, w): (i64, String, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
             newest = r;
-            fresh.insert((p.clone(), w), r);
-            fresh.insert((p, String::new()), r);
+            fresh.insert(PairKey::of(&p, &w), r);
+            fresh.insert(PairKey::of(&p, ""), r);
         }
         let newest = newest.max(c.query_row(
             "SELECT COALESCE(MAX(message), 0) FROM message_links",

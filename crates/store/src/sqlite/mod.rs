@@ -123,7 +123,7 @@ pub(crate) struct Memory {
     /// Throughput bucket per business number.
     pub number_buckets: HashMap<String, greenlight_domain::policy::pacing::Bucket>,
     /// Pair-rate bucket per (number, customer).
-    pub pair_buckets: HashMap<(String, String), greenlight_domain::policy::pacing::Bucket>,
+    pub pair_buckets: HashMap<crate::keys::PairKey, greenlight_domain::policy::pacing::Bucket>,
     /// Configuration the send path reads on every message; see [`Memory::config`].
     config: ConfigCache,
     /// `config_version` was read in the current job (reset before each job).
@@ -150,7 +150,7 @@ pub(crate) struct Memory {
 
 type Buckets = (
     HashMap<String, greenlight_domain::policy::pacing::Bucket>,
-    HashMap<(String, String), greenlight_domain::policy::pacing::Bucket>,
+    HashMap<crate::keys::PairKey, greenlight_domain::policy::pacing::Bucket>,
 );
 
 /// What the send path reads on every message but rarely changes: a tenant's settings, its

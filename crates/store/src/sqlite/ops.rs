@@ -6,7 +6,7 @@ use super::{internal, Facts, Route, SqliteStore};
 use crate::db::{ArrayType, Conn, OptionalExtension, Params, RowStatement};
 // the element types of row statements' array parameters
 use crate::ids;
-use crate::keys::{get_or_load, Pair, ToKey, Triple};
+use crate::keys::{get_or_load, Pair, PairKey, ToKey, Triple};
 use crate::params;
 use crate::verdicts::Stored;
 use crate::*;
@@ -434,15 +434,28 @@ pub(crate) struct CustomerFacts {
 #[derive(Default)]
 pub(crate) struct PairFacts {
     /// (number, customer) → the business and the facts.
-    kept: crate::keys::Generations<(String, String), (String, CustomerFacts), PAIR_FACTS_MAX>,
+    kept: crate::keys::Generations<PairKey, KeptFacts, PAIR_FACTS_MAX>,
     /// Bumped whenever everything is forgotten.
     generation: u64,
     /// Sends that found their customer's facts here, ever (for the tests).
     pub taken: u64,
 }
 
-/// Customers whose facts the SQLite writer keeps at most (~350 bytes each).
-const PAIR_FACTS_MAX: usize = 40_000;
+/// Customers whose facts the SQLite writer keeps at most: 128 bytes each in their map, which
+/// hashbrown sizes to a power of two, so ~17 MB at most in all (twenty-third round).
+const PAIR_FACTS_MAX: usize = 100_000;
+
+/// A customer's [`CustomerFacts`] as [`PairFacts`] keeps them: without the buckets, which are
+/// PostgreSQL's, and with the business they were read for.
+struct KeptFacts {
+    business_id: crate::keys::IdKey,
+    window: WindowState,
+    user_id: Option<String>,
+    config_version: i64,
+    on_whatsapp: bool,
+    blocked: bool,
+    marketing_stopped: bool,
+}
 
 impl PairFacts {
     pub(crate) fn clear(&mut self) {
@@ -452,9 +465,16 @@ impl PairFacts {
 
     /// The facts a send left of this customer, if the writer still has them (taken: once).
     fn take(&mut self, business_id: &str, phone_id: &str, wa_id: &str) -> Option<CustomerFacts> {
-        let k = Pair(phone_id, wa_id);
-        let (b, facts) = self.kept.remove(&k)?;
-        (b == business_id).then_some(facts)
+        let k = self.kept.remove(&PairKey::of(phone_id, wa_id))?;
+        k.business_id.is(business_id).then_some(CustomerFacts {
+            window: k.window,
+            on_whatsapp: k.on_whatsapp,
+            blocked: k.blocked,
+            user_id: k.user_id,
+            config_version: k.config_version,
+            marketing_stopped: k.marketing_stopped,
+            buckets: (None, None),
+        })
     }
 
     /// Keeps what a send left of its customer, unless everything was forgotten since
@@ -470,10 +490,16 @@ impl PairFacts {
         if generation != self.generation {
             return;
         }
-        self.kept.insert(
-            (phone_id.to_string(), wa_id.to_string()),
-            (business_id.to_string(), facts),
-        );
+        let kept = KeptFacts {
+            business_id: crate::keys::IdKey::of(business_id),
+            window: facts.window,
+            user_id: facts.user_id,
+            config_version: facts.config_version,
+            on_whatsapp: facts.on_whatsapp,
+            blocked: facts.blocked,
+            marketing_stopped: facts.marketing_stopped,
+        };
+        self.kept.insert(PairKey::of(phone_id, wa_id), kept);
     }
 
     /// Tests: how many customers' facts are kept.
@@ -1181,7 +1207,7 @@ fn bucket(
 ) -> Bucket {
     match wa_id {
         None => mem.number_buckets.get(phone_id).copied(),
-        Some(w) => mem.pair_buckets.get(&Pair(phone_id, w)).copied(),
+        Some(w) => mem.pair_buckets.get(&PairKey::of(phone_id, w)).copied(),
     }
     .or(stored)
     .unwrap_or_else(|| Bucket::full(burst, now))
@@ -1212,17 +1238,16 @@ pub(crate) fn before_commit(conn: &Conn, mem: &Memory) -> crate::db::Result<()> 
         }
         return Ok(());
     }
-    let mut rows: Vec<(&str, &str, Bucket)> = mem
+    let mut rows: Vec<(String, String, Bucket)> = mem
         .number_buckets
         .iter()
-        .map(|(p, b)| (p.as_str(), "", *b))
-        .chain(
-            mem.pair_buckets
-                .iter()
-                .map(|((p, w), b)| (p.as_str(), w.as_str(), *b)),
-        )
+        .map(|(p, b)| (p.clone(), String::new(), *b))
+        .chain(mem.pair_buckets.iter().map(|(k, b)| {
+            let (p, w) = k.ids();
+            (p, w, *b)
+        }))
         .collect();
-    rows.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    rows.sort_unstable_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
     for (phone_id, wa_id, b) in rows {
         conn.defer_row(
             &BUCKET_ROW,
@@ -1307,7 +1332,7 @@ pub(crate) fn apply_effects(
         }
         mem.number_buckets.insert(phone.id.clone(), number);
         mem.pair_buckets
-            .insert((phone.id.clone(), ev.wa_id.clone()), pair);
+            .insert(PairKey::of(&phone.id, &ev.wa_id), pair);
     }
     Ok(())
 }
@@ -3097,6 +3122,32 @@ mod tests {
             .filter(|w| p.take("b", "p", w).is_some())
             .collect();
         assert_eq!(left, ["w3", "w4"], "w1 and w2 went with their generation");
+
+        // ids that are numbers, as real ones are: kept as numbers, given back whole
+        let mut f = facts();
+        f.window.last_inbound_at = Some(5);
+        f.user_id = Some("US.13491208655302741918".into());
+        f.config_version = 7;
+        f.marketing_stopped = true;
+        f.blocked = true;
+        p.put(g, "b", "106540352242922", "16505551234", f);
+        assert!(p.take("b", "106540352242922", "165055512340").is_none());
+        let back = p.take("b", "106540352242922", "16505551234").unwrap();
+        assert_eq!(back.window.last_inbound_at, Some(5));
+        assert_eq!(back.user_id.as_deref(), Some("US.13491208655302741918"));
+        assert_eq!(
+            (
+                back.config_version,
+                back.marketing_stopped,
+                back.blocked,
+                back.on_whatsapp
+            ),
+            (7, true, true, true)
+        );
+        assert!(
+            p.take("b", "106540352242922", "16505551234").is_none(),
+            "taken once"
+        );
     }
 
     /// A kept delivery finds its message by the rowid its send kept, and compares the wamid
