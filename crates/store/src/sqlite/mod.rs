@@ -162,7 +162,7 @@ pub(crate) struct ConfigCache {
     version: Option<i64>,
     pub settings: HashMap<String, Arc<crate::TenantSettings>>,
     /// (business, number id) → the number, `None` if it is not the business's.
-    pub phones: HashMap<(String, String), Option<crate::PhoneNumber>>,
+    pub phones: HashMap<(String, String), Option<Arc<crate::PhoneNumber>>>,
     /// (business, WABA, number) → where its events go, or why nowhere.
     pub targets: HashMap<webhooks::TargetKey, webhooks::Target>,
     /// business → its messaging limit tier, whether it is disabled, and its restrictions
