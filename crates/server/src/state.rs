@@ -22,17 +22,17 @@ pub type SandboxClock = OffsetClock<fn() -> Millis>;
 /// takes is one atomic increment, not one per field (each a cache line the two cores pass back
 /// and forth at the full rate).
 #[derive(Clone)]
-pub struct AppState(Arc<Shared>);
+pub struct AppState(Arc<AppInner>);
 
 impl std::ops::Deref for AppState {
-    type Target = Shared;
-    fn deref(&self) -> &Shared {
+    type Target = AppInner;
+    fn deref(&self) -> &AppInner {
         &self.0
     }
 }
 
 /// The fields of [`AppState`].
-pub struct Shared {
+pub struct AppInner {
     pub config: Arc<Config>,
     pub store: Arc<dyn Store>,
     pub clock: Arc<SandboxClock>,
@@ -70,7 +70,7 @@ impl AppState {
                 .map_err(|e| anyhow::anyhow!("reading the instance secret: {e}"))?,
         );
         let config_ref = config.clone();
-        Ok(AppState(Arc::new(Shared {
+        Ok(AppState(Arc::new(AppInner {
             config: Arc::new(config),
             store,
             clock,

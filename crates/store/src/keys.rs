@@ -6,8 +6,10 @@
 //! (numbers they own, customers' normalized phone numbers), and the maps hold what the writer
 //! works with (configuration, the pacing buckets not yet refilled, a round's facts, a bounded
 //! set of chain heads, the deliveries of the last sends), so the seeded hash's weaker
-//! resistance to chosen collisions is not a way in. A key of several strings is looked up by a borrowed form ([`Pair`], [`Triple`])
-//! that hashes as the owned tuple does, so a lookup builds no `String`.
+//! resistance to chosen collisions is not a way in. A key of several strings is looked up by a
+//! borrowed form ([`Pair`], [`Triple`]) that hashes as the owned tuple does, so a lookup builds
+//! no `String`; the per-customer maps, the largest, are keyed by [`PairKey`] instead, which
+//! holds ids that are numbers as integers.
 
 pub(crate) use hashbrown::{Equivalent, HashMap};
 use std::hash::Hash;
@@ -28,9 +30,9 @@ impl Equivalent<(String, String)> for Pair<'_> {
 /// it is 24 bytes with nothing on the heap: building it from borrowed ids allocates nothing,
 /// and a lookup among tens of thousands of pairs hashes and compares integers instead of
 /// following two pointers per candidate (a cache miss each at the full rate;
-/// docs/BENCHMARKS.md, twenty-third round). Ordered (for the chains' sorted sweep) by number,
-/// the number's own key first, then by customer, as numbers; keys held as text after all
-/// others: the order of the table of heads wherever ids of a kind have the same length.
+/// docs/BENCHMARKS.md, twenty-third round). Ordered (for the chains' sorted sweep) as the
+/// table of heads orders the ids' text: by number, the number's own key first, then by
+/// customer; keys held as text after all others.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum PairKey {
     Numbers(u64, u64),
@@ -48,11 +50,12 @@ impl PairKey {
         }
     }
 
-    /// The key as numbers (number, a customer's, customer), if it is held so.
-    fn numbers(&self) -> Option<(u64, bool, u64)> {
+    /// The key as numbers in their text order (number, a customer's, customer), if it is held
+    /// so.
+    fn numbers(&self) -> Option<(TextOrder, bool, TextOrder)> {
         match *self {
-            PairKey::Numbers(p, w) => Some((p, true, w)),
-            PairKey::Number(p) => Some((p, false, 0)),
+            PairKey::Numbers(p, w) => Some((text_order(p), true, text_order(w))),
+            PairKey::Number(p) => Some((text_order(p), false, (0, 0))),
             PairKey::Text(_) => None,
         }
     }
@@ -105,6 +108,16 @@ impl IdKey {
             IdKey::Text(t) => &**t == id,
         }
     }
+}
+
+/// Where a number written out sorts among plain decimal numbers written out: its digits
+/// left-aligned in 19 places (so `99` comes after `106`), then its length (a prefix first).
+type TextOrder = (u64, u32);
+
+/// [`TextOrder`] of `n`.
+fn text_order(n: u64) -> TextOrder {
+    let digits = n.checked_ilog10().map_or(1, |l| l + 1);
+    (n * 10u64.pow(19 - digits), digits)
 }
 
 /// `s` as a number, if it is one written the only way `u64::to_string` writes it (no sign, no
@@ -235,6 +248,10 @@ mod tests {
             ("0123", "16505551234", false),
             ("106540352242922", "+16505551234", false),
             ("10000000000000000000", "1", false),
+            ("99999999999999999999", "1", false),
+            ("", "", false),
+            ("10", "0", true),
+            ("10", "", true),
             ("p1", "w1", false),
             ("p1", "", false),
             ("106540352242922", "", true),
@@ -253,14 +270,20 @@ mod tests {
         }
         assert_ne!(PairKey::of("12", "3"), PairKey::of("1", "23"));
 
-        // sorted as the table of heads is: by number, its own key first, then customers
+        // sorted as the table of heads sorts their text: by number, its own key first, then
+        // customers; keys held as text last
         let mut keys: Vec<PairKey> = [
             ("p", "w"),
             ("20", "5"),
+            ("9", "1"),
             ("10", "7"),
             ("20", ""),
+            ("100", ""),
             ("10", "6"),
+            ("10", "0"),
+            ("10", "61"),
             ("10", ""),
+            ("9999999999999999999", "1"),
             ("a", ""),
         ]
         .iter()
@@ -270,10 +293,15 @@ mod tests {
         let ids: Vec<(String, String)> = keys.iter().map(PairKey::ids).collect();
         let want = [
             ("10", ""),
+            ("10", "0"),
             ("10", "6"),
+            ("10", "61"),
             ("10", "7"),
+            ("100", ""),
             ("20", ""),
             ("20", "5"),
+            ("9", "1"),
+            ("9999999999999999999", "1"),
             ("a", ""),
             ("p", "w"),
         ];

@@ -41,7 +41,8 @@ const SWEEP_EVERY: Duration = Duration::from_secs(10);
 const SWEEP_CHUNK: usize = 512;
 /// Past this many unswept heads a sweep starts whatever the time (bounds the memory).
 const SWEEP_AT: usize = 200_000;
-/// At most this many heads of finished sweeps are kept in memory (~40 bytes each): a sweep
+/// At most this many heads of finished sweeps are kept in memory (33 bytes each in a map that
+/// hashbrown sizes to a power of two: ~4.3 MB at most, until the map's next doubling): a sweep
 /// that would pass it empties them first, and the heads it drops are read from the table.
 const SWEPT_MAX: usize = 100_000;
 
@@ -116,10 +117,22 @@ pub(crate) fn committed_head(
     phone_id: &str,
     wa_id: &str,
 ) -> StoreResult<Option<i64>> {
-    if let Some(s) = shared {
-        if let Some(h) = lock(s).get(&PairKey::of(phone_id, wa_id)) {
-            return Ok(Some(h));
-        }
+    match shared {
+        Some(s) => committed(s, conn, &PairKey::of(phone_id, wa_id), phone_id, wa_id),
+        None => Ok(stored_head(conn, phone_id, wa_id)?),
+    }
+}
+
+/// [`committed_head`] of chain `key`, whose ids are `phone_id` and `wa_id`.
+fn committed(
+    shared: &Shared,
+    conn: &Conn,
+    key: &Key,
+    phone_id: &str,
+    wa_id: &str,
+) -> StoreResult<Option<i64>> {
+    if let Some(h) = lock(shared).get(key) {
+        return Ok(Some(h));
     }
     Ok(stored_head(conn, phone_id, wa_id)?)
 }
@@ -170,10 +183,7 @@ impl Chains {
         if let Some((_, r)) = self.pending.iter().rev().find(|(k, _)| k == key) {
             return Ok(Some(*r));
         }
-        if let Some(h) = lock(&self.shared).get(key) {
-            return Ok(Some(h));
-        }
-        Ok(stored_head(conn, phone_id, wa_id)?)
+        committed(&self.shared, conn, key, phone_id, wa_id)
     }
 
     /// Links the message just inserted on `conn` (the last row it inserted) into its thread's
@@ -494,21 +504,22 @@ mod tests {
     /// Threads and numbers read back through their chains: across a rolled-back job, a sweep
     /// written over several batches (read in the middle of it), and a restart that forgets the
     /// heads the table does not hold yet.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn chains_hold_every_message_across_sweeps_and_restarts() {
+    /// `ids`: two numbers, a third never written to, and two customers.
+    async fn chains_hold_every_message(ids: [&str; 5]) {
+        let [p1, p2, p3, w1, w2] = ids;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db").to_string_lossy().to_string();
         let s = SqlStore::open(&path, SqliteOptions::default()).unwrap();
         sweep_at(&s, false, 1).await;
         // a new database: chains from the start, nothing swept
         assert_eq!(stored(&s).await, (Some(0), vec![]));
-        message(&s, "a1", "p1", "w1", false).await.unwrap();
-        message(&s, "b1", "p1", "w2", false).await.unwrap();
+        message(&s, "a1", p1, w1, false).await.unwrap();
+        message(&s, "b1", p1, w2, false).await.unwrap();
         // a job that rolls back leaves no head behind
-        assert!(message(&s, "x", "p1", "w1", true).await.is_err());
-        message(&s, "c1", "p2", "w1", false).await.unwrap();
-        assert_eq!(thread(&s, "p1", "w1").await, owned(&["a1"]));
-        assert_eq!(number(&s, "p1").await, owned(&["b1", "a1"]));
+        assert!(message(&s, "x", p1, w1, true).await.is_err());
+        message(&s, "c1", p2, w1, false).await.unwrap();
+        assert_eq!(thread(&s, p1, w1).await, owned(&["a1"]));
+        assert_eq!(number(&s, p1).await, owned(&["b1", "a1"]));
         assert_eq!(stored(&s).await, (Some(0), vec![]));
 
         // a sweep of one head per batch (two with a2's, which linked two): 5 heads (3 threads,
@@ -517,49 +528,59 @@ mod tests {
         let (upto, heads) = stored(&s).await;
         assert_eq!((upto, heads.len()), (Some(0), 1), "the first chunk");
         // a message during the sweep, and reads from both places
-        message(&s, "a2", "p1", "w1", false).await.unwrap();
-        assert_eq!(thread(&s, "p1", "w1").await, owned(&["a1", "a2"]));
-        assert_eq!(number(&s, "p1").await, owned(&["a2", "b1", "a1"]));
+        message(&s, "a2", p1, w1, false).await.unwrap();
+        assert_eq!(thread(&s, p1, w1).await, owned(&["a1", "a2"]));
+        assert_eq!(number(&s, p1).await, owned(&["a2", "b1", "a1"]));
         // heads the sweep under way holds, none newer (p2's not yet written to the table)
-        assert_eq!(thread(&s, "p1", "w2").await, owned(&["b1"]));
-        assert_eq!(thread(&s, "p2", "w1").await, owned(&["c1"]));
-        assert_eq!(number(&s, "p2").await, owned(&["c1"]));
+        assert_eq!(thread(&s, p1, w2).await, owned(&["b1"]));
+        assert_eq!(thread(&s, p2, w1).await, owned(&["c1"]));
+        assert_eq!(number(&s, p2).await, owned(&["c1"]));
         for _ in 0..3 {
             s.write(|_| Ok(())).await.unwrap();
         }
         // the sweep covers the messages before it began (c1 is the 3rd row: x's was given back)
         let (upto, heads) = stored(&s).await;
         assert_eq!(upto, Some(3));
-        assert_eq!(
-            heads,
-            [
-                ("p1", "", "b1"),
-                ("p1", "w1", "a1"),
-                ("p1", "w2", "b1"),
-                ("p2", "", "c1"),
-                ("p2", "w1", "c1"),
-            ]
-            .map(|(p, w, m)| (p.to_string(), w.to_string(), m.to_string()))
-        );
+        // in the table's order (text), whatever order the sweep wrote them in
+        let mut want = [
+            (p1, "", "b1"),
+            (p1, w1, "a1"),
+            (p1, w2, "b1"),
+            (p2, "", "c1"),
+            (p2, w1, "c1"),
+        ]
+        .map(|(p, w, m)| (p.to_string(), w.to_string(), m.to_string()));
+        want.sort();
+        assert_eq!(heads, want);
         s.close();
         drop(s);
 
         // a restart: a2's heads were only in memory, and are found again from its link
         let s = SqlStore::open(&path, SqliteOptions::default()).unwrap();
-        assert_eq!(thread(&s, "p1", "w1").await, owned(&["a1", "a2"]));
-        assert_eq!(number(&s, "p1").await, owned(&["a2", "b1", "a1"]));
-        message(&s, "a3", "p1", "w1", false).await.unwrap();
-        message(&s, "b2", "p1", "w2", false).await.unwrap();
-        assert_eq!(thread(&s, "p1", "w1").await, owned(&["a1", "a2", "a3"]));
-        assert_eq!(thread(&s, "p1", "w2").await, owned(&["b1", "b2"]));
-        assert_eq!(thread(&s, "p2", "w1").await, owned(&["c1"]));
-        assert_eq!(
-            number(&s, "p1").await,
-            owned(&["b2", "a3", "a2", "b1", "a1"])
-        );
-        assert_eq!(number(&s, "p2").await, owned(&["c1"]));
-        assert!(thread(&s, "p3", "w1").await.is_empty());
-        assert!(number(&s, "p3").await.is_empty());
+        assert_eq!(thread(&s, p1, w1).await, owned(&["a1", "a2"]));
+        assert_eq!(number(&s, p1).await, owned(&["a2", "b1", "a1"]));
+        message(&s, "a3", p1, w1, false).await.unwrap();
+        message(&s, "b2", p1, w2, false).await.unwrap();
+        assert_eq!(thread(&s, p1, w1).await, owned(&["a1", "a2", "a3"]));
+        assert_eq!(thread(&s, p1, w2).await, owned(&["b1", "b2"]));
+        assert_eq!(thread(&s, p2, w1).await, owned(&["c1"]));
+        assert_eq!(number(&s, p1).await, owned(&["b2", "a3", "a2", "b1", "a1"]));
+        assert_eq!(number(&s, p2).await, owned(&["c1"]));
+        assert!(thread(&s, p3, w1).await.is_empty());
+        assert!(number(&s, p3).await.is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn chains_hold_every_message_across_sweeps_and_restarts() {
+        chains_hold_every_message(["p1", "p2", "p3", "w1", "w2"]).await;
+    }
+
+    /// The same with ids that are numbers, as real ones are (held as integers by the writer),
+    /// of different lengths, so that their text order is not their numeric order.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn chains_of_numeric_ids_hold_every_message_across_sweeps_and_restarts() {
+        chains_hold_every_message(["106540352242922", "99", "0", "4915112345678", "16505551234"])
+            .await;
     }
 
     /// The heads a finished sweep wrote stay in memory as the table holds them: a chain is found

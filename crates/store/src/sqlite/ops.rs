@@ -442,8 +442,9 @@ pub(crate) struct PairFacts {
     pub taken: u64,
 }
 
-/// Customers whose facts the SQLite writer keeps at most: 128 bytes each in their map, which
-/// hashbrown sizes to a power of two, so ~17 MB at most in all (twenty-third round).
+/// Customers whose facts the SQLite writer keeps at most: 128 bytes each in their map (two maps
+/// of up to 50,000, which hashbrown sizes to 65,536 slots: ~17 MB), plus each user id's text
+/// (~32 bytes): ~20 MB at most (docs/BENCHMARKS.md, twenty-third round).
 const PAIR_FACTS_MAX: usize = 100_000;
 
 /// A customer's [`CustomerFacts`] as [`PairFacts`] keeps them: without the buckets, which are
@@ -458,6 +459,32 @@ struct KeptFacts {
     marketing_stopped: bool,
 }
 
+impl KeptFacts {
+    fn new(business_id: &str, f: CustomerFacts) -> KeptFacts {
+        KeptFacts {
+            business_id: crate::keys::IdKey::of(business_id),
+            window: f.window,
+            user_id: f.user_id,
+            config_version: f.config_version,
+            on_whatsapp: f.on_whatsapp,
+            blocked: f.blocked,
+            marketing_stopped: f.marketing_stopped,
+        }
+    }
+
+    fn into_facts(self) -> CustomerFacts {
+        CustomerFacts {
+            window: self.window,
+            on_whatsapp: self.on_whatsapp,
+            blocked: self.blocked,
+            user_id: self.user_id,
+            config_version: self.config_version,
+            marketing_stopped: self.marketing_stopped,
+            buckets: (None, None),
+        }
+    }
+}
+
 impl PairFacts {
     pub(crate) fn clear(&mut self) {
         self.kept.clear();
@@ -466,16 +493,8 @@ impl PairFacts {
 
     /// The facts a send left of this customer, if the writer still has them (taken: once).
     fn take(&mut self, business_id: &str, phone_id: &str, wa_id: &str) -> Option<CustomerFacts> {
-        let k = self.kept.remove(&PairKey::of(phone_id, wa_id))?;
-        k.business_id.is(business_id).then_some(CustomerFacts {
-            window: k.window,
-            on_whatsapp: k.on_whatsapp,
-            blocked: k.blocked,
-            user_id: k.user_id,
-            config_version: k.config_version,
-            marketing_stopped: k.marketing_stopped,
-            buckets: (None, None),
-        })
+        let kept = self.kept.remove(&PairKey::of(phone_id, wa_id))?;
+        kept.business_id.is(business_id).then(|| kept.into_facts())
     }
 
     /// Keeps what a send left of its customer, unless everything was forgotten since
@@ -491,16 +510,10 @@ impl PairFacts {
         if generation != self.generation {
             return;
         }
-        let kept = KeptFacts {
-            business_id: crate::keys::IdKey::of(business_id),
-            window: facts.window,
-            user_id: facts.user_id,
-            config_version: facts.config_version,
-            on_whatsapp: facts.on_whatsapp,
-            blocked: facts.blocked,
-            marketing_stopped: facts.marketing_stopped,
-        };
-        self.kept.insert(PairKey::of(phone_id, wa_id), kept);
+        self.kept.insert(
+            PairKey::of(phone_id, wa_id),
+            KeptFacts::new(business_id, facts),
+        );
     }
 
     /// Tests: how many customers' facts are kept.
@@ -3125,29 +3138,48 @@ mod tests {
         assert_eq!(left, ["w3", "w4"], "w1 and w2 went with their generation");
 
         // ids that are numbers, as real ones are: kept as numbers, given back whole
-        let mut f = facts();
-        f.window.last_inbound_at = Some(5);
-        f.user_id = Some("US.13491208655302741918".into());
-        f.config_version = 7;
-        f.marketing_stopped = true;
-        f.blocked = true;
-        p.put(g, "b", "106540352242922", "16505551234", f);
-        assert!(p.take("b", "106540352242922", "165055512340").is_none());
-        let back = p.take("b", "106540352242922", "16505551234").unwrap();
-        assert_eq!(back.window.last_inbound_at, Some(5));
-        assert_eq!(back.user_id.as_deref(), Some("US.13491208655302741918"));
+        let (b, phone, wa) = ("106540352242920", "106540352242922", "16505551234");
+        let f = CustomerFacts {
+            window: WindowState {
+                last_inbound_at: Some(5),
+                referral_at: Some(6),
+                fep_until: Some(7),
+            },
+            on_whatsapp: false,
+            blocked: true,
+            user_id: Some("US.13491208655302741918".into()),
+            config_version: 8,
+            marketing_stopped: false,
+            buckets: (None, None),
+        };
+        p.put(g, b, phone, wa, f.clone());
+        assert!(p.take(b, phone, "165055512340").is_none());
+        let back = p.take(b, phone, wa).unwrap();
+        assert_eq!(back.window, f.window);
+        assert_eq!(back.user_id, f.user_id);
         assert_eq!(
             (
                 back.config_version,
-                back.marketing_stopped,
+                back.on_whatsapp,
                 back.blocked,
-                back.on_whatsapp
+                back.marketing_stopped
             ),
-            (7, true, true, true)
+            (8, false, true, false)
+        );
+        assert!(p.take(b, phone, wa).is_none(), "taken once");
+        p.put(g, b, phone, wa, f.clone());
+        assert!(
+            p.take("1065403522429200", phone, wa).is_none(),
+            "another business (a number too) takes nothing"
         );
         assert!(
-            p.take("b", "106540352242922", "16505551234").is_none(),
-            "taken once"
+            p.take(b, phone, wa).is_none(),
+            "and the entry is gone with it"
+        );
+        assert_eq!(
+            std::mem::size_of::<(PairKey, KeptFacts)>(),
+            128,
+            "as PAIR_FACTS_MAX's memory says"
         );
     }
 
