@@ -23,9 +23,9 @@
 #
 # Knobs (environment; defaults in brackets, quick mode in braces):
 #   CARGO_TARGET_DIR        where cargo builds greenlight and the receiver [target/]
-#   BENCH_TENANTS           tenants (verified businesses) [16] {4}
+#   BENCH_TENANTS           tenants (verified businesses) [24] {4}
 #   BENCH_PHONES_PER_TENANT numbers per tenant, at most 25 [25] {25}
-#   BENCH_CUSTOMERS         customers per number [100] {10}
+#   BENCH_CUSTOMERS         customers per number [70] {10}
 #   BENCH_THREADS           wrk threads [2]
 #   BENCH_CONNECTIONS       wrk connections for the max-rate runs [64] {8}
 #   BENCH_DURATION          seconds of each max-rate run (floor, send, template) [10] {1}
@@ -72,8 +72,8 @@ if [ "$QUICK" = 1 ]; then
     DURATION=${BENCH_DURATION:-1}; HALF_DURATION=${BENCH_HALF_DURATION:-1}
     FILL=${BENCH_FILL:-3000}
 else
-    TENANTS=${BENCH_TENANTS:-16}; PHONES_PER_TENANT=${BENCH_PHONES_PER_TENANT:-25}
-    CUSTOMERS=${BENCH_CUSTOMERS:-100}; CONNS=${BENCH_CONNECTIONS:-64}
+    TENANTS=${BENCH_TENANTS:-24}; PHONES_PER_TENANT=${BENCH_PHONES_PER_TENANT:-25}
+    CUSTOMERS=${BENCH_CUSTOMERS:-70}; CONNS=${BENCH_CONNECTIONS:-64}
     DURATION=${BENCH_DURATION:-10}; HALF_DURATION=${BENCH_HALF_DURATION:-5}
     FILL=${BENCH_FILL:-1000000}
 fi
@@ -261,16 +261,19 @@ thread_times() {
 }
 
 # Where each server thread's wall time went during a run: on a CPU, waiting for a CPU (run queue,
-# i.e. the machine is busy), or neither (blocked: I/O, fsync, waiting for work).
+# i.e. the machine is busy), or neither (blocked: I/O, fsync, waiting for work). Given the
+# messages the run committed, also each thread's CPU time per message, which moves less with
+# the machine's load than the rates do (docs/BENCHMARKS.md, twenty-third round).
 thread_report() {
-    local name=$1 before=$2 after=$3 secs=$4
-    join "$before" "$after" | awk -v s="$secs" -v n="$name" '
+    local name=$1 before=$2 after=$3 secs=$4 messages=${5:-0}
+    join "$before" "$after" | awk -v s="$secs" -v n="$name" -v m="$messages" '
         { cpu[$2] += ($6 - $3) / 1e9; rq[$2] += ($7 - $4) / 1e9; k[$2]++ }
         END { for (c in cpu) if (cpu[c] + rq[c] > 0.005 * s) {
-                if (k[c] == 1) printf "[bench] %s: %s thread: %.0f%% of the run on a CPU, %.0f%% waiting for a CPU, %.0f%% blocked or idle\n",
-                    n, c, 100 * cpu[c] / s, 100 * rq[c] / s, 100 * (1 - (cpu[c] + rq[c]) / s)
-                else printf "[bench] %s: %d %s threads together: %.0f%% of one CPU, %.0f%% of the run waiting for a CPU\n",
-                    n, k[c], c, 100 * cpu[c] / s, 100 * rq[c] / s } }' >&2
+                per = m > 0 ? sprintf(" (%.1f µs of CPU per message)", 1e6 * cpu[c] / m) : ""
+                if (k[c] == 1) printf "[bench] %s: %s thread: %.0f%% of the run on a CPU%s, %.0f%% waiting for a CPU, %.0f%% blocked or idle\n",
+                    n, c, 100 * cpu[c] / s, per, 100 * rq[c] / s, 100 * (1 - (cpu[c] + rq[c]) / s)
+                else printf "[bench] %s: %d %s threads together: %.0f%% of one CPU%s, %.0f%% of the run waiting for a CPU\n",
+                    n, k[c], c, 100 * cpu[c] / s, per, 100 * rq[c] / s } }' >&2
 }
 
 proc_kb() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$SERVER_PID/status"; }
@@ -516,7 +519,8 @@ measured_send() {
         cp "$DB-wal" "$RUN_DIR/$name.wal"
     fi
     say "$name: $(awk -v b=$((io1 - io0)) -v n=$((SEND_OK - ok0)) 'BEGIN { printf "%.1f KB written to disk per message (WAL, checkpoints)", b / n / 1024 }')"
-    thread_report "$name" "$RUN_DIR/$name.threads.before" "$RUN_DIR/$name.threads.after" "${W[seconds]}"
+    thread_report "$name" "$RUN_DIR/$name.threads.before" "$RUN_DIR/$name.threads.after" "${W[seconds]}" \
+        "$((SEND_OK - ok0))"
     local limit=$((NUMBERS * PACING_PER_NUMBER))
     le "${W[rps]}" "$limit" || say "WARNING: ${W[rps]}/s is more than 80/s per number allows over $NUMBERS numbers ($limit/s): use more tenants"
 }
