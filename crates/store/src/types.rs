@@ -138,12 +138,12 @@ pub struct SendResult {
 }
 
 /// Meta's `{messaging_product, contacts, messages}` for an accepted send: built from its parts
-/// by the send (serialized once, on the way out), or as a send with the same idempotency key
-/// was first answered (its stored JSON text).
+/// by the send (serialized once, on the way out), or already JSON text: the stored answer a
+/// replay gives again, or the answer a send with an idempotency key serialized to store.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SendBody {
     Accepted(Accepted),
-    Replayed(String),
+    Text(String),
 }
 
 /// What an accepted send answers.
@@ -166,18 +166,10 @@ pub enum Contact {
 
 impl SendBody {
     /// The body as JSON text (keys in the order `serde_json`'s maps give them, as the answer
-    /// has always had them).
-    pub fn to_json(&self) -> String {
-        match self {
-            SendBody::Replayed(text) => text.clone(),
-            SendBody::Accepted(a) => a.to_json(),
-        }
-    }
-
-    /// The body as JSON text, without a copy of a replayed one.
+    /// has always had them), serialized now if it is not yet.
     pub fn into_json(self) -> String {
         match self {
-            SendBody::Replayed(text) => text,
+            SendBody::Text(text) => text,
             SendBody::Accepted(a) => a.to_json(),
         }
     }
@@ -364,7 +356,7 @@ mod send_body_tests {
             ),
         ];
         for (body, value) in cases {
-            assert_eq!(body.to_json(), value.to_string());
+            assert_eq!(body.clone().into_json(), value.to_string());
             assert_eq!(body.into_json(), value.to_string());
         }
     }

@@ -1377,7 +1377,7 @@ fn send_tx(
                 }
                 return Ok(Ok(SendResult {
                     wamid,
-                    body: SendBody::Replayed(response),
+                    body: SendBody::Text(response),
                     replayed: true,
                 }));
             }
@@ -1526,7 +1526,7 @@ fn send_tx(
         }
     }
 
-    let body = SendBody::Accepted(Accepted {
+    let mut body = SendBody::Accepted(Accepted {
         input: req.input.clone(),
         contact: match &req.recipient {
             Recipient::UserId(u) => Contact::UserId(u.clone()),
@@ -1536,8 +1536,11 @@ fn send_tx(
         template: req.msg_type == MessageType::Template,
     });
     if let Some((key, hash)) = &cmd.idempotency {
+        // serialized once: stored, and answered as stored
+        let text = body.into_json();
         conn.defer(
-            "INSERT INTO idempotency (business_id, key, request_hash, response, wamid, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", params![scope.business_id, key, hash, body.to_json(), wamid, now])?;
+            "INSERT INTO idempotency (business_id, key, request_hash, response, wamid, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", params![scope.business_id, key, hash, text, wamid, now])?;
+        body = SendBody::Text(text);
     }
     apply_effects(conn, mem, scope, phone, &ev, now)?;
     if !conn.is_pg() {
