@@ -252,24 +252,29 @@ stop_receiver() {
 # receiver_stat KEY: one counter of GET /stats.
 receiver_stat() { curl -fsS "$RECEIVER_URL/stats" | tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2 }'; }
 
-# "tid name on_cpu_ns runqueue_ns" per server thread (/proc/<pid>/task/*/schedstat).
+# "tid name on_cpu_ns runqueue_ns user_ticks kernel_ticks" per server thread
+# (/proc/<pid>/task/*/schedstat, and utime and stime of .../stat).
 thread_times() {
     local t
     for t in /proc/"$SERVER_PID"/task/*; do
-        printf '%s %s %s\n' "$(basename "$t")" "$(tr ' ' '_' <"$t/comm")" "$(cut -d' ' -f1-2 "$t/schedstat")"
+        printf '%s %s %s %s\n' "$(basename "$t")" "$(tr ' ' '_' <"$t/comm")" "$(cut -d' ' -f1-2 "$t/schedstat")" \
+            "$(sed 's/.*) //' "$t/stat" | cut -d' ' -f12-13)"
     done
 }
 
 # Where each server thread's wall time went during a run: on a CPU, waiting for a CPU (run queue,
 # i.e. the machine is busy), or neither (blocked: I/O, fsync, waiting for work). Given the
 # messages the run committed, also each thread's CPU time per message, which moves less with
-# the machine's load than the rates do (docs/BENCHMARKS.md, twenty-third round).
+# the machine's load than the rates do (docs/BENCHMARKS.md, twenty-third round), and the share
+# of it in the kernel (system calls: the WAL's writes, sockets; counted in 10 ms ticks).
 thread_report() {
     local name=$1 before=$2 after=$3 secs=$4 messages=${5:-0}
     join "$before" "$after" | awk -v s="$secs" -v n="$name" -v m="$messages" '
-        { cpu[$2] += ($6 - $3) / 1e9; rq[$2] += ($7 - $4) / 1e9; k[$2]++ }
+        { cpu[$2] += ($8 - $3) / 1e9; rq[$2] += ($9 - $4) / 1e9; k[$2]++
+          user[$2] += $10 - $5; sys[$2] += $11 - $6 }
         END { for (c in cpu) if (cpu[c] + rq[c] > 0.005 * s) {
-                per = m > 0 ? sprintf(" (%.1f µs of CPU per message)", 1e6 * cpu[c] / m) : ""
+                ks = user[c] + sys[c] > 0 ? sprintf(", %.0f%% of it in the kernel", 100 * sys[c] / (user[c] + sys[c])) : ""
+                per = m > 0 ? sprintf(" (%.1f µs of CPU per message%s)", 1e6 * cpu[c] / m, ks) : ""
                 if (k[c] == 1) printf "[bench] %s: %s thread: %.0f%% of the run on a CPU%s, %.0f%% waiting for a CPU, %.0f%% blocked or idle\n",
                     n, c, 100 * cpu[c] / s, per, 100 * rq[c] / s, 100 * (1 - (cpu[c] + rq[c]) / s)
                 else printf "[bench] %s: %d %s threads together: %.0f%% of one CPU%s, %.0f%% of the run waiting for a CPU\n",

@@ -31,6 +31,7 @@ mod gateway;
 pub(crate) mod ops;
 pub(crate) mod read;
 mod templates;
+
 mod webhooks;
 
 use crate::db::Conn;
@@ -416,8 +417,12 @@ impl SqlStore {
                 })?;
             }
         }
-        let writer = Connection::open(path)
-            .map_err(|e| StoreError::Unavailable(format!("cannot open {path}: {e}")))?;
+        // The writer's WAL is written a commit at a time (see `greenlight_walbuf`); the other
+        // connections only read it.
+        greenlight_walbuf::register().map_err(internal)?;
+        let writer =
+            Connection::open_with_flags_and_vfs(path, Default::default(), greenlight_walbuf::NAME)
+                .map_err(|e| StoreError::Unavailable(format!("cannot open {path}: {e}")))?;
         configure(&writer, &opts.synchronous)?;
         create_schema(&writer)?;
         CacheSize::default().check(&writer);
