@@ -16,10 +16,21 @@
 //! rewritten when SQLite then redoes the transaction's checksums (the last of which is the
 //! commit's, with nothing after it to trigger a write). The buffer is also written before
 //! anything else is done with the file (a read, a sync, a truncation, its size, a file
-//! control, closing it), so SQLite's own reads and the order of writes are as they were. A transaction too large for
-//! the page cache spills frames before its commit: they are written once the buffer holds
-//! [`MAX_HELD`] bytes. An error of a held write is reported by the call that writes it, which
-//! for a commit is the commit's own last write.
+//! control, closing it), so SQLite's own reads and the order of writes are as they were, and
+//! once it holds [`MAX_HELD`] bytes (a commit of more than 4 MiB).
+//!
+//! **No spills.** [`open`] opens a connection through the VFS with `PRAGMA cache_spill=OFF`: a
+//! transaction larger than the page cache keeps its pages in memory until its commit instead
+//! of writing some of them to the WAL before (SQLite's `pagerStress`). So every run of writes
+//! SQLite makes to the WAL ends with a commit's last frame and is written before the commit is
+//! published; nothing is ever held when the connection's write lock is released. A transaction
+//! that spilled and then rolled back would leave frames held after it, written at the next
+//! operation, possibly over frames another process committed meanwhile: hence the pragma, and
+//! the buffer is dropped, not written, when the file closes. Without `SQLITE_IOCAP_POWERSAFE_OVERWRITE`
+//! (a `psow=0` URI, which the store never passes) SQLite pads a commit to a sector boundary and
+//! splits its last frame around a sync: such a WAL is written straight through, unbuffered.
+//! An error writing what is held is reported as `SQLITE_IOERR_WRITE`, which makes SQLite roll
+//! back the whole transaction (a full disk, `SQLITE_FULL`, could roll back only a statement).
 //!
 //! The store opens only its writer's connection through it; the others use the default VFS.
 //! This crate is the workspace's only `unsafe` code (the VFS is C's interface): every other
@@ -30,8 +41,8 @@ use std::ffi::{c_char, c_int, c_void, CStr};
 use std::ptr;
 use std::sync::OnceLock;
 
-/// The VFS's name, for `Connection::open_with_flags_and_vfs`.
-pub const NAME: &CStr = c"greenlight-walbuf";
+/// The VFS's name.
+const NAME: &CStr = c"greenlight-walbuf";
 
 /// Bytes held before they are written even without a commit (a transaction that spills).
 const MAX_HELD: usize = 4 << 20;
@@ -61,8 +72,20 @@ fn count_write() {
     WAL_WRITES.set(WAL_WRITES.get() + 1);
 }
 
+/// Opens a read-write connection (created if missing) through the VFS, with
+/// `PRAGMA cache_spill=OFF` (see the module's documentation): use only this.
+pub fn open(path: &str) -> Result<rusqlite::Connection, String> {
+    register()?;
+    let c =
+        rusqlite::Connection::open_with_flags_and_vfs(path, rusqlite::OpenFlags::default(), NAME)
+            .map_err(|e| format!("cannot open {path}: {e}"))?;
+    c.execute_batch("PRAGMA cache_spill=OFF")
+        .map_err(|e| format!("cannot set cache_spill on {path}: {e}"))?;
+    Ok(c)
+}
+
 /// Registers the VFS (once; later calls return the first one's outcome).
-pub fn register() -> Result<(), String> {
+fn register() -> Result<(), String> {
     static REGISTERED: OnceLock<Result<(), String>> = OnceLock::new();
     REGISTERED
         .get_or_init(|| unsafe {
@@ -74,9 +97,9 @@ pub fn register() -> Result<(), String> {
             vfs.szOsFile = (std::mem::size_of::<WalFile>() + (*base).szOsFile as usize) as c_int;
             vfs.zName = NAME.as_ptr();
             vfs.pNext = ptr::null_mut();
-            vfs.xOpen = Some(open);
+            vfs.xOpen = Some(x_open);
             // The default VFS's other methods read their own data (`pAppData`, copied) and
-            // never the size of a file; `open` gets the default VFS from here.
+            // never the size of a file; `x_open` gets the default VFS from here.
             let _ = BASE.set(Base(base));
             let rc = ffi::sqlite3_vfs_register(Box::into_raw(Box::new(vfs)), 0);
             if rc == ffi::SQLITE_OK {
@@ -109,9 +132,16 @@ struct WalFile {
     end: i64,
     /// The last write was a commit frame's header: its page, next, completes the commit.
     commit: bool,
+    /// The file may be padded (no power-safe overwrite): every write goes straight through.
+    direct: bool,
 }
 
-unsafe extern "C" fn open(
+// The default VFS's file follows a `WalFile` in the memory SQLite allocates: it needs no more
+// than 8-byte alignment.
+const _: () =
+    assert!(std::mem::align_of::<WalFile>() <= 8 && std::mem::size_of::<WalFile>() & 7 == 0);
+
+unsafe extern "C" fn x_open(
     vfs: *mut ffi::sqlite3_vfs,
     name: *const c_char,
     file: *mut ffi::sqlite3_file,
@@ -143,6 +173,7 @@ unsafe extern "C" fn open(
             start: 0,
             end: -1,
             commit: false,
+            direct: false,
         },
     );
     let rc = base_open(base, name, real, flags, out_flags);
@@ -151,6 +182,10 @@ unsafe extern "C" fn open(
         ptr::drop_in_place(w);
     } else {
         (*w).base.pMethods = &METHODS;
+        let characteristics = (*(*real).pMethods)
+            .xDeviceCharacteristics
+            .map_or(0, |x| x(real));
+        (*w).direct = characteristics & ffi::SQLITE_IOCAP_POWERSAFE_OVERWRITE == 0;
     }
     rc
 }
@@ -185,13 +220,15 @@ unsafe fn parts<'a>(
     (w, m)
 }
 
-/// Writes what is held, if anything.
+/// Writes what is held, if anything. A failure is `SQLITE_IOERR_WRITE` whatever the cause, so
+/// that SQLite rolls back the transaction whose frames these were, and what is held is dropped.
 unsafe fn flush(w: &mut WalFile, m: &ffi::sqlite3_io_methods) -> c_int {
     w.commit = false;
     if w.held.is_empty() {
         return ffi::SQLITE_OK;
     }
     let Some(x_write) = m.xWrite else {
+        w.held.clear();
         return ffi::SQLITE_IOERR_WRITE;
     };
     let mut rc = ffi::SQLITE_OK;
@@ -200,6 +237,7 @@ unsafe fn flush(w: &mut WalFile, m: &ffi::sqlite3_io_methods) -> c_int {
         count_write();
         rc = x_write(w.real, chunk.as_ptr().cast(), chunk.len() as c_int, at);
         if rc != ffi::SQLITE_OK {
+            rc = ffi::SQLITE_IOERR_WRITE;
             break;
         }
         at += chunk.len() as i64;
@@ -218,7 +256,13 @@ unsafe extern "C" fn write(
     offset: i64,
 ) -> c_int {
     let (w, m) = parts(file);
-    let bytes = std::slice::from_raw_parts(buf.cast::<u8>(), amt.max(0) as usize);
+    if w.direct || buf.is_null() || amt <= 0 {
+        return match m.xWrite {
+            Some(x) => x(w.real, buf, amt, offset),
+            None => ffi::SQLITE_IOERR_WRITE,
+        };
+    }
+    let bytes = std::slice::from_raw_parts(buf.cast::<u8>(), amt as usize);
     let end = offset + bytes.len() as i64;
     let follows = if w.held.is_empty() {
         // A run starts where the last write ended (the next frame) or at the WAL's header
@@ -249,10 +293,14 @@ unsafe extern "C" fn write(
     }
     w.held.extend_from_slice(bytes);
     w.end = end;
-    if w.commit || w.held.len() >= MAX_HELD {
-        return flush(w, m);
-    }
+    let complete = w.commit;
     w.commit = commit;
+    if complete || w.held.len() >= MAX_HELD {
+        let rc = flush(w, m);
+        // a commit's header that filled the buffer: its page, next, still completes it
+        w.commit = commit;
+        return rc;
+    }
     ffi::SQLITE_OK
 }
 
@@ -271,17 +319,13 @@ unsafe fn flushed(
 
 unsafe extern "C" fn close(file: *mut ffi::sqlite3_file) -> c_int {
     let (w, m) = parts(file);
-    let flushed = flush(w, m);
+    // Nothing held at a close was committed (see the module's documentation): dropped.
     let closed = match m.xClose {
         Some(x) => x(w.real),
         None => ffi::SQLITE_OK,
     };
     ptr::drop_in_place(file as *mut WalFile);
-    if flushed != ffi::SQLITE_OK {
-        flushed
-    } else {
-        closed
-    }
+    closed
 }
 
 unsafe extern "C" fn read(
@@ -362,11 +406,10 @@ unsafe extern "C" fn device_characteristics(file: *mut ffi::sqlite3_file) -> c_i
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rusqlite::{Connection, OpenFlags};
+    use rusqlite::Connection;
 
     fn open(path: &std::path::Path) -> Connection {
-        register().unwrap();
-        let c = Connection::open_with_flags_and_vfs(path, OpenFlags::default(), NAME).unwrap();
+        let c = super::open(path.to_str().unwrap()).unwrap();
         c.execute_batch(
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0;",
         )
@@ -437,14 +480,15 @@ mod tests {
     }
 
     #[test]
-    fn spilled_rewritten_and_rolled_back_frames_leave_a_consistent_database() {
+    fn transactions_larger_than_the_cache_never_spill_and_roll_back_without_a_trace() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db.sqlite");
         let w = open(&path);
-        // a page cache of 10 pages: a large transaction spills frames before its commit, and
-        // pages it changes again are written again (the checksums then rewritten)
+        // a page cache of 10 pages, and a transaction of ~2,000: nothing reaches the WAL
+        // before the commit (SQLite would spill without `cache_spill=OFF`)
         w.execute_batch("PRAGMA cache_size=10; CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB)")
             .unwrap();
+        let before = wal_writes();
         w.execute_batch("BEGIN").unwrap();
         for k in 0..2_000 {
             w.execute("INSERT INTO t (k, v) VALUES (?1, zeroblob(3000))", [k])
@@ -452,18 +496,21 @@ mod tests {
         }
         w.execute("UPDATE t SET v = zeroblob(3001) WHERE k % 7 = 0", [])
             .unwrap();
+        assert_eq!(wal_writes(), before, "spilled before the commit");
         w.execute_batch("COMMIT").unwrap();
         let expected = (2_000, 2_000 * 3000 + 286);
         let other = Connection::open(&path).unwrap();
         assert_eq!(total(&other), expected);
         assert_eq!(after_a_crash(&path), expected);
-        // a spilled transaction rolled back leaves nothing, and the next commit is whole
+        // a large transaction rolled back leaves nothing, and the next commit is whole
         w.execute_batch("BEGIN").unwrap();
         for k in 2_000..3_000 {
             w.execute("INSERT INTO t (k, v) VALUES (?1, zeroblob(3000))", [k])
                 .unwrap();
         }
+        let before = wal_writes();
         w.execute_batch("ROLLBACK").unwrap();
+        assert_eq!(wal_writes(), before, "nothing of it was written");
         assert_eq!(total(&other), expected);
         w.execute("INSERT INTO t (k, v) VALUES (5000, zeroblob(10))", [])
             .unwrap();

@@ -419,10 +419,7 @@ impl SqlStore {
         }
         // The writer's WAL is written a commit at a time (see `greenlight_walbuf`); the other
         // connections only read it.
-        greenlight_walbuf::register().map_err(internal)?;
-        let writer =
-            Connection::open_with_flags_and_vfs(path, Default::default(), greenlight_walbuf::NAME)
-                .map_err(|e| StoreError::Unavailable(format!("cannot open {path}: {e}")))?;
+        let writer = greenlight_walbuf::open(path).map_err(StoreError::Unavailable)?;
         configure(&writer, &opts.synchronous)?;
         create_schema(&writer)?;
         CacheSize::default().check(&writer);
