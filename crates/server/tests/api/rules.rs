@@ -144,6 +144,40 @@ async fn business_initiated_templates_need_consent_for_their_category() {
     assert_eq!(r.code(), 100);
 }
 
+/// A template send keeps the customer's consent records with their facts (SQLite's writer):
+/// the next template reads none, and a revocation through the API, the very next job, is seen
+/// by the send after it; so is the opt-in recorded again.
+#[tokio::test]
+async fn kept_consents_follow_a_revocation_and_a_new_opt_in_at_once() {
+    let app = spawn_app().await;
+    let t = with_templates(&app).await;
+    let c = "15551239001";
+    opt_in(&app, &t, c, "utility").await;
+    for _ in 0..3 {
+        let r = app.send(&t, tpl(c, "order_update")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+    let r = app
+        .req(
+            reqwest::Method::DELETE,
+            &format!("/greenlight/v1/{}/opt_ins/{c}?scope=utility", t.waba_id),
+            Some(&t.token),
+            None,
+        )
+        .await;
+    assert_eq!(r.body, json!({"success": true, "revoked": 1}));
+    let r = app.send(&t, tpl(c, "order_update")).await;
+    assert_eq!(r.code(), 1900100, "{}", r.body);
+    opt_in(&app, &t, c, "all").await;
+    for _ in 0..2 {
+        let r = app.send(&t, tpl(c, "order_update")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+    // a marketing template reads the same kept records: "all" covers it
+    let r = app.send(&t, tpl(c, "spring_sale")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
 #[tokio::test]
 async fn stop_revokes_consent_at_once_and_start_restores_it() {
     let app = spawn_app().await;

@@ -412,13 +412,17 @@ pub(crate) struct CustomerFacts {
     config_version: i64,
     /// The customer stopped marketing messages from this number.
     marketing_stopped: bool,
+    /// SQLite only: the customer's consent records with the business, if a template send
+    /// read them (see [`PairFacts`]); `None`, they are read when a template needs them.
+    consents: Option<Vec<Consent>>,
     /// PostgreSQL only (SQLite keeps the buckets in the writer's memory): the number's and the
     /// pair's bucket rows, if any.
     buckets: (Option<Bucket>, Option<Bucket>),
 }
 
 /// SQLite: each (number, customer)'s [`CustomerFacts`] as the last send to it left them, for
-/// the next send to the same customer, which then reads none of its six rows. A send takes its
+/// the next send to the same customer, which then reads none of its six rows (nor, once a
+/// template was sent, the customer's consent records: a send does not change them). A send takes its
 /// customer's entry (a send refused leaves none; one answered from its idempotency record
 /// takes none) and, once accepted and written, puts back what it leaves: the window as it
 /// decided it, the user id it used, the rest as it read them, which a send does not change.
@@ -442,10 +446,16 @@ pub(crate) struct PairFacts {
     pub taken: u64,
 }
 
-/// Customers whose facts the SQLite writer keeps at most: 128 bytes each in their map (two maps
-/// of up to 50,000, which hashbrown sizes to 65,536 slots: ~17 MB), plus each user id's text
-/// (~32 bytes): ~20 MB at most (docs/BENCHMARKS.md, twenty-third round).
+/// Customers whose facts the SQLite writer keeps at most: 144 bytes each in their map (two maps
+/// of up to 50,000, which hashbrown sizes to 65,536 slots: ~19 MB), plus each user id's text
+/// (~32 bytes), plus for those sent a template their consent records (~150 bytes for one):
+/// ~22 MB at most, ~37 MB if every one was sent a template (docs/BENCHMARKS.md, twenty-third
+/// and twenty-fourth rounds).
 const PAIR_FACTS_MAX: usize = 100_000;
+
+/// Most consent records of a customer kept with its facts; with more, they are read by each
+/// template send (a customer who opted in and out many times).
+const CONSENTS_KEPT_MAX: usize = 8;
 
 /// A customer's [`CustomerFacts`] as [`PairFacts`] keeps them: without the buckets, which are
 /// PostgreSQL's, and with the business they were read for.
@@ -457,6 +467,8 @@ struct KeptFacts {
     on_whatsapp: bool,
     blocked: bool,
     marketing_stopped: bool,
+    /// Boxed: 8 bytes fewer an entry than a `Vec`.
+    consents: Option<Box<[Consent]>>,
 }
 
 impl KeptFacts {
@@ -469,6 +481,7 @@ impl KeptFacts {
             on_whatsapp: f.on_whatsapp,
             blocked: f.blocked,
             marketing_stopped: f.marketing_stopped,
+            consents: f.consents.map(Vec::into_boxed_slice),
         }
     }
 
@@ -480,6 +493,7 @@ impl KeptFacts {
             user_id: self.user_id,
             config_version: self.config_version,
             marketing_stopped: self.marketing_stopped,
+            consents: self.consents.map(Vec::from),
             buckets: (None, None),
         }
     }
@@ -665,6 +679,7 @@ fn to_facts(r: &crate::db::Row<'_>, pg: bool) -> crate::db::Result<CustomerFacts
         user_id: r.get(5)?,
         config_version: r.get(6)?,
         marketing_stopped: r.get::<_, Option<bool>>(7)?.unwrap_or(false),
+        consents: None,
         buckets: if pg {
             (bucket(8)?, bucket(10)?)
         } else {
@@ -888,33 +903,33 @@ pub(crate) struct Evaluated {
     pub(crate) facts: CustomerFacts,
 }
 
-/// All consent records of a customer with a business, revoked ones included, as the rules read them.
+/// All consent records of a customer with a business, revoked ones included, as the rules read
+/// them: without their proof and who recorded them, which no rule reads (and which would stay
+/// in the writer's memory with the customer's facts, see [`PairFacts`]).
 fn consents(conn: &Conn, business_id: &str, wa_id: &str) -> StoreResult<Vec<Consent>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT scope, source, proof, captured_at, revoked_at, recorded_by, revoked_by FROM opt_ins WHERE business_id = ?1 AND wa_id = ?2 ORDER BY seq",
+        "SELECT scope, source, captured_at, revoked_at, revoked_by FROM opt_ins WHERE business_id = ?1 AND wa_id = ?2 ORDER BY seq",
     )?;
     let rows = stmt.query_map(params![business_id, wa_id], |r| {
         Ok((
             r.get::<_, String>(0)?,
             r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, i64>(3)?,
-            r.get::<_, Option<i64>>(4)?,
-            r.get::<_, String>(5)?,
-            r.get::<_, Option<String>>(6)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, Option<i64>>(3)?,
+            r.get::<_, Option<String>>(4)?,
         ))
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (scope, source, proof, captured_at, revoked_at, recorded_by, revoked_by) = row?;
+        let (scope, source, captured_at, revoked_at, revoked_by) = row?;
         if let Some(scope) = ConsentScope::parse(&scope) {
             out.push(Consent {
                 scope,
                 source,
-                proof,
+                proof: String::new(),
                 captured_at,
                 revoked_at,
-                recorded_by: Some(recorded_by),
+                recorded_by: None,
                 revoked_reason: revoked_by,
             });
         }
@@ -1064,7 +1079,7 @@ pub(crate) fn evaluate(
             .into());
         }
     }
-    let customer = customer_facts(conn, mem, &scope.business_id, &phone.id, &wa_id)?;
+    let mut customer = customer_facts(conn, mem, &scope.business_id, &phone.id, &wa_id)?;
     mem.saw_config_version(customer.config_version);
     let window = customer.window;
     let (template, rendered) = match &cmd.request.template {
@@ -1102,10 +1117,14 @@ pub(crate) fn evaluate(
     // Consent, reach, the marketing opt-out and the marketing cap only concern templates: a
     // service message in a window reads none of them.
     let is_template = category.is_some();
-    let consents = if is_template {
-        consents(conn, &scope.business_id, &wa_id)?
-    } else {
-        Vec::new()
+    // kept with the customer's facts by an earlier template send, else read
+    let consents = match customer.consents.take() {
+        Some(kept) if is_template => kept,
+        _ if is_template => consents(conn, &scope.business_id, &wa_id)?,
+        kept => {
+            customer.consents = kept;
+            Vec::new()
+        }
     };
     let (distinct, already) = if is_template {
         reach(conn, &scope.business_id, &wa_id, now)?
@@ -1190,6 +1209,10 @@ pub(crate) fn evaluate(
         json!({ "tier": cfacts.tier.as_str(), "limit": cfacts.tier.limit(), "applies": false })
     };
     let pacing = cs.pacing;
+    // kept unless unusually many (each record stays in memory with the facts)
+    if is_template && consents.len() <= CONSENTS_KEPT_MAX {
+        customer.consents = Some(consents);
+    }
     Ok(Evaluated {
         wa_id,
         facts: customer,
@@ -3047,6 +3070,41 @@ mod tests {
         );
     }
 
+    /// Consent records are kept with a customer's facts: one written by another process (an
+    /// opt-in import) moves the configuration counter, which makes the writer forget them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn consent_records_written_outside_the_writer_move_the_configuration_counter() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_s, _t, _) = two_sends(&dir).await;
+        let outside = rusqlite::Connection::open(dir.path().join("t.db")).unwrap();
+        outside
+            .busy_timeout(std::time::Duration::from_secs(5))
+            .unwrap();
+        let counter = |c: &rusqlite::Connection| -> i64 {
+            c.query_row("SELECT n FROM config_version WHERE id = 1", [], |r| {
+                r.get(0)
+            })
+            .unwrap()
+        };
+        let n = counter(&outside);
+        outside
+            .execute(
+                "INSERT INTO opt_ins (id, seq, business_id, waba_id, wa_id, scope, source, proof, captured_at, recorded_by, created_at) \
+                 VALUES ('o1', 1, 'b', 'w', '15550000001', 'all', 'import', 'p', 1, 'import:x', 1)",
+                [],
+            )
+            .unwrap();
+        assert_eq!(counter(&outside), n + 1, "an insert moves it");
+        outside
+            .execute("UPDATE opt_ins SET revoked_at = 2 WHERE id = 'o1'", [])
+            .unwrap();
+        assert_eq!(counter(&outside), n + 2, "a revocation too");
+        outside
+            .execute("DELETE FROM opt_ins WHERE id = 'o1'", [])
+            .unwrap();
+        assert_eq!(counter(&outside), n + 3, "and a deletion");
+    }
+
     /// The jobs that run beside sends all the time keep the facts: the scheduler's deliveries,
     /// the webhook workers' claims, attempts and purges. Any other due task forgets them.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -3119,6 +3177,7 @@ mod tests {
             user_id: None,
             config_version: 1,
             marketing_stopped: false,
+            consents: None,
             buckets: (None, None),
         };
         let mut p = PairFacts::default();
@@ -3158,6 +3217,15 @@ mod tests {
             user_id: Some("US.13491208655302741918".into()),
             config_version: 8,
             marketing_stopped: false,
+            consents: Some(vec![Consent {
+                scope: ConsentScope::Utility,
+                source: "web_form".into(),
+                proof: String::new(),
+                captured_at: 9,
+                revoked_at: Some(10),
+                recorded_by: None,
+                revoked_reason: Some("keyword:STOP".into()),
+            }]),
             buckets: (None, None),
         };
         p.put(g, b, phone, wa, f.clone());
@@ -3165,6 +3233,7 @@ mod tests {
         let back = p.take(b, phone, wa).unwrap();
         assert_eq!(back.window, f.window);
         assert_eq!(back.user_id, f.user_id);
+        assert_eq!(back.consents, f.consents);
         assert_eq!(
             (
                 back.config_version,
@@ -3186,7 +3255,7 @@ mod tests {
         );
         assert_eq!(
             std::mem::size_of::<(PairKey, KeptFacts)>(),
-            128,
+            144,
             "as PAIR_FACTS_MAX's memory says"
         );
     }

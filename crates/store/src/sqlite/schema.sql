@@ -527,6 +527,12 @@ CREATE TRIGGER IF NOT EXISTS config_restrictions_delete AFTER DELETE ON restrict
 CREATE TRIGGER IF NOT EXISTS config_templates_insert AFTER INSERT ON templates BEGIN UPDATE config_version SET n = n + 1 WHERE id = 1; END;
 CREATE TRIGGER IF NOT EXISTS config_templates_update AFTER UPDATE ON templates BEGIN UPDATE config_version SET n = n + 1 WHERE id = 1; END;
 CREATE TRIGGER IF NOT EXISTS config_templates_delete AFTER DELETE ON templates BEGIN UPDATE config_version SET n = n + 1 WHERE id = 1; END;
+-- Consent records are not configuration, but the writer keeps a customer's with its facts
+-- (sqlite/ops.rs, `PairFacts`): a record written by another process (`greenlight optin import`)
+-- moves the counter too, so that the next send reads them afresh.
+CREATE TRIGGER IF NOT EXISTS config_opt_ins_insert AFTER INSERT ON opt_ins BEGIN UPDATE config_version SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER IF NOT EXISTS config_opt_ins_update AFTER UPDATE ON opt_ins BEGIN UPDATE config_version SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER IF NOT EXISTS config_opt_ins_delete AFTER DELETE ON opt_ins BEGIN UPDATE config_version SET n = n + 1 WHERE id = 1; END;
 
 -- The messaging limit's running count (docs/COMPLIANCE.md): the customers reached by
 -- business-initiated sends in the last 24 h, one row each with the last time, and their number
