@@ -52,11 +52,12 @@ impl PairKey {
 
     /// The key as numbers in their text order (number, a customer's, customer), if it is held
     /// so.
-    fn numbers(&self) -> Option<(TextOrder, bool, TextOrder)> {
+    /// A key of numbers: the number, and the customer's if it has one (`(0, None)` for text).
+    fn number_parts(&self) -> (u64, Option<u64>) {
         match *self {
-            PairKey::Numbers(p, w) => Some((text_order(p), true, text_order(w))),
-            PairKey::Number(p) => Some((text_order(p), false, (0, 0))),
-            PairKey::Text(_) => None,
+            PairKey::Numbers(p, w) => (p, Some(w)),
+            PairKey::Number(p) => (p, None),
+            PairKey::Text(_) => (0, None),
         }
     }
 
@@ -77,7 +78,22 @@ impl Ord for PairKey {
             (PairKey::Text(a), PairKey::Text(b)) => a.cmp(b),
             (PairKey::Text(_), _) => Greater,
             (_, PairKey::Text(_)) => Less,
-            _ => self.numbers().cmp(&other.numbers()),
+            _ => {
+                // (number, customer if any) in text order, each computed only if needed: a
+                // sweep of the chains' heads sorts tens of thousands of keys
+                let ((ap, aw), (bp, bw)) = (self.number_parts(), other.number_parts());
+                let order = |x: u64, y: u64| {
+                    if x == y {
+                        std::cmp::Ordering::Equal
+                    } else {
+                        text_order(x).cmp(&text_order(y))
+                    }
+                };
+                order(ap, bp).then_with(|| match (aw, bw) {
+                    (Some(x), Some(y)) => order(x, y),
+                    _ => aw.is_some().cmp(&bw.is_some()),
+                })
+            }
         }
     }
 }
@@ -116,8 +132,17 @@ type TextOrder = (u64, u32);
 
 /// [`TextOrder`] of `n`.
 fn text_order(n: u64) -> TextOrder {
+    const POW10: [u64; 19] = {
+        let mut t = [1u64; 19];
+        let mut i = 1;
+        while i < 19 {
+            t[i] = t[i - 1] * 10;
+            i += 1;
+        }
+        t
+    };
     let digits = n.checked_ilog10().map_or(1, |l| l + 1);
-    (n * 10u64.pow(19 - digits), digits)
+    (n * POW10[(19 - digits) as usize], digits)
 }
 
 /// `s` as a number, if it is one written the only way `u64::to_string` writes it (no sign, no
@@ -236,6 +261,32 @@ impl<K: Hash + Eq, V, const MAX: usize> Generations<K, V, MAX> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Keys of numbers sort as their ids' text does (the table of heads' order), whatever the
+    /// numbers' lengths, a number's own key (customer "") among them; keys of text sort as
+    /// their text, after all keys of numbers.
+    #[test]
+    fn pair_keys_sort_as_their_ids_text() {
+        use proptest::prelude::*;
+        let number = prop_oneof![
+            (0u64..1_000).prop_map(|n| n.to_string()),
+            (1u64..u64::MAX / 10).prop_map(|n| n.to_string()),
+            Just("9999999999999999999".to_string()),
+        ];
+        let customer = prop_oneof![number.clone(), Just(String::new())];
+        let text = prop_oneof![
+            Just("01".to_string()),
+            Just("x1".to_string()),
+            Just("a".to_string())
+        ];
+        proptest!(|(a in (number.clone(), customer.clone()), b in (number, customer), t in (text.clone(), text))| {
+            let (ka, kb) = (PairKey::of(&a.0, &a.1), PairKey::of(&b.0, &b.1));
+            prop_assert_eq!(ka.cmp(&kb), (&a.0, &a.1).cmp(&(&b.0, &b.1)), "{:?} {:?}", a, b);
+            let (ta, tb) = (PairKey::of(&t.0, &a.1), PairKey::of(&t.1, &b.1));
+            prop_assert_eq!(ta.cmp(&tb), (&t.0, &a.1).cmp(&(&t.1, &b.1)));
+            prop_assert_eq!(ta.cmp(&ka), std::cmp::Ordering::Greater);
+        });
+    }
 
     /// A pair of plain numbers is held as numbers, anything else as text, and either gives its
     /// ids back unchanged; keys of different ids differ.
