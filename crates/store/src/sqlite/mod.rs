@@ -133,6 +133,8 @@ pub(crate) struct Memory {
     pub facts: ops::Prefetched,
     /// SQLite: each customer's facts as the last send to it left them ([`ops::PairFacts`]).
     pub pair_facts: ops::PairFacts,
+    /// SQLite: each business's running reach count ([`ops::ReachCount`]).
+    pub reach: HashMap<String, ops::ReachCount>,
     /// SQLite: the batch's messages to deliver, `(due, wamid)` in send order, written as
     /// shared tasks before its `COMMIT` ([`ops::before_commit`]).
     pub deliveries: Vec<(greenlight_domain::Millis, String)>,
@@ -226,6 +228,7 @@ impl Memory {
     pub(crate) fn forget_facts(&mut self) {
         self.facts.clear();
         self.pair_facts.clear();
+        self.reach.clear();
     }
 
     /// PostgreSQL: the buckets the batch changed so far, to restore if a job's savepoint rolls

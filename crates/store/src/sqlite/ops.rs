@@ -937,11 +937,75 @@ fn consents(conn: &Conn, business_id: &str, wa_id: &str) -> StoreResult<Vec<Cons
     Ok(out)
 }
 
+/// SQLite: a business's running reach count as the writer last read or left it (its
+/// `reach_counts` row) and `oldest`, no later than the earliest `last_at` of its
+/// `reach_recent` rows: until the window's start passes it, no row can leave the window and
+/// the pruning `DELETE` is not run. Template sends keep it true ([`record_reach`]: a reach
+/// moves a row's `last_at` to `now` or adds a row at `now`, and `oldest` becomes at most
+/// `now`); the writer forgets it with the customers' facts (before any other job, after a
+/// rolled-back batch).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ReachCount {
+    n: i64,
+    pruned_to: Millis,
+    oldest: Millis,
+}
+
 /// Distinct customers reached by business-initiated sends in the 24 h before `now`, and
 /// whether `wa_id` is one of them: from the running count (`reach_recent`, `reach_counts`),
-/// after pruning the customers whose last reach left the window. Amortised O(1) per send.
-fn reach(conn: &Conn, business_id: &str, wa_id: &str, now: Millis) -> StoreResult<(u64, bool)> {
+/// after pruning the customers whose last reach left the window. Amortised O(1) per send. On
+/// SQLite the count is the writer's ([`ReachCount`]): one primary-key read per send.
+fn reach(
+    conn: &Conn,
+    mem: &mut Memory,
+    business_id: &str,
+    wa_id: &str,
+    now: Millis,
+) -> StoreResult<(u64, bool)> {
     let since = now - DAY;
+    if let Some(r) = mem.reach.get(business_id).copied() {
+        if since >= r.pruned_to && since < r.oldest {
+            // nothing can have left the window: every row is a customer reached since
+            let already = conn
+                .prepare_cached("SELECT 1 FROM reach_recent WHERE business_id = ?1 AND wa_id = ?2")?
+                .query_row(params![business_id, wa_id], |_| Ok(()))
+                .optional()?
+                .is_some();
+            return Ok((r.n.max(0) as u64, already));
+        }
+    }
+    let (n, already) = reach_read(conn, business_id, wa_id, since)?;
+    if !conn.is_pg() {
+        let (pruned_to, oldest): (Millis, Option<Millis>) = conn
+            .prepare_cached(
+                "SELECT (SELECT pruned_to FROM reach_counts WHERE business_id = ?1), \
+                 (SELECT MIN(last_at) FROM reach_recent WHERE business_id = ?1)",
+            )?
+            .query_row(params![business_id], |r| {
+                Ok((
+                    r.get::<_, Option<Millis>>(0)?.unwrap_or(Millis::MAX),
+                    r.get(1)?,
+                ))
+            })?;
+        mem.reach.insert(
+            business_id.to_string(),
+            ReachCount {
+                n: n as i64,
+                pruned_to,
+                oldest: oldest.unwrap_or(Millis::MAX),
+            },
+        );
+    }
+    Ok((n, already))
+}
+
+/// [`reach`] from the tables alone.
+fn reach_read(
+    conn: &Conn,
+    business_id: &str,
+    wa_id: &str,
+    since: Millis,
+) -> StoreResult<(u64, bool)> {
     // the count, and when this customer was last reached (one read: pruning below removes
     // exactly the customers last reached at or before `since`, so `already` is decided here)
     let row: Option<(i64, i64, Option<i64>)> = conn
@@ -982,6 +1046,37 @@ fn reach(conn: &Conn, business_id: &str, wa_id: &str, now: Millis) -> StoreResul
             .is_some(),
     };
     Ok((n.max(0) as u64, already))
+}
+
+/// A business-initiated send reached `wa_id` at `now` (`already`: as [`reach`] said): the log,
+/// and the running count, in its tables and the writer's [`ReachCount`].
+fn record_reach(
+    conn: &Conn,
+    mem: &mut Memory,
+    business_id: &str,
+    wa_id: &str,
+    now: Millis,
+    already: bool,
+) -> StoreResult<()> {
+    conn.defer_row(&REACH_ROW, params![business_id, wa_id, now])?;
+    // the running count (`reach` read it, so the business's row exists)
+    conn.defer(
+        "INSERT INTO reach_recent (business_id, wa_id, last_at) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (business_id, wa_id) DO UPDATE SET last_at = excluded.last_at",
+        params![business_id, wa_id, now],
+    )?;
+    if let Some(r) = mem.reach.get_mut(business_id) {
+        // the row's `last_at` is now `now`: no later than that is still a bound on all of them
+        r.oldest = r.oldest.min(now);
+        r.n += i64::from(!already);
+    }
+    if !already {
+        conn.defer(
+            "UPDATE reach_counts SET n = n + 1 WHERE business_id = ?1",
+            params![business_id],
+        )?;
+    }
+    Ok(())
 }
 
 /// Rebuilds a business's running reach count from `reach_log` (window start `since`).
@@ -1127,7 +1222,7 @@ pub(crate) fn evaluate(
         }
     };
     let (distinct, already) = if is_template {
-        reach(conn, &scope.business_id, &wa_id, now)?
+        reach(conn, mem, &scope.business_id, &wa_id, now)?
     } else {
         (0, false)
     };
@@ -1329,19 +1424,14 @@ pub(crate) fn apply_effects(
 ) -> StoreResult<()> {
     let e = &ev.effects;
     if e.record_reach {
-        conn.defer_row(&REACH_ROW, params![scope.business_id, ev.wa_id, now])?;
-        // the running count (`reach` read it, so the business's row exists)
-        conn.defer(
-            "INSERT INTO reach_recent (business_id, wa_id, last_at) VALUES (?1, ?2, ?3) \
-             ON CONFLICT (business_id, wa_id) DO UPDATE SET last_at = excluded.last_at",
-            params![scope.business_id, ev.wa_id, now],
+        record_reach(
+            conn,
+            mem,
+            &scope.business_id,
+            &ev.wa_id,
+            now,
+            ev.reach_already,
         )?;
-        if !ev.reach_already {
-            conn.defer(
-                "UPDATE reach_counts SET n = n + 1 WHERE business_id = ?1",
-                params![scope.business_id],
-            )?;
-        }
     }
     if e.count_marketing {
         conn.defer_row(&MARKETING_ROW, params![scope.business_id, ev.wa_id, now])?;
@@ -3258,6 +3348,47 @@ mod tests {
             144,
             "as PAIR_FACTS_MAX's memory says"
         );
+    }
+
+    /// The writer's running reach count answers as the tables alone do, for any sequence of
+    /// reaches and clocks (forward through the window's edge, and back), without a job in
+    /// between to make it forget: one database is driven with the count kept across steps, the
+    /// other read afresh at each step.
+    #[test]
+    fn the_kept_reach_count_answers_as_the_tables_do() {
+        use proptest::prelude::*;
+        let open = || {
+            let c = rusqlite::Connection::open_in_memory().unwrap();
+            crate::sqlite::create_schema(&c).unwrap();
+            Conn::Sqlite(c)
+        };
+        let config = ProptestConfig {
+            cases: 64,
+            ..ProptestConfig::default()
+        };
+        proptest!(config, |(steps in prop::collection::vec((0usize..6, 0i64..9, any::<bool>(), any::<bool>()), 1..60))| {
+            let (kept_db, fresh_db) = (open(), open());
+            let mut kept = Memory::default();
+            let mut now: Millis = 1_700_000_000_000;
+            for (customer, hours, back, record) in steps {
+                // mostly forward, by up to 8 h (the 24 h window's edge is crossed often), now
+                // and then back
+                if back && hours == 0 {
+                    now -= 30 * 3_600_000;
+                } else {
+                    now += hours * 3_600_000 + customer as i64;
+                }
+                let wa = format!("1555000000{customer}");
+                let a = reach(&kept_db, &mut kept, "b", &wa, now).unwrap();
+                let mut fresh = Memory::default();
+                let b = reach(&fresh_db, &mut fresh, "b", &wa, now).unwrap();
+                prop_assert_eq!(a, b, "at {} for {}", now, wa);
+                if record {
+                    record_reach(&kept_db, &mut kept, "b", &wa, now, a.1).unwrap();
+                    record_reach(&fresh_db, &mut fresh, "b", &wa, now, b.1).unwrap();
+                }
+            }
+        });
     }
 
     /// A kept delivery finds its message by the rowid its send kept, and compares the wamid
