@@ -50,8 +50,6 @@ impl PairKey {
         }
     }
 
-    /// The key as numbers in their text order (number, a customer's, customer), if it is held
-    /// so.
     /// A key of numbers: the number, and the customer's if it has one (`(0, None)` for text).
     fn number_parts(&self) -> (u64, Option<u64>) {
         match *self {

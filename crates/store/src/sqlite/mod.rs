@@ -756,6 +756,9 @@ impl SqlStore {
                     }
                     // the job's messages are rolled back: nothing of theirs to deliver or link
                     w.mem.deliveries.truncate(deliveries);
+                    // nor anything it read or counted into the writer's per-customer memory (a
+                    // running reach count it pruned or counted, say)
+                    w.mem.forget_facts();
                     if let (Some(c), Some(n)) = (w.mem.chains.as_mut(), links) {
                         c.truncate(n);
                     }

@@ -943,7 +943,7 @@ fn consents(conn: &Conn, business_id: &str, wa_id: &str) -> StoreResult<Vec<Cons
 /// the pruning `DELETE` is not run. Template sends keep it true ([`record_reach`]: a reach
 /// moves a row's `last_at` to `now` or adds a row at `now`, and `oldest` becomes at most
 /// `now`); the writer forgets it with the customers' facts (before any other job, after a
-/// rolled-back batch).
+/// rolled-back batch or job).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ReachCount {
     n: i64,
@@ -3363,7 +3363,7 @@ mod tests {
             Conn::Sqlite(c)
         };
         let config = ProptestConfig {
-            cases: 64,
+            cases: 128,
             ..ProptestConfig::default()
         };
         proptest!(config, |(steps in prop::collection::vec((0usize..6, 0i64..9, any::<bool>(), any::<bool>()), 1..60))| {
@@ -3372,11 +3372,12 @@ mod tests {
             let mut now: Millis = 1_700_000_000_000;
             for (customer, hours, back, record) in steps {
                 // mostly forward, by up to 8 h (the 24 h window's edge is crossed often), now
-                // and then back
-                if back && hours == 0 {
-                    now -= 30 * 3_600_000;
-                } else {
-                    now += hours * 3_600_000 + customer as i64;
+                // and then back by 30 h or by minutes; now and then the writer forgets
+                match (back, hours) {
+                    (true, 0) => now -= 30 * 3_600_000,
+                    (true, 1) => now -= 60_000 * customer as i64,
+                    (true, 2) => kept.forget_facts(),
+                    _ => now += hours * 3_600_000 + customer as i64,
                 }
                 let wa = format!("1555000000{customer}");
                 let a = reach(&kept_db, &mut kept, "b", &wa, now).unwrap();
@@ -3386,6 +3387,16 @@ mod tests {
                 if record {
                     record_reach(&kept_db, &mut kept, "b", &wa, now, a.1).unwrap();
                     record_reach(&fresh_db, &mut fresh, "b", &wa, now, b.1).unwrap();
+                }
+                // the count in the table is the rows', as the tables alone keep it
+                if let Some(r) = kept.reach.get("b") {
+                    let rows: i64 = match &kept_db {
+                        Conn::Sqlite(c) => c
+                            .query_row("SELECT n FROM reach_counts WHERE business_id = 'b'", [], |r| r.get(0))
+                            .unwrap(),
+                        _ => unreachable!(),
+                    };
+                    prop_assert_eq!(r.n, rows);
                 }
             }
         });
