@@ -44,7 +44,8 @@ use std::sync::OnceLock;
 /// The VFS's name.
 const NAME: &CStr = c"greenlight-walbuf";
 
-/// Bytes held before they are written even without a commit (a transaction that spills).
+/// Bytes held before they are written, a commit not yet complete (a commit of more than 4 MiB
+/// goes in several calls, all before it is published).
 const MAX_HELD: usize = 4 << 20;
 
 /// Most bytes given to the default VFS in one write: it writes at most 128 KiB − 1 a call (and

@@ -966,12 +966,7 @@ fn reach(
     if let Some(r) = mem.reach.get(business_id).copied() {
         if since >= r.pruned_to && since < r.oldest {
             // nothing can have left the window: every row is a customer reached since
-            let already = conn
-                .prepare_cached("SELECT 1 FROM reach_recent WHERE business_id = ?1 AND wa_id = ?2")?
-                .query_row(params![business_id, wa_id], |_| Ok(()))
-                .optional()?
-                .is_some();
-            return Ok((r.n.max(0) as u64, already));
+            return Ok((r.n.max(0) as u64, has_reach_row(conn, business_id, wa_id)?));
         }
     }
     let (n, already) = reach_read(conn, business_id, wa_id, since)?;
@@ -1039,13 +1034,18 @@ fn reach_read(
     let already = match last_at {
         Some(last_at) => last_at.is_some_and(|at| at > since),
         // rebuilt: read it from the fresh rows
-        None => conn
-            .prepare_cached("SELECT 1 FROM reach_recent WHERE business_id = ?1 AND wa_id = ?2")?
-            .query_row(params![business_id, wa_id], |_| Ok(()))
-            .optional()?
-            .is_some(),
+        None => has_reach_row(conn, business_id, wa_id)?,
     };
     Ok((n.max(0) as u64, already))
+}
+
+/// Whether `wa_id` has a row of the business's running reach count (`reach_recent`).
+fn has_reach_row(conn: &Conn, business_id: &str, wa_id: &str) -> StoreResult<bool> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM reach_recent WHERE business_id = ?1 AND wa_id = ?2")?
+        .query_row(params![business_id, wa_id], |_| Ok(()))
+        .optional()?
+        .is_some())
 }
 
 /// A business-initiated send reached `wa_id` at `now` (`already`: as [`reach`] said): the log,
