@@ -29,10 +29,11 @@ pub fn wamid() -> String {
     bytes[2] = 0x0b;
     bytes[3..11].copy_from_slice(&next_sequence().to_be_bytes());
     rand::rng().fill(&mut bytes[11..]);
-    format!(
-        "wamid.{}",
-        base64::engine::general_purpose::URL_SAFE.encode(bytes)
-    )
+    // one allocation, of the final size: "wamid." and 40 base64 characters
+    let mut id = String::with_capacity(46);
+    id.push_str("wamid.");
+    base64::engine::general_purpose::URL_SAFE.encode_string(bytes, &mut id);
+    id
 }
 
 /// Unix milliseconds × 4,096, strictly increasing within this process.
@@ -90,6 +91,7 @@ mod tests {
         let a = wamid();
         let b = wamid();
         assert!(a.starts_with("wamid.HBgL"), "{a}");
+        assert_eq!(a.len(), 46, "{a}");
         assert_eq!(a.len(), b.len());
         assert_ne!(a, b);
         // made a moment apart: they share the prefix up to the sequence's low bits

@@ -131,6 +131,19 @@ impl Tier {
     }
 }
 
+/// Customers reached in the moving 24 h, and of how many (`None`: no limit), as the verdicts
+/// write it.
+struct Usage(u64, Option<u64>);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.1 {
+            Some(l) => write!(f, "{}/{l} customers in the last 24 hours", self.0),
+            None => write!(f, "{} customers in the last 24 hours, no limit", self.0),
+        }
+    }
+}
+
 /// The limit check for one business-initiated send. `distinct_reached_in_24h` is the count of
 /// distinct customers reached in the moving 24 h *before* this send; `already_reached` whether
 /// this customer is one of them.
@@ -139,10 +152,9 @@ pub fn check(
     distinct_reached_in_24h: u64,
     already_reached_this_customer: bool,
 ) -> (Verdict, Option<ApiError>) {
-    let usage = match tier.limit() {
-        Some(l) => format!("{distinct_reached_in_24h}/{l} customers in the last 24 hours"),
-        None => format!("{distinct_reached_in_24h} customers in the last 24 hours, no limit"),
-    };
+    // `n/limit customers in the last 24 hours`, written straight into each message (a pass
+    // formats one string)
+    let usage = Usage(distinct_reached_in_24h, tier.limit());
     let Some(limit) = tier.limit() else {
         return (
             Verdict::pass(RULE, format!("{}: {usage}", tier.as_str())),

@@ -262,7 +262,7 @@ fn wording(def: &TemplateDef) -> Vec<(&'static str, String)> {
     if let Some(Header::Text { text, .. }) = &c.header {
         out.push(("header", text.clone()));
     }
-    out.push(("body", def.body_text()));
+    out.push(("body", def.body_text().into_owned()));
     if let Some(t) = def.footer_text() {
         out.push(("footer", t));
     }

@@ -325,13 +325,13 @@ pub struct TemplateDef {
 impl TemplateDef {
     /// The body as the customer reads it, with variables: the preset for AUTHENTICATION
     /// templates without custom text (§3.5).
-    pub fn body_text(&self) -> String {
+    pub fn body_text(&self) -> std::borrow::Cow<'_, str> {
         match &self.components.body.text {
-            Some(t) => t.clone(),
+            Some(t) => t.as_str().into(),
             None if self.category == Category::Authentication => {
-                auth::preset_body(self.components.body.add_security_recommendation)
+                auth::preset_body(self.components.body.add_security_recommendation).into()
             }
-            None => String::new(),
+            None => "".into(),
         }
     }
 

@@ -209,14 +209,15 @@ impl Scanned<'_> {
     }
 
     /// The text with every variable replaced by `value(key)`.
-    pub fn hydrate(&self, mut value: impl FnMut(&VarKey) -> String) -> String {
-        self.pieces
-            .iter()
-            .map(|p| match p {
-                Piece::Text(t) => (*t).to_string(),
-                Piece::Var(k) => value(k),
-            })
-            .collect()
+    pub fn hydrate<S: AsRef<str>>(&self, mut value: impl FnMut(&VarKey) -> S) -> String {
+        let mut out = String::new();
+        for p in &self.pieces {
+            match p {
+                Piece::Text(t) => out.push_str(t),
+                Piece::Var(k) => out.push_str(value(k).as_ref()),
+            }
+        }
+        out
     }
 }
 

@@ -20,6 +20,7 @@ use super::text::char_len;
 use crate::ApiError;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
+use std::fmt;
 
 /// Longest quick-reply payload (§3.3).
 pub const MAX_PAYLOAD: usize = 256;
@@ -39,13 +40,38 @@ pub struct Rendered {
     pub buttons: Vec<String>,
 }
 
+/// Where a component is in the request, for error messages: `template.components[i]`, or
+/// `template.components` for one that was not sent. Written only when a message needs it (a
+/// send that passes formats no path).
+#[derive(Clone, Copy)]
+struct CPath(Option<usize>);
+
+impl fmt::Display for CPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(i) => write!(f, "template.components[{i}]"),
+            None => f.write_str("template.components"),
+        }
+    }
+}
+
+/// A parameter's place: `<component>.parameters[j]`.
+#[derive(Clone, Copy)]
+struct PPath(CPath, usize);
+
+impl fmt::Display for PPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.parameters[{}]", self.0, self.1)
+    }
+}
+
 struct Part<'a> {
-    path: String,
+    path: CPath,
     params: &'a [Value],
 }
 
 struct ButtonPart<'a> {
-    path: String,
+    path: CPath,
     params: &'a [Value],
 }
 
@@ -81,11 +107,11 @@ fn group<'a>(def: &TemplateDef, components: &'a Value) -> Result<Sent<'a>, ApiEr
     };
     let mut sent = Sent::default();
     for (i, c) in list.iter().enumerate() {
-        let path = format!("template.components[{i}]");
+        let path = CPath(Some(i));
         let obj = c.as_object().ok_or_else(|| {
             ApiError::invalid_value(format!("{path} must be an object with a type."))
         })?;
-        let params = params_of(obj, &path)?;
+        let params = params_of(obj, path)?;
         let ty = obj
             .get("type")
             .and_then(Value::as_str)
@@ -100,7 +126,7 @@ fn group<'a>(def: &TemplateDef, components: &'a Value) -> Result<Sent<'a>, ApiEr
                 *slot = Some(Part { path, params });
             }
             "button" => {
-                let (index, part) = button_part(obj, path.clone(), params, def)?;
+                let (index, part) = button_part(obj, path, params, def)?;
                 if sent.buttons.insert(index, part).is_some() {
                     return Err(ApiError::invalid_value(format!("{path}: a second button component with index {index}. Send one per button.")));
                 }
@@ -116,7 +142,7 @@ fn group<'a>(def: &TemplateDef, components: &'a Value) -> Result<Sent<'a>, ApiEr
     Ok(sent)
 }
 
-fn params_of<'a>(obj: &'a Map<String, Value>, path: &str) -> Result<&'a [Value], ApiError> {
+fn params_of(obj: &Map<String, Value>, path: CPath) -> Result<&[Value], ApiError> {
     match obj.get("parameters") {
         None | Some(Value::Null) => Ok(&[]),
         Some(Value::Array(a)) => Ok(a),
@@ -128,7 +154,7 @@ fn params_of<'a>(obj: &'a Map<String, Value>, path: &str) -> Result<&'a [Value],
 
 fn button_part<'a>(
     obj: &Map<String, Value>,
-    path: String,
+    path: CPath,
     params: &'a [Value],
     def: &TemplateDef,
 ) -> Result<(usize, ButtonPart<'a>), ApiError> {
@@ -171,10 +197,10 @@ fn button_part<'a>(
 }
 
 /// The value of a `text`, `currency` or `date_time` parameter (fallback values for the latter).
-fn text_value(p: &Value, path: &str, slot: &str) -> Result<String, ApiError> {
+fn text_value<'a>(p: &'a Value, path: PPath, slot: &str) -> Result<&'a str, ApiError> {
     let ty = p.get("type").and_then(Value::as_str).unwrap_or("");
-    let need = |v: Option<&str>, what: &str| {
-        v.map(str::to_string).ok_or_else(|| {
+    let need = |v: Option<&'a str>, what: &str| {
+        v.ok_or_else(|| {
             ApiError::missing_parameter(format!("{path}: {what} is required for a {ty} parameter."))
         })
     };
@@ -218,7 +244,7 @@ fn text_value(p: &Value, path: &str, slot: &str) -> Result<String, ApiError> {
 }
 
 /// Meta refuses newlines, tabs and runs of more than four spaces inside text parameters.
-fn check_whitespace(value: &str, path: &str) -> Result<(), ApiError> {
+fn check_whitespace(value: &str, path: impl fmt::Display) -> Result<(), ApiError> {
     if value.contains('\n') || value.contains('\t') || value.contains("     ") {
         return Err(ApiError::new(
             400,
@@ -242,26 +268,23 @@ fn var_list(vars: &[VarKey]) -> String {
 }
 
 /// Binds the parameters of a header or body to its variables `vars`.
-fn bind(
+fn bind<'a>(
     def: &TemplateDef,
     vars: &[VarKey],
-    part: Option<&Part>,
+    part: Option<&Part<'a>>,
     slot: &str,
-) -> Result<BTreeMap<VarKey, String>, ApiError> {
+) -> Result<BTreeMap<VarKey, &'a str>, ApiError> {
     let (path, params) = match part {
-        Some(p) => (p.path.as_str(), p.params),
-        None => ("template.components", &[][..]),
+        Some(p) => (p.path, p.params),
+        None => (CPath(None), &[][..]),
     };
-    let mut values: Vec<(Option<String>, String)> = Vec::new();
+    let mut values: Vec<(Option<&str>, &str)> = Vec::with_capacity(params.len());
     for (j, p) in params.iter().enumerate() {
-        let ppath = format!("{path}.parameters[{j}]");
-        let value = text_value(p, &ppath, slot)?;
-        check_whitespace(&value, &ppath)?;
-        let name = p
-            .get("parameter_name")
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        match (def.parameter_format, &name) {
+        let ppath = PPath(path, j);
+        let value = text_value(p, ppath, slot)?;
+        check_whitespace(value, ppath)?;
+        let name = p.get("parameter_name").and_then(Value::as_str);
+        match (def.parameter_format, name) {
             (ParameterFormat::Positional, Some(n)) => {
                 return Err(ApiError::template_param_format(format!(
                     "{ppath}: template {} uses positional parameters ({{{{1}}}}, {{{{2}}}}, …) but this parameter is named \"{n}\". Remove parameter_name and send the parameters in order.",
@@ -292,7 +315,7 @@ fn bind(
     for (j, (name, value)) in values.into_iter().enumerate() {
         let key = match name {
             None => VarKey::Positional(u32::try_from(j + 1).unwrap_or(u32::MAX)),
-            Some(n) => VarKey::Named(n),
+            Some(n) => VarKey::Named(n.to_string()),
         };
         if !vars.contains(&key) || bound.contains_key(&key) {
             return Err(ApiError::template_param_format(format!(
@@ -386,7 +409,7 @@ fn render_text_header(
             )));
         }
     }
-    let out = scanned.hydrate(|k| bound.get(k).cloned().unwrap_or_default());
+    let out = scanned.hydrate(|k| bound.get(k).copied().unwrap_or_default());
     if char_len(&out) > MAX_HEADER {
         return Err(ApiError::template_text_too_long(format!(
             "header: the header with its parameters is {} characters; the limit is {MAX_HEADER}. Send shorter header parameters.",
@@ -406,7 +429,7 @@ fn single_header_param<'a>(
     part: Option<&'a Part>,
 ) -> Result<(&'a Value, String), ApiError> {
     let params = part.map(|p| p.params).unwrap_or(&[]);
-    let path = part.map_or("template.components", |p| p.path.as_str());
+    let path = part.map_or(CPath(None), |p| p.path);
     let Some(p) = params.first() else {
         return Err(ApiError::template_param_format(format!(
             "header: Format mismatch, expected {}, received UNKNOWN. Template {} has a {} header: send {{\"type\": \"header\", \"parameters\": [{{\"type\": \"{expected}\", …}}]}}.",
@@ -447,7 +470,7 @@ fn render_body(def: &TemplateDef, part: Option<&Part>) -> Result<String, ApiErro
             )));
         }
     }
-    let out = scanned.hydrate(|k| bound.get(k).cloned().unwrap_or_default());
+    let out = scanned.hydrate(|k| bound.get(k).copied().unwrap_or_default());
     let c = &def.components;
     let alone = c.header.is_none() && def.footer_text().is_none() && c.buttons.is_empty();
     let limit = if alone {
@@ -472,9 +495,7 @@ fn optional_param<'a>(
     kind: &str,
 ) -> Result<Option<(&'a Value, String)>, ApiError> {
     let params = bp.map(|b| b.params).unwrap_or(&[]);
-    let path = bp
-        .map(|b| b.path.clone())
-        .unwrap_or_else(|| "template.components".into());
+    let path = bp.map_or(CPath(None), |b| b.path);
     match params {
         [] => Ok(None),
         [p] => {

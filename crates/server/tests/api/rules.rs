@@ -387,6 +387,18 @@ async fn an_unverified_business_reaches_250_new_customers_per_24_hours() {
         limit_of(customer(7)).await,
         json!({"tier": "TIER_250", "used": 1, "limit": 250, "already_reached": false})
     );
+    // a message that is not a template does not count: the dry run says the limit does not apply
+    let r = app
+        .post(
+            &format!("/greenlight/v1/{}/messages/check", t.phone_id),
+            &t.token,
+            json!({"messaging_product": "whatsapp", "to": customer(7), "type": "text", "text": {"body": "x"}}),
+        )
+        .await;
+    assert_eq!(
+        r.body["messaging_limit"],
+        json!({"tier": "TIER_250", "limit": 250, "applies": false})
+    );
 }
 
 #[tokio::test]

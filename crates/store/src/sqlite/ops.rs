@@ -26,6 +26,7 @@ use greenlight_domain::webhook::{self, ConversationInfo, Metadata, StatusChange}
 use greenlight_domain::{bsuid, ApiError, Millis, DAY};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use ArrayType::{Float8 as F8, Int8 as I8, Text as Tx};
@@ -88,7 +89,7 @@ pub(crate) fn route_cached<'m>(
     })
 }
 
-fn insert_event(conn: &Conn, e: &Event, skip: Option<String>) -> StoreResult<()> {
+fn insert_event(conn: &Conn, e: &Event, skip: Option<Cow<'_, str>>) -> StoreResult<()> {
     let state = if skip.is_some() { "skipped" } else { "pending" };
     conn.defer_row(
         &OUTBOX_ROW,
@@ -100,7 +101,7 @@ fn insert_event(conn: &Conn, e: &Event, skip: Option<String>) -> StoreResult<()>
             e.payload,
             e.now,
             state,
-            skip
+            skip.as_deref()
         ],
     )?;
     Ok(())
@@ -878,13 +879,35 @@ fn template_facts(
     Ok((Some(tpl.facts.clone()), rendered))
 }
 
+/// The messaging limit as a send found it: its tier and, for a template (the only messages
+/// that count), the customers reached in the last 24 h and whether this one is among them.
+/// Written as JSON only by the dry run.
+#[derive(Clone, Copy)]
+pub(crate) struct LimitUsage {
+    tier: greenlight_domain::policy::messaging_limit::Tier,
+    used: Option<(u64, bool)>,
+}
+
+impl LimitUsage {
+    /// `{tier, used, limit, already_reached}`, or `{tier, limit, applies: false}`.
+    fn to_json(self) -> Value {
+        let (tier, limit) = (self.tier.as_str(), self.tier.limit());
+        match self.used {
+            Some((used, already)) => {
+                json!({ "tier": tier, "used": used, "limit": limit, "already_reached": already })
+            }
+            None => json!({ "tier": tier, "limit": limit, "applies": false }),
+        }
+    }
+}
+
 /// Loads the facts of one send and runs the engine. Read-only.
 pub(crate) struct Evaluated {
     pub(crate) wa_id: String,
     /// The tenant's pacing setting, read once per send.
     pub(crate) pacing: bool,
-    /// `{tier, used, limit, already_reached}` of the messaging limit, for the dry run.
-    pub(crate) limit_usage: Value,
+    /// The messaging limit's usage, for the dry run.
+    pub(crate) limit_usage: LimitUsage,
     /// What the accepted send changes in the compliance state.
     pub(crate) effects: compliance::Effects,
     /// A refused business-initiated send to a customer who opted out with a keyword: the
@@ -1273,13 +1296,11 @@ pub(crate) fn evaluate(
         disabled,
     };
     let results = compliance::evaluate(&cfacts, cs);
+    let combined = compliance::combine(&results, tenant_settings.sync_refusals);
     decision
         .verdicts
-        .extend(results.iter().map(|r| r.verdict.clone()));
-    let outcome = merge(
-        decision.outcome.clone(),
-        compliance::combine(&results, tenant_settings.sync_refusals),
-    );
+        .extend(results.into_iter().map(|r| r.verdict));
+    let outcome = merge(decision.outcome.clone(), combined);
     if !matches!(outcome, Outcome::Accept) {
         decision.window_after = window;
     }
@@ -1298,10 +1319,9 @@ pub(crate) fn evaluate(
         _ => None,
     };
     // Usage is counted for templates only (a service message does not count toward the limit).
-    let limit_usage = if is_template {
-        json!({ "tier": cfacts.tier.as_str(), "used": distinct, "limit": cfacts.tier.limit(), "already_reached": already })
-    } else {
-        json!({ "tier": cfacts.tier.as_str(), "limit": cfacts.tier.limit(), "applies": false })
+    let limit_usage = LimitUsage {
+        tier: cfacts.tier,
+        used: is_template.then_some((distinct, already)),
     };
     let pacing = cs.pacing;
     // kept unless unusually many (each record stays in memory with the facts)
@@ -2400,7 +2420,7 @@ impl Store for SqliteStore {
                 allowed: refusal.is_none(),
                 verdicts: d.verdicts,
                 pricing: d.pricing,
-                messaging_limit: ev.limit_usage,
+                messaging_limit: ev.limit_usage.to_json(),
                 refusal,
             })
         })

@@ -10,6 +10,7 @@ use crate::*;
 use async_trait::async_trait;
 use greenlight_domain::Millis;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// Where a (business, WABA)'s events go, or why they go nowhere.
@@ -91,12 +92,13 @@ pub(crate) fn resolve(
 }
 
 /// Why an event of `field` cannot go to `target`, if it cannot.
-pub(crate) fn skip_reason(target: &Target, field: &str) -> Option<String> {
+/// (Borrowed from the target when it has no URL: the send path writes it with every event.)
+pub(crate) fn skip_reason<'t>(target: &'t Target, field: &str) -> Option<Cow<'t, str>> {
     match target {
-        Err(reason) => Some(reason.clone()),
-        Ok((_, fields, _)) if !fields.is_empty() && !fields.iter().any(|f| f == field) => Some(
-            format!("field `{field}` is not among the app's subscribed fields"),
-        ),
+        Err(reason) => Some(Cow::Borrowed(reason)),
+        Ok((_, fields, _)) if !fields.is_empty() && !fields.iter().any(|f| f == field) => {
+            Some(format!("field `{field}` is not among the app's subscribed fields").into())
+        }
         Ok(_) => None,
     }
 }
