@@ -100,7 +100,7 @@ pub fn is_duplicate_content(a: &TemplateDef, b: &TemplateDef) -> bool {
 
 fn normalize(s: &str) -> String {
     let scanned = placeholder::scan(s);
-    text::squash_ws(&scanned.hydrate(|_| "{{}}".to_string())).to_lowercase()
+    text::squash_ws(&scanned.hydrate(|_| "{{}}")).to_lowercase()
 }
 
 #[cfg(test)]

@@ -319,8 +319,13 @@ fn bind<'a>(
         };
         if !vars.contains(&key) || bound.contains_key(&key) {
             return Err(ApiError::template_param_format(format!(
-                "{path}.parameters[{j}]: {key} is {} of the template's {slot}, whose variables are {}.",
-                if vars.contains(&key) { "sent twice; it is one variable" } else { "not a variable" },
+                "{}: {key} is {} of the template's {slot}, whose variables are {}.",
+                PPath(path, j),
+                if vars.contains(&key) {
+                    "sent twice; it is one variable"
+                } else {
+                    "not a variable"
+                },
                 var_list(vars)
             )));
         }
@@ -427,7 +432,7 @@ fn single_header_param<'a>(
     header: &Header,
     expected: &str,
     part: Option<&'a Part>,
-) -> Result<(&'a Value, String), ApiError> {
+) -> Result<(&'a Value, PPath), ApiError> {
     let params = part.map(|p| p.params).unwrap_or(&[]);
     let path = part.map_or(CPath(None), |p| p.path);
     let Some(p) = params.first() else {
@@ -445,7 +450,7 @@ fn single_header_param<'a>(
             header.format_str()
         )));
     }
-    let ppath = format!("{path}.parameters[0]");
+    let ppath = PPath(path, 0);
     let ty = p.get("type").and_then(Value::as_str).unwrap_or("");
     if ty != expected {
         return Err(ApiError::template_param_format(format!(
@@ -493,13 +498,13 @@ fn optional_param<'a>(
     bp: Option<&'a ButtonPart>,
     index: usize,
     kind: &str,
-) -> Result<Option<(&'a Value, String)>, ApiError> {
+) -> Result<Option<(&'a Value, PPath)>, ApiError> {
     let params = bp.map(|b| b.params).unwrap_or(&[]);
     let path = bp.map_or(CPath(None), |b| b.path);
     match params {
         [] => Ok(None),
         [p] => {
-            let ppath = format!("{path}.parameters[0]");
+            let ppath = PPath(path, 0);
             let ty = p.get("type").and_then(Value::as_str).unwrap_or("");
             if ty != kind {
                 return Err(ApiError::template_param_format(format!(
@@ -520,7 +525,7 @@ fn required_param<'a>(
     bp: Option<&'a ButtonPart>,
     index: usize,
     kind: &str,
-) -> Result<(&'a Value, String), ApiError> {
+) -> Result<(&'a Value, PPath), ApiError> {
     optional_param(bp, index, kind)?.ok_or_else(|| {
         ApiError::template_param_count(format!(
             "template.components: button {index} needs one {kind} parameter: send {{\"type\": \"button\", \"sub_type\": …, \"index\": \"{index}\", \"parameters\": [{{\"type\": \"{kind}\", …}}]}}."
@@ -528,14 +533,13 @@ fn required_param<'a>(
     })
 }
 
-fn string_field(p: &Value, key: &str, ppath: &str) -> Result<String, ApiError> {
+fn string_field<'a>(p: &'a Value, key: &str, ppath: PPath) -> Result<&'a str, ApiError> {
     p.get(key)
         .and_then(Value::as_str)
-        .map(str::to_string)
         .ok_or_else(|| ApiError::missing_parameter(format!("{ppath}.{key} is required.")))
 }
 
-fn limit(value: &str, max: usize, what: &str, ppath: &str) -> Result<(), ApiError> {
+fn limit(value: &str, max: usize, what: &str, ppath: PPath) -> Result<(), ApiError> {
     if char_len(value) > max {
         return Err(ApiError::invalid_value(format!(
             "{ppath}: the {what} is {} characters; the limit is {max}.",
@@ -563,10 +567,10 @@ fn render_button(b: &Button, i: usize, bp: Option<&ButtonPart>) -> Result<String
         Button::QuickReply { .. } => {
             if let Some((p, ppath)) = optional_param(bp, i, "payload")? {
                 limit(
-                    &string_field(p, "payload", &ppath)?,
+                    string_field(p, "payload", ppath)?,
                     MAX_PAYLOAD,
                     "quick-reply payload",
-                    &ppath,
+                    ppath,
                 )?;
             }
             label
@@ -583,24 +587,24 @@ fn render_button(b: &Button, i: usize, bp: Option<&ButtonPart>) -> Result<String
                 format!("{label} ({url})")
             } else {
                 let (p, ppath) = required_param(bp, i, "text")?;
-                let suffix = string_field(p, "text", &ppath)?;
-                check_whitespace(&suffix, &ppath)?;
-                format!("{label} ({})", scanned.hydrate(|_| suffix.clone()))
+                let suffix = string_field(p, "text", ppath)?;
+                check_whitespace(suffix, ppath)?;
+                format!("{label} ({})", scanned.hydrate(|_| suffix))
             }
         }
         Button::CopyCode { .. } => {
             let (p, ppath) = required_param(bp, i, "coupon_code")?;
-            let coupon = string_field(p, "coupon_code", &ppath)?;
-            limit(&coupon, MAX_COUPON, "coupon code", &ppath)?;
+            let coupon = string_field(p, "coupon_code", ppath)?;
+            limit(coupon, MAX_COUPON, "coupon code", ppath)?;
             format!("{label} ({coupon})")
         }
         Button::Otp(_) => {
             let (p, ppath) = required_param(bp, i, "text")?;
             limit(
-                &string_field(p, "text", &ppath)?,
+                string_field(p, "text", ppath)?,
                 MAX_CODE_LEN,
                 "one-time code",
-                &ppath,
+                ppath,
             )?;
             label
         }
