@@ -36,6 +36,17 @@ impl Path<'static> {
     };
 }
 
+/// `template.components`, where a template send's components are: the template renderer's
+/// paths start here (`template::render`).
+pub(crate) static TEMPLATE_COMPONENTS: Path<'static> = Path {
+    parent: Some(&TEMPLATE),
+    seg: Seg::Key("components"),
+};
+static TEMPLATE: Path<'static> = Path {
+    parent: Some(&Path::ROOT),
+    seg: Seg::Key("template"),
+};
+
 impl<'a> Path<'a> {
     pub(crate) fn key(&'a self, key: &'a str) -> Path<'a> {
         Path {

@@ -12,7 +12,7 @@
 //! and `template` (§1.9, shape only: the stored template is checked elsewhere).
 
 mod content;
-mod fields;
+pub(crate) mod fields;
 mod interactive;
 mod template;
 

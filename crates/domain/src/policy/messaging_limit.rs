@@ -154,8 +154,9 @@ pub fn check(
 ) -> (Verdict, Option<ApiError>) {
     // `n/limit customers in the last 24 hours`, written straight into each message (a pass
     // formats one string)
-    let usage = Usage(distinct_reached_in_24h, tier.limit());
-    let Some(limit) = tier.limit() else {
+    let limit = tier.limit();
+    let usage = Usage(distinct_reached_in_24h, limit);
+    let Some(limit) = limit else {
         return (
             Verdict::pass(RULE, format!("{}: {usage}", tier.as_str())),
             None,

@@ -17,6 +17,7 @@ use super::model::{Button, Category, Header, ParameterFormat, TemplateDef};
 use super::parts::MAX_HEADER;
 use super::placeholder::{self, VarKey};
 use super::text::char_len;
+use crate::message::fields::{Path, TEMPLATE_COMPONENTS};
 use crate::ApiError;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -41,17 +42,23 @@ pub struct Rendered {
 }
 
 /// Where a component is in the request, for error messages: `template.components[i]`, or
-/// `template.components` for one that was not sent. Written only when a message needs it (a
-/// send that passes formats no path).
+/// `template.components` for one that was not sent. Written (as the request's other fields,
+/// by [`Path`]) only when a message needs it: a send that passes formats no path.
 #[derive(Clone, Copy)]
 struct CPath(Option<usize>);
 
+impl CPath {
+    fn path(self) -> Path<'static> {
+        match self.0 {
+            Some(i) => TEMPLATE_COMPONENTS.index(i),
+            None => TEMPLATE_COMPONENTS,
+        }
+    }
+}
+
 impl fmt::Display for CPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(i) => write!(f, "template.components[{i}]"),
-            None => f.write_str("template.components"),
-        }
+        self.path().fmt(f)
     }
 }
 
@@ -61,7 +68,7 @@ struct PPath(CPath, usize);
 
 impl fmt::Display for PPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.parameters[{}]", self.0, self.1)
+        self.0.path().key("parameters").index(self.1).fmt(f)
     }
 }
 
@@ -244,7 +251,7 @@ fn text_value<'a>(p: &'a Value, path: PPath, slot: &str) -> Result<&'a str, ApiE
 }
 
 /// Meta refuses newlines, tabs and runs of more than four spaces inside text parameters.
-fn check_whitespace(value: &str, path: impl fmt::Display) -> Result<(), ApiError> {
+fn check_whitespace(value: &str, path: PPath) -> Result<(), ApiError> {
     if value.contains('\n') || value.contains('\t') || value.contains("     ") {
         return Err(ApiError::new(
             400,

@@ -697,3 +697,43 @@ fn buttons_without_parameters_refuse_components() {
     assert_eq!(e.code, 131009);
     assert!(e.details.contains("PHONE_NUMBER"));
 }
+
+#[test]
+fn send_errors_name_the_component_and_parameter() {
+    let details = |def: &TemplateDef, send: Value| match render(def, &send) {
+        Ok(v) => panic!("expected an error, rendered {v:?}"),
+        Err(e) => e.details,
+    };
+    let body = json!({"type": "body", "parameters": [{"type": "text", "text": "A-9"}]});
+    let cases = [
+        (
+            promo(),
+            json!([{"type": "header", "parameters": [{"type": "text", "text": "Sale"}]},
+                   {"type": "body", "parameters": [{"type": "text"}, {"type": "text", "text": "b"}, {"type": "text", "text": "c"}]}]),
+            "template.components[1].parameters[0]: text is required for a text parameter.",
+        ),
+        (
+            image_header(),
+            json!([{"type": "header", "parameters": [{"type": "video", "video": {"link": "https://x.com/a.mp4"}}]}, body]),
+            "Send a image parameter at template.components[0].parameters[0].",
+        ),
+        (
+            promo(),
+            edit(
+                promo_send(),
+                "/4/parameters/0/coupon_code",
+                json!("X".repeat(16)),
+            ),
+            "template.components[4].parameters[0]: the coupon code is 16 characters; the limit is 15.",
+        ),
+        (
+            image_header(),
+            json!([{"type": "header", "parameters": [{"type": "image", "image": {"link": "https://x.com/a.jpg"}}]}]),
+            "template.components: 0 body parameter(s) sent",
+        ),
+    ];
+    for (def, send, want) in cases {
+        let got = details(&def, send);
+        assert!(got.contains(want), "{got:?} should contain {want:?}");
+    }
+}
