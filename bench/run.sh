@@ -688,16 +688,25 @@ row_postgres() {
         # was measured (these rows come last, and read lower than in PostgreSQL-only runs)
         local first=$FLOOR_RPS
         run_wrk pg-floor healthz.lua "$CONNS" "$DURATION" "$MAX_FLOOR"
+        [ "${W[errors]}" = 0 ] || say "WARNING: pg-floor: ${W[errors]} errors"
         say "floor again before the PostgreSQL rows (this server): $(fmt_int "${W[rps]}") req/s, $(fmt_int "$first") at the start"
     else
         row_floor
     fi
-    local ckpt_sql="SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter" ckpt
-    ckpt=$(psql "$PG_URL/postgres" -XAtq -c "$ckpt_sql")
+    # a diagnostic: checkpoints during the send row (each makes the first change of every page
+    # after it a full-page image); PostgreSQL 17 moved the counters to pg_stat_checkpointer
+    local ckpt_sql="SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter" ver ckpt0 ckpt1
+    ver=$(psql "$PG_URL/postgres" -XAtq -c "SHOW server_version_num" 2>/dev/null) || ver=0
+    if [[ "$ver" =~ ^[0-9]+$ ]] && [ "$ver" -ge 170000 ]; then
+        ckpt_sql="SELECT num_timed + num_requested FROM pg_stat_checkpointer"
+    fi
+    ckpt0=$(psql "$PG_URL/postgres" -XAtq -c "$ckpt_sql" 2>/dev/null) || ckpt0=""
     measured_send pg-max
     local max=${W[rps]}
-    # a checkpoint during the row makes every page's first change after it a full-page image
-    say "pg-max: $(( $(psql "$PG_URL/postgres" -XAtq -c "$ckpt_sql") - ckpt )) PostgreSQL checkpoints began during the row (server-wide)"
+    ckpt1=$(psql "$PG_URL/postgres" -XAtq -c "$ckpt_sql" 2>/dev/null) || ckpt1=""
+    if [[ "$ckpt0" =~ ^[0-9]+$ && "$ckpt1" =~ ^[0-9]+$ ]]; then
+        say "pg-max: $((ckpt1 - ckpt0)) PostgreSQL checkpoints began during the row (server-wide)"
+    fi
     add_row pg-send "PostgreSQL: send, in-window text" "$(fmt_int "$max") msg/s" "${W[p50_ms]} ms" "${W[p99_ms]} ms" \
         "$(ratio "$max" "$FLOOR_RPS")" ">= 10,000/s" "$(pf ge "$max" 10000)"
     row_template pg-template "PostgreSQL: template" ""

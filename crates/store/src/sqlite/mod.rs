@@ -1755,9 +1755,9 @@ mod tests {
             t.await.unwrap();
         }
         // 24,000 rows of 8 KiB: about 300 MB went through the log, past twice the catch-up's
-        // maximum (128 MiB); the writer caught up after 32 MiB (64 MiB once the thread fell
-        // behind) and the tail, whenever the thread's passes let it, and each restart cut the
-        // file back to `journal_size_limit` (64 MiB)
+        // maximum (128 MiB); past 32 MiB the writer caught up whenever the thread's passes
+        // left it little to copy (past 64 MiB, a longer tail), and each restart cut the file
+        // back to `journal_size_limit` (64 MiB)
         let wal = std::fs::metadata(dir.path().join("t.db-wal"))
             .unwrap()
             .len();
