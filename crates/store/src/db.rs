@@ -997,9 +997,25 @@ pub fn translate(sql: &str) -> String {
     out
 }
 
+/// A write of static text on SQLite, through the statement the connection keeps for it
+/// instead of `rusqlite`'s cache (greenlight_walbuf's `kept` module: ~1,000 instructions less a
+/// statement). Its parameters are all bound each time ([`bind_sqlite`] checks their count).
+fn execute_kept<P: Params>(
+    c: &greenlight_walbuf::KeptConnection,
+    sql: &'static str,
+    p: P,
+) -> Result<()> {
+    c.with_static(sql, |s| {
+        p.bind_sqlite(s)?;
+        s.raw_execute()
+    })?;
+    Ok(())
+}
+
 /// A connection of either backend.
 pub enum Conn {
-    Sqlite(rusqlite::Connection),
+    /// Its statements of static text kept compiled ([`Conn::defer_row`], [`Conn::defer`]).
+    Sqlite(greenlight_walbuf::KeptConnection),
     Pg(Box<PgConn>),
 }
 
@@ -1037,14 +1053,52 @@ impl Conn {
         self.prepare_cached(sql)?.execute(p)
     }
 
+    /// [`Self::execute`] of static text: on SQLite through the statement the connection keeps
+    /// for it (see [`execute_kept`]), for the writes every send makes.
+    pub fn execute_static<P: Params>(&self, sql: &'static str, p: P) -> Result<usize> {
+        match self {
+            Conn::Sqlite(c) => Ok(c.with_static(sql, |s| {
+                p.bind_sqlite(s)?;
+                s.raw_execute()
+            })?),
+            Conn::Pg(_) => self.execute(sql, p),
+        }
+    }
+
+    /// [`Self::query_row`] of static text, kept on SQLite as [`Self::execute_static`].
+    pub fn query_row_static<P: Params, T, F: FnOnce(&Row<'_>) -> Result<T>>(
+        &self,
+        sql: &'static str,
+        p: P,
+        f: F,
+    ) -> Result<T> {
+        match self {
+            Conn::Sqlite(c) => {
+                // `with_static` runs SQLite's errors; `f`'s are the store's, carried out
+                let mut out = None;
+                c.with_static(sql, |s| {
+                    p.bind_sqlite(s)?;
+                    let mut rows = s.raw_query();
+                    out = Some(match rows.next()? {
+                        Some(r) => f(&Row::Sqlite(r)),
+                        None => Err(Error::NoRows),
+                    });
+                    Ok(())
+                })?;
+                out.unwrap_or(Err(Error::NoRows))
+            }
+            Conn::Pg(_) => self.query_row(sql, p, f),
+        }
+    }
+
     /// A write whose result is not needed now. SQLite runs it at once; PostgreSQL queues it and
     /// sends it with the next statement that needs an answer (pipelined: see [`PgConn`]). A
     /// failure surfaces then, and fails every later statement of the transaction and its
     /// `COMMIT`: use it in jobs whose errors roll back the whole batch, or [`Self::flush`]
     /// before a savepoint is released.
-    pub fn defer<P: Params>(&self, sql: &str, p: P) -> Result<()> {
+    pub fn defer<P: Params>(&self, sql: &'static str, p: P) -> Result<()> {
         match self {
-            Conn::Sqlite(_) => self.execute(sql, p).map(drop),
+            Conn::Sqlite(c) => execute_kept(c, sql, p),
             Conn::Pg(c) => {
                 let stmt = c.prepare(sql)?;
                 c.defer(stmt, p.values());
@@ -1066,7 +1120,7 @@ impl Conn {
     /// fails the transaction as any deferred write does.
     pub fn defer_row<P: Params>(&self, of: &'static RowStatement, p: P) -> Result<()> {
         match self {
-            Conn::Sqlite(_) => self.execute(of.one, p).map(drop),
+            Conn::Sqlite(c) => execute_kept(c, of.one, p),
             Conn::Pg(c) => c.defer_row(of, p.values()),
         }
     }
@@ -1241,7 +1295,7 @@ mod tests {
 
     #[test]
     fn sqlite_roundtrip() {
-        let c = Conn::Sqlite(rusqlite::Connection::open_in_memory().unwrap());
+        let c = Conn::Sqlite(rusqlite::Connection::open_in_memory().unwrap().into());
         c.execute_batch("CREATE TABLE t (a INTEGER, b TEXT)")
             .unwrap();
         c.execute("INSERT INTO t VALUES (?1, ?2)", params![3, "x"])
@@ -1259,7 +1313,7 @@ mod tests {
 
     #[test]
     fn sqlite_binds_borrowed_values_and_checks_their_number() {
-        let c = Conn::Sqlite(rusqlite::Connection::open_in_memory().unwrap());
+        let c = Conn::Sqlite(rusqlite::Connection::open_in_memory().unwrap().into());
         c.execute_batch("CREATE TABLE t (a, b, c, d, e)").unwrap();
         let (text, blob) = (String::from("héllo"), vec![0u8, 1, 2]);
         let none: Option<&str> = None;

@@ -56,7 +56,7 @@ pub fn open(url: &str) -> StoreResult<Conn> {
             .map_err(|e| StoreError::Unavailable(format!("cannot open {path}: {e}")))?;
         c.busy_timeout(std::time::Duration::from_millis(5000))?;
         crate::sqlite::create_schema(&c)?;
-        Ok(Conn::Sqlite(c))
+        Ok(Conn::Sqlite(c.into()))
     }
 }
 

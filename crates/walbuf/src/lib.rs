@@ -33,8 +33,12 @@
 //! back the whole transaction (a full disk, `SQLITE_FULL`, could roll back only a statement).
 //!
 //! The store opens only its writer's connection through it; the others use the default VFS.
-//! This crate is the workspace's only `unsafe` code (the VFS is C's interface): every other
-//! crate forbids it.
+//! This crate is the workspace's only `unsafe` code (the VFS is C's interface; and
+//! [`KeptConnection`], the writer's statements kept with their connection): every other crate
+//! forbids it.
+
+mod kept;
+pub use kept::KeptConnection;
 
 use rusqlite::ffi;
 use std::ffi::{c_char, c_int, c_void, CStr};

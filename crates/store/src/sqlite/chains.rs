@@ -193,10 +193,10 @@ impl Chains {
         let (pair, number) = (PairKey::of(phone_id, wa_id), PairKey::of(phone_id, ""));
         let pair_prev = self.head(conn, &pair, phone_id, wa_id)?;
         let number_prev = self.head(conn, &number, phone_id, "")?;
-        conn.prepare_cached(
+        conn.execute_static(
             "INSERT INTO message_links (message, pair_prev, number_prev) VALUES (?1, ?2, ?3)",
-        )?
-        .execute(params![rowid, pair_prev, number_prev])?;
+            params![rowid, pair_prev, number_prev],
+        )?;
         self.pending.push((pair, rowid));
         self.pending.push((number, rowid));
         Ok(())

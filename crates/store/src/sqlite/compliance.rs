@@ -1516,7 +1516,7 @@ mod tests {
     const H: Millis = 3_600_000;
 
     fn db() -> Conn {
-        let c = Conn::Sqlite(rusqlite::Connection::open_in_memory().unwrap());
+        let c = Conn::Sqlite(rusqlite::Connection::open_in_memory().unwrap().into());
         c.execute_batch(super::super::SCHEMA).unwrap();
         c.execute(
             "INSERT INTO businesses (id, name, verification, created_at) VALUES ('b1', 'Acme', 'not_verified', 0)",

@@ -183,9 +183,11 @@ impl Memory {
     /// cache afterwards without [`Memory::recheck_config`].
     pub(crate) fn config(&mut self, conn: &Conn) -> StoreResult<&mut ConfigCache> {
         if !self.config_checked {
-            let n: i64 = conn
-                .prepare_cached("SELECT n FROM config_version WHERE id = 1")?
-                .query_row(crate::params![], |r| r.get(0))?;
+            let n: i64 = conn.query_row_static(
+                "SELECT n FROM config_version WHERE id = 1",
+                crate::params![],
+                |r| r.get(0),
+            )?;
             self.saw_config_version(n);
         }
         Ok(&mut self.config)
@@ -468,7 +470,7 @@ impl SqlStore {
             r.busy_timeout(std::time::Duration::from_millis(5000))?;
             r.set_prepared_statement_cache_capacity(64);
             stable_plans(&r)?;
-            readers.push(Conn::Sqlite(r));
+            readers.push(Conn::Sqlite(r.into()));
         }
         // Counts the log's frames after each commit, for the writer's catch-up (`WalCatchUp`).
         writer.wal_hook(Some(count_wal_frames));
@@ -492,7 +494,7 @@ impl SqlStore {
         };
         let chains = chains::Chains::recover(&writer)?;
         Self::start(
-            vec![Conn::Sqlite(writer)],
+            vec![Conn::Sqlite(writer.into())],
             Some(chains),
             readers,
             Backend {
@@ -1586,7 +1588,7 @@ mod tests {
             );
             CatchUp {
                 _dir: dir,
-                conn: Conn::Sqlite(c),
+                conn: Conn::Sqlite(c.into()),
                 thread,
                 woken,
                 copied,

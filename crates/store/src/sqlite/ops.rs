@@ -1969,12 +1969,8 @@ fn deliver(conn: &Conn, mem: &mut Memory, wamid: &str, now: Millis) -> StoreResu
             return Ok(false);
         };
         let moved = match row.rowid {
-            Some(rowid) => conn
-                .prepare_cached(DELIVER_KEPT_ROWID)?
-                .execute(params![wamid, now, rowid])?,
-            None => conn
-                .prepare_cached(DELIVER_KEPT)?
-                .execute(params![wamid, now])?,
+            Some(rowid) => conn.execute_static(DELIVER_KEPT_ROWID, params![wamid, now, rowid])?,
+            None => conn.execute_static(DELIVER_KEPT, params![wamid, now])?,
         };
         if moved == 0 {
             return Ok(false);
@@ -3380,7 +3376,7 @@ mod tests {
         let open = || {
             let c = rusqlite::Connection::open_in_memory().unwrap();
             crate::sqlite::create_schema(&c).unwrap();
-            Conn::Sqlite(c)
+            Conn::Sqlite(c.into())
         };
         let config = ProptestConfig {
             cases: 128,

@@ -1,0 +1,171 @@
+//! A connection that keeps its statements of static text compiled, found by the text's address.
+//!
+//! `rusqlite`'s statement cache is keyed by a statement's text: each time a statement is taken
+//! the text is trimmed, hashed and compared, and copied into a new `Arc<str>`; each time it is
+//! given back it is hashed again and its parameters cleared. Under callgrind that is ~1,000
+//! instructions a statement, ~10,000 a text send on the store's writer, 7 % of its work there
+//! (docs/BENCHMARKS.md, twenty-seventh round). A statement whose text is `&'static str` can be
+//! found by the text's address and length instead, which identify it: two texts at one address
+//! with one length are the same bytes. [`KeptConnection::with_static`] keeps such statements,
+//! compiled once, for the connection's life; every other statement still goes through
+//! `rusqlite`'s cache.
+//!
+//! A statement borrows its connection, so the two live in one value ([`self_cell`] ties them
+//! and drops the statements first). The only `unsafe` here is that value's `Send`: see there.
+
+use rusqlite::{Connection, PrepFlags, Statement};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::ops::Deref;
+
+type Slots<'c> = RefCell<HashMap<(usize, usize), Statement<'c>>>;
+
+self_cell::self_cell!(
+    struct Cell {
+        owner: Connection,
+        #[not_covariant]
+        dependent: Slots,
+    }
+);
+
+/// A SQLite connection and the statements of static text it keeps compiled. It derefs to the
+/// connection for everything else.
+pub struct KeptConnection(Cell);
+
+// SAFETY: `Connection` is `Send`; a kept `Statement` is not only because it holds a
+// `&Connection` (and `Connection` is not `Sync`). Every statement kept here borrows this very
+// connection and moves with it, and `KeptConnection` is not `Sync` (`RefCell`), so no two
+// threads can use the connection or its statements at once: the same reasoning as
+// `rusqlite`'s `unsafe impl Send for StatementCache`, whose raw statements move with their
+// connection too. SQLite (as `rusqlite` opens it, without `SQLITE_OPEN_FULLMUTEX`) allows a
+// connection and its statements to be used from any one thread at a time.
+unsafe impl Send for KeptConnection {}
+
+impl KeptConnection {
+    pub fn new(conn: Connection) -> Self {
+        KeptConnection(Cell::new(conn, |_| RefCell::new(HashMap::new())))
+    }
+
+    /// The connection, its kept statements finalized first.
+    pub fn into_inner(self) -> Connection {
+        self.0.into_owner()
+    }
+
+    /// Runs `f` on the statement of `sql`, compiled at its first use and kept. The statement
+    /// is taken out while `f` runs, so `f` may use the connection again (even `sql` itself,
+    /// which it then compiles a second time for that use). Bindings stay set after `f`
+    /// (`SQLITE_TRANSIENT` copies): bind every parameter each time.
+    pub fn with_static<T>(
+        &self,
+        sql: &'static str,
+        f: impl for<'c> FnOnce(&mut Statement<'c>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        let key = (sql.as_ptr() as usize, sql.len());
+        self.0.with_dependent(|conn, slots| {
+            let kept = slots.borrow_mut().remove(&key);
+            let mut stmt = match kept {
+                Some(s) => s,
+                None => conn.prepare_with_flags(sql, PrepFlags::SQLITE_PREPARE_PERSISTENT)?,
+            };
+            let out = f(&mut stmt);
+            slots.borrow_mut().insert(key, stmt);
+            out
+        })
+    }
+
+    /// How many statements are kept (for tests).
+    pub fn kept(&self) -> usize {
+        self.0.with_dependent(|_, slots| slots.borrow().len())
+    }
+}
+
+impl Deref for KeptConnection {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.0.borrow_owner()
+    }
+}
+
+impl From<Connection> for KeptConnection {
+    fn from(c: Connection) -> Self {
+        KeptConnection::new(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INSERT: &str = "INSERT INTO t (x) VALUES (?1)";
+
+    fn insert(c: &KeptConnection, x: i64) -> rusqlite::Result<usize> {
+        c.with_static(INSERT, |s| {
+            s.raw_bind_parameter(1, x)?;
+            s.raw_execute()
+        })
+    }
+
+    #[test]
+    fn a_static_statement_is_compiled_once_and_reused() {
+        let c = KeptConnection::new(Connection::open_in_memory().unwrap());
+        c.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
+        for x in 0..5 {
+            assert_eq!(insert(&c, x).unwrap(), 1);
+        }
+        assert_eq!(c.kept(), 1);
+        let sum: i64 = c
+            .query_row("SELECT sum(x) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(sum, 10);
+    }
+
+    #[test]
+    fn each_static_text_is_a_statement_of_its_own() {
+        let c = KeptConnection::new(Connection::open_in_memory().unwrap());
+        c.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
+        let a: &'static str = "SELECT count(*) FROM t";
+        let b: &'static str = "SELECT count(*) FROM t WHERE x > 0";
+        let n = |sql| c.with_static(sql, |s| s.query_row([], |r| r.get::<_, i64>(0)));
+        insert(&c, 0).unwrap();
+        insert(&c, 1).unwrap();
+        assert_eq!(n(a).unwrap(), 2);
+        assert_eq!(n(b).unwrap(), 1);
+        assert_eq!(c.kept(), 3);
+    }
+
+    #[test]
+    fn an_error_leaves_the_statement_usable_and_a_bad_text_is_not_kept() {
+        let c = KeptConnection::new(Connection::open_in_memory().unwrap());
+        c.execute_batch("CREATE TABLE t (x INTEGER UNIQUE)")
+            .unwrap();
+        insert(&c, 1).unwrap();
+        assert!(insert(&c, 1).is_err(), "a duplicate is refused");
+        assert_eq!(insert(&c, 2).unwrap(), 1, "and the statement runs again");
+        assert!(c.with_static("SELEKT 1", |s| s.raw_execute()).is_err());
+        assert_eq!(c.kept(), 1);
+    }
+
+    #[test]
+    fn the_statements_see_a_changed_schema_and_the_connection_comes_back() {
+        let c = KeptConnection::new(Connection::open_in_memory().unwrap());
+        c.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
+        insert(&c, 1).unwrap();
+        c.execute_batch("ALTER TABLE t ADD COLUMN y INTEGER DEFAULT 7")
+            .unwrap();
+        insert(&c, 2).unwrap();
+        // moved to another thread and back, as the store's writer is
+        let c = std::thread::spawn(move || {
+            insert(&c, 3).unwrap();
+            c
+        })
+        .join()
+        .unwrap();
+        let conn = c.into_inner();
+        let (n, y): (i64, i64) = conn
+            .query_row("SELECT count(*), sum(y) FROM t", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((n, y), (3, 21));
+    }
+}
