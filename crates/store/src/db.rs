@@ -219,9 +219,32 @@ macro_rules! int_to_sql {
 }
 int_to_sql!(i64, i32, u32, u16, u8, usize, u64);
 
+/// A SQLite statement parameters are bound to: one from `rusqlite`'s cache, or one the
+/// connection keeps ([`greenlight_walbuf::KeptStatement`]).
+pub trait SqliteBind {
+    fn parameter_count(&self) -> usize;
+    fn bind(&mut self, index: usize, value: ValueRef<'_>) -> rusqlite::Result<()>;
+}
+impl SqliteBind for rusqlite::Statement<'_> {
+    fn parameter_count(&self) -> usize {
+        rusqlite::Statement::parameter_count(self)
+    }
+    fn bind(&mut self, index: usize, value: ValueRef<'_>) -> rusqlite::Result<()> {
+        self.raw_bind_parameter(index, value)
+    }
+}
+impl SqliteBind for greenlight_walbuf::KeptStatement<'_, '_> {
+    fn parameter_count(&self) -> usize {
+        greenlight_walbuf::KeptStatement::parameter_count(self)
+    }
+    fn bind(&mut self, index: usize, value: ValueRef<'_>) -> rusqlite::Result<()> {
+        self.raw_bind_parameter(index, value)
+    }
+}
+
 /// Binds `values` to a SQLite statement, borrowed, checking their number as rusqlite's
-/// `execute` does.
-fn bind_sqlite<'v, I>(s: &mut rusqlite::Statement<'_>, values: I) -> rusqlite::Result<()>
+/// `execute` does (so every parameter is bound each time).
+fn bind_sqlite<'v, I>(s: &mut dyn SqliteBind, values: I) -> rusqlite::Result<()>
 where
     I: ExactSizeIterator<Item = ValueRef<'v>>,
 {
@@ -230,7 +253,7 @@ where
         return Err(rusqlite::Error::InvalidParameterCount(given, wanted));
     }
     for (i, v) in values.enumerate() {
-        s.raw_bind_parameter(i + 1, v)?;
+        s.bind(i + 1, v)?;
     }
     Ok(())
 }
@@ -240,13 +263,13 @@ pub trait Params {
     /// Owned, for PostgreSQL.
     fn values(&self) -> Vec<Value>;
     /// Bound to a SQLite statement without copying them first.
-    fn bind_sqlite(&self, s: &mut rusqlite::Statement<'_>) -> rusqlite::Result<()>;
+    fn bind_sqlite(&self, s: &mut dyn SqliteBind) -> rusqlite::Result<()>;
 }
 impl Params for &[&dyn ToSql] {
     fn values(&self) -> Vec<Value> {
         self.iter().map(|p| p.to_value()).collect()
     }
-    fn bind_sqlite(&self, s: &mut rusqlite::Statement<'_>) -> rusqlite::Result<()> {
+    fn bind_sqlite(&self, s: &mut dyn SqliteBind) -> rusqlite::Result<()> {
         bind_sqlite(s, self.iter().map(|p| p.to_ref()))
     }
 }
@@ -254,7 +277,7 @@ impl Params for [&dyn ToSql; 0] {
     fn values(&self) -> Vec<Value> {
         Vec::new()
     }
-    fn bind_sqlite(&self, s: &mut rusqlite::Statement<'_>) -> rusqlite::Result<()> {
+    fn bind_sqlite(&self, s: &mut dyn SqliteBind) -> rusqlite::Result<()> {
         bind_sqlite(s, std::iter::empty())
     }
 }
@@ -264,7 +287,7 @@ macro_rules! array_params {
             fn values(&self) -> Vec<Value> {
                 self.iter().map(|p| p.to_value()).collect()
             }
-            fn bind_sqlite(&self, s: &mut rusqlite::Statement<'_>) -> rusqlite::Result<()> {
+            fn bind_sqlite(&self, s: &mut dyn SqliteBind) -> rusqlite::Result<()> {
                 bind_sqlite(s, self.iter().map(|p| p.to_ref()))
             }
         }
@@ -272,7 +295,7 @@ macro_rules! array_params {
             fn values(&self) -> Vec<Value> {
                 self.iter().map(|p| p.to_value()).collect()
             }
-            fn bind_sqlite(&self, s: &mut rusqlite::Statement<'_>) -> rusqlite::Result<()> {
+            fn bind_sqlite(&self, s: &mut dyn SqliteBind) -> rusqlite::Result<()> {
                 bind_sqlite(s, self.iter().map(|p| p.to_ref()))
             }
         }
@@ -283,7 +306,7 @@ impl Params for Vec<Value> {
     fn values(&self) -> Vec<Value> {
         self.clone()
     }
-    fn bind_sqlite(&self, s: &mut rusqlite::Statement<'_>) -> rusqlite::Result<()> {
+    fn bind_sqlite(&self, s: &mut dyn SqliteBind) -> rusqlite::Result<()> {
         bind_sqlite(s, self.iter().map(|p| p.to_ref()))
     }
 }
@@ -997,21 +1020,6 @@ pub fn translate(sql: &str) -> String {
     out
 }
 
-/// A write of static text on SQLite, through the statement the connection keeps for it
-/// instead of `rusqlite`'s cache (greenlight_walbuf's `kept` module: ~1,000 instructions less a
-/// statement). Its parameters are all bound each time ([`bind_sqlite`] checks their count).
-fn execute_kept<P: Params>(
-    c: &greenlight_walbuf::KeptConnection,
-    sql: &'static str,
-    p: P,
-) -> Result<()> {
-    c.with_static(sql, |s| {
-        p.bind_sqlite(s)?;
-        s.raw_execute()
-    })?;
-    Ok(())
-}
-
 /// A connection of either backend.
 pub enum Conn {
     /// Its statements of static text kept compiled ([`Conn::defer_row`], [`Conn::defer`]).
@@ -1054,7 +1062,9 @@ impl Conn {
     }
 
     /// [`Self::execute`] of static text: on SQLite through the statement the connection keeps
-    /// for it (see [`execute_kept`]), for the writes every send makes.
+    /// for it (`greenlight_walbuf::KeptConnection`: found by the text's address, not hashed
+    /// and compared as in `rusqlite`'s cache, ~1,000 instructions less a statement), for the
+    /// statements every send runs. [`Self::defer`] and [`Self::defer_row`] run this way.
     pub fn execute_static<P: Params>(&self, sql: &'static str, p: P) -> Result<usize> {
         match self {
             Conn::Sqlite(c) => Ok(c.with_static(sql, |s| {
@@ -1073,20 +1083,15 @@ impl Conn {
         f: F,
     ) -> Result<T> {
         match self {
-            Conn::Sqlite(c) => {
-                // `with_static` runs SQLite's errors; `f`'s are the store's, carried out
-                let mut out = None;
-                c.with_static(sql, |s| {
-                    p.bind_sqlite(s)?;
-                    let mut rows = s.raw_query();
-                    out = Some(match rows.next()? {
-                        Some(r) => f(&Row::Sqlite(r)),
-                        None => Err(Error::NoRows),
-                    });
-                    Ok(())
-                })?;
-                out.unwrap_or(Err(Error::NoRows))
-            }
+            // SQLite's errors end `with_static`; `f`'s (the store's) come out inside its `Ok`
+            Conn::Sqlite(c) => c.with_static(sql, |s| {
+                p.bind_sqlite(s)?;
+                let mut rows = s.raw_query();
+                Ok(match rows.next()? {
+                    Some(r) => f(&Row::Sqlite(r)),
+                    None => Err(Error::NoRows),
+                })
+            })?,
             Conn::Pg(_) => self.query_row(sql, p, f),
         }
     }
@@ -1098,7 +1103,7 @@ impl Conn {
     /// before a savepoint is released.
     pub fn defer<P: Params>(&self, sql: &'static str, p: P) -> Result<()> {
         match self {
-            Conn::Sqlite(c) => execute_kept(c, sql, p),
+            Conn::Sqlite(_) => self.execute_static(sql, p).map(drop),
             Conn::Pg(c) => {
                 let stmt = c.prepare(sql)?;
                 c.defer(stmt, p.values());
@@ -1120,7 +1125,7 @@ impl Conn {
     /// fails the transaction as any deferred write does.
     pub fn defer_row<P: Params>(&self, of: &'static RowStatement, p: P) -> Result<()> {
         match self {
-            Conn::Sqlite(c) => execute_kept(c, of.one, p),
+            Conn::Sqlite(_) => self.execute_static(of.one, p).map(drop),
             Conn::Pg(c) => c.defer_row(of, p.values()),
         }
     }
@@ -1194,7 +1199,7 @@ impl Stmt<'_> {
     pub fn execute<P: Params>(&mut self, p: P) -> Result<usize> {
         match self {
             Stmt::Sqlite(s) => {
-                p.bind_sqlite(s)?;
+                p.bind_sqlite(&mut **s)?;
                 Ok(s.raw_execute()?)
             }
             Stmt::Pg(c, s) => c.execute(s, &p.values()),
@@ -1208,7 +1213,7 @@ impl Stmt<'_> {
     ) -> Result<T> {
         match self {
             Stmt::Sqlite(s) => {
-                p.bind_sqlite(s)?;
+                p.bind_sqlite(&mut **s)?;
                 let mut rows = s.raw_query();
                 match rows.next()? {
                     Some(r) => f(&Row::Sqlite(r)),
@@ -1234,7 +1239,7 @@ impl Stmt<'_> {
         let mut out = Vec::new();
         match self {
             Stmt::Sqlite(s) => {
-                p.bind_sqlite(s)?;
+                p.bind_sqlite(&mut **s)?;
                 let mut rows = s.raw_query();
                 while let Some(r) = rows.next()? {
                     out.push(f(&Row::Sqlite(r)));
@@ -1257,7 +1262,7 @@ impl Stmt<'_> {
     ) -> Result<()> {
         match self {
             Stmt::Sqlite(s) => {
-                p.bind_sqlite(s)?;
+                p.bind_sqlite(&mut **s)?;
                 let mut rows = s.raw_query();
                 while let Some(r) = rows.next()? {
                     f(&Row::Sqlite(r))?;

@@ -1,4 +1,5 @@
-//! The writer's WAL in one `pwrite` per commit: a VFS over SQLite's own.
+//! The writer's WAL in one `pwrite` per commit: a VFS over SQLite's own. And a connection that
+//! keeps its statements of static text ([`KeptConnection`], module `kept`).
 //!
 //! SQLite appends a commit to the WAL frame by frame, and each frame in two calls: its 24-byte
 //! header, then its page. A batch of sends is ~40–200 frames, so ~80–400 `pwrite`s, and at the
@@ -34,11 +35,11 @@
 //!
 //! The store opens only its writer's connection through it; the others use the default VFS.
 //! This crate is the workspace's only `unsafe` code (the VFS is C's interface; and
-//! [`KeptConnection`], the writer's statements kept with their connection): every other crate
-//! forbids it.
+//! [`KeptConnection`]'s `Send`, for a connection that owns statements borrowing it): every
+//! other crate forbids it.
 
 mod kept;
-pub use kept::KeptConnection;
+pub use kept::{KeptConnection, KeptStatement};
 
 use rusqlite::ffi;
 use std::ffi::{c_char, c_int, c_void, CStr};
