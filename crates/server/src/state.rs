@@ -37,7 +37,7 @@ pub struct AppInner {
     pub store: Arc<dyn Store>,
     pub clock: Arc<SandboxClock>,
     /// Access-token hash → principal. Tokens are never kept in clear.
-    principals: Arc<RwLock<HashMap<String, Arc<Principal>>>>,
+    principals: Arc<RwLock<HashMap<[u8; 32], Arc<Principal>>>>,
     pub addr: SocketAddr,
     /// Wakes the scheduler (clock advanced, new work).
     pub due: Arc<Notify>,
@@ -97,21 +97,26 @@ impl AppState {
             .unwrap_or_else(|| format!("http://{}", self.addr))
     }
 
-    /// The principal of a token, from the cache or the store.
-    pub async fn principal(&self, token_hash: &str) -> Result<Option<Arc<Principal>>, StoreError> {
+    /// The principal of a token, from the cache (keyed by the token's SHA-256, never the token)
+    /// or the store (by the digest in hex, as tokens are stored).
+    pub async fn principal(&self, token: &str) -> Result<Option<Arc<Principal>>, StoreError> {
+        let digest = greenlight_store::ids::token_digest(token);
         if let Some(p) = self
             .principals
             .read()
             .ok()
-            .and_then(|m| m.get(token_hash).cloned())
+            .and_then(|m| m.get(&digest).cloned())
         {
             return Ok(Some(p));
         }
-        let p = self.store.principal_by_token_hash(token_hash).await?;
+        let p = self
+            .store
+            .principal_by_token_hash(&hex::encode(digest))
+            .await?;
         Ok(p.map(|p| {
             let p = Arc::new(p);
             if let Ok(mut m) = self.principals.write() {
-                m.insert(token_hash.to_string(), p.clone());
+                m.insert(digest, p.clone());
             }
             p
         }))

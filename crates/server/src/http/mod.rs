@@ -329,8 +329,7 @@ pub async fn tenant(
     let token = bearer(headers, uri).ok_or_else(|| {
         ApiError::invalid_token("No access token: send `Authorization: Bearer <access token>` (the token from tenant creation).")
     })?;
-    let hash = ids::token_hash(&token);
-    match state.principal(&hash).await? {
+    match state.principal(&token).await? {
         Some(p) => Ok(p),
         None => Err(ApiError::invalid_token(
             "The access token is not valid: it is unknown, revoked or malformed.",
