@@ -104,13 +104,12 @@ pub enum Recipient {
     UserId(String),
 }
 
-/// A template reference as sent (`template.name`, `template.language.code`, components).
+/// A template reference as sent (`template.name`, `template.language.code`); its components
+/// are the request's payload's ([`SendRequest::template_components`]), not a copy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TemplateRef {
     pub name: String,
     pub language: String,
-    /// The `components` array as sent (empty array when absent).
-    pub components: Value,
 }
 
 /// A validated outbound message.
@@ -131,6 +130,14 @@ pub struct SendRequest {
     pub template: Option<TemplateRef>,
 }
 
+impl SendRequest {
+    /// A template send's `components` array as sent (validated; an empty array when absent).
+    pub fn template_components(&self) -> &Value {
+        static NONE: Value = Value::Array(Vec::new());
+        self.payload.get("components").unwrap_or(&NONE)
+    }
+}
+
 /// `biz_opaque_callback_data` is echoed in status webhooks; Meta caps it at 512 characters.
 const BIZ_OPAQUE_MAX: usize = 512;
 
@@ -142,6 +149,25 @@ const SUPPORTED_TYPES: &str =
 ///
 /// A body with a `status` member is a mark-as-read request (§1.10); anything else is a send.
 pub fn parse_request(body: &Value, sender_cc: &str) -> Result<Request, ApiError> {
+    let mut request = parse_borrowed(body, sender_cc)?;
+    if let Request::Send(s) = &mut request {
+        s.payload = body[s.msg_type.as_str()].clone();
+    }
+    Ok(request)
+}
+
+/// [`parse_request`] of a body the caller is done with: the payload is moved out of it, not
+/// copied (for a template its components, the largest part of the body).
+pub fn parse_request_owned(body: Value, sender_cc: &str) -> Result<Request, ApiError> {
+    let mut request = parse_borrowed(&body, sender_cc)?;
+    if let (Request::Send(s), Value::Object(mut map)) = (&mut request, body) {
+        s.payload = map.remove(s.msg_type.as_str()).unwrap_or_default();
+    }
+    Ok(request)
+}
+
+/// The request without its payload (`Value::Null`), which the callers above take or copy.
+fn parse_borrowed(body: &Value, sender_cc: &str) -> Result<Request, ApiError> {
     let root = match body {
         Value::Object(map) => Obj { map, path: Path::ROOT },
         other => {
@@ -285,7 +311,8 @@ fn parse_send(root: &Obj<'_, '_>, sender_cc: &str) -> Result<SendRequest, ApiErr
         recipient,
         input,
         msg_type,
-        payload: payload.clone(),
+        // taken from the body or copied by the caller (`parse_request[_owned]`)
+        payload: Value::Null,
         context_message_id,
         biz_opaque_callback_data,
         media_ids,

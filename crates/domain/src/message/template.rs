@@ -34,18 +34,13 @@ pub(super) fn template(template: &Obj<'_, '_>) -> Result<TemplateRef, ApiError> 
     let code = language.str("code", code_hint)?;
     language.opt_str("policy")?;
 
-    let components = match template.get("components") {
-        None => Value::Array(Vec::new()),
-        Some(value) => {
-            check_components(&Arr::new(value, template.at("components"))?)?;
-            value.clone()
-        }
-    };
+    if let Some(value) = template.get("components") {
+        check_components(&Arr::new(value, template.at("components"))?)?;
+    }
 
     Ok(TemplateRef {
         name: name.to_string(),
         language: code.to_string(),
-        components,
     })
 }
 

@@ -9,8 +9,16 @@ use super::*;
 /// The sending business number is in the US.
 const CC: &str = "1";
 
+/// Every body of these tests goes through both entry points, which must agree.
 fn parse(body: &Value) -> Result<Request, ApiError> {
-    parse_request(body, CC)
+    let borrowed = parse_request(body, CC);
+    let owned = parse_request_owned(body.clone(), CC);
+    assert_eq!(
+        format!("{borrowed:?}"),
+        format!("{owned:?}"),
+        "parse_request and parse_request_owned disagree on {body}"
+    );
+    borrowed
 }
 
 fn send(body: Value) -> SendRequest {
@@ -1182,10 +1190,30 @@ fn template_valid_components_kept_as_sent() {
         "components": components.clone()
     })));
     assert_eq!(req.msg_type, MessageType::Template);
+    assert_eq!(req.template_components(), &components);
     let t = req.template.expect("template ref");
     assert_eq!(t.name, "order_confirmation");
     assert_eq!(t.language, "en_US");
-    assert_eq!(t.components, components);
+}
+
+#[test]
+fn the_payload_is_the_object_under_the_type_s_key_whichever_entry_point() {
+    let components = json!([{ "type": "body", "parameters": [{ "type": "text", "text": "A-1" }] }]);
+    let t = json!({ "name": "order", "language": { "code": "en_US" }, "components": components });
+    for req in [
+        send(template(t.clone())),
+        match parse_request_owned(template(t.clone()), CC) {
+            Ok(Request::Send(req)) => req,
+            other => panic!("expected a send, got {other:?}"),
+        },
+    ] {
+        assert_eq!(req.payload, t);
+        assert_eq!(req.template_components(), &components);
+    }
+    let text = send(
+        json!({ "messaging_product": "whatsapp", "to": "+16505551234", "text": { "body": "hi" } }),
+    );
+    assert_eq!(text.payload, json!({ "body": "hi" }));
 }
 
 #[test]
@@ -1193,7 +1221,7 @@ fn template_without_components_gets_an_empty_array() {
     let req = send(template(
         json!({ "name": "hello_world", "language": { "code": "en_US" } }),
     ));
-    assert_eq!(req.template.unwrap().components, json!([]));
+    assert_eq!(req.template_components(), &json!([]));
 }
 
 #[test]

@@ -217,7 +217,9 @@ async fn send(
         .ok_or_else(|| ApiError::unknown_object(&id))?
         .clone();
     let value = json_object(&body)?;
-    match message::parse_request(&value, phone::calling_code(&phone.digits))? {
+    // checked now (it hashes the body), reported after the body's own errors as before
+    let idempotency = idempotency_key(&headers, &phone.id, &value);
+    match message::parse_request_owned(value, phone::calling_code(&phone.digits))? {
         Request::MarkRead { message_id, .. } => {
             if state
                 .store
@@ -233,7 +235,7 @@ async fn send(
             }
         }
         Request::Send(request) => {
-            let idempotency = idempotency_key(&headers, &phone.id, &value)?;
+            let idempotency = idempotency?;
             let cmd = SendCommand {
                 phone,
                 request,

@@ -824,6 +824,7 @@ fn template_facts(
     mem: &mut Memory,
     waba_id: &str,
     t: &TemplateRef,
+    components: &Value,
 ) -> StoreResult<TemplateLookup> {
     let templates = &mut mem.config(conn)?.templates;
     let key = Triple(waba_id, &t.name, Some(&t.language));
@@ -857,7 +858,7 @@ fn template_facts(
         return Ok((None, None));
     };
     let rendered = tpl.def.as_ref().map(|def| {
-        greenlight_domain::template::render(def, &t.components).map(|r| {
+        greenlight_domain::template::render(def, components).map(|r| {
             let mut text = String::new();
             if let Some(h) = &r.header {
                 text.push_str(h);
@@ -1202,7 +1203,8 @@ pub(crate) fn evaluate(
     let window = customer.window;
     let (template, rendered) = match &cmd.request.template {
         Some(t) => {
-            let (facts, rendered) = template_facts(conn, mem, &phone.waba_id, t)?;
+            let components = cmd.request.template_components();
+            let (facts, rendered) = template_facts(conn, mem, &phone.waba_id, t, components)?;
             (Some(facts), rendered)
         }
         None => (None, None),
