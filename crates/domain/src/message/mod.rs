@@ -131,10 +131,14 @@ pub struct SendRequest {
 }
 
 impl SendRequest {
-    /// A template send's `components` array as sent (validated; an empty array when absent).
+    /// A template send's `components` array as sent (validated; an empty array when absent or
+    /// null, as the parser reads a null member).
     pub fn template_components(&self) -> &Value {
         static NONE: Value = Value::Array(Vec::new());
-        self.payload.get("components").unwrap_or(&NONE)
+        self.payload
+            .get("components")
+            .filter(|v| !v.is_null())
+            .unwrap_or(&NONE)
     }
 }
 

@@ -1222,6 +1222,10 @@ fn template_without_components_gets_an_empty_array() {
         json!({ "name": "hello_world", "language": { "code": "en_US" } }),
     ));
     assert_eq!(req.template_components(), &json!([]));
+    let req = send(template(
+        json!({ "name": "hello_world", "language": { "code": "en_US" }, "components": null }),
+    ));
+    assert_eq!(req.template_components(), &json!([]));
 }
 
 #[test]
