@@ -1062,9 +1062,9 @@ impl Conn {
     }
 
     /// [`Self::execute`] of static text: on SQLite through the statement the connection keeps
-    /// for it (`greenlight_walbuf::KeptConnection`: found by the text's address, not hashed
-    /// and compared as in `rusqlite`'s cache: ~400 instructions less a statement, ~4,000 a text), for the
-    /// statements every send runs. [`Self::defer`] and [`Self::defer_row`] run this way.
+    /// for it (`greenlight_walbuf::KeptConnection`: found by the text's address, not hashed and
+    /// compared as in `rusqlite`'s cache; ~400 instructions less a statement, ~4,000 a text),
+    /// for the statements every send runs. [`Self::defer`] and [`Self::defer_row`] run this way.
     pub fn execute_static<P: Params>(&self, sql: &'static str, p: P) -> Result<usize> {
         match self {
             Conn::Sqlite(c) => Ok(c.with_static(sql, |s| {
