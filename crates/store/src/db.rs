@@ -1020,6 +1020,18 @@ pub fn translate(sql: &str) -> String {
     out
 }
 
+/// `f` of a SQLite query's first row, or [`Error::NoRows`]. SQLite's errors are the outer
+/// ones, `f`'s the inner (so that `query_row_static` can carry them out of `with_static`).
+fn first_row<T, F: FnOnce(&Row<'_>) -> Result<T>>(
+    mut rows: rusqlite::Rows<'_>,
+    f: F,
+) -> rusqlite::Result<Result<T>> {
+    Ok(match rows.next()? {
+        Some(r) => f(&Row::Sqlite(r)),
+        None => Err(Error::NoRows),
+    })
+}
+
 /// A connection of either backend.
 pub enum Conn {
     /// Its statements of static text kept compiled ([`Conn::defer_row`], [`Conn::defer`]).
@@ -1086,11 +1098,7 @@ impl Conn {
             // SQLite's errors end `with_static`; `f`'s (the store's) come out inside its `Ok`
             Conn::Sqlite(c) => c.with_static(sql, |s| {
                 p.bind_sqlite(s)?;
-                let mut rows = s.raw_query();
-                Ok(match rows.next()? {
-                    Some(r) => f(&Row::Sqlite(r)),
-                    None => Err(Error::NoRows),
-                })
+                first_row(s.raw_query(), f)
             })?,
             Conn::Pg(_) => self.query_row(sql, p, f),
         }
@@ -1214,11 +1222,7 @@ impl Stmt<'_> {
         match self {
             Stmt::Sqlite(s) => {
                 p.bind_sqlite(&mut **s)?;
-                let mut rows = s.raw_query();
-                match rows.next()? {
-                    Some(r) => f(&Row::Sqlite(r)),
-                    None => Err(Error::NoRows),
-                }
+                first_row(s.raw_query(), f)?
             }
             Stmt::Pg(c, s) => {
                 let rows = c.query(s, &p.values())?;

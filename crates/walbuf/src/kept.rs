@@ -77,8 +77,9 @@ impl KeptConnection {
         })
     }
 
-    /// How many statements are kept (for tests).
-    pub fn kept(&self) -> usize {
+    /// How many statements are kept.
+    #[cfg(test)]
+    fn kept(&self) -> usize {
         self.0.with_dependent(|_, slots| slots.borrow().len())
     }
 }
@@ -124,6 +125,14 @@ mod tests {
 
     const INSERT: &str = "INSERT INTO t (x) VALUES (?1)";
 
+    /// How many times the kept statement of [`INSERT`] ran (SQLite's counter of that statement).
+    fn runs_of_insert(c: &KeptConnection) -> i32 {
+        c.with_static(INSERT, |s| {
+            Ok(s.0.get_status(rusqlite::StatementStatus::Run))
+        })
+        .unwrap()
+    }
+
     fn insert(c: &KeptConnection, x: i64) -> rusqlite::Result<usize> {
         c.with_static(INSERT, |s| {
             s.raw_bind_parameter(1, x)?;
@@ -140,11 +149,7 @@ mod tests {
         }
         assert_eq!(c.kept(), 1);
         // one statement ran all five (a statement compiled again would have run once)
-        let runs = c
-            .with_static(INSERT, |s| {
-                Ok(s.0.get_status(rusqlite::StatementStatus::Run))
-            })
-            .unwrap();
+        let runs = runs_of_insert(&c);
         assert_eq!(runs, 5);
         let sum: i64 = c
             .query_row("SELECT sum(x) FROM t", [], |r| r.get(0))
@@ -178,11 +183,7 @@ mod tests {
         insert(&c, 1).unwrap();
         assert!(insert(&c, 1).is_err(), "a duplicate is refused");
         assert_eq!(insert(&c, 2).unwrap(), 1, "and the statement runs again");
-        let runs = c
-            .with_static(INSERT, |s| {
-                Ok(s.0.get_status(rusqlite::StatementStatus::Run))
-            })
-            .unwrap();
+        let runs = runs_of_insert(&c);
         assert_eq!(runs, 3, "the same statement, kept through the error");
         assert!(c.with_static("SELEKT 1", |s| s.raw_execute()).is_err());
         assert_eq!(c.kept(), 1);
