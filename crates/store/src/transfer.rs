@@ -32,9 +32,12 @@ const SKIP: &[&str] = &[
     "pacing_buckets",
     "sqlite_sequence",
     "config_version",
-    "message_links",
     "message_heads",
 ];
+
+/// Columns of one backend only, never moved: SQLite's links of a message into its chains
+/// (rowids, built again after an import).
+const SKIP_COLUMNS: &[(&str, &str)] = &[("messages", "pair_prev"), ("messages", "number_prev")];
 
 fn io(e: impl std::fmt::Display) -> StoreError {
     StoreError::Internal(format!("dump: {e}"))
@@ -140,7 +143,7 @@ pub fn export(url: &str, out: &mut dyn Write) -> StoreResult<TransferStats> {
     for table in tables(&c)? {
         let cols: Vec<String> = columns(&c, &table)?
             .into_iter()
-            .filter(|c| c != "rowid")
+            .filter(|c| c != "rowid" && !SKIP_COLUMNS.contains(&(table.as_str(), c.as_str())))
             .collect();
         // insertion order, where the table keeps one
         let order = if c.is_pg() {

@@ -4,9 +4,13 @@
 //! An index ordered by number and customer puts every new message's entry somewhere in the
 //! middle of the tree: with thousands of threads, a batch of sends dirties a page per send,
 //! which the WAL and then the checkpoint write whole (docs/BENCHMARKS.md, fifteenth and
-//! seventeenth rounds). Instead each message gets a `message_links` row, appended in rowid
-//! order like the message itself: the rowid of the previous message of its thread
-//! (`pair_prev`) and of its number (`number_prev`). A chain's newest message, its head, is kept
+//! seventeenth rounds). Instead each message carries two links in its own row, written with it:
+//! the rowid of the previous message of its thread (`pair_prev`) and of its number
+//! (`number_prev`), 0 for none; null marks a message no link was written for (an older build's,
+//! or an import's), which the chains are built again for ([`ensure`]). Until the twenty-eighth
+//! round of docs/BENCHMARKS.md the links were rows of a table of their own, `message_links`,
+//! one more insert per message; a database that has it has its links moved into the messages'
+//! rows when it is opened. A chain's newest message, its head, is kept
 //! by the writer in memory and written to `message_heads` in bulk by a sweep: every
 //! [`SWEEP_EVERY`], the heads changed since the last sweep, sorted by key, [`SWEEP_CHUNK`] with
 //! each batch, so that a page of the table is written once for all the heads it holds. When a
@@ -75,6 +79,71 @@ impl Committed {
 }
 
 pub(crate) type Shared = Arc<Mutex<Committed>>;
+
+/// The links of a message of `(phone_id, wa_id)` about to be inserted by the writer that holds
+/// `chains` (none on PostgreSQL, which keeps no links, nor in a store test on a bare
+/// connection): the link to give [`linked`] once the row is in, and the row's columns
+/// `pair_prev` and `number_prev` (null without chains).
+pub(crate) fn link(
+    chains: Option<&Chains>,
+    conn: &Conn,
+    phone_id: &str,
+    wa_id: &str,
+) -> StoreResult<(Option<Link>, [Option<i64>; 2])> {
+    let Some(chains) = chains else {
+        return Ok((None, [None, None]));
+    };
+    let link = chains.link(conn, phone_id, wa_id)?;
+    let columns = [Some(link.pair_prev), Some(link.number_prev)];
+    Ok((Some(link), columns))
+}
+
+/// The message inserted with `link`'s columns, row `rowid`, heads its chains once the batch
+/// commits ([`Chains::linked`]). (An insert that did nothing, a duplicate's, is not linked.)
+pub(crate) fn linked(chains: Option<&mut Chains>, link: Option<Link>, rowid: i64) {
+    if let (Some(chains), Some(link)) = (chains, link) {
+        chains.linked(link, rowid);
+    }
+}
+
+/// `INSERT INTO messages (<columns>) VALUES (<values>)<rest>`, as a pair: PostgreSQL's, and
+/// SQLite's with the message's links (`pair_prev`, `number_prev`), whose placeholders are
+/// `<links>`, the statement's last two parameters ([`link`]).
+macro_rules! message_insert {
+    ($columns:literal, $values:literal, $links:literal, $rest:literal) => {
+        (
+            concat!(
+                "INSERT INTO messages (",
+                $columns,
+                ") VALUES (",
+                $values,
+                ")",
+                $rest
+            ),
+            concat!(
+                "INSERT INTO messages (",
+                $columns,
+                ", pair_prev, number_prev) VALUES (",
+                $values,
+                ", ",
+                $links,
+                ")",
+                $rest
+            ),
+        )
+    };
+}
+pub(crate) use message_insert;
+
+/// A message's links, for its row ([`Chains::link`]).
+pub(crate) struct Link {
+    pair: Key,
+    number: Key,
+    /// The thread's previous message (0: none).
+    pub(crate) pair_prev: i64,
+    /// The number's previous message (0: none).
+    pub(crate) number_prev: i64,
+}
 
 /// The writer's side: the current batch's links, and the sweep under way.
 pub(crate) struct Chains {
@@ -152,8 +221,9 @@ pub(crate) fn head(
 }
 
 /// `WITH RECURSIVE chain(r)`: the rowids of the chain whose head is the parameter `head`, newest
-/// first, following `prev` (`pair_prev` or `number_prev`). Each link points to an older
-/// message; the comparison makes a damaged link end the walk rather than loop.
+/// first, following `prev` (`pair_prev` or `number_prev`) through the messages' rows. Each link
+/// points to an older message (0: none); the comparison makes a damaged link end the walk
+/// rather than loop.
 macro_rules! chain_sql {
     ($prev:literal, $head:literal) => {
         concat!(
@@ -163,7 +233,9 @@ macro_rules! chain_sql {
             $head,
             " IS NOT NULL UNION ALL SELECT l.",
             $prev,
-            " FROM chain JOIN message_links l ON l.message = chain.r WHERE l.",
+            " FROM chain JOIN messages l ON l.rowid = chain.r WHERE l.",
+            $prev,
+            " > 0 AND l.",
             $prev,
             " < chain.r) "
         )
@@ -186,20 +258,25 @@ impl Chains {
         committed(&self.shared, conn, key, phone_id, wa_id)
     }
 
-    /// Links the message just inserted on `conn` (the last row it inserted) into its thread's
-    /// and its number's chains.
-    pub(crate) fn link(&mut self, conn: &Conn, phone_id: &str, wa_id: &str) -> StoreResult<()> {
-        let rowid = conn.last_insert_rowid();
+    /// The links of a message of `(phone_id, wa_id)` about to be inserted: the columns
+    /// `pair_prev` and `number_prev` of its row. Once the row is in, [`Self::linked`].
+    pub(crate) fn link(&self, conn: &Conn, phone_id: &str, wa_id: &str) -> StoreResult<Link> {
         let (pair, number) = (PairKey::of(phone_id, wa_id), PairKey::of(phone_id, ""));
-        let pair_prev = self.head(conn, &pair, phone_id, wa_id)?;
-        let number_prev = self.head(conn, &number, phone_id, "")?;
-        conn.execute_static(
-            "INSERT INTO message_links (message, pair_prev, number_prev) VALUES (?1, ?2, ?3)",
-            params![rowid, pair_prev, number_prev],
-        )?;
-        self.pending.push((pair, rowid));
-        self.pending.push((number, rowid));
-        Ok(())
+        let pair_prev = self.head(conn, &pair, phone_id, wa_id)?.unwrap_or(0);
+        let number_prev = self.head(conn, &number, phone_id, "")?.unwrap_or(0);
+        Ok(Link {
+            pair,
+            number,
+            pair_prev,
+            number_prev,
+        })
+    }
+
+    /// The message inserted with `link`'s columns, row `rowid`, heads its chains once the
+    /// batch commits. (An insert that did nothing, a duplicate's, is not linked.)
+    pub(crate) fn linked(&mut self, link: Link, rowid: i64) {
+        self.pending.push((link.pair, rowid));
+        self.pending.push((link.number, rowid));
     }
 
     /// How many links the batch holds: a job that rolls back truncates to what it found.
@@ -289,7 +366,7 @@ impl Chains {
     }
 
     /// The writer's chains over an open database: the heads of the messages after the
-    /// watermark, from their links.
+    /// watermark ([`ensure`] made sure they are linked).
     pub(crate) fn recover(c: &Connection) -> StoreResult<Self> {
         let upto: i64 = c
             .query_row(
@@ -306,8 +383,7 @@ impl Chains {
         let mut fresh = HashMap::new();
         let mut newest = upto;
         let mut stmt = c.prepare(
-            "SELECT l.message, m.phone_id, m.wa_id FROM message_links l \
-             JOIN messages m ON m.rowid = l.message WHERE l.message > ?1 ORDER BY l.message",
+            "SELECT rowid, phone_id, wa_id FROM messages WHERE rowid > ?1 ORDER BY rowid",
         )?;
         let mut rows = stmt.query([upto])?;
         while let Some(row) = rows.next()? {
@@ -317,7 +393,7 @@ impl Chains {
             fresh.insert(PairKey::of(&p, ""), r);
         }
         let newest = newest.max(c.query_row(
-            "SELECT COALESCE(MAX(message), 0) FROM message_links",
+            "SELECT COALESCE(MAX(rowid), 0) FROM messages",
             [],
             |r| r.get(0),
         )?);
@@ -359,11 +435,13 @@ impl Chains {
 
 /// Builds every chain from the messages (a database from before the chains, or one just
 /// imported, whose rowids are new), and drops the index they replace. To run inside a
-/// transaction.
-pub(crate) const REBUILD: &str = "DELETE FROM message_links; DELETE FROM message_heads; \
-     INSERT INTO message_links (message, pair_prev, number_prev) \
-       SELECT rowid, LAG(rowid) OVER (PARTITION BY phone_id, wa_id ORDER BY rowid), \
-              LAG(rowid) OVER (PARTITION BY phone_id ORDER BY rowid) FROM messages; \
+/// transaction. (It writes every message's row once.)
+pub(crate) const REBUILD: &str = "DELETE FROM message_heads; \
+     UPDATE messages SET pair_prev = x.p, number_prev = x.n FROM ( \
+       SELECT rowid AS r, \
+              COALESCE(LAG(rowid) OVER (PARTITION BY phone_id, wa_id ORDER BY rowid), 0) AS p, \
+              COALESCE(LAG(rowid) OVER (PARTITION BY phone_id ORDER BY rowid), 0) AS n \
+       FROM messages) AS x WHERE messages.rowid = x.r; \
      INSERT INTO message_heads (phone_id, wa_id, head) \
        SELECT phone_id, wa_id, MAX(rowid) FROM messages GROUP BY phone_id, wa_id; \
      INSERT INTO message_heads (phone_id, wa_id, head) \
@@ -374,15 +452,37 @@ pub(crate) const REBUILD: &str = "DELETE FROM message_links; DELETE FROM message
        ON CONFLICT (key) DO UPDATE SET value = excluded.value; \
      DROP INDEX IF EXISTS messages_thread;";
 
-/// [`REBUILD`] for a database whose chains are missing or incomplete: one with no watermark
-/// (older, or new), one with the index (an older build wrote to it since), or one whose newest
-/// message has no link (written by an older build, which knows nothing of links).
+/// Moves the links of a database whose builds kept them in a table of their own
+/// (`message_links`, a row per message) into the messages' rows, and drops the table. An older
+/// build that opens the database again makes the table again, finds its chains incomplete and
+/// builds them again; the links it writes there are moved at the next start of this build. To
+/// run inside a transaction.
+const MOVE_LINKS: &str = "UPDATE messages SET pair_prev = COALESCE(l.pair_prev, 0), \
+       number_prev = COALESCE(l.number_prev, 0) \
+     FROM message_links AS l WHERE l.message = messages.rowid; \
+     DROP TABLE message_links;";
+
+/// [`MOVE_LINKS`] for a database that has the links' table, then [`REBUILD`] for one whose
+/// chains are missing or incomplete: one with no watermark (older, or new), one with the index
+/// (an older build wrote to it since), or one whose newest message has no link (written by an
+/// older build that knows nothing of links, or by one that kept them in their table and wrote
+/// none there for it).
 pub(crate) fn ensure(c: &Connection) -> StoreResult<()> {
+    let in_table: bool = c.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'message_links')",
+        [],
+        |r| r.get(0),
+    )?;
+    if in_table {
+        c.execute_batch(&format!("BEGIN IMMEDIATE; {MOVE_LINKS} COMMIT;"))
+            .inspect_err(|_| {
+                let _ = c.execute_batch("ROLLBACK");
+            })?;
+    }
     let complete: bool = c.query_row(
         "SELECT EXISTS (SELECT 1 FROM meta WHERE key = 'chains_upto') \
            AND NOT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'messages_thread') \
-           AND (SELECT COALESCE(MAX(rowid), 0) FROM messages) \
-               <= (SELECT COALESCE(MAX(message), 0) FROM message_links)",
+           AND COALESCE((SELECT number_prev IS NOT NULL FROM messages ORDER BY rowid DESC LIMIT 1), 1)",
         [],
         |r| r.get(0),
     )?;
@@ -407,18 +507,32 @@ mod tests {
     async fn message(s: &SqlStore, id: &str, phone: &str, wa: &str, fail: bool) -> StoreResult<()> {
         let (id, phone, wa) = (id.to_string(), phone.to_string(), wa.to_string());
         s.write_mem(move |c, mem| {
-            c.execute(
-                "INSERT INTO messages (id, business_id, phone_id, wa_id, direction, type, content, status, created_at) \
-                 VALUES (?1, 'b1', ?2, ?3, 'out', 'text', '{}', 'sent', 1000)",
-                params![id, phone, wa],
-            )?;
-            mem.chains.as_mut().expect("SQLite's chains").link(c, &phone, &wa)?;
+            insert(c, mem, &id, &phone, &wa)?;
             if fail {
                 return Err(StoreError::Internal("the job fails".into()));
             }
             Ok(())
         })
         .await
+    }
+
+    /// Inserts an outbound message with its links, as the send path does.
+    fn insert(
+        c: &Conn,
+        mem: &mut crate::sqlite::Memory,
+        id: &str,
+        phone: &str,
+        wa: &str,
+    ) -> StoreResult<()> {
+        let chains = mem.chains.as_mut().expect("SQLite's chains");
+        let link = chains.link(c, phone, wa)?;
+        c.execute(
+            "INSERT INTO messages (id, business_id, phone_id, wa_id, direction, type, content, status, created_at, pair_prev, number_prev) \
+             VALUES (?1, 'b1', ?2, ?3, 'out', 'text', '{}', 'sent', 1000, ?4, ?5)",
+            params![id, phone, wa, link.pair_prev, link.number_prev],
+        )?;
+        chains.linked(link, c.last_insert_rowid());
+        Ok(())
     }
 
     /// A thread's message ids, oldest first, as the sandbox lists them.
@@ -646,7 +760,7 @@ mod tests {
             let old = Connection::open(&path).unwrap();
             old.execute_batch(SCHEMA).unwrap();
             old.execute_batch(
-                "DROP TABLE message_links; DROP TABLE message_heads; \
+                "DROP TABLE message_heads; \
                  CREATE INDEX messages_thread ON messages(phone_id, wa_id, created_at);",
             )
             .unwrap();
@@ -677,6 +791,75 @@ mod tests {
         assert_eq!(thread(&s, "p1", "w1").await, owned(&["m1", "m3", "m5"]));
         assert_eq!(number(&s, "p1").await, owned(&["m5", "m3", "m2", "m1"]));
         assert_eq!(thread_indexes(&s).await, 0);
+    }
+
+    /// A database whose links are rows of their own table (`message_links`, before the
+    /// twenty-eighth round) opens with them in its messages' rows and without the table; so
+    /// does the table an older build makes again and writes a message's links to.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn links_kept_in_their_own_table_move_into_the_messages() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db").to_string_lossy().to_string();
+        let older = |sql: &str| {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(sql).unwrap();
+        };
+        let s = SqlStore::open(&path, SqliteOptions::default()).unwrap();
+        for (id, p, w) in [("a1", "p1", "w1"), ("b1", "p1", "w2"), ("c1", "p2", "w1")] {
+            message(&s, id, p, w, false).await.unwrap();
+        }
+        sweep_at(&s, true, 512).await;
+        s.close();
+        drop(s);
+        // the earlier format: the links in their table, the messages without the columns;
+        // a1 (rowid 1) is a thread's and a number's first, b1 (2) follows it on p1
+        older(
+            "CREATE TABLE message_links (message INTEGER PRIMARY KEY, pair_prev INTEGER, number_prev INTEGER); \
+             INSERT INTO message_links SELECT rowid, NULLIF(pair_prev, 0), NULLIF(number_prev, 0) FROM messages; \
+             ALTER TABLE messages DROP COLUMN pair_prev; ALTER TABLE messages DROP COLUMN number_prev;",
+        );
+        let links = || {
+            let c = Connection::open(&path).unwrap();
+            let table: i64 = c
+                .query_row(
+                    "SELECT COUNT(*) FROM sqlite_master WHERE name = 'message_links'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            let rows = c
+                .prepare("SELECT id, pair_prev, number_prev FROM messages ORDER BY rowid")
+                .unwrap()
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .unwrap()
+                .collect::<Result<Vec<(String, Option<i64>, Option<i64>)>, _>>()
+                .unwrap();
+            (table, rows)
+        };
+        let s = SqlStore::open(&path, SqliteOptions::default()).unwrap();
+        let row = |id: &str, p: i64, n: i64| (id.to_string(), Some(p), Some(n));
+        assert_eq!(
+            links(),
+            (0, vec![row("a1", 0, 0), row("b1", 0, 1), row("c1", 0, 0)])
+        );
+        assert_eq!(thread(&s, "p1", "w1").await, owned(&["a1"]));
+        assert_eq!(number(&s, "p1").await, owned(&["b1", "a1"]));
+        message(&s, "a2", "p1", "w1", false).await.unwrap();
+        s.close();
+        drop(s);
+        // an older build again: its table back, a message with its links there only
+        older(
+            "CREATE TABLE message_links (message INTEGER PRIMARY KEY, pair_prev INTEGER, number_prev INTEGER); \
+             INSERT INTO messages (id, business_id, phone_id, wa_id, direction, type, content, status, created_at) \
+             VALUES ('a3', 'b1', 'p1', 'w1', 'out', 'text', '{}', 'sent', 1000); \
+             INSERT INTO message_links VALUES (5, 4, 4);",
+        );
+        let s = SqlStore::open(&path, SqliteOptions::default()).unwrap();
+        assert_eq!(links().0, 0);
+        assert_eq!(links().1[4], row("a3", 4, 4));
+        assert_eq!(thread(&s, "p1", "w1").await, owned(&["a1", "a2", "a3"]));
+        assert_eq!(number(&s, "p1").await, owned(&["a3", "a2", "b1", "a1"]));
+        assert_eq!(thread(&s, "p2", "w1").await, owned(&["c1"]));
     }
 
     /// `greenlight import` into SQLite builds the chains of the messages it wrote (the dump
@@ -712,12 +895,7 @@ mod tests {
         let several = |ids: &'static [(&'static str, &'static str)], fail: bool| {
             move |c: &Conn, mem: &mut crate::sqlite::Memory| -> StoreResult<()> {
                 for (id, wa) in ids {
-                    c.execute(
-                        "INSERT INTO messages (id, business_id, phone_id, wa_id, direction, type, content, status, created_at) \
-                         VALUES (?1, 'b1', 'p1', ?2, 'out', 'text', '{}', 'sent', 1000)",
-                        params![id, wa],
-                    )?;
-                    mem.chains.as_mut().unwrap().link(c, "p1", wa)?;
+                    insert(c, mem, id, "p1", wa)?;
                 }
                 if fail {
                     return Err(StoreError::Internal("the batch fails".into()));

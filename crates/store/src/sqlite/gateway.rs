@@ -2,6 +2,7 @@
 //! writer thread; the send path's decision reuses `ops::evaluate`, the inbound path reuses the
 //! window and keyword code of the sandbox's `inbound`.
 
+use super::chains;
 use super::ops::{self, apply_effects, audit, audit_note, evaluate, on_keywords, save_window};
 use super::read::{self, json_col, status_rank};
 use super::{internal, Facts, Memory, Route, SqliteStore};
@@ -126,18 +127,35 @@ fn ingest_messages(
                 .map(str::to_string),
             _ => content["caption"].as_str().map(str::to_string),
         };
-        let inserted = conn
-            .prepare_cached(
-                "INSERT INTO messages (id, business_id, phone_id, wa_id, direction, type, content, text, status, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, 'in', ?5, ?6, ?7, 'received', ?8) ON CONFLICT (id) DO NOTHING",
-            )?
-            .execute(params![id, b, phone.id, from, ty, json_col(m)?, text, at])?;
+        let (link, [pair_prev, number_prev]) =
+            chains::link(mem.chains.as_ref(), conn, &phone.id, from)?;
+        let row = params![
+            id,
+            b,
+            phone.id,
+            from,
+            ty,
+            json_col(m)?,
+            text,
+            at,
+            pair_prev,
+            number_prev
+        ];
+        let (pg, sqlite) = chains::message_insert!(
+            "id, business_id, phone_id, wa_id, direction, type, content, text, status, created_at",
+            "?1, ?2, ?3, ?4, 'in', ?5, ?6, ?7, 'received', ?8",
+            "?9, ?10",
+            " ON CONFLICT (id) DO NOTHING"
+        );
+        let inserted = if conn.is_pg() {
+            conn.prepare_cached(pg)?.execute(&row[..8])?
+        } else {
+            conn.execute_static(sqlite, row)?
+        };
         if inserted == 0 {
             continue; // Meta delivers at least once: a duplicate teaches nothing new
         }
-        if let Some(chains) = mem.chains.as_mut() {
-            chains.link(conn, &phone.id, from)?;
-        }
+        chains::linked(mem.chains.as_mut(), link, conn.last_insert_rowid());
         let referral = m.get("referral").is_some();
         let window = read::window(conn, &phone.id, from)?.after_inbound(at, referral);
         save_window(conn, &phone.id, from, &window)?;
@@ -712,15 +730,22 @@ impl GatewayStore for SqliteStore {
                 .map(str::to_string)
                 .unwrap_or_else(ids::wamid);
             let verdicts = serde_json::to_string(&Stored(&r.verdicts)).map_err(internal)?;
-            let inserted = c.prepare_cached(
-                "INSERT INTO messages (id, business_id, phone_id, wa_id, direction, type, content, text, category, pricing, biz_opaque, status, verdicts, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, 'out', ?5, ?6, ?7, ?8, ?9, ?10, 'accepted', ?11, ?12) ON CONFLICT (id) DO NOTHING",
-            )?
-            .execute(params![wamid, b, r.phone_id, r.wa_id, r.msg_type, json_col(&r.content)?, r.text, r.category, r.pricing, r.biz_opaque, verdicts, r.now])?;
+            let (link, [pair_prev, number_prev]) =
+                chains::link(mem.chains.as_ref(), c, &r.phone_id, &r.wa_id)?;
+            let row = params![wamid, b, r.phone_id, r.wa_id, r.msg_type, json_col(&r.content)?, r.text, r.category, r.pricing, r.biz_opaque, verdicts, r.now, pair_prev, number_prev];
+            let (pg, sqlite) = chains::message_insert!(
+                "id, business_id, phone_id, wa_id, direction, type, content, text, category, pricing, biz_opaque, status, verdicts, created_at",
+                "?1, ?2, ?3, ?4, 'out', ?5, ?6, ?7, ?8, ?9, ?10, 'accepted', ?11, ?12",
+                "?13, ?14",
+                " ON CONFLICT (id) DO NOTHING"
+            );
+            let inserted = if c.is_pg() {
+                c.prepare_cached(pg)?.execute(&row[..12])?
+            } else {
+                c.execute_static(sqlite, row)?
+            };
             if inserted > 0 {
-                if let Some(chains) = mem.chains.as_mut() {
-                    chains.link(c, &r.phone_id, &r.wa_id)?;
-                }
+                chains::linked(mem.chains.as_mut(), link, c.last_insert_rowid());
             }
             if let Some(w) = &r.window_after {
                 // An inbound message learned while Meta was asked is newer than the decision.

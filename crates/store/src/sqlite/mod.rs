@@ -388,11 +388,12 @@ fn message(e: crate::db::Error) -> String {
 }
 
 /// A database created before the messages had their `sent_at` and `delivered_at` columns
-/// (`schema.sql`) gets them, null: its messages' statuses stay the rows they are. Each column
-/// is looked for and added on its own, so an upgrade cut short between the two completes at
-/// the next start. Part of [`create_schema`].
-fn add_status_columns(c: &Connection) -> StoreResult<()> {
-    for column in ["sent_at", "delivered_at"] {
+/// (`schema.sql`) gets them, null: its messages' statuses stay the rows they are; and their
+/// links' columns `pair_prev` and `number_prev`, null until [`chains::ensure`] fills them.
+/// Each column is looked for and added on its own, so an upgrade cut short between two
+/// completes at the next start. Part of [`create_schema`].
+fn add_message_columns(c: &Connection) -> StoreResult<()> {
+    for column in ["sent_at", "delivered_at", "pair_prev", "number_prev"] {
         let has: bool = c.query_row(
             "SELECT COUNT(*) > 0 FROM pragma_table_info('messages') WHERE name = ?1",
             [column],
@@ -406,10 +407,11 @@ fn add_status_columns(c: &Connection) -> StoreResult<()> {
 }
 
 /// Creates what [`SCHEMA`] lists that the database lacks, and upgrades an older database
-/// ([`add_status_columns`]). Every opener runs it: the server and `greenlight import`.
+/// ([`add_message_columns`], [`chains::ensure`]). Every opener runs it: the server and
+/// `greenlight import`.
 pub(crate) fn create_schema(c: &Connection) -> StoreResult<()> {
     c.execute_batch(SCHEMA)?;
-    add_status_columns(c)?;
+    add_message_columns(c)?;
     chains::ensure(c)
 }
 

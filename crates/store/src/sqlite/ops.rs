@@ -142,6 +142,16 @@ static MESSAGE_OUT_ROW: RowStatement = RowStatement {
     types: &[Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx, I8, I8],
 };
 
+/// [`MESSAGE_OUT_ROW`] on SQLite, with the message's links ([`super::chains::link`]) as its
+/// last two parameters.
+const MESSAGE_OUT_LINKED: &str = super::chains::message_insert!(
+    "id, business_id, phone_id, wa_id, direction, type, content, text, category, pricing, conversation_id, biz_opaque, status, verdicts, created_at, sent_at",
+    "?1, ?2, ?3, ?4, 'out', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15",
+    "?16, ?17",
+    ""
+)
+.1;
+
 /// The task that moves sent messages to `delivered`: its subject is their wamids, in send
 /// order, separated by [`WAMIDS_SEP`], and it is due when the last of them is. Messages sent
 /// together share one task: one row, two index entries and one owner lookup instead of one each
@@ -1557,31 +1567,35 @@ fn send_tx(
     let status = if failed.is_some() { "failed" } else { "sent" };
     // `sent` is the message's column; `failed`, with its error, a status row
     let sent_at = failed.is_none().then_some(now);
-    conn.defer_row(
-        &MESSAGE_OUT_ROW,
-        params![
-            wamid,
-            scope.business_id,
-            phone.id,
-            ev.wa_id,
-            req.msg_type.as_str(),
-            content,
-            ev.rendered.clone().or_else(|| visible_text(req)),
-            d.pricing.category,
-            pricing_json,
-            conversation_id,
-            req.biz_opaque_callback_data,
-            status,
-            serde_json::to_string(&Stored(&d.verdicts)).map_err(internal)?,
-            now,
-            sent_at
-        ],
-    )?;
+    let (link, [pair_prev, number_prev]) =
+        super::chains::link(mem.chains.as_ref(), conn, &phone.id, &ev.wa_id)?;
+    let row = params![
+        wamid,
+        scope.business_id,
+        phone.id,
+        ev.wa_id,
+        req.msg_type.as_str(),
+        content,
+        ev.rendered.clone().or_else(|| visible_text(req)),
+        d.pricing.category,
+        pricing_json,
+        conversation_id,
+        req.biz_opaque_callback_data,
+        status,
+        serde_json::to_string(&Stored(&d.verdicts)).map_err(internal)?,
+        now,
+        sent_at,
+        pair_prev,
+        number_prev
+    ];
+    if conn.is_pg() {
+        conn.defer_row(&MESSAGE_OUT_ROW, &row[..15])?;
+    } else {
+        conn.execute_static(MESSAGE_OUT_LINKED, row)?;
+    }
     // SQLite: the message's row, for its delivery (0 on PostgreSQL, which keeps none)
     let rowid = conn.last_insert_rowid();
-    if let Some(chains) = mem.chains.as_mut() {
-        chains.link(conn, &phone.id, &ev.wa_id)?;
-    }
+    super::chains::linked(mem.chains.as_mut(), link, rowid);
 
     if let Some(e) = &failed {
         audit(
@@ -2488,14 +2502,21 @@ impl Store for SqliteStore {
                 "interactive" => content["button_reply"]["title"].as_str().or(content["list_reply"]["title"].as_str()).map(str::to_string),
                 _ => content["caption"].as_str().map(str::to_string),
             };
-            c.defer(
-                "INSERT INTO messages (id, business_id, phone_id, wa_id, direction, type, content, text, status, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, 'in', ?5, ?6, ?7, 'received', ?8)",
-                params![wamid, scope.business_id, phone.id, cmd.from, ty, json_col(&Value::Object(message.clone()))?, text, now],
-            )?;
-            if let Some(chains) = mem.chains.as_mut() {
-                chains.link(c, &phone.id, &cmd.from)?;
+            let (link, [pair_prev, number_prev]) =
+                super::chains::link(mem.chains.as_ref(), c, &phone.id, &cmd.from)?;
+            let row = params![wamid, scope.business_id, phone.id, cmd.from, ty, json_col(&Value::Object(message.clone()))?, text, now, pair_prev, number_prev];
+            let (pg, sqlite) = super::chains::message_insert!(
+                "id, business_id, phone_id, wa_id, direction, type, content, text, status, created_at",
+                "?1, ?2, ?3, ?4, 'in', ?5, ?6, ?7, 'received', ?8",
+                "?9, ?10",
+                ""
+            );
+            if c.is_pg() {
+                c.defer(pg, &row[..8])?;
+            } else {
+                c.execute_static(sqlite, row)?;
             }
+            super::chains::linked(mem.chains.as_mut(), link, c.last_insert_rowid());
             let value = webhook::inbound_value(
                 &metadata(&phone),
                 &webhook::Inbound {

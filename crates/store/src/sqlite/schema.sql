@@ -112,15 +112,14 @@ CREATE TABLE IF NOT EXISTS messages (
     verdicts        TEXT NOT NULL DEFAULT '[]',
     created_at      INTEGER NOT NULL,
     sent_at         INTEGER,                 -- the sandbox's `sent` status (see above)
-    delivered_at    INTEGER                  -- and its `delivered`
+    delivered_at    INTEGER,                 -- and its `delivered`
+    pair_prev       INTEGER,                 -- the thread's previous message (rowid; 0: none)
+    number_prev     INTEGER                  -- the number's previous message (rowid; 0: none)
 );
 -- A thread's messages and a number's are chains, not an index (sqlite/chains.rs): each
--- message's previous one in its thread (`pair_prev`) and in its number (`number_prev`), by rowid.
-CREATE TABLE IF NOT EXISTS message_links (
-    message     INTEGER PRIMARY KEY,         -- messages.rowid
-    pair_prev   INTEGER,
-    number_prev INTEGER
-);
+-- message's previous one in its thread (`pair_prev`) and in its number (`number_prev`), by
+-- rowid, in its own row (null: not linked yet; `SqlStore::open` adds the columns to an older
+-- database and moves the links of its table `message_links` into them).
 -- The newest message of each thread (`wa_id`) and of each number (`wa_id` ''), up to the
 -- message `meta.chains_upto`: those after it are found from their links.
 CREATE TABLE IF NOT EXISTS message_heads (
