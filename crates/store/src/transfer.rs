@@ -299,7 +299,7 @@ fn import_tx(c: &Conn, input: &mut dyn BufRead) -> StoreResult<TransferStats> {
     }
     if !c.is_pg() {
         // the messages have new rowids: their chains are built from them
-        c.execute_batch(crate::sqlite::chains::REBUILD)?;
+        crate::sqlite::chains::rebuild(c.sqlite().expect("SQLite"))?;
     }
     if c.is_pg() {
         // move every id sequence past the imported ids

@@ -15,7 +15,7 @@
 //! [`SWEEP_EVERY`], the heads changed since the last sweep, sorted by key, [`SWEEP_CHUNK`] with
 //! each batch, so that a page of the table is written once for all the heads it holds. When a
 //! sweep's last chunk commits, `meta.chains_upto` records the newest message the table covers;
-//! at start, the heads of the messages after it are found again from their links, so a crash
+//! at start, the heads of the messages after it are found again from their rows, so a crash
 //! loses nothing. The heads a finished sweep wrote stay in memory too, up to [`SWEPT_MAX`], as
 //! the table holds them: a thread's next message, which mostly comes after a sweep, finds its
 //! head there instead of reading the table. Readers take a head from the heads the writer
@@ -37,7 +37,7 @@ pub(crate) type Key = PairKey;
 
 /// Heads are swept to `message_heads` this often (when some changed). A thread's head changes
 /// with each of its messages and is written once a sweep: the longer the period, the more of a
-/// conversation's messages share one write, and the more messages' links a start reads again
+/// conversation's messages share one write, and the more messages a start reads again
 /// (docs/BENCHMARKS.md, twenty-second round: at 1 s, the benchmark's full rate wrote a head for
 /// about every send).
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
@@ -434,14 +434,15 @@ impl Chains {
 }
 
 /// Builds every chain from the messages (a database from before the chains, or one just
-/// imported, whose rowids are new), and drops the index they replace. To run inside a
-/// transaction. (It writes every message's row once.)
-pub(crate) const REBUILD: &str = "DELETE FROM message_heads; \
-     UPDATE messages SET pair_prev = x.p, number_prev = x.n FROM ( \
-       SELECT rowid AS r, \
-              COALESCE(LAG(rowid) OVER (PARTITION BY phone_id, wa_id ORDER BY rowid), 0) AS p, \
-              COALESCE(LAG(rowid) OVER (PARTITION BY phone_id ORDER BY rowid), 0) AS n \
-       FROM messages) AS x WHERE messages.rowid = x.r; \
+/// imported, whose rowids are new): their links into a table of their own, `message_links`
+/// (which [`move_links`] then moves into the messages' rows), their heads and the watermark;
+/// and drops the index they replace. To run inside a transaction.
+const BUILD: &str = "DROP TABLE IF EXISTS message_links; \
+     CREATE TABLE message_links (message INTEGER PRIMARY KEY, pair_prev INTEGER, number_prev INTEGER); \
+     INSERT INTO message_links (message, pair_prev, number_prev) \
+       SELECT rowid, LAG(rowid) OVER (PARTITION BY phone_id, wa_id ORDER BY rowid), \
+              LAG(rowid) OVER (PARTITION BY phone_id ORDER BY rowid) FROM messages; \
+     DELETE FROM message_heads; \
      INSERT INTO message_heads (phone_id, wa_id, head) \
        SELECT phone_id, wa_id, MAX(rowid) FROM messages GROUP BY phone_id, wa_id; \
      INSERT INTO message_heads (phone_id, wa_id, head) \
@@ -452,48 +453,95 @@ pub(crate) const REBUILD: &str = "DELETE FROM message_heads; \
        ON CONFLICT (key) DO UPDATE SET value = excluded.value; \
      DROP INDEX IF EXISTS messages_thread;";
 
-/// Moves the links of a database whose builds kept them in a table of their own
-/// (`message_links`, a row per message) into the messages' rows, and drops the table. An older
-/// build that opens the database again makes the table again, finds its chains incomplete and
-/// builds them again; the links it writes there are moved at the next start of this build. To
-/// run inside a transaction.
-const MOVE_LINKS: &str = "UPDATE messages SET pair_prev = COALESCE(l.pair_prev, 0), \
-       number_prev = COALESCE(l.number_prev, 0) \
-     FROM message_links AS l WHERE l.message = messages.rowid; \
-     DROP TABLE message_links;";
+/// Messages whose links one statement of [`move_links`] moves (by rowid).
+const MOVE_CHUNK: i64 = 20_000;
 
-/// [`MOVE_LINKS`] for a database that has the links' table, then [`REBUILD`] for one whose
-/// chains are missing or incomplete: one with no watermark (older, or new), one with the index
-/// (an older build wrote to it since), or one whose newest message has no link (written by an
-/// older build that knows nothing of links, or by one that kept them in their table and wrote
-/// none there for it).
-pub(crate) fn ensure(c: &Connection) -> StoreResult<()> {
-    let in_table: bool = c.query_row(
-        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'message_links')",
+/// Moves the links of the table `message_links` into the messages' rows (null ones as 0),
+/// [`MOVE_CHUNK`] messages a statement, and drops the table. Its links are [`BUILD`]'s, or
+/// those of a database whose builds kept them there (before the twenty-eighth round of
+/// docs/BENCHMARKS.md), or of an older build that opened the database again (it makes the
+/// table again, finds its chains incomplete and builds them there). With `own`, each statement
+/// is a transaction of its own: the writer's connection does not spill (`greenlight_walbuf`),
+/// so one transaction would hold every page of a million messages' rows in memory until its
+/// `COMMIT`; moving the same links again is harmless, so a start cut short moves them again.
+/// Without, it runs inside the caller's transaction.
+fn move_links(c: &Connection, own: bool) -> StoreResult<()> {
+    let in_one = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> StoreResult<()> {
+        if own {
+            c.execute_batch("BEGIN IMMEDIATE")?;
+        }
+        let done = c.execute(sql, p).map(drop);
+        if own {
+            match &done {
+                Ok(()) => c.execute_batch("COMMIT")?,
+                Err(_) => {
+                    let _ = c.execute_batch("ROLLBACK");
+                }
+            }
+        }
+        Ok(done?)
+    };
+    let (first, last): (i64, i64) = c.query_row(
+        "SELECT COALESCE(MIN(message), 1), COALESCE(MAX(message), 0) FROM message_links",
         [],
-        |r| r.get(0),
+        |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
-    if in_table {
-        c.execute_batch(&format!("BEGIN IMMEDIATE; {MOVE_LINKS} COMMIT;"))
-            .inspect_err(|_| {
-                let _ = c.execute_batch("ROLLBACK");
-            })?;
+    let mut after = first - 1;
+    while after < last {
+        let upto = after.saturating_add(MOVE_CHUNK);
+        in_one(
+            "UPDATE messages SET pair_prev = COALESCE(l.pair_prev, 0), \
+               number_prev = COALESCE(l.number_prev, 0) \
+             FROM message_links AS l \
+             WHERE l.message > ?1 AND l.message <= ?2 AND messages.rowid = l.message",
+            rusqlite::params![after, upto],
+        )?;
+        after = upto;
+    }
+    in_one("DROP TABLE message_links", &[])
+}
+
+/// Builds every chain from the messages ([`BUILD`], then [`move_links`]), inside the caller's
+/// transaction: after `greenlight import` into SQLite, and in tests that write messages
+/// without the writer.
+pub(crate) fn rebuild(c: &Connection) -> StoreResult<()> {
+    c.execute_batch(BUILD)?;
+    move_links(c, false)
+}
+
+/// At every start: [`move_links`] for a database that has the links' table, then the chains
+/// built again ([`BUILD`], then [`move_links`]) for one whose chains are missing or incomplete:
+/// one with no watermark (older, or new), one with the index (an older build wrote to it
+/// since), or one with a message after the watermark whose links are null (an older build,
+/// which knows nothing of links, wrote it; every message before the watermark was linked when
+/// the watermark passed it).
+pub(crate) fn ensure(c: &Connection) -> StoreResult<()> {
+    let in_table = |c: &Connection| -> StoreResult<bool> {
+        Ok(c.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'message_links')",
+            [],
+            |r| r.get(0),
+        )?)
+    };
+    if in_table(c)? {
+        move_links(c, true)?;
     }
     let complete: bool = c.query_row(
         "SELECT EXISTS (SELECT 1 FROM meta WHERE key = 'chains_upto') \
            AND NOT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'messages_thread') \
-           AND COALESCE((SELECT number_prev IS NOT NULL FROM messages ORDER BY rowid DESC LIMIT 1), 1)",
+           AND NOT EXISTS (SELECT 1 FROM messages WHERE number_prev IS NULL AND rowid > \
+               (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'chains_upto'))",
         [],
         |r| r.get(0),
     )?;
     if complete {
         return Ok(());
     }
-    c.execute_batch(&format!("BEGIN IMMEDIATE; {REBUILD} COMMIT;"))
+    c.execute_batch(&format!("BEGIN IMMEDIATE; {BUILD} COMMIT;"))
         .inspect_err(|_| {
             let _ = c.execute_batch("ROLLBACK");
         })?;
-    Ok(())
+    move_links(c, true)
 }
 
 #[cfg(test)]
@@ -669,7 +717,7 @@ mod tests {
         s.close();
         drop(s);
 
-        // a restart: a2's heads were only in memory, and are found again from its link
+        // a restart: a2's heads were only in memory, and are found again from its row
         let s = SqlStore::open(&path, SqliteOptions::default()).unwrap();
         assert_eq!(thread(&s, p1, w1).await, owned(&["a1", "a2"]));
         assert_eq!(number(&s, p1).await, owned(&["a2", "b1", "a1"]));
@@ -786,7 +834,7 @@ mod tests {
         message(&s, "m5", "p1", "w1", false).await.unwrap();
         s.close();
         drop(s);
-        // built once: the second start finds m5 from its link, as any start does
+        // built once: the second start finds m5 from its row, as any start does
         let s = SqlStore::open(&path, SqliteOptions::default()).unwrap();
         assert_eq!(thread(&s, "p1", "w1").await, owned(&["m1", "m3", "m5"]));
         assert_eq!(number(&s, "p1").await, owned(&["m5", "m3", "m2", "m1"]));
@@ -860,6 +908,83 @@ mod tests {
         assert_eq!(thread(&s, "p1", "w1").await, owned(&["a1", "a2", "a3"]));
         assert_eq!(number(&s, "p1").await, owned(&["a3", "a2", "b1", "a1"]));
         assert_eq!(thread(&s, "p2", "w1").await, owned(&["c1"]));
+    }
+
+    /// Links moved in several transactions (more messages than one moves): every message's
+    /// columns are set, and a chain that crosses them reads whole.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_messages_links_move_in_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db").to_string_lossy().to_string();
+        let n = 2 * MOVE_CHUNK + 5;
+        {
+            // the earlier format: every message of number p1, alternately of w1 and w2
+            let old = Connection::open(&path).unwrap();
+            old.execute_batch(SCHEMA).unwrap();
+            old.execute_batch(
+                "ALTER TABLE messages DROP COLUMN pair_prev; ALTER TABLE messages DROP COLUMN number_prev; \
+                 CREATE TABLE message_links (message INTEGER PRIMARY KEY, pair_prev INTEGER, number_prev INTEGER);",
+            )
+            .unwrap();
+            old.execute(
+                "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < ?1) \
+                 INSERT INTO messages (rowid, id, business_id, phone_id, wa_id, direction, type, content, status, created_at) \
+                 SELECT i, 'm' || i, 'b1', 'p1', 'w' || (1 + i % 2), 'out', 'text', '{}', 'sent', 1000 FROM k",
+                [n],
+            )
+            .unwrap();
+            old.execute_batch(
+                "INSERT INTO message_links SELECT rowid, \
+                   LAG(rowid) OVER (PARTITION BY phone_id, wa_id ORDER BY rowid), \
+                   LAG(rowid) OVER (PARTITION BY phone_id ORDER BY rowid) FROM messages; \
+                 INSERT INTO meta (key, value) VALUES ('chains_upto', '0') \
+                   ON CONFLICT (key) DO UPDATE SET value = excluded.value;",
+            )
+            .unwrap();
+        }
+        let s = SqlStore::open(&path, SqliteOptions::default()).unwrap();
+        let unlinked: i64 = Connection::open(&path)
+            .unwrap()
+            .query_row(
+                "SELECT COUNT(*) FROM messages WHERE pair_prev IS NULL OR number_prev IS NULL",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(unlinked, 0);
+        let all = number(&s, "p1").await;
+        assert_eq!(all.len() as i64, n);
+        assert_eq!(
+            (all[0].as_str(), all[all.len() - 1].as_str()),
+            (format!("m{n}").as_str(), "m1")
+        );
+        let w2 = thread(&s, "p1", "w2").await;
+        assert_eq!(w2.len() as i64, (n + 1) / 2);
+    }
+
+    /// A message without links after the watermark, followed by a linked one (which skips it),
+    /// does not cut its chains: the start builds them again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unlinked_message_before_linked_ones_gets_its_chains_built() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db").to_string_lossy().to_string();
+        let s = SqlStore::open(&path, SqliteOptions::default()).unwrap();
+        message(&s, "a1", "p1", "w1", false).await.unwrap();
+        s.close();
+        drop(s);
+        // a2 without links, then a3 linked to a1 (rowid 1), the head a writer knew
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "INSERT INTO messages (id, business_id, phone_id, wa_id, direction, type, content, status, created_at) \
+                 VALUES ('a2', 'b1', 'p1', 'w1', 'out', 'text', '{}', 'sent', 1000); \
+                 INSERT INTO messages (id, business_id, phone_id, wa_id, direction, type, content, status, created_at, pair_prev, number_prev) \
+                 VALUES ('a3', 'b1', 'p1', 'w1', 'out', 'text', '{}', 'sent', 1000, 1, 1)",
+            )
+            .unwrap();
+        let s = SqlStore::open(&path, SqliteOptions::default()).unwrap();
+        assert_eq!(thread(&s, "p1", "w1").await, owned(&["a1", "a2", "a3"]));
+        assert_eq!(number(&s, "p1").await, owned(&["a3", "a2", "a1"]));
     }
 
     /// `greenlight import` into SQLite builds the chains of the messages it wrote (the dump

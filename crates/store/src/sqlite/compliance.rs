@@ -1736,7 +1736,7 @@ mod tests {
         // another number's
         message("g", "p2", Some(hour - 5 * H), Some(hour - 2 * H));
         // rows inserted here, not by the writer: their chains are built from them
-        c.execute_batch(chains::REBUILD).unwrap();
+        chains::rebuild(c.sqlite().unwrap()).unwrap();
         let mut got = delivered_by_number(&c, None, "p1", hour - 3 * H).unwrap();
         got.sort();
         assert_eq!(got, vec![(hour - 2 * H, 2), (hour - H, 1)]);
@@ -1813,7 +1813,7 @@ mod tests {
             status: "APPROVED".into(),
             quality_score: "UNKNOWN".into(),
         };
-        c.execute_batch(chains::REBUILD).unwrap();
+        chains::rebuild(c.sqlite().unwrap()).unwrap();
         let mut got = delivered_by_template(&c, None, &t, hour - 3 * H).unwrap();
         got.sort();
         assert_eq!(got, vec![(hour - 2 * H, 2), (hour - H, 1)]);

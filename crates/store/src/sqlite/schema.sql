@@ -118,10 +118,10 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 -- A thread's messages and a number's are chains, not an index (sqlite/chains.rs): each
 -- message's previous one in its thread (`pair_prev`) and in its number (`number_prev`), by
--- rowid, in its own row (null: not linked yet; `SqlStore::open` adds the columns to an older
+-- rowid, in its own row (null: not linked; `SqlStore::open` adds the columns to an older
 -- database and moves the links of its table `message_links` into them).
 -- The newest message of each thread (`wa_id`) and of each number (`wa_id` ''), up to the
--- message `meta.chains_upto`: those after it are found from their links.
+-- message `meta.chains_upto`: those after it are found from their rows.
 CREATE TABLE IF NOT EXISTS message_heads (
     phone_id TEXT NOT NULL,
     wa_id    TEXT NOT NULL,
