@@ -135,6 +135,20 @@ macro_rules! message_insert {
 }
 pub(crate) use message_insert;
 
+/// Runs a pair of [`message_insert!`] with `row`, whose last two values are the links: on
+/// PostgreSQL its first statement without them, on SQLite its second. The rows it inserted.
+pub(crate) fn insert_message(
+    conn: &Conn,
+    (pg, sqlite): (&'static str, &'static str),
+    row: &[&dyn crate::db::ToSql],
+) -> db::Result<usize> {
+    if conn.is_pg() {
+        conn.prepare_cached(pg)?.execute(&row[..row.len() - 2])
+    } else {
+        conn.execute_static(sqlite, row)
+    }
+}
+
 /// A message's links, for its row ([`Chains::link`]).
 pub(crate) struct Link {
     pair: Key,
@@ -467,19 +481,12 @@ const MOVE_CHUNK: i64 = 20_000;
 /// Without, it runs inside the caller's transaction.
 fn move_links(c: &Connection, own: bool) -> StoreResult<()> {
     let in_one = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> StoreResult<()> {
+        let run = |c: &Connection| Ok(c.execute(sql, p).map(drop)?);
         if own {
-            c.execute_batch("BEGIN IMMEDIATE")?;
+            transaction(c, run)
+        } else {
+            run(c)
         }
-        let done = c.execute(sql, p).map(drop);
-        if own {
-            match &done {
-                Ok(()) => c.execute_batch("COMMIT")?,
-                Err(_) => {
-                    let _ = c.execute_batch("ROLLBACK");
-                }
-            }
-        }
-        Ok(done?)
     };
     let (first, last): (i64, i64) = c.query_row(
         "SELECT COALESCE(MIN(message), 1), COALESCE(MAX(message), 0) FROM message_links",
@@ -501,6 +508,18 @@ fn move_links(c: &Connection, own: bool) -> StoreResult<()> {
     in_one("DROP TABLE message_links", &[])
 }
 
+/// Runs `f` on `c` in a transaction of its own: committed if it succeeds, rolled back if not.
+fn transaction(c: &Connection, f: impl FnOnce(&Connection) -> StoreResult<()>) -> StoreResult<()> {
+    c.execute_batch("BEGIN IMMEDIATE")?;
+    match f(c) {
+        Ok(()) => Ok(c.execute_batch("COMMIT")?),
+        Err(e) => {
+            let _ = c.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
 /// Builds every chain from the messages ([`BUILD`], then [`move_links`]), inside the caller's
 /// transaction: after `greenlight import` into SQLite, and in tests that write messages
 /// without the writer.
@@ -516,14 +535,12 @@ pub(crate) fn rebuild(c: &Connection) -> StoreResult<()> {
 /// which knows nothing of links, wrote it; every message before the watermark was linked when
 /// the watermark passed it).
 pub(crate) fn ensure(c: &Connection) -> StoreResult<()> {
-    let in_table = |c: &Connection| -> StoreResult<bool> {
-        Ok(c.query_row(
-            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'message_links')",
-            [],
-            |r| r.get(0),
-        )?)
-    };
-    if in_table(c)? {
+    let in_table: bool = c.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'message_links')",
+        [],
+        |r| r.get(0),
+    )?;
+    if in_table {
         move_links(c, true)?;
     }
     let complete: bool = c.query_row(
@@ -537,10 +554,7 @@ pub(crate) fn ensure(c: &Connection) -> StoreResult<()> {
     if complete {
         return Ok(());
     }
-    c.execute_batch(&format!("BEGIN IMMEDIATE; {BUILD} COMMIT;"))
-        .inspect_err(|_| {
-            let _ = c.execute_batch("ROLLBACK");
-        })?;
+    transaction(c, |c| Ok(c.execute_batch(BUILD)?))?;
     move_links(c, true)
 }
 
@@ -562,6 +576,19 @@ mod tests {
             Ok(())
         })
         .await
+    }
+
+    /// A database path in a new temporary directory (kept while the directory lives).
+    fn temp_db() -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db").to_string_lossy().to_string();
+        (dir, path)
+    }
+
+    /// Runs `sql` on the database at `path` through a connection of its own, as another build
+    /// (or a hand) would.
+    fn raw(path: &str, sql: &str) {
+        Connection::open(path).unwrap().execute_batch(sql).unwrap();
     }
 
     /// Inserts an outbound message with its links, as the send path does.
@@ -669,8 +696,7 @@ mod tests {
     /// `ids`: two numbers, a third never written to, and two customers.
     async fn chains_hold_every_message(ids: [&str; 5]) {
         let [p1, p2, p3, w1, w2] = ids;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db").to_string_lossy().to_string();
+        let (_dir, path) = temp_db();
         let s = SqlStore::open(&path, SqliteOptions::default()).unwrap();
         sweep_at(&s, false, 1).await;
         // a new database: chains from the start, nothing swept
@@ -750,8 +776,7 @@ mod tests {
     /// bound drops the kept heads, which are then the table's again.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn heads_of_a_finished_sweep_stay_in_memory_within_the_bound() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db").to_string_lossy().to_string();
+        let (_dir, path) = temp_db();
         let s = SqlStore::open(&path, SqliteOptions::default()).unwrap();
         let forget_table = || async {
             s.write(|c| Ok(c.execute("DELETE FROM message_heads", params![])?))
@@ -802,8 +827,7 @@ mod tests {
     /// they replace.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_older_database_gets_its_chains_and_loses_the_thread_index() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db").to_string_lossy().to_string();
+        let (_dir, path) = temp_db();
         {
             let old = Connection::open(&path).unwrap();
             old.execute_batch(SCHEMA).unwrap();
@@ -846,12 +870,7 @@ mod tests {
     /// does the table an older build makes again and writes a message's links to.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn links_kept_in_their_own_table_move_into_the_messages() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db").to_string_lossy().to_string();
-        let older = |sql: &str| {
-            let c = Connection::open(&path).unwrap();
-            c.execute_batch(sql).unwrap();
-        };
+        let (_dir, path) = temp_db();
         let s = SqlStore::open(&path, SqliteOptions::default()).unwrap();
         for (id, p, w) in [("a1", "p1", "w1"), ("b1", "p1", "w2"), ("c1", "p2", "w1")] {
             message(&s, id, p, w, false).await.unwrap();
@@ -861,7 +880,8 @@ mod tests {
         drop(s);
         // the earlier format: the links in their table, the messages without the columns;
         // a1 (rowid 1) is a thread's and a number's first, b1 (2) follows it on p1
-        older(
+        raw(
+            &path,
             "CREATE TABLE message_links (message INTEGER PRIMARY KEY, pair_prev INTEGER, number_prev INTEGER); \
              INSERT INTO message_links SELECT rowid, NULLIF(pair_prev, 0), NULLIF(number_prev, 0) FROM messages; \
              ALTER TABLE messages DROP COLUMN pair_prev; ALTER TABLE messages DROP COLUMN number_prev;",
@@ -896,7 +916,8 @@ mod tests {
         s.close();
         drop(s);
         // an older build again: its table back, a message with its links there only
-        older(
+        raw(
+            &path,
             "CREATE TABLE message_links (message INTEGER PRIMARY KEY, pair_prev INTEGER, number_prev INTEGER); \
              INSERT INTO messages (id, business_id, phone_id, wa_id, direction, type, content, status, created_at) \
              VALUES ('a3', 'b1', 'p1', 'w1', 'out', 'text', '{}', 'sent', 1000); \
@@ -914,8 +935,7 @@ mod tests {
     /// columns are set, and a chain that crosses them reads whole.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn many_messages_links_move_in_chunks() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db").to_string_lossy().to_string();
+        let (_dir, path) = temp_db();
         let n = 2 * MOVE_CHUNK + 5;
         {
             // the earlier format: every message of number p1, alternately of w1 and w2
@@ -966,22 +986,19 @@ mod tests {
     /// does not cut its chains: the start builds them again.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_unlinked_message_before_linked_ones_gets_its_chains_built() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db").to_string_lossy().to_string();
+        let (_dir, path) = temp_db();
         let s = SqlStore::open(&path, SqliteOptions::default()).unwrap();
         message(&s, "a1", "p1", "w1", false).await.unwrap();
         s.close();
         drop(s);
         // a2 without links, then a3 linked to a1 (rowid 1), the head a writer knew
-        Connection::open(&path)
-            .unwrap()
-            .execute_batch(
-                "INSERT INTO messages (id, business_id, phone_id, wa_id, direction, type, content, status, created_at) \
-                 VALUES ('a2', 'b1', 'p1', 'w1', 'out', 'text', '{}', 'sent', 1000); \
-                 INSERT INTO messages (id, business_id, phone_id, wa_id, direction, type, content, status, created_at, pair_prev, number_prev) \
-                 VALUES ('a3', 'b1', 'p1', 'w1', 'out', 'text', '{}', 'sent', 1000, 1, 1)",
-            )
-            .unwrap();
+        raw(
+            &path,
+            "INSERT INTO messages (id, business_id, phone_id, wa_id, direction, type, content, status, created_at) \
+             VALUES ('a2', 'b1', 'p1', 'w1', 'out', 'text', '{}', 'sent', 1000); \
+             INSERT INTO messages (id, business_id, phone_id, wa_id, direction, type, content, status, created_at, pair_prev, number_prev) \
+             VALUES ('a3', 'b1', 'p1', 'w1', 'out', 'text', '{}', 'sent', 1000, 1, 1)",
+        );
         let s = SqlStore::open(&path, SqliteOptions::default()).unwrap();
         assert_eq!(thread(&s, "p1", "w1").await, owned(&["a1", "a2", "a3"]));
         assert_eq!(number(&s, "p1").await, owned(&["a3", "a2", "a1"]));
@@ -1014,8 +1031,7 @@ mod tests {
     /// that fails after linking rolls its whole batch back, links included.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_batch_links_its_own_messages_and_a_failed_batch_none() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db").to_string_lossy().to_string();
+        let (_dir, path) = temp_db();
         let s = SqlStore::open(&path, SqliteOptions::default()).unwrap();
         let several = |ids: &'static [(&'static str, &'static str)], fail: bool| {
             move |c: &Conn, mem: &mut crate::sqlite::Memory| -> StoreResult<()> {
@@ -1047,8 +1063,7 @@ mod tests {
     /// reads every link after the old watermark, and the chains are whole.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_restart_in_the_middle_of_a_sweep_loses_no_head() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db").to_string_lossy().to_string();
+        let (_dir, path) = temp_db();
         let s = SqlStore::open(&path, SqliteOptions::default()).unwrap();
         sweep_at(&s, false, 1).await;
         for (id, p, w) in [("a1", "p1", "w1"), ("b1", "p1", "w2"), ("c1", "p2", "w1")] {
@@ -1077,18 +1092,14 @@ mod tests {
     /// brings its index back) are found: the chains are built again at the next start.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn messages_written_without_links_get_them_at_the_next_start() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db").to_string_lossy().to_string();
+        let (_dir, path) = temp_db();
         let s = SqlStore::open(&path, SqliteOptions::default()).unwrap();
         message(&s, "a1", "p1", "w1", false).await.unwrap();
         s.close();
         drop(s);
-        let older = |sql: &str| {
-            let c = Connection::open(&path).unwrap();
-            c.execute_batch(sql).unwrap();
-        };
         // an unlinked message after the links
-        older(
+        raw(
+            &path,
             "INSERT INTO messages (id, business_id, phone_id, wa_id, direction, type, content, status, created_at) \
              VALUES ('a2', 'b1', 'p1', 'w1', 'out', 'text', '{}', 'sent', 1000)",
         );
@@ -1097,7 +1108,10 @@ mod tests {
         s.close();
         drop(s);
         // the index, back: the older build wrote through it
-        older("CREATE INDEX messages_thread ON messages(phone_id, wa_id, created_at)");
+        raw(
+            &path,
+            "CREATE INDEX messages_thread ON messages(phone_id, wa_id, created_at)",
+        );
         let s = SqlStore::open(&path, SqliteOptions::default()).unwrap();
         assert_eq!(thread(&s, "p1", "w1").await, owned(&["a1", "a2"]));
         assert_eq!(thread_indexes(&s).await, 0);

@@ -141,17 +141,13 @@ fn ingest_messages(
             pair_prev,
             number_prev
         ];
-        let (pg, sqlite) = chains::message_insert!(
+        let insert = chains::message_insert!(
             "id, business_id, phone_id, wa_id, direction, type, content, text, status, created_at",
             "?1, ?2, ?3, ?4, 'in', ?5, ?6, ?7, 'received', ?8",
             "?9, ?10",
             " ON CONFLICT (id) DO NOTHING"
         );
-        let inserted = if conn.is_pg() {
-            conn.prepare_cached(pg)?.execute(&row[..8])?
-        } else {
-            conn.execute_static(sqlite, row)?
-        };
+        let inserted = chains::insert_message(conn, insert, row)?;
         if inserted == 0 {
             continue; // Meta delivers at least once: a duplicate teaches nothing new
         }
@@ -733,17 +729,13 @@ impl GatewayStore for SqliteStore {
             let (link, [pair_prev, number_prev]) =
                 chains::link(mem.chains.as_ref(), c, &r.phone_id, &r.wa_id)?;
             let row = params![wamid, b, r.phone_id, r.wa_id, r.msg_type, json_col(&r.content)?, r.text, r.category, r.pricing, r.biz_opaque, verdicts, r.now, pair_prev, number_prev];
-            let (pg, sqlite) = chains::message_insert!(
+            let insert = chains::message_insert!(
                 "id, business_id, phone_id, wa_id, direction, type, content, text, category, pricing, biz_opaque, status, verdicts, created_at",
                 "?1, ?2, ?3, ?4, 'out', ?5, ?6, ?7, ?8, ?9, ?10, 'accepted', ?11, ?12",
                 "?13, ?14",
                 " ON CONFLICT (id) DO NOTHING"
             );
-            let inserted = if c.is_pg() {
-                c.prepare_cached(pg)?.execute(&row[..12])?
-            } else {
-                c.execute_static(sqlite, row)?
-            };
+            let inserted = chains::insert_message(c, insert, row)?;
             if inserted > 0 {
                 chains::linked(mem.chains.as_mut(), link, c.last_insert_rowid());
             }
