@@ -125,6 +125,8 @@ pub(crate) struct Memory {
     pub number_buckets: HashMap<String, greenlight_domain::policy::pacing::Bucket>,
     /// Pair-rate bucket per (number, customer).
     pub pair_buckets: HashMap<crate::keys::PairKey, greenlight_domain::policy::pacing::Bucket>,
+    /// SQLite: how many pair buckets the next pass that drops refilled ones waits for.
+    pub pair_buckets_prune_at: usize,
     /// Configuration the send path reads on every message; see [`Memory::config`].
     config: ConfigCache,
     /// `config_version` was read in the current job (reset before each job).

@@ -1482,18 +1482,42 @@ pub(crate) fn apply_effects(
         let (mut number, mut pair) = ev.buckets;
         let _ = number.try_take(now, level.mps(), level.burst());
         let _ = pair.try_take(now, PAIR_RATE_PER_SEC, PAIR_BURST);
-        // Buckets that refilled are equal to absent ones: drop them now and then, so memory
+        // Buckets that refilled are equal to absent ones: dropped now and then, so memory
         // follows the active pairs, not every pair ever seen (SQLite's; PostgreSQL's go with
         // each batch).
-        if mem.pair_buckets.len() > 100_000 {
-            mem.pair_buckets
-                .retain(|_, b| b.available(now, PAIR_RATE_PER_SEC, PAIR_BURST) < PAIR_BURST);
-        }
+        prune_pair_buckets(
+            &mut mem.pair_buckets,
+            &mut mem.pair_buckets_prune_at,
+            PAIR_BUCKETS_PRUNE_MIN,
+            now,
+        );
         mem.number_buckets.insert(phone.id.clone(), number);
         mem.pair_buckets
             .insert(PairKey::of(&phone.id, &ev.wa_id), pair);
     }
     Ok(())
+}
+
+/// Pair buckets the SQLite writer holds before it first drops the refilled ones.
+const PAIR_BUCKETS_PRUNE_MIN: usize = 100_000;
+
+/// Drops the refilled buckets of `buckets` once it holds `*next` of them or more (at least
+/// `floor`), and sets `*next` to twice what it kept. A pass walks the whole map: with more than
+/// `floor` pairs paced at once (a broadcast to many customers) a pass on every send cost the
+/// writer ~80 µs a send and cut the send rate to a third (docs/BENCHMARKS.md, twenty-ninth
+/// round); now a pass comes after as many new pairs as the last one kept. True if one ran.
+fn prune_pair_buckets(
+    buckets: &mut hashbrown::HashMap<PairKey, Bucket>,
+    next: &mut usize,
+    floor: usize,
+    now: Millis,
+) -> bool {
+    if buckets.len() < (*next).max(floor) {
+        return false;
+    }
+    buckets.retain(|_, b| b.available(now, PAIR_RATE_PER_SEC, PAIR_BURST) < PAIR_BURST);
+    *next = 2 * buckets.len();
+    true
 }
 
 /// `content`: the request's payload as its column holds it, serialized before the job (by the
@@ -3537,5 +3561,51 @@ mod tests {
         );
         assert_eq!(parse_pricing(r#"{"category":"utility"}"#), None);
         assert_eq!(parse_pricing("not json"), None);
+    }
+
+    /// A bucket one send took a token from at `at`.
+    fn taken_at(at: Millis) -> Bucket {
+        let mut b = Bucket::full(PAIR_BURST, at);
+        b.try_take(at, PAIR_RATE_PER_SEC, PAIR_BURST).unwrap();
+        b
+    }
+
+    #[test]
+    fn pair_buckets_are_walked_once_the_map_doubled_not_on_every_send() {
+        let (mut map, mut next, now) = (hashbrown::HashMap::new(), 0, 1_700_000_000_000);
+        let mut passes = 0;
+        for i in 0..1_000 {
+            // as `apply_effects` does: the pass, then the send's own bucket
+            passes += usize::from(prune_pair_buckets(&mut map, &mut next, 4, now));
+            map.insert(PairKey::of("p", &format!("{i}")), taken_at(now));
+        }
+        // every bucket is in use: none goes, and the passes come at 4, 8, 16, … 512 buckets
+        assert_eq!(map.len(), 1_000);
+        assert_eq!(
+            passes, 8,
+            "a pass walks the map: after the floor, one per doubling"
+        );
+    }
+
+    #[test]
+    fn a_pass_drops_the_refilled_pair_buckets_and_keeps_the_others() {
+        let (mut map, mut next, t0) = (hashbrown::HashMap::new(), 0, 1_700_000_000_000);
+        for i in 0..3 {
+            map.insert(PairKey::of("p", &format!("old{i}")), taken_at(t0));
+        }
+        // one token back takes 1 / PAIR_RATE_PER_SEC seconds
+        let later = t0 + (1_000.0 / PAIR_RATE_PER_SEC) as Millis + 1;
+        map.insert(PairKey::of("p", "new"), taken_at(later));
+        assert!(
+            !prune_pair_buckets(&mut map, &mut next, 5, later),
+            "under the floor"
+        );
+        assert_eq!(map.len(), 4);
+        assert!(prune_pair_buckets(&mut map, &mut next, 4, later));
+        assert_eq!(map.len(), 1, "the three refilled buckets went");
+        assert!(map.contains_key(&PairKey::of("p", "new")));
+        assert_eq!(next, 2);
+        // the floor still holds off the next pass
+        assert!(!prune_pair_buckets(&mut map, &mut next, 4, later));
     }
 }
