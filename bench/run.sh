@@ -23,11 +23,13 @@
 #
 # Knobs (environment; defaults in brackets, quick mode in braces):
 #   CARGO_TARGET_DIR        where cargo builds greenlight and the receiver [target/]
-#   BENCH_TENANTS           tenants (verified businesses) [24] {24}
+#   BENCH_TENANTS           tenants (verified businesses) [32] {32}
 #   BENCH_PHONES_PER_TENANT numbers per tenant, at most 25 [25] {25}
 #   BENCH_CUSTOMERS         customers per number [70] {10}
 #   BENCH_THREADS           wrk threads [2]
-#   BENCH_CONNECTIONS       wrk connections for the max-rate runs [64] {8}
+#   BENCH_CONNECTIONS       wrk connections of the max-rate runs: one count, or several ("64
+#                           256"), each max-rate row then run at each and the fastest run kept;
+#                           the first also opens the windows and fills [64 256] {8}
 #   BENCH_DURATION          seconds of each max-rate run (floor, send, template) [10] {1}
 #   BENCH_HALF_DURATION     seconds of each run of the half-rate search [5] {1}
 #   BENCH_FILL              outbound messages stored before RSS is read [1000000] {3000}
@@ -68,16 +70,29 @@ RECEIVER_BIN="$TARGET_DIR/release/greenlight-bench-receiver"
 
 if [ "$QUICK" = 1 ]; then
     # as many numbers as a full run: fewer would let a fast machine outrun their pacing (80/s each)
-    TENANTS=${BENCH_TENANTS:-24}; PHONES_PER_TENANT=${BENCH_PHONES_PER_TENANT:-25}
-    CUSTOMERS=${BENCH_CUSTOMERS:-10}; CONNS=${BENCH_CONNECTIONS:-8}
+    TENANTS=${BENCH_TENANTS:-32}; PHONES_PER_TENANT=${BENCH_PHONES_PER_TENANT:-25}
+    CUSTOMERS=${BENCH_CUSTOMERS:-10}; CONNS_LIST=${BENCH_CONNECTIONS:-8}
     DURATION=${BENCH_DURATION:-1}; HALF_DURATION=${BENCH_HALF_DURATION:-1}
     FILL=${BENCH_FILL:-3000}
 else
-    TENANTS=${BENCH_TENANTS:-24}; PHONES_PER_TENANT=${BENCH_PHONES_PER_TENANT:-25}
-    CUSTOMERS=${BENCH_CUSTOMERS:-70}; CONNS=${BENCH_CONNECTIONS:-64}
+    TENANTS=${BENCH_TENANTS:-32}; PHONES_PER_TENANT=${BENCH_PHONES_PER_TENANT:-25}
+    CUSTOMERS=${BENCH_CUSTOMERS:-70}; CONNS_LIST=${BENCH_CONNECTIONS:-64 256}
     DURATION=${BENCH_DURATION:-10}; HALF_DURATION=${BENCH_HALF_DURATION:-5}
     FILL=${BENCH_FILL:-1000000}
 fi
+read -r -a CONNS_LIST <<<"$CONNS_LIST"
+[ "${#CONNS_LIST[@]}" -gt 0 ] || { echo "bench/run.sh: BENCH_CONNECTIONS is empty" >&2; exit 2; }
+for c in "${CONNS_LIST[@]}"; do
+    [[ "$c" =~ ^[1-9][0-9]*$ ]] || { echo "bench/run.sh: BENCH_CONNECTIONS: \"$c\" is not a count" >&2; exit 2; }
+done
+# the windows, the fill and the webhook row's sends run at the first count
+CONNS=${CONNS_LIST[0]}
+# Each max-rate run of a row sends to a set of customers of its own (BENCH_CUSTOMERS a number),
+# so that every run starts as cold as the first: a customer's first send reads the facts that
+# later ones find in the writer's memory, so a later run on the same customers would have an
+# edge. Set k's wa_ids are the base + k * CUSTOMERS + i.
+SETS=${#CONNS_LIST[@]}
+SET_INDEX=0
 THREADS=${BENCH_THREADS:-2}
 MEASURE_SQLITE=${BENCH_SQLITE:-1}
 MEASURE_NORMAL=${BENCH_NORMAL:-1}
@@ -351,14 +366,14 @@ create_tenants() {
 open_windows() {
     local attempt open
     for attempt in 1 2 3; do
-        run_wrk "$1-inbound-$attempt" inbound.lua "$CONNS" 300 0
+        run_wrk "$1-inbound-$attempt" inbound.lua "$CONNS" 300 0 BENCH_CUSTOMERS=$((CUSTOMERS * SETS))
         [ "${W[err_status]}" = 0 ] || die "inbound: ${W[err_status]} answers were not 2xx"
         [ "$attempt" = 1 ] && inbound_row "$1"
         open=$(sql "SELECT count(*) FROM windows WHERE wa_id < '$TEMPLATE_CUSTOMER_BASE'")
-        [ "$open" -ge "$PAIRS" ] && { say "windows open: $open (in ${W[seconds]} s)"; return 0; }
-        say "windows open: $open of $PAIRS; writing again"
+        [ "$open" -ge $((PAIRS * SETS)) ] && { say "windows open: $open (in ${W[seconds]} s)"; return 0; }
+        say "windows open: $open of $((PAIRS * SETS)); writing again"
     done
-    die "could not open the $PAIRS windows"
+    die "could not open the $((PAIRS * SETS)) windows"
 }
 
 # The first pass of open_windows as a row: each pair's first customer message, which opens its
@@ -381,8 +396,8 @@ setup_templates() {
         answer="$(api POST "/v23.0/$waba/message_templates" "$token" "$tpl")"
         id="$(jq -r .id <<<"$answer")"
         ids+=("$id $token")
-        for ((c = 0; c < CUSTOMERS; c += 1000)); do
-            chunk="$(awk -v b="$TEMPLATE_CUSTOMER_BASE" -v from="$c" -v n="$CUSTOMERS" 'BEGIN {
+        for ((c = 0; c < CUSTOMERS * SETS; c += 1000)); do
+            chunk="$(awk -v b="$TEMPLATE_CUSTOMER_BASE" -v from="$c" -v n="$((CUSTOMERS * SETS))" 'BEGIN {
                 to = from + 1000; if (to > n) to = n
                 printf "{\"opt_ins\":["
                 for (i = from; i < to; i++) printf "%s{\"wa_id\":\"%d\",\"scope\":\"utility\",\"source\":\"benchmark\",\"proof\":\"bench/run.sh\"}", (i > from ? "," : ""), b + i
@@ -403,7 +418,7 @@ setup_templates() {
         fi
         [ "$status" = APPROVED ] || die "template $id is $status, not APPROVED"
     done
-    say "template $TEMPLATE_NAME approved in ${#ids[@]} WABAs; $CUSTOMERS utility opt-ins per WABA"
+    say "template $TEMPLATE_NAME approved in ${#ids[@]} WABAs; $((CUSTOMERS * SETS)) utility opt-ins per WABA"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -464,6 +479,30 @@ run_send() {
     SEND_SLACK=$((SEND_SLACK + W[conns]))
 }
 
+# fastest COMMAND NAME ARGS...: runs `COMMAND NAME-cC C ARGS...` once at each connection count of
+# BENCH_CONNECTIONS and leaves the fastest run's results in W[...]. A closed loop of 64 clients
+# left the CPUs ~30 % idle in the send rows (each client waits for its batch's fsync before it
+# sends again), which measures the clients' concurrency rather than greenlight's capacity; the
+# floor is the fastest of the same counts, so a ratio compares best with best.
+fastest() {
+    local cmd=$1 name=$2 c k i=0
+    shift 2
+    declare -A best=()
+    for c in "${CONNS_LIST[@]}"; do
+        SET_INDEX=$i
+        i=$((i + 1))
+        "$cmd" "$name-c$c" "$c" "$@"
+        if [ -z "${best[rps]:-}" ] || awk -v a="${W[rps]}" -v b="${best[rps]}" 'BEGIN { exit !(a > b) }'; then
+            best=()
+            for k in "${!W[@]}"; do best[$k]=${W[$k]}; done
+        fi
+    done
+    SET_INDEX=0
+    W=()
+    for k in "${!best[@]}"; do W[$k]=${best[$k]}; done
+    [ "${#CONNS_LIST[@]}" = 1 ] || say "$name: fastest at c=${W[conns]}"
+}
+
 # ---------------------------------------------------------------------------------------------
 # The table
 # ---------------------------------------------------------------------------------------------
@@ -503,21 +542,35 @@ print_table() {
 # ---------------------------------------------------------------------------------------------
 FLOOR_RPS=0
 
-row_floor() {
-    run_wrk floor healthz.lua "$CONNS" "$DURATION" "$MAX_FLOOR"
-    [ "${W[errors]}" = 0 ] || die "floor: ${W[errors]} errors"
-    FLOOR_RPS=${W[rps]}
-    add_row floor "floor: GET /healthz" "$(fmt_int "$FLOOR_RPS") req/s" "${W[p50_ms]} ms" "${W[p99_ms]} ms" "1.00" "" ""
+# floor_run NAME CONNECTIONS: one run of the cheapest endpoint.
+floor_run() {
+    run_wrk "$1" healthz.lua "$2" "$DURATION" "$MAX_FLOOR"
+    [ "${W[errors]}" = 0 ] || die "$1: ${W[errors]} errors"
 }
 
+row_floor() {
+    fastest floor_run floor
+    FLOOR_RPS=${W[rps]}
+    add_row floor "floor: GET /healthz$(at_c)" "$(fmt_int "$FLOOR_RPS") req/s" "${W[p50_ms]} ms" "${W[p99_ms]} ms" "1.00" "" ""
+}
+
+# " (c=N)" after a row's label: the connection count of the run it shows, when several were run.
+at_c() { [ "${#CONNS_LIST[@]}" = 1 ] || printf ' (c=%s)' "${W[conns]}"; }
+
 # One max-rate send run with the disk and per-thread diagnostics; results in W[...].
+# measured_send NAME CONNECTIONS [ENV=value...]: to the customer set SET_INDEX of the base given
+# as BENCH_CUSTOMER_BASE=... among the ENV, or of the in-window customers.
 measured_send() {
-    local name=$1
-    shift
+    local name=$1 conns=$2 base=$BENCH_CUSTOMER_BASE kv
+    shift 2
+    for kv in "$@"; do
+        case "$kv" in BENCH_CUSTOMER_BASE=*) base=${kv#*=} ;; esac
+    done
+    set -- "$@" "BENCH_CUSTOMER_BASE=$((base + SET_INDEX * CUSTOMERS))"
     local io0 io1 ok0=$SEND_OK
     thread_times >"$RUN_DIR/$name.threads.before"
     io0=$(awk '$1 == "write_bytes:" {print $2}' "/proc/$SERVER_PID/io")
-    run_send "$name" send.lua "$CONNS" "$DURATION" "$MAX_SEND" "$@"
+    run_send "$name" send.lua "$conns" "$DURATION" "$MAX_SEND" "$@"
     thread_times >"$RUN_DIR/$name.threads.after"
     io1=$(awk '$1 == "write_bytes:" {print $2}' "/proc/$SERVER_PID/io")
     # the log's frames of the run's last commits, named by wal_report once no row is measured
@@ -547,23 +600,24 @@ wal_report() {
 # row_send LABEL PREFIX: in-window texts at the max rate, then the latency at about half of it.
 row_send() {
     local label=$1 prefix=$2 r sync=${1#synchronous=}
-    measured_send "$prefix-max"
+    fastest measured_send "$prefix-max"
     local max=${W[rps]}
     r=$(ratio "$max" "$FLOOR_RPS")
-    add_row "send-$sync" "send: in-window text, $label" "$(fmt_int "$max") msg/s" "${W[p50_ms]} ms" "${W[p99_ms]} ms" "$r" \
+    add_row "send-$sync" "send: in-window text, $label$(at_c)" "$(fmt_int "$max") msg/s" "${W[p50_ms]} ms" "${W[p99_ms]} ms" "$r" \
         ">= 0.30" "$(pf ge "$r" 0.30)"
-    half_rate "$label" "$prefix" "$max"
+    half_rate "$label" "$prefix" "$max" "${W[conns]}"
 }
 
 # Debian's wrk (4.1) has no -R (constant rate, wrk2). The half-rate latency is measured closed-loop
-# with fewer connections: connection counts are halved until the rate falls to half the maximum
-# or below, and the run closest to half is reported (its connection count and rate are shown).
+# with fewer connections: from the maximum's count (FROM), connection counts are halved until the
+# rate falls to half the maximum or below, and the run closest to half is reported (its
+# connection count and rate are shown).
 half_rate() {
-    local label=$1 prefix=$2 max=$3 sync=${1#synchronous=}
+    local label=$1 prefix=$2 max=$3 from=$4 sync=${1#synchronous=}
     local target best_c="" best_d="" c d
     target=$(awk -v m="$max" 'BEGIN { print m / 2 }')
     declare -A best
-    c=$CONNS
+    c=$from
     while [ "$c" -gt 1 ]; do
         c=$((c / 2))
         run_send "$prefix-half-c$c" send.lua "$c" "$HALF_DURATION" "$MAX_SEND"
@@ -585,7 +639,7 @@ row_template() {
     local r before
     setup_templates
     before=$SEND_OK
-    measured_send template-max BENCH_MESSAGE=template BENCH_CUSTOMER_BASE=$TEMPLATE_CUSTOMER_BASE \
+    fastest measured_send template-max BENCH_MESSAGE=template BENCH_CUSTOMER_BASE=$TEMPLATE_CUSTOMER_BASE \
         BENCH_TEMPLATE_NAME=$TEMPLATE_NAME
     local stored
     stored=$(sql "SELECT count(*) FROM messages WHERE direction = 'out' AND type = 'template' AND status != 'failed'")
@@ -593,7 +647,7 @@ row_template() {
     r=$(ratio "${W[rps]}" "$FLOOR_RPS")
     local result
     if [ "$target" = ">= 0.25" ]; then result=$(pf ge "$r" 0.25); else result=""; fi
-    add_row "$key" "$label" "$(fmt_int "${W[rps]}") msg/s" "${W[p50_ms]} ms" \
+    add_row "$key" "$label$(at_c)" "$(fmt_int "${W[rps]}") msg/s" "${W[p50_ms]} ms" \
         "${W[p99_ms]} ms" "$r" "$target" "$result"
 }
 
@@ -687,8 +741,7 @@ row_postgres() {
         # a diagnostic, not a row: whether the machine is as fast now as when the table's floor
         # was measured (these rows come last, and read lower than in PostgreSQL-only runs)
         local first=$FLOOR_RPS
-        run_wrk pg-floor healthz.lua "$CONNS" "$DURATION" "$MAX_FLOOR"
-        [ "${W[errors]}" = 0 ] || say "WARNING: pg-floor: ${W[errors]} errors"
+        fastest floor_run pg-floor
         say "floor again before the PostgreSQL rows (this server): $(fmt_int "${W[rps]}") req/s, $(fmt_int "$first") at the start"
     else
         row_floor
@@ -701,13 +754,13 @@ row_postgres() {
         ckpt_sql="SELECT num_timed + num_requested FROM pg_stat_checkpointer"
     fi
     ckpt0=$(psql "$PG_URL/postgres" -XAtq -c "$ckpt_sql" 2>/dev/null) || ckpt0=""
-    measured_send pg-max
+    fastest measured_send pg-max
     local max=${W[rps]}
     ckpt1=$(psql "$PG_URL/postgres" -XAtq -c "$ckpt_sql" 2>/dev/null) || ckpt1=""
     if [[ "$ckpt0" =~ ^[0-9]+$ && "$ckpt1" =~ ^[0-9]+$ ]]; then
         say "pg-max: $((ckpt1 - ckpt0)) PostgreSQL checkpoints began during the row (server-wide)"
     fi
-    add_row pg-send "PostgreSQL: send, in-window text" "$(fmt_int "$max") msg/s" "${W[p50_ms]} ms" "${W[p99_ms]} ms" \
+    add_row pg-send "PostgreSQL: send, in-window text$(at_c)" "$(fmt_int "$max") msg/s" "${W[p50_ms]} ms" "${W[p99_ms]} ms" \
         "$(ratio "$max" "$FLOOR_RPS")" ">= 10,000/s" "$(pf ge "$max" 10000)"
     row_template pg-template "PostgreSQL: template" ""
     verify "PostgreSQL"
@@ -859,6 +912,14 @@ if [ "$INSTRUCTIONS" = 1 ]; then
     instructions
     exit 0
 fi
+# The connection counts, as the table's header says them.
+conns_said() {
+    if [ "${#CONNS_LIST[@]}" = 1 ]; then
+        echo "$CONNS connections"
+    else
+        echo "${CONNS_LIST[*]} connections (each max-rate row the fastest of its runs at these counts, its count shown)" | sed 's/ \([0-9]*\) connections/ and \1 connections/'
+    fi
+}
 STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 LOADAVG=$(cut -d" " -f1-3 /proc/loadavg)
 SECONDS=0
@@ -896,7 +957,7 @@ MEM=$(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
 echo
 echo "greenlight benchmark, $STARTED, commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')${BENCH_BIN:+ (binary $BENCH_BIN)}, run took $((SECONDS / 60)) min $((SECONDS % 60)) s$([ "$QUICK" = 1 ] && echo ', QUICK (smoke test: figures not meaningful)')"
 echo "machine: $(nproc) CPUs ($MODEL), $MEM; load average at start: $LOADAVG"
-echo "load: wrk $WRK_VERSION, $THREADS threads, $CONNS connections, $DURATION s per max-rate run, loopback;" \
-    "$TENANTS tenants x $PHONES_PER_TENANT numbers x $CUSTOMERS customers ($PAIRS pairs), SQLite synchronous=FULL unless said; PostgreSQL rows on $(psql "$PG_URL/postgres" -XAtq -c "SHOW server_version" 2>/dev/null | cut -d" " -f1 || echo "?") with its defaults"
+echo "load: wrk $WRK_VERSION, $THREADS threads, $(conns_said), $DURATION s per max-rate run, loopback;" \
+    "$TENANTS tenants x $PHONES_PER_TENANT numbers x $CUSTOMERS customers ($PAIRS pairs$([ "$SETS" = 1 ] || echo ", a set of its own for each run of a row")), SQLite synchronous=FULL unless said; PostgreSQL rows on $(psql "$PG_URL/postgres" -XAtq -c "SHOW server_version" 2>/dev/null | cut -d" " -f1 || echo "?") with its defaults"
 echo
 print_table
