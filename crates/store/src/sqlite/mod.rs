@@ -39,7 +39,7 @@ use crate::keys::HashMap;
 use crate::{StoreError, StoreResult};
 use rusqlite::Connection;
 use std::cell::Cell;
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
 /// Most jobs committed in one transaction on PostgreSQL (each business shard has a writer).
@@ -310,6 +310,9 @@ pub struct SqlStore {
     writer_threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// Ends after the writer (which holds its channel), once every batch is answered.
     syncer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The syncer's fsyncs of the WAL so far (read by the tests).
+    #[cfg_attr(not(test), allow(dead_code))]
+    wal_syncs: Arc<AtomicU64>,
     backend: Backend,
     /// Writers besides the instance-wide one (PostgreSQL's business shards; 0 on SQLite).
     shards: usize,
@@ -437,14 +440,20 @@ impl SqlStore {
         // hands the batch to the syncer thread, which fsyncs the WAL and only then answers the
         // batch's callers; the writer runs the next batch meanwhile (see `syncer`). Acknowledged
         // batches are as durable as with `FULL`.
-        let wal_file = if opts.synchronous.eq_ignore_ascii_case("FULL") {
+        // `NORMAL`: callers are answered at the COMMIT, and the syncer fsyncs the WAL behind
+        // them. SQLite itself would leave the log to the kernel until a checkpoint, and writing
+        // out a log that had grown dirty stalled commits 20–100 ms (docs/BENCHMARKS.md,
+        // twenty-ninth round).
+        let full = opts.synchronous.eq_ignore_ascii_case("FULL");
+        let wal_file = if full || opts.synchronous.eq_ignore_ascii_case("NORMAL") {
             match std::fs::File::open(format!("{path}-wal")) {
-                Ok(f) => {
+                Ok(f) if full => {
                     writer.execute_batch("PRAGMA synchronous=NORMAL")?;
-                    Some(f)
+                    Some(WalSync::BeforeAnswers(f))
                 }
+                Ok(f) => Some(WalSync::Behind(f)),
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot open the WAL file; SQLite syncs each commit itself");
+                    tracing::warn!(error = %e, "cannot open the WAL file; SQLite syncs it itself");
                     None
                 }
             }
@@ -511,14 +520,15 @@ impl SqlStore {
     }
 
     /// Starts a writer thread over each of `writers` (one per [`Backend::begins`]), with
-    /// `readers`. With `wal_file` (SQLite, one writer), acknowledgements wait for its fsync by
-    /// the syncer thread; with `wal`, the writer keeps SQLite's WAL bounded (see [`WalCatchUp`]).
+    /// `readers`. With `wal_file` (SQLite, one writer), the syncer thread fsyncs the WAL, before
+    /// acknowledgements or behind them ([`WalSync`]); with `wal`, the writer keeps SQLite's WAL
+    /// bounded (see [`WalCatchUp`]).
     pub(crate) fn start(
         writers: Vec<Conn>,
         mut chains: Option<chains::Chains>,
         readers: Vec<Conn>,
         backend: Backend,
-        wal_file: Option<std::fs::File>,
+        wal_file: Option<WalSync>,
         mut wal: Option<WalCtl>,
     ) -> StoreResult<Self> {
         if writers.len() != backend.begins.len() || writers.is_empty() {
@@ -526,14 +536,20 @@ impl SqlStore {
                 "one writer connection per batch opening is needed",
             ));
         }
+        let wal_syncs = Arc::new(AtomicU64::new(0));
         let (mut syncer, syncer_thread) = match wal_file {
-            Some(file) => {
-                let (stx, srx) = mpsc::channel::<Vec<Finisher>>();
+            Some(sync) => {
+                let (answers_wait, file) = match sync {
+                    WalSync::BeforeAnswers(f) => (true, f),
+                    WalSync::Behind(f) => (false, f),
+                };
+                let (tx, srx) = mpsc::channel::<Vec<Finisher>>();
+                let syncs = wal_syncs.clone();
                 let handle = std::thread::Builder::new()
                     .name("sqlite-syncer".into())
-                    .spawn(move || syncer(file, srx))
+                    .spawn(move || syncer(file, srx, &syncs))
                     .map_err(internal)?;
-                (Some(stx), Some(handle))
+                (Some(Syncer { tx, answers_wait }), Some(handle))
             }
             None => (None, None),
         };
@@ -590,6 +606,7 @@ impl SqlStore {
             next_reader: AtomicUsize::new(0),
             writer_threads: Mutex::new(handles),
             syncer_thread: Mutex::new(syncer_thread),
+            wal_syncs,
             backend,
             shards,
             pacing_purged_at: AtomicI64::new(i64::MIN),
@@ -980,17 +997,35 @@ impl Reconnect {
     }
 }
 
+/// How the SQLite writer's WAL reaches the disk, by the syncer thread ([`syncer`]).
+pub(crate) enum WalSync {
+    /// `FULL`: a batch's callers are answered once the WAL is fsynced after its `COMMIT`.
+    BeforeAnswers(std::fs::File),
+    /// `NORMAL`: callers are answered at the `COMMIT`; the WAL is fsynced behind them, once for
+    /// every batch committed meanwhile, so that the kernel never holds much of it unwritten.
+    Behind(std::fs::File),
+}
+
+/// The writer's side of the syncer thread.
+struct Syncer {
+    /// Committed batches' finishers (`NORMAL`: none, a request for an fsync).
+    tx: mpsc::Sender<Vec<Finisher>>,
+    /// `FULL`: the finishers run after the fsync.
+    answers_wait: bool,
+}
+
 /// Answers committed batches once their WAL frames are on disk: takes every batch waiting,
 /// fsyncs the WAL once for all of them, then runs their finishers in commit order. A batch
 /// committed later is later in the log, so one fsync covers all those before it. If the fsync
 /// fails the callers are told the outcome is unknown (the data may be visible but not durable)
 /// and retry with their Idempotency-Key, as after a failed COMMIT.
-fn syncer(wal: std::fs::File, rx: mpsc::Receiver<Vec<Finisher>>) {
+fn syncer(wal: std::fs::File, rx: mpsc::Receiver<Vec<Finisher>>, syncs: &AtomicU64) {
     while let Ok(first) = rx.recv() {
         let mut batches = vec![first];
         while let Ok(more) = rx.try_recv() {
             batches.push(more);
         }
+        syncs.fetch_add(1, Ordering::Relaxed);
         let synced = wal.sync_data().map_err(|e| {
             tracing::error!(error = %e, "fsync of the WAL failed");
             format!("the write may not be durable (fsync failed: {e}); retry with the same Idempotency-Key")
@@ -1006,7 +1041,7 @@ fn writer_loop(
     rx: mpsc::Receiver<Job>,
     begin: &str,
     backend: Backend,
-    syncer: Option<mpsc::Sender<Vec<Finisher>>>,
+    syncer: Option<Syncer>,
     wal: Option<WalCtl>,
 ) {
     let mut wal = WalCatchUp::new(wal, WAL_LIMITS);
@@ -1119,8 +1154,8 @@ fn writer_loop(
             }
         }
         match (&commit, &syncer) {
-            (Ok(()), Some(syncer)) => {
-                if let Err(mpsc::SendError(finishers)) = syncer.send(finishers) {
+            (Ok(()), Some(syncer)) if syncer.answers_wait => {
+                if let Err(mpsc::SendError(finishers)) = syncer.tx.send(finishers) {
                     let e = "the syncer thread stopped; the outcome is unknown".to_string();
                     for f in finishers {
                         f(Err(e.clone()));
@@ -1130,6 +1165,10 @@ fn writer_loop(
             _ => {
                 for f in finishers {
                     f(commit.clone());
+                }
+                if let (Ok(()), Some(syncer)) = (&commit, &syncer) {
+                    // `NORMAL`: the log's fsync behind the answers, none waiting for it
+                    let _ = syncer.tx.send(Vec::new());
                 }
             }
         }
@@ -1363,6 +1402,41 @@ impl CacheSize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// With `synchronous=NORMAL` the syncer thread fsyncs the WAL after commits (answers do not
+    /// wait for it): a store that only committed still gets its log synced, as with `FULL`.
+    #[tokio::test]
+    async fn the_wal_is_synced_behind_the_commits_with_normal_too() {
+        for synchronous in ["NORMAL", "FULL"] {
+            let dir = tempfile::tempdir().unwrap();
+            let s = SqlStore::open(
+                &dir.path().join("t.db").to_string_lossy(),
+                SqliteOptions {
+                    synchronous: synchronous.into(),
+                    ..SqliteOptions::default()
+                },
+            )
+            .unwrap();
+            for i in 0..3 {
+                s.write(move |c| {
+                    c.execute_batch(&format!(
+                        "CREATE TABLE IF NOT EXISTS t (x); INSERT INTO t VALUES ({i})"
+                    ))?;
+                    Ok(())
+                })
+                .await
+                .unwrap();
+            }
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while s.wal_syncs.load(Ordering::Relaxed) == 0 && std::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            assert!(
+                s.wal_syncs.load(Ordering::Relaxed) >= 1,
+                "{synchronous}: no fsync of the WAL after three commits"
+            );
+        }
+    }
 
     /// The bundled SQLite is compiled with the workspace's flags (`.cargo/config.toml`): one
     /// page cache per connection without a shared mutex, no memory statistics, a rebalance's
