@@ -23,9 +23,9 @@
 #
 # Knobs (environment; defaults in brackets, quick mode in braces):
 #   CARGO_TARGET_DIR        where cargo builds greenlight and the receiver [target/]
-#   BENCH_TENANTS           tenants (verified businesses) [32] {32}
+#   BENCH_TENANTS           tenants (verified businesses) [32] {32} (--instructions: 24)
 #   BENCH_PHONES_PER_TENANT numbers per tenant, at most 25 [25] {25}
-#   BENCH_CUSTOMERS         customers per number [70] {10}
+#   BENCH_CUSTOMERS         customers per number, in each set [52] {10} (--instructions: 70)
 #   BENCH_THREADS           wrk threads [2]
 #   BENCH_CONNECTIONS       wrk connections of the max-rate runs: one count, or several ("64
 #                           256"), each max-rate row then run at each and the fastest run kept;
@@ -76,7 +76,9 @@ if [ "$QUICK" = 1 ]; then
     FILL=${BENCH_FILL:-3000}
 else
     TENANTS=${BENCH_TENANTS:-32}; PHONES_PER_TENANT=${BENCH_PHONES_PER_TENANT:-25}
-    CUSTOMERS=${BENCH_CUSTOMERS:-70}; CONNS_LIST=${BENCH_CONNECTIONS:-64 256}
+    # 52 a number: 41,600 pairs a set, which the writer's memory of customers' facts (two
+    # generations of 50,000) holds through a run, as it held the 42,000 before 32 tenants
+    CUSTOMERS=${BENCH_CUSTOMERS:-52}; CONNS_LIST=${BENCH_CONNECTIONS:-64 256}
     DURATION=${BENCH_DURATION:-10}; HALF_DURATION=${BENCH_HALF_DURATION:-5}
     FILL=${BENCH_FILL:-1000000}
 fi
@@ -85,6 +87,11 @@ read -r -a CONNS_LIST <<<"$CONNS_LIST"
 for c in "${CONNS_LIST[@]}"; do
     [[ "$c" =~ ^[1-9][0-9]*$ ]] || { echo "bench/run.sh: BENCH_CONNECTIONS: \"$c\" is not a count" >&2; exit 2; }
 done
+# --instructions sends at 16 connections to one set, with the earlier rounds' tenants and
+# customers, so that its counts compare with theirs
+if [ "$INSTRUCTIONS" = 1 ]; then
+    CONNS_LIST=(64); TENANTS=${BENCH_TENANTS:-24}; CUSTOMERS=${BENCH_CUSTOMERS:-70}
+fi
 # the windows, the fill and the webhook row's sends run at the first count
 CONNS=${CONNS_LIST[0]}
 # Each max-rate run of a row sends to a set of customers of its own (BENCH_CUSTOMERS a number),
@@ -618,6 +625,8 @@ half_rate() {
     target=$(awk -v m="$max" 'BEGIN { print m / 2 }')
     declare -A best
     c=$from
+    # from a single connection: one run, at 1
+    [ "$c" -gt 1 ] || c=2
     while [ "$c" -gt 1 ]; do
         c=$((c / 2))
         run_send "$prefix-half-c$c" send.lua "$c" "$HALF_DURATION" "$MAX_SEND"
