@@ -549,10 +549,13 @@ print_table() {
 # ---------------------------------------------------------------------------------------------
 FLOOR_RPS=0
 
-# floor_run NAME CONNECTIONS: one run of the cheapest endpoint.
+# floor_run NAME CONNECTIONS [warn]: one run of the cheapest endpoint; errors fail the run, or
+# with `warn` (the diagnostic before the PostgreSQL rows) are reported.
 floor_run() {
     run_wrk "$1" healthz.lua "$2" "$DURATION" "$MAX_FLOOR"
-    [ "${W[errors]}" = 0 ] || die "$1: ${W[errors]} errors"
+    [ "${W[errors]}" = 0 ] && return 0
+    [ "${3:-}" = warn ] || die "$1: ${W[errors]} errors"
+    say "WARNING: $1: ${W[errors]} errors"
 }
 
 row_floor() {
@@ -750,7 +753,7 @@ row_postgres() {
         # a diagnostic, not a row: whether the machine is as fast now as when the table's floor
         # was measured (these rows come last, and read lower than in PostgreSQL-only runs)
         local first=$FLOOR_RPS
-        fastest floor_run pg-floor
+        fastest floor_run pg-floor warn
         say "floor again before the PostgreSQL rows (this server): $(fmt_int "${W[rps]}") req/s, $(fmt_int "$first") at the start"
     else
         row_floor

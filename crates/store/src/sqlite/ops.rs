@@ -1507,7 +1507,7 @@ const PAIR_BUCKETS_PRUNE_MIN: usize = 100_000;
 /// writer ~80 µs a send and cut the send rate to a third (docs/BENCHMARKS.md, twenty-ninth
 /// round); now a pass comes after as many new pairs as the last one kept. True if one ran.
 fn prune_pair_buckets(
-    buckets: &mut hashbrown::HashMap<PairKey, Bucket>,
+    buckets: &mut crate::keys::HashMap<PairKey, Bucket>,
     next: &mut usize,
     floor: usize,
     now: Millis,
@@ -3572,7 +3572,7 @@ mod tests {
 
     #[test]
     fn pair_buckets_are_walked_once_the_map_doubled_not_on_every_send() {
-        let (mut map, mut next, now) = (hashbrown::HashMap::new(), 0, 1_700_000_000_000);
+        let (mut map, mut next, now) = (crate::keys::HashMap::new(), 0, 1_700_000_000_000);
         let mut passes = 0;
         for i in 0..1_000 {
             // as `apply_effects` does: the pass, then the send's own bucket
@@ -3589,7 +3589,7 @@ mod tests {
 
     #[test]
     fn a_pass_drops_the_refilled_pair_buckets_and_keeps_the_others() {
-        let (mut map, mut next, t0) = (hashbrown::HashMap::new(), 0, 1_700_000_000_000);
+        let (mut map, mut next, t0) = (crate::keys::HashMap::new(), 0, 1_700_000_000_000);
         for i in 0..3 {
             map.insert(PairKey::of("p", &format!("old{i}")), taken_at(t0));
         }
