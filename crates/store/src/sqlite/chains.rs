@@ -585,6 +585,17 @@ mod tests {
         (dir, path)
     }
 
+    /// A database whose store wrote one linked message (`a1`, number `p1`, customer `w1`) and
+    /// closed: the starting point of the tests that write behind its back.
+    async fn one_message_written_and_closed() -> (tempfile::TempDir, String) {
+        let (dir, path) = temp_db();
+        let s = SqlStore::open(&path, SqliteOptions::default()).unwrap();
+        message(&s, "a1", "p1", "w1", false).await.unwrap();
+        s.close();
+        drop(s);
+        (dir, path)
+    }
+
     /// Runs `sql` on the database at `path` through a connection of its own, as another build
     /// (or a hand) would.
     fn raw(path: &str, sql: &str) {
@@ -986,11 +997,7 @@ mod tests {
     /// does not cut its chains: the start builds them again.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_unlinked_message_before_linked_ones_gets_its_chains_built() {
-        let (_dir, path) = temp_db();
-        let s = SqlStore::open(&path, SqliteOptions::default()).unwrap();
-        message(&s, "a1", "p1", "w1", false).await.unwrap();
-        s.close();
-        drop(s);
+        let (_dir, path) = one_message_written_and_closed().await;
         // a2 without links, then a3 linked to a1 (rowid 1), the head a writer knew
         raw(
             &path,
@@ -1092,11 +1099,7 @@ mod tests {
     /// brings its index back) are found: the chains are built again at the next start.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn messages_written_without_links_get_them_at_the_next_start() {
-        let (_dir, path) = temp_db();
-        let s = SqlStore::open(&path, SqliteOptions::default()).unwrap();
-        message(&s, "a1", "p1", "w1", false).await.unwrap();
-        s.close();
-        drop(s);
+        let (_dir, path) = one_message_written_and_closed().await;
         // an unlinked message after the links
         raw(
             &path,
