@@ -26,13 +26,15 @@ pub struct TransferStats {
 }
 
 /// Tables of one backend only, and the cache counter `config_version`: never moved. (SQLite's
-/// chains of messages are built again after an import: the rowids are new.)
+/// chains of messages are built again after an import: the rowids are new; so are the blocks
+/// of its outbox's ids.)
 const SKIP: &[&str] = &[
     "schema_migrations",
     "pacing_buckets",
     "sqlite_sequence",
     "config_version",
     "message_heads",
+    "outbox_blocks",
 ];
 
 /// Columns of one backend only, never moved: SQLite's links of a message into its chains
@@ -300,6 +302,12 @@ fn import_tx(c: &Conn, input: &mut dyn BufRead) -> StoreResult<TransferStats> {
     if !c.is_pg() {
         // the messages have new rowids: their chains are built from them
         crate::sqlite::chains::rebuild(c.sqlite().expect("SQLite"))?;
+        // and the outbox's events the blocks their skipped ones are found by
+        c.execute_batch(&format!(
+            "DELETE FROM outbox_blocks; INSERT INTO outbox_blocks (business_id, block) \
+             SELECT DISTINCT business_id, id >> {} FROM outbox",
+            crate::sqlite::webhooks::BLOCK_BITS
+        ))?;
     }
     if c.is_pg() {
         // move every id sequence past the imported ids

@@ -32,7 +32,7 @@ pub(crate) mod ops;
 pub(crate) mod read;
 mod templates;
 
-mod webhooks;
+pub(crate) mod webhooks;
 
 use crate::db::Conn;
 use crate::keys::HashMap;
@@ -151,6 +151,11 @@ pub(crate) struct Memory {
     pub batches: u64,
     /// SQLite: threads and numbers as chains of messages (`chains.rs`).
     pub chains: Option<chains::Chains>,
+    /// SQLite: the newest block of outbox ids each business is known to have a row of
+    /// `outbox_blocks` for ([`webhooks::note_block`]).
+    pub outbox_blocks: webhooks::KnownBlocks,
+    /// SQLite: where the purge's walk over the outbox goes on (`webhooks::purgeable`).
+    pub purge_resume: i64,
 }
 
 type Buckets = (
@@ -233,6 +238,8 @@ impl Memory {
         self.facts.clear();
         self.pair_facts.clear();
         self.reach.clear();
+        // a block's row written by a job that rolled back is gone with it
+        self.outbox_blocks.clear();
     }
 
     /// PostgreSQL: the buckets the batch changed so far, to restore if a job's savepoint rolls
@@ -412,12 +419,36 @@ fn add_message_columns(c: &Connection) -> StoreResult<()> {
 }
 
 /// Creates what [`SCHEMA`] lists that the database lacks, and upgrades an older database
-/// ([`add_message_columns`], [`chains::ensure`]). Every opener runs it: the server and
+/// ([`add_message_columns`], [`webhooks::write_blocks`], [`chains::ensure`]). Every opener runs it: the server and
 /// `greenlight import`.
 pub(crate) fn create_schema(c: &Connection) -> StoreResult<()> {
     c.execute_batch(SCHEMA)?;
     add_message_columns(c)?;
+    webhooks::write_blocks(c)?;
     chains::ensure(c)
+}
+
+/// A database whose outbox's events have no blocks yet ([`webhooks::write_blocks`]) gets its
+/// schema upgraded on a connection of its own before the writer's opens it: building
+/// `outbox_listed` over a large outbox is one transaction, which the writer's connection
+/// (`greenlight_walbuf`) would hold in memory whole, where SQLite's own spills to the log.
+fn upgrade_outbox_index(path: &str) -> StoreResult<()> {
+    if !std::path::Path::new(path).exists() {
+        return Ok(());
+    }
+    let c = Connection::open(path)
+        .map_err(|e| StoreError::Unavailable(format!("cannot open {path}: {e}")))?;
+    c.busy_timeout(std::time::Duration::from_millis(5000))?;
+    let outbox: bool = c.query_row(
+        "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'outbox'",
+        [],
+        |r| r.get(0),
+    )?;
+    if outbox && !webhooks::blocks_written(&c)? {
+        tracing::info!("upgrading the outbox's indexes (once)");
+        create_schema(&c)?;
+    }
+    Ok(())
 }
 
 impl SqlStore {
@@ -431,6 +462,7 @@ impl SqlStore {
         }
         // The writer's WAL is written a commit at a time (see `greenlight_walbuf`); the other
         // connections only read it.
+        upgrade_outbox_index(path)?;
         let writer = greenlight_walbuf::open(path).map_err(StoreError::Unavailable)?;
         configure(&writer, &opts.synchronous)?;
         create_schema(&writer)?;

@@ -66,7 +66,8 @@ pub(crate) fn enqueue(
         now,
     };
     let target = super::webhooks::resolve(conn, business_id, waba_id, phone_id)?;
-    insert_event(conn, &e, super::webhooks::skip_reason(&target, field))
+    insert_event(conn, &e, super::webhooks::skip_reason(&target, field))?;
+    super::webhooks::note_block(conn, None, business_id)
 }
 
 /// [`enqueue`] with where the events go taken from the writer's configuration cache: the send
@@ -74,7 +75,8 @@ pub(crate) fn enqueue(
 pub(crate) fn enqueue_cached(conn: &Conn, mem: &mut Memory, e: &Event) -> StoreResult<()> {
     let key = Triple(e.business_id, e.waba_id, e.phone_id);
     let skip = super::webhooks::skip_reason(route_cached(conn, mem, &key)?, e.field);
-    insert_event(conn, e, skip)
+    insert_event(conn, e, skip)?;
+    super::webhooks::note_block(conn, Some(&mut mem.outbox_blocks), e.business_id)
 }
 
 /// Where the events of a (business, WABA, number) go, from the writer's configuration cache

@@ -420,11 +420,27 @@ CREATE TABLE IF NOT EXISTS webhook_replays (
 -- one index, a pending one the table and three, and leaves one of them when it is done.
 -- The partial ones lead with `state` although it is constant in them: without statistics,
 -- SQLite's planner prefers the index matching more of a statement's terms.
--- Events by state and business, newest first: the deliveries API (every state is one walk per
--- state, merged), replays of dead events, the claim's walk over businesses with pending
--- events (one seek each), and the purge's walk over a business's done events, oldest first.
+-- Events by state and business, newest first, but for skipped ones: the deliveries API (every
+-- state is one walk per state, merged), replays of dead events, the claim's walk over
+-- businesses with pending events (one seek each), and the purge's walk over a business's
+-- delivered events, oldest first. Until `outbox_listed`, the index `outbox_state` held every
+-- event; an event written `skipped` (nobody can receive it: most of a sandbox's) put its entry
+-- among its business's, and with many businesses a commit dirtied a page of that index per
+-- business, more pages than the table's own (docs/BENCHMARKS.md, thirtieth round). Skipped
+-- events are found through `outbox_blocks` instead; statements state the condition
+-- (`state <> 'skipped'`) so that the planner takes the index. A database that has
+-- `outbox_state` gets its blocks written and that index dropped when it is opened.
 DROP INDEX IF EXISTS outbox_business_state;
-CREATE INDEX IF NOT EXISTS outbox_state ON outbox(state, business_id, id);
+CREATE INDEX IF NOT EXISTS outbox_listed ON outbox(state, business_id, id) WHERE state <> 'skipped';
+-- The blocks of 4096 outbox ids (`id >> 12`) a business has events in, of any state (a pending
+-- event may become skipped): written by the first event of a business in a block, so a few
+-- rows per 4096 events. A business's skipped events are read block by block, newest first,
+-- each block a range of ids. The purge drops a block's row with its business's last event in it.
+CREATE TABLE IF NOT EXISTS outbox_blocks (
+    business_id TEXT NOT NULL,
+    block       INTEGER NOT NULL,
+    PRIMARY KEY (business_id, block)
+) WITHOUT ROWID;
 -- A business's due events, in order, for the claim.
 DROP INDEX IF EXISTS outbox_claim;
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(state, business_id, next_attempt_at) WHERE state = 'pending';
@@ -432,7 +448,7 @@ CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(state, business_id, next_att
 DROP INDEX IF EXISTS outbox_due;
 CREATE INDEX IF NOT EXISTS outbox_pending_due ON outbox(state, next_attempt_at) WHERE state = 'pending';
 -- Done events by age for the purge were an index of their own, written with every event (a
--- tenth of a send's work on the writer); the purge walks `outbox_state` instead.
+-- tenth of a send's work on the writer); the purge walks `outbox_listed` and the table instead.
 DROP INDEX IF EXISTS outbox_done;
 DROP INDEX IF EXISTS outbox_business;
 

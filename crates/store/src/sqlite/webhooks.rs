@@ -103,6 +103,140 @@ pub(crate) fn skip_reason<'t>(target: &'t Target, field: &str) -> Option<Cow<'t,
     }
 }
 
+/// SQLite: the outbox's ids in blocks of `1 << BLOCK_BITS`. `outbox_blocks` holds a row per
+/// business and block it has events in: what finds a business's `skipped` events, which no
+/// index by business holds (`schema.sql`, `outbox_listed`).
+pub(crate) const BLOCK_BITS: u32 = 12;
+
+/// The newest block each business is known to have its row of `outbox_blocks` in (the writer's
+/// memory, emptied with its facts when a job or batch rolls back).
+pub(crate) type KnownBlocks = crate::keys::HashMap<String, i64>;
+
+/// SQLite: records the block of the event just inserted for `business_id` in `outbox_blocks`,
+/// unless `known` says it is there. Every event's block, whatever its state: a pending event
+/// can be marked `skipped` later. Nothing on PostgreSQL, whose index by state holds every event.
+pub(crate) fn note_block(
+    conn: &Conn,
+    known: Option<&mut KnownBlocks>,
+    business_id: &str,
+) -> StoreResult<()> {
+    if conn.is_pg() {
+        return Ok(());
+    }
+    let block = conn.last_insert_rowid() >> BLOCK_BITS;
+    if let Some(k) = &known {
+        if k.get(business_id) == Some(&block) {
+            return Ok(());
+        }
+    }
+    conn.execute_static(
+        "INSERT OR IGNORE INTO outbox_blocks (business_id, block) VALUES (?1, ?2)",
+        params![business_id, block],
+    )?;
+    if let Some(k) = known {
+        match k.get_mut(business_id) {
+            Some(b) => *b = block,
+            None => {
+                k.insert(business_id.to_string(), block);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// SQLite: whether the blocks of the outbox's events are written (`meta.outbox_blocks`): a
+/// database from before `outbox_blocks` has events without, and (since the fifth round of
+/// docs/BENCHMARKS.md) the index `outbox_state`, which held every event.
+pub(crate) fn blocks_written(c: &rusqlite::Connection) -> StoreResult<bool> {
+    Ok(c.query_row(
+        "SELECT (SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta') > 0 \
+         AND (SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'outbox_blocks') > 0",
+        [],
+        |r| r.get::<_, bool>(0),
+    )? && c.query_row(
+        "SELECT COUNT(*) > 0 FROM meta WHERE key = 'outbox_blocks'",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
+/// SQLite: unless [`blocks_written`], writes the blocks of every event of the outbox, drops
+/// `outbox_state` if the database has it (the schema has made `outbox_listed`, which leaves
+/// skipped events out) and records it, in one transaction: a start cut short does it again.
+/// Part of `create_schema`; on a new database it only records it.
+pub(crate) fn write_blocks(c: &rusqlite::Connection) -> StoreResult<()> {
+    if blocks_written(c)? {
+        return Ok(());
+    }
+    c.execute_batch("BEGIN IMMEDIATE")?;
+    let moved = c.execute_batch(&format!(
+        "DELETE FROM outbox_blocks; \
+         INSERT INTO outbox_blocks (business_id, block) \
+         SELECT DISTINCT business_id, id >> {BLOCK_BITS} FROM outbox; \
+         DROP INDEX IF EXISTS outbox_state; \
+         INSERT INTO meta (key, value) VALUES ('outbox_blocks', '1'); COMMIT"
+    ));
+    if moved.is_err() {
+        let _ = c.execute_batch("ROLLBACK");
+    }
+    Ok(moved?)
+}
+
+/// SQLite: a business's `skipped` events, newest first, as the deliveries API lists them: its
+/// blocks newest first, each one's range of ids read backwards for the business's events.
+/// Only ids above `floor` when given: a listing of every state that found `limit` events of
+/// other states needs no skipped event older than the oldest of them.
+fn skipped_events(
+    c: &Conn,
+    business_id: &str,
+    filter: &DeliveryFilter,
+    floor: Option<i64>,
+) -> StoreResult<Vec<DeliveryRecord>> {
+    let mut out = Vec::new();
+    if filter.limit == 0 {
+        return Ok(out);
+    }
+    let floor = floor.unwrap_or(0);
+    // ids below `before`: the newest block that can hold one
+    let mut top = filter.before.map_or(i64::MAX, |b| b.saturating_sub(1)) >> BLOCK_BITS;
+    let mut blocks_stmt = c.prepare_cached(
+        "SELECT block FROM outbox_blocks WHERE business_id = ?1 AND block <= ?2 \
+         ORDER BY block DESC LIMIT 64",
+    )?;
+    let events_sql = format!(
+        "SELECT {DELIVERY_COLS} FROM outbox o WHERE o.id >= ?1 AND o.id < ?2 AND o.business_id = ?3 \
+         AND o.state = 'skipped' AND (o.field = ?4 OR ?4 IS NULL) ORDER BY o.id DESC LIMIT ?5"
+    );
+    let mut events_stmt = c.prepare_cached(&events_sql)?;
+    loop {
+        let blocks: Vec<i64> = blocks_stmt
+            .query_map(params![business_id, top], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for &block in &blocks {
+            if ((block + 1) << BLOCK_BITS) <= floor + 1 {
+                return Ok(out);
+            }
+            let low = (block << BLOCK_BITS).max(floor + 1);
+            let high = ((block + 1) << BLOCK_BITS).min(filter.before.unwrap_or(i64::MAX));
+            let left = (filter.limit - out.len()) as i64;
+            let rows = events_stmt
+                .query_map(params![low, high, business_id, filter.field, left], |r| {
+                    delivery_from_row(r, false)
+                })?;
+            for r in rows {
+                out.push(r?);
+            }
+            if out.len() >= filter.limit {
+                return Ok(out);
+            }
+        }
+        match blocks.last() {
+            Some(&last) if blocks.len() == 64 && last > 0 => top = last - 1,
+            _ => return Ok(out),
+        }
+    }
+}
+
 /// Marks every due, unleased event of a WABA's number (of one field, if given) `skipped` at
 /// once, so that a tenant without a subscriber costs one statement per claim, not one per event.
 fn skip_all(conn: &Conn, req: &ClaimRequest, key: &SkipKey, reason: &str) -> StoreResult<()> {
@@ -626,9 +760,12 @@ impl WebhookStore for SqliteStore {
         self.read(move |c| {
             // One walk of (business, state, id) per state asked, merged newest first: the
             // outbox keeps no index by business alone (each index costs every event a write).
+            // (SQLite: skipped events are not in `outbox_listed`, whose condition the statement
+            // states so that the planner takes it; they are found by their blocks instead)
             let sql = format!(
-                "SELECT {DELIVERY_COLS} FROM outbox o WHERE o.business_id = ?1 AND o.state = ?2 \
-                 AND (o.field = ?3 OR ?3 IS NULL) AND (o.id < ?4 OR ?4 IS NULL) ORDER BY o.id DESC LIMIT ?5"
+                "SELECT {DELIVERY_COLS} FROM outbox o WHERE o.business_id = ?1 AND o.state = ?2 {} \
+                 AND (o.field = ?3 OR ?3 IS NULL) AND (o.id < ?4 OR ?4 IS NULL) ORDER BY o.id DESC LIMIT ?5",
+                if c.is_pg() { "" } else { "AND o.state <> 'skipped'" }
             );
             let states = match &filter.state {
                 Some(s) => vec![s.clone()],
@@ -636,7 +773,12 @@ impl WebhookStore for SqliteStore {
             };
             let mut stmt = c.prepare_cached(&sql)?;
             let mut all = Vec::new();
+            // SQLite's skipped events last, read above the oldest of `limit` others if found
+            let skipped = !c.is_pg() && states.iter().any(|s| s == "skipped");
             for state in states {
+                if state == "skipped" && !c.is_pg() {
+                    continue;
+                }
                 let rows = stmt.query_map(
                     params![b, state, filter.field, filter.before, filter.limit as i64],
                     |r| delivery_from_row(r, false),
@@ -646,8 +788,15 @@ impl WebhookStore for SqliteStore {
                 }
             }
             // (ids are rendered as strings: compare them as the numbers they are)
-            all.sort_by_key(|d: &DeliveryRecord| std::cmp::Reverse(d.id.parse::<i64>().unwrap_or(0)));
+            let id = |d: &DeliveryRecord| d.id.parse::<i64>().unwrap_or(0);
+            all.sort_by_key(|d| std::cmp::Reverse(id(d)));
             all.truncate(filter.limit);
+            if skipped {
+                let floor = (all.len() == filter.limit).then(|| all.last().map(id)).flatten();
+                all.extend(skipped_events(c, &b, &filter, floor)?);
+                all.sort_by_key(|d| std::cmp::Reverse(id(d)));
+                all.truncate(filter.limit);
+            }
             Ok(all)
         })
         .await
@@ -700,14 +849,14 @@ impl WebhookStore for SqliteStore {
         self.write(move |c| {
             c.prepare_cached(
                 "INSERT INTO webhook_replays (outbox_id, replayed_at) \
-                 SELECT id, ?2 FROM outbox WHERE business_id = ?1 AND state = 'dead' AND true \
+                 SELECT id, ?2 FROM outbox WHERE business_id = ?1 AND state = 'dead' AND state <> 'skipped' AND true \
                  ON CONFLICT (outbox_id) DO UPDATE SET replayed_at = excluded.replayed_at",
             )?
             .execute(params![b, now])?;
             let n = c
                 .prepare_cached(
                     "UPDATE outbox SET state = 'pending', next_attempt_at = ?2, lease_until = 0 \
-                     WHERE business_id = ?1 AND state = 'dead'",
+                     WHERE business_id = ?1 AND state = 'dead' AND state <> 'skipped'",
                 )?
                 .execute(params![b, now])?;
             Ok(n as u64)
@@ -716,11 +865,11 @@ impl WebhookStore for SqliteStore {
     }
 
     async fn purge_webhooks(&self, before: Millis, limit: usize) -> StoreResult<u64> {
-        self.write_mem_on(Route::Global, Facts::Keeps, move |c, _| {
+        self.write_mem_on(Route::Global, Facts::Keeps, move |c, mem| {
             let ids = if c.is_pg() {
                 purgeable_by_age(c, before, limit)?
             } else {
-                purgeable(c, before, limit)?
+                purgeable(c, before, limit, &mut mem.purge_resume)?
             };
             if ids.is_empty() {
                 return Ok(0);
@@ -737,8 +886,43 @@ impl WebhookStore for SqliteStore {
                 format!("DELETE FROM webhook_replays WHERE outbox_id {ids_in}"),
                 format!("DELETE FROM outbox WHERE id {ids_in}"),
             ];
+            // SQLite: the blocks the events were in, to drop those left without events
+            let blocks: Vec<(String, i64)> = if c.is_pg() {
+                Vec::new()
+            } else {
+                c.prepare_cached(&format!(
+                    "SELECT DISTINCT business_id, id >> {BLOCK_BITS} FROM outbox WHERE id {ids_in}"
+                ))?
+                .query_map(params![list], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?
+            };
             for sql in &statements {
                 c.prepare_cached(sql)?.execute(params![list])?;
+            }
+            // each block's remaining businesses read once (a range of at most 4096 ids)
+            let mut left: HashMap<i64, Vec<String>> = HashMap::new();
+            for (business, block) in blocks {
+                if let std::collections::hash_map::Entry::Vacant(e) = left.entry(block) {
+                    let remaining = c
+                        .prepare_cached(
+                            "SELECT DISTINCT business_id FROM outbox WHERE id >= ?1 AND id < ?2",
+                        )?
+                        .query_map(
+                            params![block << BLOCK_BITS, (block + 1) << BLOCK_BITS],
+                            |r| r.get(0),
+                        )?
+                        .collect::<Result<_, _>>()?;
+                    e.insert(remaining);
+                }
+                if left[&block].contains(&business) {
+                    continue;
+                }
+                // the writer's memory may name this block: it writes its row again
+                mem.outbox_blocks.remove(&business);
+                c.prepare_cached(
+                    "DELETE FROM outbox_blocks WHERE business_id = ?1 AND block = ?2",
+                )?
+                .execute(params![business, block])?;
             }
             Ok(ids.len() as u64)
         })
@@ -771,66 +955,101 @@ fn purgeable_by_age(c: &Conn, before: Millis, limit: usize) -> StoreResult<Vec<i
 }
 
 /// SQLite: up to `limit` delivered or skipped events whose last attempt was due before
-/// `before`, found without an index of their own: for each state and each business with events
-/// in it (one seek of `outbox_state` each), the business's events oldest first. Ids follow
-/// creation and an event's last attempt is due no earlier than its creation, so a walk ends at
-/// the first event created at or after `before`: every later one is as new. An event created
-/// before it but done since (retried, or replayed) is stepped over. An event created out of
-/// order (the clock stepped back) only delays the events after it until it is old enough too.
-/// The newest event of the outbox stays: SQLite's outbox (without `AUTOINCREMENT`) numbers a
-/// new event one past it, so an id is never given twice.
-fn purgeable(c: &Conn, before: Millis, limit: usize) -> StoreResult<Vec<i64>> {
+/// `before`, found without an index of their own. Delivered ones: for each business with some
+/// (one seek of `outbox_listed` each), the business's oldest first. Skipped ones, which no index
+/// by state holds: every event, oldest first. Ids follow creation and an event's last attempt
+/// is due no earlier than its creation, so a walk ends at the first event created at or after
+/// `before`: every later one is as new. An event created before it but done since (retried, or
+/// replayed), or in another state, is stepped over. An event created out of order (the clock
+/// stepped back) only delays the events after it until it is old enough too. The newest event
+/// of the outbox stays: SQLite's outbox (without `AUTOINCREMENT`) numbers a new event one past
+/// it, so an id is never given twice.
+///
+/// The walk over the table steps over the old events it cannot purge (dead ones, which stay)
+/// once per round of calls rather than once per call: a call that stops at `limit` leaves in
+/// `resume` the id it stopped at, where the next one goes on; a call that returns fewer (the
+/// round is done) sets it back to 0. An event that becomes skipped behind it meanwhile waits for
+/// the next round.
+fn purgeable(c: &Conn, before: Millis, limit: usize, resume: &mut i64) -> StoreResult<Vec<i64>> {
     let mut ids: Vec<i64> = Vec::new();
     let newest: Option<i64> = c.query_row("SELECT MAX(id) FROM outbox", params![], |r| r.get(0))?;
     let Some(newest) = newest else {
         return Ok(ids);
     };
-    for state in ["delivered", "skipped"] {
-        let mut business = String::new();
-        while ids.len() < limit {
-            let next: Option<String> = c
-                .query_row(
-                    "SELECT business_id FROM outbox WHERE state = ?1 AND business_id > ?2 \
-                     ORDER BY state, business_id LIMIT 1",
-                    params![state, business],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            let Some(next) = next else { break };
-            business = next;
-            let mut after = 0i64;
-            'walk: loop {
-                let mut stmt = c.prepare_cached(
-                    "SELECT id, created_at, next_attempt_at FROM outbox \
-                     WHERE state = ?1 AND business_id = ?2 AND id > ?3 AND id < ?4 \
-                     ORDER BY state, business_id, id LIMIT ?5",
-                )?;
-                let rows = stmt
-                    .query_map(params![state, business, after, newest, PURGE_WALK], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                    })?;
-                let mut read = 0;
-                for row in rows {
-                    let (id, created_at, due): (i64, i64, i64) = row?;
-                    read += 1;
-                    after = id;
-                    if created_at >= before {
-                        break 'walk;
-                    }
-                    if due < before {
-                        ids.push(id);
-                        if ids.len() >= limit {
-                            break 'walk;
-                        }
-                    }
-                }
-                if read < PURGE_WALK {
-                    break;
+    // (`state <> 'skipped'` is `outbox_listed`'s condition, stated so the planner takes it)
+    let mut business = String::new();
+    while ids.len() < limit {
+        let next: Option<String> = c
+            .query_row(
+                "SELECT business_id FROM outbox WHERE state = 'delivered' AND state <> 'skipped' \
+                 AND business_id > ?1 ORDER BY state, business_id LIMIT 1",
+                params![business],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(next) = next else { break };
+        business = next;
+        let mut stmt = c.prepare_cached(
+            "SELECT id, created_at, next_attempt_at, 1 FROM outbox \
+             WHERE state = 'delivered' AND state <> 'skipped' AND business_id = ?1 AND id > ?2 AND id < ?3 \
+             ORDER BY state, business_id, id LIMIT ?4",
+        )?;
+        walk(&mut stmt, &[&business], 0, newest, before, limit, &mut ids)?;
+    }
+    if ids.len() < limit {
+        let mut stmt = c.prepare_cached(
+            "SELECT id, created_at, next_attempt_at, state = 'skipped' FROM outbox \
+             WHERE id > ?1 AND id < ?2 ORDER BY id LIMIT ?3",
+        )?;
+        *resume = walk(&mut stmt, &[], *resume, newest, before, limit, &mut ids)?;
+    }
+    if ids.len() < limit {
+        *resume = 0;
+    }
+    Ok(ids)
+}
+
+/// One walk of [`purgeable`] from after the id `after`: `stmt` reads `PURGE_WALK` events at a
+/// time after an id and below `newest` (its last three parameters, after `lead`), each as (id,
+/// created_at, due, whether its state is the walk's), oldest first. Returns the last id read.
+fn walk(
+    stmt: &mut db::Stmt<'_>,
+    lead: &[&str],
+    mut after: i64,
+    newest: i64,
+    before: Millis,
+    limit: usize,
+    ids: &mut Vec<i64>,
+) -> StoreResult<i64> {
+    loop {
+        let rows = match lead {
+            [] => stmt.query_map(params![after, newest, PURGE_WALK], event_age)?,
+            [b] => stmt.query_map(params![*b, after, newest, PURGE_WALK], event_age)?,
+            _ => unreachable!("one leading parameter at most"),
+        };
+        let mut read = 0;
+        for row in rows {
+            let (id, created_at, due, in_state) = row?;
+            read += 1;
+            after = id;
+            if created_at >= before {
+                return Ok(after);
+            }
+            if in_state && due < before {
+                ids.push(id);
+                if ids.len() >= limit {
+                    return Ok(after);
                 }
             }
         }
+        if read < PURGE_WALK {
+            return Ok(after);
+        }
     }
-    Ok(ids)
+}
+
+fn event_age(r: &Row) -> db::Result<(i64, i64, i64, bool)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
 }
 
 #[cfg(test)]
@@ -1383,24 +1602,14 @@ mod tests {
         let (_d, s, t) = store_with_tenant(true).await;
         enqueue_n(&s, &t, "messages", 1_000, 100_000).await;
         let (b2, w2) = {
-            let t2 = crate::Store::create_tenant(
+            let t2 = second_tenant(
                 &s,
-                NewTenant {
-                    business_name: "B".into(),
-                    verified: false,
-                    phone_numbers: vec![NewPhoneNumber {
-                        display_phone_number: "+1 555 010 0002".into(),
-                        verified_name: "B".into(),
-                    }],
-                    webhook: Some(NewWebhook {
-                        callback_url: "http://127.0.0.1:10/other".into(),
-                        verify_token: "vt".into(),
-                    }),
-                },
-                1_000,
+                Some(NewWebhook {
+                    callback_url: "http://127.0.0.1:10/other".into(),
+                    verify_token: "vt".into(),
+                }),
             )
-            .await
-            .unwrap();
+            .await;
             (t2.business_id, t2.waba_id)
         };
         s.write(move |c| {
@@ -1472,5 +1681,343 @@ mod tests {
         assert_eq!(s.purge_webhooks(i64::MAX, 100).await.unwrap(), 1);
         assert!(s.webhook_delivery(&scope, e.id).await.unwrap().is_none());
         assert!(s.webhook_delivery(&scope, e3.id).await.unwrap().is_some());
+    }
+
+    /// A second tenant in `s`; without a webhook its events are written `skipped`.
+    async fn second_tenant(s: &SqliteStore, webhook: Option<NewWebhook>) -> CreatedTenant {
+        crate::Store::create_tenant(
+            s,
+            NewTenant {
+                business_name: "B".into(),
+                verified: false,
+                phone_numbers: vec![NewPhoneNumber {
+                    display_phone_number: "+1 555 010 0002".into(),
+                    verified_name: "B".into(),
+                }],
+                webhook,
+            },
+            1_000,
+        )
+        .await
+        .unwrap()
+    }
+
+    /// An event of `business_id` written as the send path writes its events: through the
+    /// writer's memory of the blocks (`note_block`).
+    fn event_through_memory(
+        c: &Conn,
+        mem: &mut Memory,
+        business_id: &str,
+        waba_id: &str,
+        now: Millis,
+    ) -> StoreResult<()> {
+        super::super::ops::enqueue_cached(
+            c,
+            mem,
+            &super::super::ops::Event {
+                business_id,
+                waba_id,
+                phone_id: None,
+                field: "messages",
+                payload: "{}",
+                now,
+            },
+        )
+    }
+
+    /// Every id of `scope`'s deliveries in `state` (and `field`), page after page of `limit`.
+    async fn every_page(
+        s: &SqliteStore,
+        scope: &Scope,
+        state: Option<&str>,
+        field: Option<&str>,
+        limit: usize,
+    ) -> Vec<i64> {
+        let mut ids = Vec::new();
+        let mut before = None;
+        loop {
+            let filter = DeliveryFilter {
+                state: state.map(str::to_string),
+                field: field.map(str::to_string),
+                before,
+                limit,
+            };
+            let page: Vec<i64> = s
+                .webhook_deliveries(scope, filter)
+                .await
+                .unwrap()
+                .iter()
+                .map(|d| d.id.parse().unwrap())
+                .collect();
+            ids.extend(&page);
+            if page.len() < limit {
+                return ids;
+            }
+            before = page.last().copied();
+        }
+    }
+
+    /// Skipped events are in no index by business (`outbox_listed` leaves them out): they are
+    /// listed through the blocks of ids their business has events in. Two businesses' events
+    /// interleaved over four blocks, one business's sparse in the last: each lists exactly its
+    /// own, newest first, page after page, whatever the page's size, with the field filter, and
+    /// merged with the other states.
+    #[tokio::test]
+    async fn skipped_events_are_listed_through_their_blocks() {
+        let (_d, s, a) = store_with_tenant(false).await;
+        let b = second_tenant(&s, None).await;
+        let block = 1i64 << BLOCK_BITS;
+        // ids 1..=3 blocks: a, a, b, a, a, b, …; then a's alone for most of a block, then one b
+        let (ba, wa, bb, wb) = (
+            a.business_id.clone(),
+            a.waba_id.clone(),
+            b.business_id.clone(),
+            b.waba_id.clone(),
+        );
+        s.write(move |c| {
+            let value = serde_json::json!({"x": 1});
+            for i in 0..3 * block {
+                let (bus, waba) = if i % 3 == 2 { (&bb, &wb) } else { (&ba, &wa) };
+                let field = if i % 5 == 0 {
+                    "account_update"
+                } else {
+                    "messages"
+                };
+                super::super::ops::enqueue(c, bus, waba, None, field, &value, 1_000)?;
+            }
+            for _ in 0..block - 10 {
+                super::super::ops::enqueue(c, &ba, &wa, None, "messages", &value, 1_000)?;
+            }
+            super::super::ops::enqueue(c, &bb, &wb, None, "messages", &value, 1_000)?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let total = 4 * block - 9;
+        let a_ids: Vec<i64> = (1..=total)
+            .rev()
+            .filter(|id| *id > 3 * block || (id - 1) % 3 != 2)
+            .filter(|id| *id != total)
+            .collect();
+        let b_ids: Vec<i64> = (1..=total).rev().filter(|id| !a_ids.contains(id)).collect();
+        let (sa, sb) = (
+            Scope {
+                business_id: a.business_id.clone(),
+            },
+            Scope {
+                business_id: b.business_id.clone(),
+            },
+        );
+        for limit in [1, 7, 500] {
+            if limit > 1 {
+                assert_eq!(
+                    every_page(&s, &sa, Some("skipped"), None, limit).await,
+                    a_ids
+                );
+            }
+            assert_eq!(
+                every_page(&s, &sb, Some("skipped"), None, limit).await,
+                b_ids
+            );
+        }
+        let b_accounts: Vec<i64> = b_ids
+            .iter()
+            .copied()
+            .filter(|id| id <= &(3 * block) && (id - 1) % 5 == 0)
+            .collect();
+        assert!(!b_accounts.is_empty());
+        assert_eq!(
+            every_page(&s, &sb, Some("skipped"), Some("account_update"), 50).await,
+            b_accounts
+        );
+        // with the other states: two of b's events delivered, one dead
+        let (d1, d2, dead) = (b_ids[0], b_ids[100], b_ids[1000]);
+        s.write(move |c| {
+            c.execute(
+                "UPDATE outbox SET state = 'delivered' WHERE id IN (?1, ?2)",
+                params![d1, d2],
+            )?;
+            c.execute(
+                "UPDATE outbox SET state = 'dead' WHERE id = ?1",
+                params![dead],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(every_page(&s, &sb, None, None, 64).await, b_ids);
+        assert_eq!(
+            every_page(&s, &sb, Some("delivered"), None, 64).await,
+            vec![d1, d2]
+        );
+        assert_eq!(
+            every_page(&s, &sb, Some("skipped"), None, 64).await.len(),
+            b_ids.len() - 3
+        );
+    }
+
+    /// A database whose events have no blocks gets them written when it is opened, and the
+    /// index `outbox_state` dropped if it has it (a database from before that index has
+    /// `outbox_business_state`); its skipped events list.
+    #[tokio::test]
+    async fn a_database_without_blocks_gets_them_when_opened() {
+        for old_index in [
+            "CREATE INDEX outbox_state ON outbox(state, business_id, id)",
+            "CREATE INDEX outbox_business_state ON outbox(business_id, state)",
+        ] {
+            let (d, s, a) = store_with_tenant(false).await;
+            enqueue_n(&s, &a, "messages", 1_000, 5).await;
+            s.close();
+            drop(s);
+            let path = d.path("t.db");
+            let c = rusqlite::Connection::open(&path).unwrap();
+            c.execute_batch(&format!(
+                "DELETE FROM outbox_blocks; DELETE FROM meta WHERE key = 'outbox_blocks'; \
+                 DROP INDEX outbox_listed; {old_index};"
+            ))
+            .unwrap();
+            drop(c);
+            let s = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+            let scope = Scope {
+                business_id: a.business_id.clone(),
+            };
+            assert_eq!(
+                every_page(&s, &scope, Some("skipped"), None, 2).await,
+                vec![5, 4, 3, 2, 1],
+                "{old_index}"
+            );
+            let (indexes, blocks): (Vec<String>, i64) = s
+                .read(|c| {
+                    let mut st = c.prepare(
+                        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'outbox' \
+                         AND name NOT LIKE 'sqlite_%' ORDER BY 1",
+                    )?;
+                    let names = st
+                        .query_map(params![], |r| r.get(0))?
+                        .collect::<Result<_, _>>()?;
+                    let n = c.query_row("SELECT COUNT(*) FROM outbox_blocks", params![], |r| {
+                        r.get(0)
+                    })?;
+                    Ok((names, n))
+                })
+                .await
+                .unwrap();
+            assert_eq!(
+                indexes,
+                ["outbox_listed", "outbox_pending", "outbox_pending_due"],
+                "{old_index}"
+            );
+            assert_eq!(blocks, 1);
+        }
+    }
+
+    /// A job that wrote a business's first event of a block, and its row of `outbox_blocks`,
+    /// and then failed takes the row with it: the writer forgets it remembered the row, and the
+    /// business's next event in that block writes it again.
+    #[tokio::test]
+    async fn a_rolled_back_blocks_row_is_written_again_by_the_next_event() {
+        let (_d, s, a) = store_with_tenant(false).await;
+        let insert = |fail: bool| {
+            let (bus, waba) = (a.business_id.clone(), a.waba_id.clone());
+            s.write_mem_on(Route::Global, Facts::Keeps, move |c, mem| {
+                event_through_memory(c, mem, &bus, &waba, 1_000)?;
+                if fail {
+                    return Err(StoreError::Internal("the job fails after its event".into()));
+                }
+                Ok(())
+            })
+        };
+        assert!(insert(true).await.is_err());
+        insert(false).await.unwrap();
+        let scope = Scope {
+            business_id: a.business_id.clone(),
+        };
+        assert_eq!(
+            every_page(&s, &scope, Some("skipped"), None, 10).await,
+            vec![1]
+        );
+    }
+
+    /// The purge's walk over the table goes on where its last call stopped: old dead events
+    /// (which stay) before the skipped ones are stepped over once a round, and every old
+    /// skipped event goes, call after call, with the blocks left without events.
+    #[tokio::test]
+    async fn the_purge_walks_the_skipped_events_call_after_call() {
+        let (_d, s, a) = store_with_tenant(false).await;
+        let b = second_tenant(&s, None).await;
+        enqueue_n(&s, &a, "messages", 1_000, 10).await;
+        s.write(|c| {
+            c.execute_batch("UPDATE outbox SET state = 'dead'")?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        enqueue_n(&s, &b, "messages", 1_000, 20).await;
+        enqueue_n(&s, &a, "messages", 9_000, 1).await;
+        let mut purged = Vec::new();
+        loop {
+            let n = s.purge_webhooks(5_000, 6).await.unwrap();
+            purged.push(n);
+            if n < 6 {
+                break;
+            }
+        }
+        assert_eq!(purged, vec![6, 6, 6, 2]);
+        let (left, blocks): (Vec<(i64, String)>, Vec<String>) = s
+            .read(|c| {
+                let mut st = c.prepare("SELECT id, state FROM outbox ORDER BY id")?;
+                let left = st
+                    .query_map(params![], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<_, _>>()?;
+                let mut st = c.prepare("SELECT business_id FROM outbox_blocks")?;
+                let blocks = st
+                    .query_map(params![], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                Ok((left, blocks))
+            })
+            .await
+            .unwrap();
+        let mut expect: Vec<(i64, String)> = (1..=10).map(|i| (i, "dead".to_string())).collect();
+        expect.push((31, "skipped".into()));
+        assert_eq!(left, expect);
+        assert_eq!(blocks, vec![a.business_id.clone()], "b has no event left");
+    }
+
+    /// The purge drops a block's row with its business's last event in the block, and the
+    /// writer, which remembered that row, writes it again for the business's next event.
+    #[tokio::test]
+    async fn a_purged_blocks_row_is_written_again_by_the_next_event() {
+        let (_d, s, a) = store_with_tenant(false).await;
+        let b = second_tenant(&s, None).await;
+        // a's events through the writer's memory (the send path's `note_block`), then b's
+        let insert = |t: &CreatedTenant, at: Millis| {
+            let (bus, waba) = (t.business_id.clone(), t.waba_id.clone());
+            s.write_mem_on(Route::Global, Facts::Keeps, move |c, mem| {
+                event_through_memory(c, mem, &bus, &waba, at)
+            })
+        };
+        insert(&a, 1_000).await.unwrap();
+        insert(&a, 1_000).await.unwrap();
+        insert(&b, 5_000).await.unwrap();
+        let blocks = || {
+            s.read(|c| {
+                let mut st = c.prepare("SELECT business_id FROM outbox_blocks ORDER BY 1")?;
+                let rows = st.query_map(params![], |r| r.get::<_, String>(0))?;
+                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            })
+        };
+        let mut both = vec![a.business_id.clone(), b.business_id.clone()];
+        both.sort();
+        assert_eq!(blocks().await.unwrap(), both);
+        assert_eq!(s.purge_webhooks(2_000, 100).await.unwrap(), 2);
+        assert_eq!(blocks().await.unwrap(), vec![b.business_id.clone()]);
+        insert(&a, 6_000).await.unwrap();
+        let scope = Scope {
+            business_id: a.business_id.clone(),
+        };
+        assert_eq!(
+            every_page(&s, &scope, Some("skipped"), None, 10).await,
+            vec![4]
+        );
     }
 }
