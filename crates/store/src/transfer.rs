@@ -302,7 +302,7 @@ fn import_tx(c: &Conn, input: &mut dyn BufRead) -> StoreResult<TransferStats> {
     if !c.is_pg() {
         // the messages have new rowids: their chains are built from them
         crate::sqlite::chains::rebuild(c.sqlite().expect("SQLite"))?;
-        // and the outbox's events the blocks their skipped ones are found by
+        // and so are the blocks of ids the outbox's skipped events are found by
         c.execute_batch(&format!(
             "DELETE FROM outbox_blocks; INSERT INTO outbox_blocks (business_id, block) \
              SELECT DISTINCT business_id, id >> {} FROM outbox",

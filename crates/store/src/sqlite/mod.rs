@@ -419,8 +419,8 @@ fn add_message_columns(c: &Connection) -> StoreResult<()> {
 }
 
 /// Creates what [`SCHEMA`] lists that the database lacks, and upgrades an older database
-/// ([`add_message_columns`], [`webhooks::write_blocks`], [`chains::ensure`]). Every opener runs it: the server and
-/// `greenlight import`.
+/// ([`add_message_columns`], [`webhooks::write_blocks`], [`chains::ensure`]). Every opener
+/// runs it: the server and `greenlight import`.
 pub(crate) fn create_schema(c: &Connection) -> StoreResult<()> {
     c.execute_batch(SCHEMA)?;
     add_message_columns(c)?;
@@ -460,9 +460,9 @@ impl SqlStore {
                 })?;
             }
         }
+        upgrade_outbox_index(path)?;
         // The writer's WAL is written a commit at a time (see `greenlight_walbuf`); the other
         // connections only read it.
-        upgrade_outbox_index(path)?;
         let writer = greenlight_walbuf::open(path).map_err(StoreError::Unavailable)?;
         configure(&writer, &opts.synchronous)?;
         create_schema(&writer)?;

@@ -415,9 +415,10 @@ CREATE TABLE IF NOT EXISTS webhook_replays (
     replayed_at INTEGER NOT NULL
 );
 
--- The outbox's indexes. Every index is written with every event, so the ones only pending
--- events need are partial: an event nobody can receive (written `skipped`) costs the table and
--- one index, a pending one the table and three, and leaves one of them when it is done.
+-- The outbox's indexes. Every index is written with every event, so the ones only some events
+-- need are partial: an event nobody can receive (written `skipped`) costs the table alone (and
+-- now and then a row of `outbox_blocks`), a pending one the table and three indexes, and leaves
+-- one of them when it is done.
 -- The partial ones lead with `state` although it is constant in them: without statistics,
 -- SQLite's planner prefers the index matching more of a statement's terms.
 -- Events by state and business, newest first, but for skipped ones: the deliveries API (every
@@ -428,8 +429,9 @@ CREATE TABLE IF NOT EXISTS webhook_replays (
 -- among its business's, and with many businesses a commit dirtied a page of that index per
 -- business, more pages than the table's own (docs/BENCHMARKS.md, thirtieth round). Skipped
 -- events are found through `outbox_blocks` instead; statements state the condition
--- (`state <> 'skipped'`) so that the planner takes the index. A database that has
--- `outbox_state` gets its blocks written and that index dropped when it is opened.
+-- (`state <> 'skipped'`) so that the planner takes the index. A database without
+-- `meta.outbox_blocks` (one from before them) gets its blocks written, and `outbox_state`
+-- dropped, when it is opened.
 DROP INDEX IF EXISTS outbox_business_state;
 CREATE INDEX IF NOT EXISTS outbox_listed ON outbox(state, business_id, id) WHERE state <> 'skipped';
 -- The blocks of 4096 outbox ids (`id >> 12`) a business has events in, of any state (a pending

@@ -145,8 +145,8 @@ pub(crate) fn note_block(
 }
 
 /// SQLite: whether the blocks of the outbox's events are written (`meta.outbox_blocks`): a
-/// database from before `outbox_blocks` has events without, and (since the fifth round of
-/// docs/BENCHMARKS.md) the index `outbox_state`, which held every event.
+/// database from before `outbox_blocks` has events without, and (from `5950659` on) the index
+/// `outbox_state`, which held every event; an older one `outbox_business_state`.
 pub(crate) fn blocks_written(c: &rusqlite::Connection) -> StoreResult<bool> {
     Ok(c.query_row(
         "SELECT (SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta') > 0 \
@@ -182,6 +182,9 @@ pub(crate) fn write_blocks(c: &rusqlite::Connection) -> StoreResult<()> {
     Ok(moved?)
 }
 
+/// Blocks of a business [`skipped_events`] reads at a time.
+const BLOCKS_READ: i64 = 64;
+
 /// SQLite: a business's `skipped` events, newest first, as the deliveries API lists them: its
 /// blocks newest first, each one's range of ids read backwards for the business's events.
 /// Only ids above `floor` when given: a listing of every state that found `limit` events of
@@ -201,7 +204,7 @@ fn skipped_events(
     let mut top = filter.before.map_or(i64::MAX, |b| b.saturating_sub(1)) >> BLOCK_BITS;
     let mut blocks_stmt = c.prepare_cached(
         "SELECT block FROM outbox_blocks WHERE business_id = ?1 AND block <= ?2 \
-         ORDER BY block DESC LIMIT 64",
+         ORDER BY block DESC LIMIT ?3",
     )?;
     let events_sql = format!(
         "SELECT {DELIVERY_COLS} FROM outbox o WHERE o.id >= ?1 AND o.id < ?2 AND o.business_id = ?3 \
@@ -210,7 +213,7 @@ fn skipped_events(
     let mut events_stmt = c.prepare_cached(&events_sql)?;
     loop {
         let blocks: Vec<i64> = blocks_stmt
-            .query_map(params![business_id, top], |r| r.get(0))?
+            .query_map(params![business_id, top, BLOCKS_READ], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         for &block in &blocks {
             if ((block + 1) << BLOCK_BITS) <= floor + 1 {
@@ -231,7 +234,7 @@ fn skipped_events(
             }
         }
         match blocks.last() {
-            Some(&last) if blocks.len() == 64 && last > 0 => top = last - 1,
+            Some(&last) if blocks.len() as i64 == BLOCKS_READ && last > 0 => top = last - 1,
             _ => return Ok(out),
         }
     }
