@@ -303,11 +303,7 @@ fn import_tx(c: &Conn, input: &mut dyn BufRead) -> StoreResult<TransferStats> {
         // the messages have new rowids: their chains are built from them
         crate::sqlite::chains::rebuild(c.sqlite().expect("SQLite"))?;
         // and so are the blocks of ids the outbox's skipped events are found by
-        c.execute_batch(&format!(
-            "DELETE FROM outbox_blocks; INSERT INTO outbox_blocks (business_id, block) \
-             SELECT DISTINCT business_id, id >> {} FROM outbox",
-            crate::sqlite::webhooks::BLOCK_BITS
-        ))?;
+        crate::sqlite::webhooks::rebuild_blocks(c.sqlite().expect("SQLite"))?;
     }
     if c.is_pg() {
         // move every id sequence past the imported ids

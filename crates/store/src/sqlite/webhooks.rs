@@ -169,17 +169,27 @@ pub(crate) fn write_blocks(c: &rusqlite::Connection) -> StoreResult<()> {
         return Ok(());
     }
     c.execute_batch("BEGIN IMMEDIATE")?;
-    let moved = c.execute_batch(&format!(
-        "DELETE FROM outbox_blocks; \
-         INSERT INTO outbox_blocks (business_id, block) \
-         SELECT DISTINCT business_id, id >> {BLOCK_BITS} FROM outbox; \
-         DROP INDEX IF EXISTS outbox_state; \
-         INSERT INTO meta (key, value) VALUES ('outbox_blocks', '1'); COMMIT"
-    ));
+    let moved = rebuild_blocks(c).and_then(|()| {
+        Ok(c.execute_batch(
+            "DROP INDEX IF EXISTS outbox_state; \
+             INSERT INTO meta (key, value) VALUES ('outbox_blocks', '1'); COMMIT",
+        )?)
+    });
     if moved.is_err() {
         let _ = c.execute_batch("ROLLBACK");
     }
-    Ok(moved?)
+    moved
+}
+
+/// SQLite: `outbox_blocks` written again from every event of the outbox (an upgrade's, an
+/// import's, whose events have new ids), in the caller's transaction.
+pub(crate) fn rebuild_blocks(c: &rusqlite::Connection) -> StoreResult<()> {
+    c.execute_batch(&format!(
+        "DELETE FROM outbox_blocks; \
+         INSERT INTO outbox_blocks (business_id, block) \
+         SELECT DISTINCT business_id, id >> {BLOCK_BITS} FROM outbox"
+    ))?;
+    Ok(())
 }
 
 /// Blocks of a business [`skipped_events`] reads at a time.
@@ -902,35 +912,40 @@ impl WebhookStore for SqliteStore {
             for sql in &statements {
                 c.prepare_cached(sql)?.execute(params![list])?;
             }
-            // each block's remaining businesses read once (a range of at most 4096 ids)
-            let mut left: HashMap<i64, Vec<String>> = HashMap::new();
-            for (business, block) in blocks {
-                if let std::collections::hash_map::Entry::Vacant(e) = left.entry(block) {
-                    let remaining = c
-                        .prepare_cached(
-                            "SELECT DISTINCT business_id FROM outbox WHERE id >= ?1 AND id < ?2",
-                        )?
-                        .query_map(
-                            params![block << BLOCK_BITS, (block + 1) << BLOCK_BITS],
-                            |r| r.get(0),
-                        )?
-                        .collect::<Result<_, _>>()?;
-                    e.insert(remaining);
-                }
-                if left[&block].contains(&business) {
-                    continue;
-                }
-                // the writer's memory may name this block: it writes its row again
-                mem.outbox_blocks.remove(&business);
-                c.prepare_cached(
-                    "DELETE FROM outbox_blocks WHERE business_id = ?1 AND block = ?2",
-                )?
-                .execute(params![business, block])?;
-            }
+            drop_emptied_blocks(c, mem, blocks)?;
             Ok(ids.len() as u64)
         })
         .await
     }
+}
+
+/// SQLite: after the purge deleted events of `blocks` (business, block), drops the rows of
+/// `outbox_blocks` whose business has no event left in the block, reading each block's
+/// remaining businesses once (a range of at most 4096 ids). The writer's memory may name a
+/// dropped block: it forgets it, and writes the row again with the business's next event there.
+fn drop_emptied_blocks(c: &Conn, mem: &mut Memory, blocks: Vec<(String, i64)>) -> StoreResult<()> {
+    let mut left: HashMap<i64, Vec<String>> = HashMap::new();
+    for (business, block) in blocks {
+        if let std::collections::hash_map::Entry::Vacant(e) = left.entry(block) {
+            let remaining = c
+                .prepare_cached(
+                    "SELECT DISTINCT business_id FROM outbox WHERE id >= ?1 AND id < ?2",
+                )?
+                .query_map(
+                    params![block << BLOCK_BITS, (block + 1) << BLOCK_BITS],
+                    |r| r.get(0),
+                )?
+                .collect::<Result<_, _>>()?;
+            e.insert(remaining);
+        }
+        if left[&block].contains(&business) {
+            continue;
+        }
+        mem.outbox_blocks.remove(&business);
+        c.prepare_cached("DELETE FROM outbox_blocks WHERE business_id = ?1 AND block = ?2")?
+            .execute(params![business, block])?;
+    }
+    Ok(())
 }
 
 /// Rows of a business's events in one state that the purge reads at a time.
@@ -997,14 +1012,22 @@ fn purgeable(c: &Conn, before: Millis, limit: usize, resume: &mut i64) -> StoreR
              WHERE state = 'delivered' AND state <> 'skipped' AND business_id = ?1 AND id > ?2 AND id < ?3 \
              ORDER BY state, business_id, id LIMIT ?4",
         )?;
-        walk(&mut stmt, &[&business], 0, newest, before, limit, &mut ids)?;
+        walk(
+            &mut stmt,
+            Some(&business),
+            0,
+            newest,
+            before,
+            limit,
+            &mut ids,
+        )?;
     }
     if ids.len() < limit {
         let mut stmt = c.prepare_cached(
             "SELECT id, created_at, next_attempt_at, state = 'skipped' FROM outbox \
              WHERE id > ?1 AND id < ?2 ORDER BY id LIMIT ?3",
         )?;
-        *resume = walk(&mut stmt, &[], *resume, newest, before, limit, &mut ids)?;
+        *resume = walk(&mut stmt, None, *resume, newest, before, limit, &mut ids)?;
     }
     if ids.len() < limit {
         *resume = 0;
@@ -1013,11 +1036,12 @@ fn purgeable(c: &Conn, before: Millis, limit: usize, resume: &mut i64) -> StoreR
 }
 
 /// One walk of [`purgeable`] from after the id `after`: `stmt` reads `PURGE_WALK` events at a
-/// time after an id and below `newest` (its last three parameters, after `lead`), each as (id,
-/// created_at, due, whether its state is the walk's), oldest first. Returns the last id read.
+/// time after an id and below `newest` (its last three parameters, after the business if it
+/// walks one), each as (id, created_at, due, whether its state is the walk's), oldest first.
+/// Returns the last id read.
 fn walk(
     stmt: &mut db::Stmt<'_>,
-    lead: &[&str],
+    business: Option<&str>,
     mut after: i64,
     newest: i64,
     before: Millis,
@@ -1025,10 +1049,9 @@ fn walk(
     ids: &mut Vec<i64>,
 ) -> StoreResult<i64> {
     loop {
-        let rows = match lead {
-            [] => stmt.query_map(params![after, newest, PURGE_WALK], event_age)?,
-            [b] => stmt.query_map(params![*b, after, newest, PURGE_WALK], event_age)?,
-            _ => unreachable!("one leading parameter at most"),
+        let rows = match business {
+            None => stmt.query_map(params![after, newest, PURGE_WALK], event_age)?,
+            Some(b) => stmt.query_map(params![b, after, newest, PURGE_WALK], event_age)?,
         };
         let mut read = 0;
         for row in rows {
