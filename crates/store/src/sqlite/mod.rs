@@ -8,7 +8,7 @@
 //!
 //! **One writer, group commit.** Every write is a job sent to a single writer thread. The
 //! thread takes the first job waiting, opens a transaction, then keeps running jobs for as long
-//! as more are queued (up to [`SQLITE_MAX_BATCH`]), and commits them all at once: one `fsync` for many
+//! as more are queued (up to [`sqlite_batch_cap`]), and commits them all at once: one `fsync` for many
 //! concurrent sends. Each job runs inside its own `SAVEPOINT`, so a job that refuses rolls back
 //! alone. Callers are answered only after the `COMMIT` returned: an `Ok` means durable. Because
 //! jobs run one after another on one connection, a job's reads and the engine's decision cannot
@@ -39,22 +39,38 @@ use crate::keys::HashMap;
 use crate::{StoreError, StoreResult};
 use rusqlite::Connection;
 use std::cell::Cell;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
 /// Most jobs committed in one transaction on PostgreSQL (each business shard has a writer).
 pub const MAX_BATCH: usize = 512;
 
-/// Most jobs committed in one transaction on SQLite, whose one writer runs every job. Clients
-/// wait for their batch's `COMMIT`, so a batch that grows while jobs keep arriving holds every
-/// waiting client, and when it commits the writer idles until their next requests arrive: at
-/// the benchmark's 64 connections the writer was idle a quarter of the time with a cap of 512.
-/// A cap of 16 answers a batch while the next one runs: the writer was busy 78 % of the time
-/// instead of 63 %, and sends rose ~11 % (docs/BENCHMARKS.md, twelfth round). Once a message
-/// wrote fewer rows (fifteenth round) a cap of 32 did better: ~9 % fewer bytes written per
-/// message (presumably a batch's per-business pages, such as the outbox's, shared by more
-/// sends) and ~20 % more template sends.
-pub const SQLITE_MAX_BATCH: usize = 32;
+/// Jobs a SQLite batch may always take, whose one writer runs every job. Clients wait for
+/// their batch's `COMMIT`, so a batch that takes every job waiting holds every waiting client,
+/// and when it commits the writer idles until their next requests arrive: at the benchmark's 64
+/// connections the writer was idle a quarter of the time with a cap of 512. A cap of 16 answers
+/// a batch while the next one runs: the writer was busy 78 % of the time instead of 63 %, and
+/// sends rose ~11 % (docs/BENCHMARKS.md, twelfth round). Once a message wrote fewer rows
+/// (fifteenth round) 32 did better: ~9 % fewer bytes written per message (presumably a batch's
+/// per-business pages, such as the outbox's, shared by more sends) and ~20 % more template
+/// sends. A batch takes more only when many more are waiting ([`sqlite_batch_cap`]).
+pub const SQLITE_BATCH: usize = 32;
+
+/// Most jobs committed in one SQLite transaction: with many jobs waiting a batch may take up to
+/// this many, half of those waiting ([`sqlite_batch_cap`]).
+pub const SQLITE_MAX_BATCH: usize = 64;
+
+/// How many jobs a SQLite batch may hold, `waiting` jobs being its own so far and those queued:
+/// half of them, so that as many are left for the next batch, which the writer runs while this
+/// one's clients wait for its `fsync` (at 64 connections a fixed cap of 64 took nearly every
+/// request in flight, and templates fell ~13 %); at least [`SQLITE_BATCH`]; at most
+/// [`SQLITE_MAX_BATCH`]. At 256 connections, ~200 jobs waiting, batches of 64 instead of 32
+/// wrote ~15 % fewer bytes per template and the writer needed ~10 % less CPU for one: ~12 % more
+/// templates (docs/BENCHMARKS.md, thirty-first round).
+pub(crate) fn sqlite_batch_cap(waiting: usize) -> usize {
+    (waiting / 2).clamp(SQLITE_BATCH, SQLITE_MAX_BATCH)
+}
 
 pub(crate) const SCHEMA: &str = include_str!("schema.sql");
 
@@ -1082,7 +1098,16 @@ fn writer_loop(
         next_try: std::time::Instant::now(),
         backoff: std::time::Duration::from_millis(50),
     };
-    while let Ok(first) = rx.recv() {
+    // the jobs taken off the channel and not yet run, oldest first
+    let mut waiting: VecDeque<Job> = VecDeque::new();
+    loop {
+        let first = match waiting.pop_front() {
+            Some(job) => job,
+            None => match rx.recv() {
+                Ok(job) => job,
+                Err(_) => break,
+            },
+        };
         // A connection found dead at BEGIN (the database restarted while this node was idle)
         // is re-opened at once, once, before the batch is given up: nothing was sent on it.
         let mut begun = Err(String::new());
@@ -1106,27 +1131,30 @@ fn writer_loop(
             (first.run)(Err(msg.clone()))(Err(msg.clone()));
             if backend.connector.is_some() {
                 // the database is away: answer every queued job now rather than one by one
-                while let Ok(job) = rx.try_recv() {
+                waiting.extend(rx.try_iter());
+                for job in waiting.drain(..) {
                     (job.run)(Err(msg.clone()))(Err(msg.clone()));
                 }
             }
             continue;
         }
         let pg = w.conn.is_pg();
-        let cap = if pg { MAX_BATCH } else { SQLITE_MAX_BATCH };
-        let mut finishers: Vec<Finisher> = Vec::with_capacity(16);
-        // In rounds: the jobs queued now, then those queued meanwhile, up to `cap`.
-        let mut round = vec![first];
+        let mut finishers: Vec<Finisher> = Vec::with_capacity(SQLITE_MAX_BATCH);
+        waiting.push_front(first);
+        // In rounds: the jobs queued now, then those queued meanwhile, up to the cap.
+        let mut round = Vec::new();
         loop {
-            while finishers.len() + round.len() < cap {
-                match rx.try_recv() {
-                    Ok(job) => round.push(job),
-                    Err(_) => break,
-                }
-            }
-            if round.is_empty() {
+            waiting.extend(rx.try_iter());
+            let cap = if pg {
+                MAX_BATCH
+            } else {
+                sqlite_batch_cap(finishers.len() + waiting.len())
+            };
+            let n = cap.saturating_sub(finishers.len()).min(waiting.len());
+            if n == 0 {
                 break;
             }
+            round.extend(waiting.drain(..n));
             if pg && !w.poisoned {
                 let sends = round.iter().filter_map(|j| match &j.facts {
                     Facts::Send(key) => Some(key),
