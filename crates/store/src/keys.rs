@@ -210,9 +210,12 @@ where
 }
 
 /// A map bounded by two generations: an insert goes to the newer, which becomes the older
-/// (dropping the older) when it holds half of `MAX`; a lookup takes its entry from either. What
-/// the writer keeps from sends for what follows them (their deliveries, their customers' facts):
-/// entries nobody takes go with their generation.
+/// (dropping the older's entries) when it holds half of `MAX`; a lookup takes its entry from
+/// either. What the writer keeps from sends for what follows them (their deliveries, their
+/// customers' facts): entries nobody takes go with their generation. The older's table becomes
+/// the newer's, emptied: a fresh one regrew by doubling, rehashing every entry on the way, and
+/// faulted in fresh pages (~4 % of the writer's CPU on template sends, docs/BENCHMARKS.md,
+/// thirty-first round).
 pub(crate) struct Generations<K, V, const MAX: usize> {
     newer: HashMap<K, V>,
     older: HashMap<K, V>,
@@ -234,7 +237,8 @@ impl<K: Hash + Eq, V, const MAX: usize> Generations<K, V, MAX> {
     pub(crate) fn insert(&mut self, key: K, value: V) {
         let half = (self.max.unwrap_or(MAX) / 2).max(1);
         if self.newer.len() >= half {
-            self.older = std::mem::take(&mut self.newer);
+            std::mem::swap(&mut self.older, &mut self.newer);
+            self.newer.clear();
         }
         self.newer.insert(key, value);
     }
@@ -259,6 +263,24 @@ impl<K: Hash + Eq, V, const MAX: usize> Generations<K, V, MAX> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An entry outlives one turnover of the generations, not two; after a turnover the newer
+    /// generation holds the table the older had, emptied, not one that must grow again.
+    #[test]
+    fn generations_keep_two_halves_in_reused_tables() {
+        let mut g: Generations<u32, u32, 8> = Generations::default();
+        for k in 0..8 {
+            g.insert(k, k);
+        }
+        // 0..4 filled the first newer, 4..8 the second; 8 turns them over again
+        g.insert(8, 8);
+        assert_eq!(g.len(), 5);
+        assert!(g.newer.capacity() >= 4, "{}", g.newer.capacity());
+        assert_eq!(g.remove(&3), None, "two turnovers ago");
+        assert_eq!(g.remove(&4), Some(4));
+        assert_eq!(g.remove(&8), Some(8));
+        assert_eq!(g.remove(&8), None, "taken");
+    }
 
     /// Keys of numbers sort as their ids' text does (the table of heads' order), whatever the
     /// numbers' lengths, a number's own key (customer "") among them; keys of text sort as
