@@ -8,7 +8,8 @@
 #   bench/run.sh --quick    smoke run: 30 s to a minute, small numbers (figures not meaningful);
 #                           exit 0 = everything worked and was verified
 #   bench/run.sh --profile  also records CPU profiles (perf, call graphs) of greenlight during an
-#                           extra send run (not one of the measured ones) and during the webhook
+#                           extra send run (not one of the measured ones; its messages as
+#                           BENCH_PROFILE_MESSAGE says) and during the webhook
 #                           drain (which then reads ~15 % low), and keeps them with their reports
 #                           in the run folder (installs linux-perf if perf is missing)
 #   bench/run.sh --instructions  instead of the table: user-space instructions per in-window
@@ -47,6 +48,8 @@
 #   BENCH_INSTR_SENDS       --instructions: sends counted, after as many uncounted [4000]
 #   BENCH_INSTR_MESSAGE     --instructions: text (in-window texts) or template (the template
 #                           row's business-initiated utility templates) [text]
+#   BENCH_PROFILE_MESSAGE   --profile: the extra send run's messages, text or template (those
+#                           of the template row, to its customers again) [text]
 set -euo pipefail
 
 QUICK=0
@@ -112,6 +115,8 @@ PG_URL=${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432}
 PG_DB=""   # set while a greenlight runs on PostgreSQL: sql() then asks psql
 WRAP=()    # a command greenlight runs under (--instructions: valgrind)
 KEEP=${BENCH_KEEP:-0}
+PROFILE_MESSAGE=${BENCH_PROFILE_MESSAGE:-text}
+case "$PROFILE_MESSAGE" in text | template) ;; *) echo "BENCH_PROFILE_MESSAGE is text or template, not $PROFILE_MESSAGE" >&2; exit 2 ;; esac
 # Request caps: a run ends at its duration or its cap, whichever comes first.
 MAX_FLOOR=${BENCH_MAX_FLOOR:-5000000}
 MAX_SEND=${BENCH_MAX_SEND:-1000000}
@@ -783,11 +788,16 @@ row_postgres() {
 # An extra send run under perf (call graphs from DWARF: the release profile keeps debug info).
 profile_send() {
     local data="$RUN_DIR/perf.data"
-    say "profiling a ${DURATION} s send run with perf"
+    say "profiling a ${DURATION} s send run ($PROFILE_MESSAGE) with perf"
     perf record -F 499 -g --call-graph dwarf,32768 -p "$SERVER_PID" -o "$data" -- sleep "$DURATION" \
         >"$RUN_DIR/perf-record.log" 2>&1 &
     local perf_pid=$!
-    run_send profile-send send.lua "$CONNS" "$DURATION" "$MAX_SEND"
+    if [ "$PROFILE_MESSAGE" = template ]; then
+        run_send profile-send send.lua "$CONNS" "$DURATION" "$MAX_SEND" BENCH_MESSAGE=template \
+            BENCH_CUSTOMER_BASE=$TEMPLATE_CUSTOMER_BASE BENCH_TEMPLATE_NAME=$TEMPLATE_NAME
+    else
+        run_send profile-send send.lua "$CONNS" "$DURATION" "$MAX_SEND"
+    fi
     wait "$perf_pid" || true
     perf report -i "$data" --no-children --sort comm,sym --stdio -g none 2>/dev/null \
         | grep '%' >"$RUN_DIR/profile-self.txt" || true
