@@ -66,7 +66,7 @@ pub const SQLITE_MAX_BATCH: usize = 64;
 /// one's clients wait for its `fsync` (at 64 connections a fixed cap of 64 took nearly every
 /// request in flight, and templates fell ~13 %); at least [`SQLITE_BATCH`]; at most
 /// [`SQLITE_MAX_BATCH`]. At 256 connections, ~200 jobs waiting, batches of 64 instead of 32
-/// wrote ~15 % fewer bytes per template and the writer needed ~10 % less CPU for one: ~12 % more
+/// wrote ~15 % fewer bytes per template and the writer needed ~10 % less CPU for one: ~13 % more
 /// templates (docs/BENCHMARKS.md, thirty-first round).
 pub(crate) fn sqlite_batch_cap(waiting: usize) -> usize {
     (waiting / 2).clamp(SQLITE_BATCH, SQLITE_MAX_BATCH)
