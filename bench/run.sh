@@ -116,7 +116,9 @@ PG_DB=""   # set while a greenlight runs on PostgreSQL: sql() then asks psql
 WRAP=()    # a command greenlight runs under (--instructions: valgrind)
 KEEP=${BENCH_KEEP:-0}
 PROFILE_MESSAGE=${BENCH_PROFILE_MESSAGE:-text}
-case "$PROFILE_MESSAGE" in text | template) ;; *) echo "BENCH_PROFILE_MESSAGE is text or template, not $PROFILE_MESSAGE" >&2; exit 2 ;; esac
+if [ "$PROFILE" = 1 ]; then
+    case "$PROFILE_MESSAGE" in text | template) ;; *) echo "BENCH_PROFILE_MESSAGE is text or template, not $PROFILE_MESSAGE" >&2; exit 2 ;; esac
+fi
 # Request caps: a run ends at its duration or its cap, whichever comes first.
 MAX_FLOOR=${BENCH_MAX_FLOOR:-5000000}
 MAX_SEND=${BENCH_MAX_SEND:-1000000}
@@ -794,7 +796,7 @@ profile_send() {
     local perf_pid=$!
     if [ "$PROFILE_MESSAGE" = template ]; then
         run_send profile-send send.lua "$CONNS" "$DURATION" "$MAX_SEND" BENCH_MESSAGE=template \
-            BENCH_CUSTOMER_BASE=$TEMPLATE_CUSTOMER_BASE BENCH_TEMPLATE_NAME=$TEMPLATE_NAME
+            "BENCH_CUSTOMER_BASE=$TEMPLATE_CUSTOMER_BASE" "BENCH_TEMPLATE_NAME=$TEMPLATE_NAME"
     else
         run_send profile-send send.lua "$CONNS" "$DURATION" "$MAX_SEND"
     fi

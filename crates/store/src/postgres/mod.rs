@@ -1398,8 +1398,10 @@ mod tests {
 
     /// The sizes of the batches that run `n` jobs queued while SQLite's writer is busy with
     /// another, in batch order (the busy job's batch, which takes the first of them, counted
-    /// without it).
+    /// without it). The busy job waits until every job is queued (a job is sent to the writer
+    /// on its future's first poll), so the split does not depend on timing.
     async fn sqlite_batches_of_queued(n: usize) -> Vec<usize> {
+        use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
         let dir = tempfile::tempdir().unwrap();
         let s = std::sync::Arc::new(
             SqlStore::open(
@@ -1408,32 +1410,41 @@ mod tests {
             )
             .unwrap(),
         );
-        let started = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let started = std::sync::Arc::new(AtomicBool::new(false));
+        let queued = std::sync::Arc::new(AtomicBool::new(false));
         let busy = {
-            let (s, started) = (s.clone(), started.clone());
+            let (s, started, queued) = (s.clone(), started.clone(), queued.clone());
             tokio::spawn(async move {
                 s.write_mem(move |_, _| {
-                    started.store(true, std::sync::atomic::Ordering::SeqCst);
-                    std::thread::sleep(std::time::Duration::from_millis(300));
+                    started.store(true, SeqCst);
+                    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+                    while !queued.load(SeqCst) && std::time::Instant::now() < deadline {
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
                     Ok(())
                 })
                 .await
             })
         };
         // the writer is inside the busy job: what is queued now waits for it
-        while !started.load(std::sync::atomic::Ordering::SeqCst) {
+        while !started.load(SeqCst) {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
-        let jobs: Vec<_> = (0..n)
-            .map(|_| {
-                let s = s.clone();
-                tokio::spawn(async move { s.write_mem(|_, mem| Ok(mem.batches)).await })
-            })
+        let mut jobs: Vec<_> = (0..n)
+            .map(|_| Box::pin(s.write_mem(|_, mem| Ok(mem.batches))))
             .collect();
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        for j in &mut jobs {
+            assert!(
+                std::future::Future::poll(j.as_mut(), &mut cx).is_pending(),
+                "queued, not answered"
+            );
+        }
+        queued.store(true, SeqCst);
         busy.await.unwrap().unwrap();
         let mut per_batch = std::collections::BTreeMap::<u64, usize>::new();
         for j in jobs {
-            *per_batch.entry(j.await.unwrap().unwrap()).or_default() += 1;
+            *per_batch.entry(j.await.unwrap()).or_default() += 1;
         }
         s.close();
         per_batch.into_values().collect()
