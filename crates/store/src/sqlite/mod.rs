@@ -1143,10 +1143,10 @@ fn writer_loop(
         waiting.push_front(first);
         // In rounds: the jobs queued now, then those queued meanwhile, up to the cap.
         let mut round = Vec::new();
+        // jobs taken off the channel: enough to size the batch by (past twice SQLite's most,
+        // its cap is the most anyway); the rest stays on the channel
+        let enough = if pg { MAX_BATCH } else { 2 * SQLITE_MAX_BATCH };
         loop {
-            // enough to size the batch by (past twice SQLite's most, its cap is the most
-            // anyway); the rest stays on the channel
-            let enough = if pg { MAX_BATCH } else { 2 * SQLITE_MAX_BATCH };
             waiting.extend(rx.try_iter().take(enough.saturating_sub(waiting.len())));
             let cap = if pg {
                 MAX_BATCH
