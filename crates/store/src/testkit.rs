@@ -75,7 +75,7 @@ pub(crate) async fn in_window_text(
     s.send(
         &scope,
         SendCommand {
-            phone,
+            phone: phone.into(),
             request,
             idempotency: None,
             now: now + 1_000,

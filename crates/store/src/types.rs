@@ -6,6 +6,7 @@ use greenlight_domain::pricing::Pricing;
 use greenlight_domain::{ApiError, Millis};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::sync::Arc;
 
 /// The tenant a request acts for. Every tenant-data method takes one.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -20,11 +21,12 @@ pub struct Principal {
     pub business_name: String,
     pub app_id: String,
     pub waba_ids: Vec<String>,
-    pub phone_numbers: Vec<PhoneNumber>,
+    /// Shared, not copied, by the sends that name one (a number is fifteen strings).
+    pub phone_numbers: Vec<Arc<PhoneNumber>>,
 }
 
 impl Principal {
-    pub fn phone(&self, id: &str) -> Option<&PhoneNumber> {
+    pub fn phone(&self, id: &str) -> Option<&Arc<PhoneNumber>> {
         self.phone_numbers.iter().find(|p| p.id == id)
     }
     pub fn owns_waba(&self, id: &str) -> bool {
@@ -119,7 +121,8 @@ pub struct TenantSettings {
 /// One outbound message to decide and commit.
 #[derive(Debug, Clone)]
 pub struct SendCommand {
-    pub phone: PhoneNumber,
+    /// The sending number, as its tenant's [`Principal`] holds it.
+    pub phone: Arc<PhoneNumber>,
     pub request: SendRequest,
     /// `(key, sha256 of the canonical body)` when the caller sent `Idempotency-Key`.
     pub idempotency: Option<(String, String)>,

@@ -85,12 +85,12 @@ impl<'a> Ref<'a> {
         }
     }
 
-    fn resolve(self, list: &[&str], what: &str) -> String {
+    fn resolve(self, list: &'static [&'static str], what: &str) -> Cow<'static, str> {
         match self {
-            Ref::Text(t) => t.into_owned(),
+            Ref::Text(t) => Cow::Owned(t.into_owned()),
             Ref::Index(i) => match list.get(i as usize) {
-                Some(s) => s.to_string(),
-                None => format!("({what} #{i} of a newer greenlight)"),
+                Some(s) => Cow::Borrowed(s),
+                None => Cow::Owned(format!("({what} #{i} of a newer greenlight)")),
             },
         }
     }
@@ -341,10 +341,10 @@ mod tests {
             proptest::option::of(any::<i64>()),
         )
             .prop_map(|(rule, outcome, details, code)| Verdict {
-                rule,
+                rule: rule.into(),
                 outcome,
                 code,
-                details,
+                details: details.into(),
             })
     }
 

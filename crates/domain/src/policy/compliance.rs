@@ -589,7 +589,7 @@ mod tests {
             ..Default::default()
         };
         let rs = evaluate(&f, &ComplianceSettings::default());
-        let names: Vec<&str> = rs.iter().map(|r| r.verdict.rule.as_str()).collect();
+        let names: Vec<&str> = rs.iter().map(|r| &*r.verdict.rule).collect();
         assert_eq!(
             names,
             [

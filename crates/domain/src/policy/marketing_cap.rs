@@ -23,6 +23,7 @@
 //! `US.…`, inside a window or not (UNCONFIRMED whether Meta exempts in-window marketing).
 
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 use super::verdict::Verdict;
 use crate::{ApiError, Millis, DAY};
@@ -96,7 +97,14 @@ pub fn check(
 ) -> (Verdict, Option<ApiError>) {
     if !is_marketing(category) {
         return (
-            Verdict::pass(RULE, format!("{category} messages are not capped")),
+            Verdict::pass(
+                RULE,
+                match category {
+                    "utility" => Cow::Borrowed("utility messages are not capped"),
+                    "authentication" => Cow::Borrowed("authentication messages are not capped"),
+                    other => Cow::Owned(format!("{other} messages are not capped")),
+                },
+            ),
             None,
         );
     }
@@ -143,6 +151,16 @@ mod tests {
 
     fn s() -> MarketingCapSettings {
         MarketingCapSettings::default()
+    }
+
+    #[test]
+    fn categories_not_capped_say_so() {
+        for category in ["utility", "authentication", "service"] {
+            let (v, e) = check(category, false, "15550001111", 5, &s(), false);
+            assert!(e.is_none());
+            assert_eq!(v.outcome, RuleOutcome::Pass);
+            assert_eq!(v.details, format!("{category} messages are not capped"));
+        }
     }
 
     #[test]

@@ -62,18 +62,33 @@ fn parse_key(inner: &str) -> Option<VarKey> {
     is_param_name(inner).then(|| VarKey::Named(inner.to_string()))
 }
 
+/// Where `s` first has two `b` bytes in a row: `str::find` with a two-character pattern, without
+/// the searcher it builds on every call (a send's rendering scans its template's texts).
+fn find_double(s: &str, b: u8) -> Option<usize> {
+    let bytes = s.as_bytes();
+    let mut from = 0;
+    while let Some(i) = bytes[from..].iter().position(|&c| c == b) {
+        let at = from + i;
+        if bytes.get(at + 1) == Some(&b) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
 pub(crate) fn scan(text: &str) -> Scanned<'_> {
     let mut pieces = Vec::new();
     let mut malformed = Vec::new();
     let mut rest = text;
     loop {
-        let Some(open) = rest.find("{{") else {
+        let Some(open) = find_double(rest, b'{') else {
             push_text(rest, &mut pieces, &mut malformed);
             break;
         };
         push_text(&rest[..open], &mut pieces, &mut malformed);
         let after = &rest[open + 2..];
-        let Some(close) = after.find("}}") else {
+        let Some(close) = find_double(after, b'}') else {
             malformed.push(format!(
                 "`{{{{` before \"{}\" is never closed with `}}}}`",
                 preview(after)
@@ -281,6 +296,31 @@ mod tests {
             VarKey::Named(n) => n.to_uppercase(),
         });
         assert_eq!(out, "Hi A, NAME!");
+    }
+}
+
+#[cfg(test)]
+mod find_tests {
+    use super::find_double;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The byte search finds what `str::find` finds, in any text (braces, multi-byte
+        /// characters, runs of braces).
+        #[test]
+        fn find_double_is_str_find(s in "[{}a é€]{0,24}") {
+            prop_assert_eq!(find_double(&s, b'{'), s.find("{{"));
+            prop_assert_eq!(find_double(&s, b'}'), s.find("}}"));
+        }
+    }
+
+    #[test]
+    fn find_double_edges() {
+        assert_eq!(find_double("", b'{'), None);
+        assert_eq!(find_double("{", b'{'), None);
+        assert_eq!(find_double("{ {", b'{'), None);
+        assert_eq!(find_double("a{{{", b'{'), Some(1));
+        assert_eq!(find_double("é{{", b'{'), Some(2));
     }
 }
 

@@ -198,6 +198,39 @@ async fn validation_errors_carry_metas_codes_and_say_what_to_fix() {
     assert_eq!(r.status, StatusCode::OK);
 }
 
+/// The message's `content` reads back as the payload the rules saw, whatever the body's
+/// spacing, escapes or repeated keys (the last of a repeated key, as the parsed body keeps it).
+#[tokio::test]
+async fn content_reads_back_as_the_payload_the_rules_saw() {
+    let (app, t, _) = ready().await;
+    let url = format!("{}/v23.0/{}/messages", app.base, t.phone_id);
+    let raw = format!(
+        "{{\n  \"messaging_product\" : \"whatsapp\",\n  \"to\": \"{C}\", \"type\": \"text\",\n  \
+         \"text\": {{\"body\": \"first\"}},\n  \"t\\u0065xt\" : {{ \"body\" : \"caf\\u00e9 \\\"quoted\\\"\" ,\n \
+         \"preview_url\": false }}\n}}"
+    );
+    let r = app
+        .client
+        .post(&url)
+        .bearer_auth(&t.token)
+        .header("content-type", "application/json")
+        .body(raw.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{raw}");
+    let v: Value = r.json().await.unwrap();
+    let wamid = v["messages"][0]["id"].as_str().unwrap();
+    let m = app.message(&t, wamid).await;
+    // the last `text` member, unescaped, is the payload
+    assert_eq!(
+        m["content"],
+        json!({"body": "café \"quoted\"", "preview_url": false}),
+        "{m}"
+    );
+    assert_eq!(m["text"], "café \"quoted\"", "{m}");
+}
+
 #[tokio::test]
 async fn malformed_bodies_are_400_never_500() {
     let (app, t, _) = ready().await;

@@ -855,7 +855,7 @@ mod tests {
                 panic!("a text send");
             };
             SendCommand {
-                phone: phone.clone(),
+                phone: phone.clone().into(),
                 request,
                 idempotency: None,
                 now,

@@ -29,6 +29,7 @@ use sha2::{Digest, Sha256};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use ArrayType::{Float8 as F8, Int8 as I8, Text as Tx};
 
 /// One webhook event to queue: a change of `field`, its `value` as JSON text (as `serde_json`
@@ -269,7 +270,7 @@ pub(crate) fn audit(conn: &Conn, a: &AuditRow) -> StoreResult<()> {
     let rule = a
         .verdicts
         .and_then(|vs| vs.iter().find(|v| v.code == Some(a.error.code)))
-        .map(|v| v.rule.as_str());
+        .map(|v| &*v.rule);
     let verdicts = a
         .verdicts
         .map(serde_json::to_string)
@@ -2323,7 +2324,7 @@ impl Store for SqliteStore {
                 .query_row(params![business_id], |r| r.get(0))?;
             let mut stmt = c.prepare_cached("SELECT id FROM wabas WHERE business_id = ?1 ORDER BY created_at")?;
             let waba_ids = stmt.query_map(params![business_id], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
-            let phone_numbers = read::phones_of_business(c, &business_id)?;
+            let phone_numbers = read::phones_of_business(c, &business_id)?.into_iter().map(Arc::new).collect();
             Ok(Some(Principal { scope: Scope { business_id }, business_name, app_id, waba_ids, phone_numbers }))
         })
         .await
@@ -2948,7 +2949,7 @@ mod tests {
             panic!("a text send");
         };
         let cmd = SendCommand {
-            phone,
+            phone: phone.into(),
             request,
             idempotency: None,
             now: 1_700_000_002_000,
@@ -3098,7 +3099,7 @@ mod tests {
             panic!("a text send");
         };
         let cmd = SendCommand {
-            phone,
+            phone: phone.into(),
             request,
             idempotency: None,
             now,

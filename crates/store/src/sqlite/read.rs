@@ -314,7 +314,7 @@ mod tests {
             .unwrap()
             .unwrap()
             .verdicts;
-        let rules: Vec<&str> = read.iter().map(|v| v.rule.as_str()).collect();
+        let rules: Vec<&str> = read.iter().map(|v| &*v.rule).collect();
         assert_eq!(
             rules,
             [
