@@ -21,7 +21,7 @@ pub struct Principal {
     pub business_name: String,
     pub app_id: String,
     pub waba_ids: Vec<String>,
-    /// Shared, not copied, by the sends that name one (a number is fifteen strings).
+    /// Shared, not copied, by the sends that name one (a number is fourteen strings).
     pub phone_numbers: Vec<Arc<PhoneNumber>>,
 }
 

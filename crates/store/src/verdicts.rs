@@ -266,6 +266,25 @@ mod tests {
         }
     }
 
+    /// The fixed details a send makes on every pass of pacing and the marketing cap are listed,
+    /// so that they are stored by index.
+    #[test]
+    fn every_fixed_pass_detail_is_listed() {
+        use greenlight_domain::policy::pacing::ThroughputLevel;
+        for level in [
+            ThroughputLevel::Standard,
+            ThroughputLevel::High,
+            ThroughputLevel::Coexistence,
+        ] {
+            assert!(TEXTS.contains(&level.under_text()), "{level:?}");
+        }
+        for category in ["utility", "authentication"] {
+            let settings = marketing_cap::MarketingCapSettings::default();
+            let (v, _) = marketing_cap::check(category, false, "15550001111", 0, &settings, false);
+            assert!(TEXTS.contains(&&*v.details), "{}", v.details);
+        }
+    }
+
     /// The stored form, written out: listed names and texts by index, the rest in full, the
     /// code last when there is one.
     #[test]

@@ -62,9 +62,11 @@ fn parse_key(inner: &str) -> Option<VarKey> {
     is_param_name(inner).then(|| VarKey::Named(inner.to_string()))
 }
 
-/// Where `s` first has two `b` bytes in a row: `str::find` with a two-character pattern, without
-/// the searcher it builds on every call (a send's rendering scans its template's texts).
+/// Where `s` first has two `b` bytes in a row, `b` an ASCII byte (so the index is a character
+/// boundary): `str::find` with a two-character pattern, without the searcher it builds on every
+/// call (a send's rendering scans its template's texts).
 fn find_double(s: &str, b: u8) -> Option<usize> {
+    debug_assert!(b.is_ascii());
     let bytes = s.as_bytes();
     let mut from = 0;
     while let Some(i) = bytes[from..].iter().position(|&c| c == b) {
