@@ -61,10 +61,7 @@ async fn change(
 ) -> HttpResult {
     check_version(&version, &method, &uri)?;
     let p = tenant(&state, &headers, &uri).await?;
-    let phone = p
-        .phone(&id)
-        .ok_or_else(|| ApiError::unknown_object(&id))?
-        .clone();
+    let phone = p.phone(&id).ok_or_else(|| ApiError::unknown_object(&id))?;
     let v = json_object(&body)?;
     let (ok, failed) = users(&v, phone::calling_code(&phone.digits))?;
     state

@@ -46,10 +46,7 @@ pub async fn upload(
 ) -> HttpResult {
     check_version(&version, &method, &uri)?;
     let p = tenant(&state, &headers, &uri).await?;
-    let phone = p
-        .phone(&id)
-        .ok_or_else(|| ApiError::unknown_object(&id))?
-        .clone();
+    let phone = p.phone(&id).ok_or_else(|| ApiError::unknown_object(&id))?;
     let mut mp = multipart.map_err(|e| {
         ApiError::invalid_parameter(format!(
             "Media upload must be multipart/form-data with parts `file`, `type` and `messaging_product` ({e})"

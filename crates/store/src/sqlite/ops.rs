@@ -213,7 +213,7 @@ pub(crate) fn settings_cached(
     conn: &Conn,
     mem: &mut Memory,
     business_id: &str,
-) -> StoreResult<std::sync::Arc<TenantSettings>> {
+) -> StoreResult<Arc<TenantSettings>> {
     let cache = &mut mem.config(conn)?.settings;
     get_or_load(cache, business_id, || {
         Ok(settings(conn, business_id)?.into())
@@ -226,7 +226,7 @@ fn enforcement_cached(
     conn: &Conn,
     mem: &mut Memory,
     business_id: &str,
-) -> StoreResult<std::sync::Arc<super::compliance::Enforcement>> {
+) -> StoreResult<Arc<super::compliance::Enforcement>> {
     let cache = &mut mem.config(conn)?.enforcement;
     get_or_load(cache, business_id, || {
         Ok(super::compliance::Enforcement::load(conn, business_id)?.into())
@@ -241,11 +241,11 @@ fn phone_cached(
     mem: &mut Memory,
     business_id: &str,
     phone_id: &str,
-) -> StoreResult<Option<std::sync::Arc<PhoneNumber>>> {
+) -> StoreResult<Option<Arc<PhoneNumber>>> {
     get_or_load(
         &mut mem.config(conn)?.phones,
         &Pair(business_id, phone_id),
-        || Ok(read::phone(conn, business_id, phone_id)?.map(std::sync::Arc::new)),
+        || Ok(read::phone(conn, business_id, phone_id)?.map(Arc::new)),
     )
     .cloned()
 }
@@ -858,7 +858,7 @@ fn template_facts(
                     language: rec.language,
                 };
                 let def = greenlight_domain::template::parse_create(&rec.definition).ok();
-                let tpl = std::sync::Arc::new(CachedTemplate { facts, def });
+                let tpl = Arc::new(CachedTemplate { facts, def });
                 if templates.len() >= TEMPLATES_MAX {
                     templates.clear();
                 }
