@@ -432,6 +432,9 @@ pub(crate) struct CustomerFacts {
     /// PostgreSQL only (SQLite keeps the buckets in the writer's memory): the number's and the
     /// pair's bucket rows, if any.
     buckets: (Option<Bucket>, Option<Bucket>),
+    /// SQLite only: when a business-initiated send from this number last reached the customer,
+    /// as that send recorded it in `reach_recent` (see [`reach`]); `None` when not known.
+    reached_at: Option<Millis>,
 }
 
 /// SQLite: each (number, customer)'s [`CustomerFacts`] as the last send to it left them, for
@@ -460,11 +463,11 @@ pub(crate) struct PairFacts {
     pub taken: u64,
 }
 
-/// Customers whose facts the SQLite writer keeps at most: 144 bytes each in their map (two maps
-/// of up to 50,000, which hashbrown sizes to 65,536 slots: ~19 MB), plus each user id's text
+/// Customers whose facts the SQLite writer keeps at most: 152 bytes each in their map (two maps
+/// of up to 50,000, which hashbrown sizes to 65,536 slots: ~20 MB), plus each user id's text
 /// (~32 bytes), plus for those sent a template their consent records (~150 bytes for one):
-/// ~22 MB at most, ~37 MB if every one was sent a template (docs/BENCHMARKS.md, twenty-third
-/// and twenty-fourth rounds).
+/// ~23 MB at most, ~38 MB if every one was sent a template (docs/BENCHMARKS.md, twenty-third,
+/// twenty-fourth and thirty-third rounds).
 const PAIR_FACTS_MAX: usize = 100_000;
 
 /// Most consent records of a customer kept with its facts; with more, they are read by each
@@ -483,6 +486,8 @@ struct KeptFacts {
     marketing_stopped: bool,
     /// Boxed: 8 bytes fewer an entry than a `Vec`.
     consents: Option<Box<[Consent]>>,
+    /// 8 bytes, not 16: a reach at the epoch's very millisecond is kept as not known (read).
+    reached_at: Option<std::num::NonZeroI64>,
 }
 
 impl KeptFacts {
@@ -496,6 +501,7 @@ impl KeptFacts {
             blocked: f.blocked,
             marketing_stopped: f.marketing_stopped,
             consents: f.consents.map(Vec::into_boxed_slice),
+            reached_at: f.reached_at.and_then(std::num::NonZeroI64::new),
         }
     }
 
@@ -509,6 +515,7 @@ impl KeptFacts {
             marketing_stopped: self.marketing_stopped,
             consents: self.consents.map(Vec::from),
             buckets: (None, None),
+            reached_at: self.reached_at.map(std::num::NonZeroI64::get),
         }
     }
 }
@@ -699,6 +706,7 @@ fn to_facts(r: &crate::db::Row<'_>, pg: bool) -> crate::db::Result<CustomerFacts
         } else {
             (None, None)
         },
+        reached_at: None,
     })
 }
 
@@ -991,19 +999,33 @@ pub(crate) struct ReachCount {
 /// Distinct customers reached by business-initiated sends in the 24 h before `now`, and
 /// whether `wa_id` is one of them: from the running count (`reach_recent`, `reach_counts`),
 /// after pruning the customers whose last reach left the window. Amortised O(1) per send. On
-/// SQLite the count is the writer's ([`ReachCount`]): one primary-key read per send.
+/// SQLite the count is the writer's ([`ReachCount`]): one primary-key read per send, or none
+/// when `reached_at` (the pair's kept facts: a reach this writer recorded, see
+/// [`CustomerFacts`]) is inside the window.
+///
+/// Why the kept time answers "is there a row": a row's `last_at` only moves forward (the
+/// upsert keeps the later time), a pruning removes only rows at or before its window start and
+/// raises `pruned_to` to it, and a rebuild makes a row for every logged reach after its window
+/// start. So a reach logged at `t` after `pruned_to` has its row; on the fast path `pruned_to`
+/// is at or before the window start, which is before `t`. A job that takes reaches out of the
+/// log (the gateway's undo) may change facts, so the writer forgets the kept times first.
 fn reach(
     conn: &Conn,
     mem: &mut Memory,
     business_id: &str,
     wa_id: &str,
     now: Millis,
+    reached_at: Option<Millis>,
 ) -> StoreResult<(u64, bool)> {
     let since = now - DAY;
     if let Some(r) = mem.reach.get(business_id).copied() {
         if since >= r.pruned_to && since < r.oldest {
             // nothing can have left the window: every row is a customer reached since
-            return Ok((r.n.max(0) as u64, has_reach_row(conn, business_id, wa_id)?));
+            let already = match reached_at {
+                Some(t) if t > since => true,
+                _ => has_reach_row(conn, business_id, wa_id)?,
+            };
+            return Ok((r.n.max(0) as u64, already));
         }
     }
     let (n, already) = reach_read(conn, business_id, wa_id, since)?;
@@ -1096,10 +1118,13 @@ fn record_reach(
     already: bool,
 ) -> StoreResult<()> {
     conn.defer_row(&REACH_ROW, params![business_id, wa_id, now])?;
-    // the running count (`reach` read it, so the business's row exists)
+    // the running count (`reach` read it, so the business's row exists); a row's `last_at`
+    // never moves back (a clock set back does not shorten a reach already counted), which the
+    // kept reach times rely on (see `reach`)
     conn.defer(
         "INSERT INTO reach_recent (business_id, wa_id, last_at) VALUES (?1, ?2, ?3) \
-         ON CONFLICT (business_id, wa_id) DO UPDATE SET last_at = excluded.last_at",
+         ON CONFLICT (business_id, wa_id) DO UPDATE SET last_at = \
+         CASE WHEN excluded.last_at > reach_recent.last_at THEN excluded.last_at ELSE reach_recent.last_at END",
         params![business_id, wa_id, now],
     )?;
     if let Some(r) = mem.reach.get_mut(business_id) {
@@ -1260,7 +1285,14 @@ pub(crate) fn evaluate(
         }
     };
     let (distinct, already) = if is_template {
-        reach(conn, mem, &scope.business_id, &wa_id, now)?
+        reach(
+            conn,
+            mem,
+            &scope.business_id,
+            &wa_id,
+            now,
+            customer.reached_at,
+        )?
     } else {
         (0, false)
     };
@@ -1725,10 +1757,15 @@ fn send_tx(
         let Evaluated {
             wa_id,
             facts: mut left,
+            effects,
             ..
         } = ev;
         if failed.is_none() {
             left.window = window_after;
+        }
+        if effects.record_reach {
+            // `record_reach` logged it, and its row's `last_at` is at least this (`reach`)
+            left.reached_at = Some(left.reached_at.map_or(now, |t| t.max(now)));
         }
         left.user_id = Some(user_id);
         let (b, p) = (&scope.business_id, &phone.id);
@@ -3335,6 +3372,7 @@ mod tests {
             marketing_stopped: false,
             consents: None,
             buckets: (None, None),
+            reached_at: None,
         };
         let mut p = PairFacts::default();
         p.kept.max = Some(4);
@@ -3383,6 +3421,7 @@ mod tests {
                 revoked_reason: Some("keyword:STOP".into()),
             }]),
             buckets: (None, None),
+            reached_at: Some(11),
         };
         p.put(g, b, phone, wa, f.clone());
         assert!(p.take(b, phone, "165055512340").is_none());
@@ -3390,6 +3429,7 @@ mod tests {
         assert_eq!(back.window, f.window);
         assert_eq!(back.user_id, f.user_id);
         assert_eq!(back.consents, f.consents);
+        assert_eq!(back.reached_at, Some(11));
         assert_eq!(
             (
                 back.config_version,
@@ -3411,16 +3451,17 @@ mod tests {
         );
         assert_eq!(
             std::mem::size_of::<(PairKey, KeptFacts)>(),
-            144,
+            152,
             "as PAIR_FACTS_MAX's memory says"
         );
     }
 
     /// The writer's running reach count answers as the tables alone do, for any sequence of
     /// reaches and clocks (forward through the window's edge, and back), without a job in
-    /// between to make it forget: one database is driven with the count kept across steps, the
-    /// other read afresh at each step; and, while the clock only went forward, as counting the
-    /// log's distinct customers does.
+    /// between to make it forget: one database is driven with the count kept across steps and
+    /// each (number, customer)'s kept reach time (two numbers of one business reach the same
+    /// customers), the other read afresh at each step; and, while the clock only went forward,
+    /// as counting the log's distinct customers does.
     #[test]
     fn the_kept_reach_count_answers_as_the_tables_do() {
         use proptest::prelude::*;
@@ -3433,12 +3474,14 @@ mod tests {
             cases: 128,
             ..ProptestConfig::default()
         };
-        proptest!(config, |(steps in prop::collection::vec((0usize..6, 0i64..9, any::<bool>(), any::<bool>()), 1..60))| {
+        proptest!(config, |(steps in prop::collection::vec((0usize..6, 0i64..9, any::<bool>(), any::<bool>(), any::<bool>()), 1..60))| {
             let (kept_db, fresh_db) = (open(), open());
             let mut kept = Memory::default();
+            // (number, customer) → the reach time its sends recorded, as `PairFacts` keeps it
+            let mut kept_at: std::collections::HashMap<(bool, usize), Millis> = Default::default();
             let mut now: Millis = 1_700_000_000_000;
             let mut went_back = false;
-            for (customer, hours, back, record) in steps {
+            for (customer, hours, back, record, number) in steps {
                 // mostly forward, by up to 8 h (the 24 h window's edge is crossed often), now
                 // and then back by 30 h or by minutes; now and then the writer forgets
                 match (back, hours) {
@@ -3450,13 +3493,17 @@ mod tests {
                         now -= 60_000 * customer as i64;
                         went_back |= customer > 0;
                     }
-                    (true, 2) => kept.forget_facts(),
+                    (true, 2) => {
+                        kept.forget_facts();
+                        kept_at.clear();
+                    }
                     _ => now += hours * 3_600_000 + customer as i64,
                 }
                 let wa = format!("1555000000{customer}");
-                let a = reach(&kept_db, &mut kept, "b", &wa, now).unwrap();
+                let at = kept_at.get(&(number, customer)).copied();
+                let a = reach(&kept_db, &mut kept, "b", &wa, now, at).unwrap();
                 let mut fresh = Memory::default();
-                let b = reach(&fresh_db, &mut fresh, "b", &wa, now).unwrap();
+                let b = reach(&fresh_db, &mut fresh, "b", &wa, now, None).unwrap();
                 prop_assert_eq!(a, b, "at {} for {}", now, wa);
                 // and as the log says: the customers with a reach since the window's start
                 // (a clock that went back leaves reaches "in the future", which the count and
@@ -3478,6 +3525,9 @@ mod tests {
                 if record {
                     record_reach(&kept_db, &mut kept, "b", &wa, now, a.1).unwrap();
                     record_reach(&fresh_db, &mut fresh, "b", &wa, now, b.1).unwrap();
+                    // as `send_tx` keeps it
+                    let t = kept_at.entry((number, customer)).or_insert(now);
+                    *t = (*t).max(now);
                 }
                 // the count in the table is the rows', as the tables alone keep it
                 if let Some(r) = kept.reach.get("b") {
