@@ -119,28 +119,29 @@ fn group<'a>(def: &TemplateDef, components: &'a Value) -> Result<Sent<'a>, ApiEr
             ApiError::invalid_value(format!("{path} must be an object with a type."))
         })?;
         let params = params_of(obj, path)?;
-        let ty = obj
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        match ty.as_str() {
-            "header" | "body" => {
+        let sent_type = obj.get("type").and_then(Value::as_str).unwrap_or("");
+        // compared without the lowercase copy a send's components would each allocate
+        let ty = ["header", "body", "button"]
+            .into_iter()
+            .find(|t| sent_type.eq_ignore_ascii_case(t));
+        match ty {
+            Some(ty @ ("header" | "body")) => {
                 let slot = if ty == "header" { &mut sent.header } else { &mut sent.body };
                 if slot.is_some() {
                     return Err(ApiError::invalid_value(format!("{path}: a second {ty} component. Send at most one {ty} component.")));
                 }
                 *slot = Some(Part { path, params });
             }
-            "button" => {
+            Some(_) => {
                 let (index, part) = button_part(obj, path, params, def)?;
                 if sent.buttons.insert(index, part).is_some() {
                     return Err(ApiError::invalid_value(format!("{path}: a second button component with index {index}. Send one per button.")));
                 }
             }
-            other => {
+            None => {
                 return Err(ApiError::invalid_value(format!(
-                    "{path}: component type \"{other}\" is not part of template {}. Use header, body or button.",
+                    "{path}: component type \"{}\" is not part of template {}. Use header, body or button.",
+                    sent_type.to_ascii_lowercase(),
                     def.name
                 )))
             }
@@ -251,8 +252,28 @@ fn text_value<'a>(p: &'a Value, path: PPath, slot: &str) -> Result<&'a str, ApiE
 }
 
 /// Meta refuses newlines, tabs and runs of more than four spaces inside text parameters.
+/// Whether a parameter's text has a newline, a tab or more than 4 consecutive spaces: one pass
+/// over its bytes (three `contains`, one with a five-space pattern and its searcher, cost a
+/// send's rendering a sixth of its time).
+fn bad_whitespace(value: &str) -> bool {
+    let mut spaces = 0;
+    for b in value.bytes() {
+        match b {
+            b'\n' | b'\t' => return true,
+            b' ' => {
+                spaces += 1;
+                if spaces > 4 {
+                    return true;
+                }
+            }
+            _ => spaces = 0,
+        }
+    }
+    false
+}
+
 fn check_whitespace(value: &str, path: PPath) -> Result<(), ApiError> {
-    if value.contains('\n') || value.contains('\t') || value.contains("     ") {
+    if bad_whitespace(value) {
         return Err(ApiError::new(
             400,
             132018,
@@ -635,4 +656,33 @@ fn render_button(b: &Button, i: usize, bp: Option<&ButtonPart>) -> Result<String
         Button::PhoneNumber { phone_number, .. } => format!("{label} ({phone_number})"),
         Button::VoiceCall { .. } | Button::Spm { .. } => label,
     })
+}
+
+#[cfg(test)]
+mod whitespace_tests {
+    use super::bad_whitespace;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The one pass says what the three searches it replaced said, in any text.
+        #[test]
+        fn bad_whitespace_is_the_three_searches(s in "[ \t\na\u{e9}\u{a0}]{0,16}") {
+            let searched = s.contains('\n') || s.contains('\t') || s.contains("     ");
+            prop_assert_eq!(bad_whitespace(&s), searched);
+        }
+    }
+
+    #[test]
+    fn bad_whitespace_edges() {
+        assert!(!bad_whitespace(""));
+        assert!(!bad_whitespace("    "), "four spaces are allowed");
+        assert!(bad_whitespace("     "), "five are not");
+        assert!(!bad_whitespace("a    b    c"), "runs are counted apart");
+        assert!(bad_whitespace("a\tb"));
+        assert!(bad_whitespace("\n"));
+        assert!(
+            !bad_whitespace("a\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}b"),
+            "only ASCII spaces count"
+        );
+    }
 }

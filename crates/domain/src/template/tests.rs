@@ -737,3 +737,20 @@ fn send_errors_name_the_component_and_parameter() {
         assert!(got.contains(want), "{got:?} should contain {want:?}");
     }
 }
+
+#[test]
+fn component_types_are_read_in_any_case() {
+    let lower = render(&promo(), &promo_send()).unwrap();
+    let upper = edit(promo_send(), "/1/type", json!("BODY"));
+    let upper = edit(upper, "/2/type", json!("Button"));
+    assert_eq!(render(&promo(), &upper).unwrap(), lower);
+    let unknown = edit(promo_send(), "/1/type", json!("Footer"));
+    let e = render(&promo(), &unknown).unwrap_err();
+    assert_eq!(e.code, 131009);
+    assert!(
+        e.details
+            .contains("component type \"footer\" is not part of template"),
+        "{}",
+        e.details
+    );
+}
