@@ -526,6 +526,11 @@ impl PairFacts {
         self.generation += 1;
     }
 
+    /// Moves whenever everything is forgotten.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
+    }
+
     /// The facts a send left of this customer, if the writer still has them (taken: once).
     fn take(&mut self, business_id: &str, phone_id: &str, wa_id: &str) -> Option<CustomerFacts> {
         let kept = self.kept.remove(&PairKey::of(phone_id, wa_id))?;
