@@ -40,6 +40,34 @@ pub fn price(template_category: Option<&'static str>, in_window: bool, in_fep: b
 }
 
 impl Pricing {
+    /// As `serde_json::to_string` writes it (a test checks it), without the serializer: every
+    /// send stores its pricing, and its four fields are names that need no escaping (a field
+    /// that would is written by serde_json).
+    pub fn to_json(&self) -> String {
+        let plain = |s: &str| !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\');
+        if !(plain(self.pricing_model) && plain(self.pricing_type) && plain(self.category)) {
+            return serde_json::to_string(self).unwrap_or_default();
+        }
+        let mut out = String::with_capacity(
+            72 + self.pricing_model.len() + self.pricing_type.len() + self.category.len(),
+        );
+        out.push_str(if self.billable {
+            "{\"billable\":true"
+        } else {
+            "{\"billable\":false"
+        });
+        for (key, value) in [
+            (",\"pricing_model\":\"", self.pricing_model),
+            ("\",\"type\":\"", self.pricing_type),
+            ("\",\"category\":\"", self.category),
+        ] {
+            out.push_str(key);
+            out.push_str(value);
+        }
+        out.push_str("\"}");
+        out
+    }
+
     /// The pricing [`price`] gives with this category and type, if it gives one: its
     /// `billable` and model follow from them. Stores that keep only the two use it.
     pub fn from_parts(category: &str, pricing_type: &str) -> Option<Pricing> {
@@ -59,6 +87,30 @@ impl Pricing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn to_json_writes_what_serde_json_writes() {
+        for t in [
+            None,
+            Some("utility"),
+            Some("authentication"),
+            Some("marketing"),
+        ] {
+            for (w, f) in [(false, false), (true, false), (false, true), (true, true)] {
+                let p = price(t, w, f);
+                assert_eq!(p.to_json(), serde_json::to_string(&p).unwrap());
+            }
+        }
+        // a field that needs escaping
+        let odd = Pricing {
+            billable: true,
+            pricing_model: "P\"M\\P",
+            pricing_type: "new\nline",
+            category: "é",
+        };
+        assert_eq!(odd.to_json(), serde_json::to_string(&odd).unwrap());
+        assert!(odd.to_json().contains(r#"P\"M\\P"#));
+    }
 
     #[test]
     fn every_price_is_found_from_its_category_and_type() {

@@ -669,7 +669,7 @@ impl GatewayStore for SqliteStore {
                 content: req.payload.clone(),
                 text: ev.rendered.clone().or_else(|| ops::visible_text(req)),
                 category: Some(d.pricing.category.to_string()),
-                pricing: serde_json::to_string(&d.pricing).map_err(internal)?,
+                pricing: d.pricing.to_json(),
                 verdicts: d.verdicts.clone(),
                 window_before: ev.facts.window,
                 window_after: (d.window_after != ev.facts.window).then_some(d.window_after),

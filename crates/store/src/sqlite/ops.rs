@@ -1133,7 +1133,8 @@ fn record_reach(
         params![business_id, wa_id, now],
     )?;
     if let Some(r) = mem.reach.get_mut(business_id) {
-        // the row's `last_at` is now `now`: no later than that is still a bound on all of them
+        // the row's `last_at` is now `now` or later: no later than `now` is still a bound on
+        // all of them
         r.oldest = r.oldest.min(now);
         r.n += i64::from(!already);
     }
@@ -1627,7 +1628,7 @@ fn send_tx(
         Outcome::FailAsync(e) => Some(e.clone()),
         _ => None,
     };
-    let pricing_json = serde_json::to_string(&d.pricing).map_err(internal)?;
+    let pricing_json = d.pricing.to_json();
     let status = if failed.is_some() { "failed" } else { "sent" };
     // `sent` is the message's column; `failed`, with its error, a status row
     let sent_at = failed.is_none().then_some(now);
