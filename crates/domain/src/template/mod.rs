@@ -51,7 +51,7 @@ pub use model::{
     NamedExample, OtpButton, OtpType, ParameterFormat, SupportedApp, TemplateDef,
 };
 pub use placeholder::VarKey;
-pub use render::{render, Rendered};
+pub use render::{render, Prepared, Rendered};
 pub use review::{review, Decision, ReviewOutcome};
 
 use crate::ApiError;

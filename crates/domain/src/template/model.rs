@@ -335,6 +335,14 @@ impl TemplateDef {
         }
     }
 
+    /// Whether [`Self::footer_text`] has a footer (without writing it).
+    pub fn has_footer_text(&self) -> bool {
+        self.components
+            .footer
+            .as_ref()
+            .is_some_and(|f| f.text.is_some() || f.code_expiration_minutes.is_some())
+    }
+
     /// The footer as the customer reads it (the expiry preset for AUTHENTICATION).
     pub fn footer_text(&self) -> Option<String> {
         let footer = self.components.footer.as_ref()?;

@@ -90,9 +90,80 @@ struct Sent<'a> {
 }
 
 pub fn render(def: &TemplateDef, components: &Value) -> Result<Rendered, ApiError> {
+    render_planned(def, &BodyPlan::of(def), components)
+}
+
+/// A template made ready for its sends: its definition, with its body's text split into fixed
+/// pieces and variables once rather than at every send ([`Prepared::render`] renders as
+/// [`render`] does; a test checks it).
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub def: TemplateDef,
+    body: BodyPlan,
+}
+
+impl Prepared {
+    pub fn new(def: TemplateDef) -> Prepared {
+        let body = BodyPlan::of(&def);
+        Prepared { def, body }
+    }
+
+    pub fn render(&self, components: &Value) -> Result<Rendered, ApiError> {
+        render_planned(&self.def, &self.body, components)
+    }
+}
+
+/// The body's text as [`placeholder::scan`] splits it, owned, and its distinct variables.
+#[derive(Debug, Clone)]
+struct BodyPlan {
+    pieces: Vec<PlanPiece>,
+    vars: Vec<VarKey>,
+}
+
+#[derive(Debug, Clone)]
+enum PlanPiece {
+    Text(String),
+    Var(VarKey),
+}
+
+impl BodyPlan {
+    fn of(def: &TemplateDef) -> BodyPlan {
+        let text = def.body_text();
+        let scanned = placeholder::scan(&text);
+        BodyPlan {
+            vars: scanned.distinct(),
+            pieces: scanned
+                .pieces
+                .into_iter()
+                .map(|p| match p {
+                    placeholder::Piece::Text(t) => PlanPiece::Text(t.to_string()),
+                    placeholder::Piece::Var(k) => PlanPiece::Var(k),
+                })
+                .collect(),
+        }
+    }
+
+    /// As [`placeholder::Scanned::hydrate`].
+    fn hydrate<'v>(&self, mut value: impl FnMut(&VarKey) -> &'v str) -> String {
+        let mut out = String::new();
+        for p in &self.pieces {
+            match p {
+                PlanPiece::Text(t) => out.push_str(t),
+                PlanPiece::Var(k) => out.push_str(value(k)),
+            }
+        }
+        out
+    }
+}
+
+fn render_planned(
+    def: &TemplateDef,
+    body: &BodyPlan,
+    components: &Value,
+) -> Result<Rendered, ApiError> {
     let sent = group(def, components)?;
     let header = render_header(def, sent.header.as_ref())?;
-    let body = render_body(def, sent.body.as_ref())?;
+    let body = render_body(def, body, sent.body.as_ref())?;
     let buttons = render_buttons(def, &sent.buttons)?;
     Ok(Rendered {
         header,
@@ -490,11 +561,12 @@ fn single_header_param<'a>(
     Ok((p.get(ty).unwrap_or(&Value::Null), ppath))
 }
 
-fn render_body(def: &TemplateDef, part: Option<&Part>) -> Result<String, ApiError> {
-    let text = def.body_text();
-    let scanned = placeholder::scan(&text);
-    let vars = scanned.distinct();
-    let bound = bind(def, &vars, part, "body")?;
+fn render_body(
+    def: &TemplateDef,
+    plan: &BodyPlan,
+    part: Option<&Part>,
+) -> Result<String, ApiError> {
+    let bound = bind(def, &plan.vars, part, "body")?;
     if def.category == Category::Authentication {
         if let Some(code) = bound.values().find(|v| char_len(v) > MAX_CODE_LEN) {
             return Err(ApiError::invalid_value(format!(
@@ -503,9 +575,9 @@ fn render_body(def: &TemplateDef, part: Option<&Part>) -> Result<String, ApiErro
             )));
         }
     }
-    let out = scanned.hydrate(|k| bound.get(k).copied().unwrap_or_default());
+    let out = plan.hydrate(|k| bound.get(k).copied().unwrap_or_default());
     let c = &def.components;
-    let alone = c.header.is_none() && def.footer_text().is_none() && c.buttons.is_empty();
+    let alone = c.header.is_none() && !def.has_footer_text() && c.buttons.is_empty();
     let limit = if alone {
         MAX_BODY_ALONE
     } else {

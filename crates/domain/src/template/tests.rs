@@ -83,6 +83,18 @@ fn auth_def() -> TemplateDef {
     parse(auth_with_minutes(5))
 }
 
+/// Renders as a send does, both ways: the one-off [`super::render`] and a [`Prepared`] template
+/// (the writer keeps its templates so), which must agree on every send these tests make.
+fn render(def: &TemplateDef, send: &Value) -> Result<Rendered, ApiError> {
+    let once = super::render(def, send);
+    assert_eq!(
+        Prepared::new(def.clone()).render(send),
+        once,
+        "a prepared template renders as the one-off rendering does"
+    );
+    once
+}
+
 fn code_of(r: Result<Rendered, ApiError>) -> i64 {
     match r {
         Ok(v) => panic!("expected an error, rendered {v:?}"),

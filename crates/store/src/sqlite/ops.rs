@@ -831,11 +831,11 @@ pub(crate) fn visible_text(req: &SendRequest) -> Option<String> {
 type TemplateLookup = (Option<TemplateFacts>, Option<Result<String, ApiError>>);
 
 /// A live template as a send reads it: its facts for the engine and its definition, parsed
-/// (`None` when the stored definition does not parse). Kept in the writer's configuration
+/// and prepared for rendering (`None` when the stored definition does not parse). Kept in the writer's configuration
 /// cache: any change to `templates` moves the configuration counter.
 pub(crate) struct CachedTemplate {
     facts: TemplateFacts,
-    def: Option<greenlight_domain::template::TemplateDef>,
+    def: Option<greenlight_domain::template::Prepared>,
 }
 
 /// Templates the writer's configuration cache holds at most; past it the cache starts over.
@@ -870,7 +870,9 @@ fn template_facts(
                     name: rec.name,
                     language: rec.language,
                 };
-                let def = greenlight_domain::template::parse_create(&rec.definition).ok();
+                let def = greenlight_domain::template::parse_create(&rec.definition)
+                    .ok()
+                    .map(greenlight_domain::template::Prepared::new);
                 let tpl = Arc::new(CachedTemplate { facts, def });
                 if templates.len() >= TEMPLATES_MAX {
                     templates.clear();
@@ -884,7 +886,7 @@ fn template_facts(
         return Ok((None, None));
     };
     let rendered = tpl.def.as_ref().map(|def| {
-        greenlight_domain::template::render(def, components).map(|r| {
+        def.render(components).map(|r| {
             let mut text = String::new();
             if let Some(h) = &r.header {
                 text.push_str(h);
