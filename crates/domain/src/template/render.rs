@@ -98,7 +98,7 @@ pub fn render(def: &TemplateDef, components: &Value) -> Result<Rendered, ApiErro
 /// [`render`] does; a test checks it).
 #[derive(Debug, Clone)]
 pub struct Prepared {
-    pub def: TemplateDef,
+    def: TemplateDef,
     body: BodyPlan,
 }
 
@@ -106,6 +106,11 @@ impl Prepared {
     pub fn new(def: TemplateDef) -> Prepared {
         let body = BodyPlan::of(&def);
         Prepared { def, body }
+    }
+
+    /// The definition (read-only: the plan was made from it).
+    pub fn def(&self) -> &TemplateDef {
+        &self.def
     }
 
     pub fn render(&self, components: &Value) -> Result<Rendered, ApiError> {
@@ -322,10 +327,9 @@ fn text_value<'a>(p: &'a Value, path: PPath, slot: &str) -> Result<&'a str, ApiE
     }
 }
 
-/// Meta refuses newlines, tabs and runs of more than four spaces inside text parameters.
 /// Whether a parameter's text has a newline, a tab or more than 4 consecutive spaces: one pass
 /// over its bytes (three `contains`, one with a five-space pattern and its searcher, cost a
-/// send's rendering a sixth of its time).
+/// send's rendering a sixth of its time: docs/BENCHMARKS.md, thirty-third round).
 fn bad_whitespace(value: &str) -> bool {
     let mut spaces = 0;
     for b in value.bytes() {
@@ -343,6 +347,7 @@ fn bad_whitespace(value: &str) -> bool {
     false
 }
 
+/// Meta refuses newlines, tabs and runs of more than four spaces inside text parameters.
 fn check_whitespace(value: &str, path: PPath) -> Result<(), ApiError> {
     if bad_whitespace(value) {
         return Err(ApiError::new(

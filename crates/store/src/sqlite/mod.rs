@@ -206,7 +206,7 @@ pub(crate) struct ConfigCache {
 impl Memory {
     /// The configuration cache, emptied first if `config_version` moved since it was filled.
     /// The counter is read once per job (one primary-key read; a round trip on PostgreSQL), at
-    /// the job's first use of the cache: a job that changes configuration must not read the
+    /// the job's first use of the cache, or once for a run of SQLite sends ([`Memory::next_job`]): a job that changes configuration must not read the
     /// cache afterwards without [`Memory::recheck_config`].
     pub(crate) fn config(&mut self, conn: &Conn) -> StoreResult<&mut ConfigCache> {
         if !self.config_checked {
@@ -279,6 +279,9 @@ impl Memory {
     /// left (SQLite). Before a job that may change them, after a send that recorded a
     /// violation, after a batch that rolled back.
     pub(crate) fn forget_facts(&mut self) {
+        // whatever made the writer forget may have changed configuration, or undone its own
+        // writes (a rolled-back job or batch): the next send reads the counter again
+        self.config_held = false;
         self.facts.clear();
         self.pair_facts.clear();
         self.reach.clear();

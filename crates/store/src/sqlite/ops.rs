@@ -442,7 +442,8 @@ pub(crate) struct CustomerFacts {
 /// template was sent, the customer's consent records: a send does not change them). A send takes its
 /// customer's entry (a send refused leaves none; one answered from its idempotency record
 /// takes none) and, once accepted and written, puts back what it leaves: the window as it
-/// decided it, the user id it used, the rest as it read them, which a send does not change.
+/// decided it, the user id it used, when it reached the customer (a business-initiated send
+/// recorded in the reach count), the rest as it read them, which a send does not change.
 /// The same rule as [`Prefetched`] keeps them true: the writer forgets them all before any job
 /// that may change them ([`super::Facts::May`]: every job but sends, deliveries and the webhook
 /// workers' claims, attempts and purges), after a send that recorded a violation, and after a
@@ -830,8 +831,8 @@ pub(crate) fn visible_text(req: &SendRequest) -> Option<String> {
 /// renderable, e.g. not found).
 type TemplateLookup = (Option<TemplateFacts>, Option<Result<String, ApiError>>);
 
-/// A live template as a send reads it: its facts for the engine and its definition, parsed
-/// and prepared for rendering (`None` when the stored definition does not parse). Kept in the writer's configuration
+/// A live template as a send reads it: its facts for the engine and its definition, parsed and
+/// prepared for rendering (`None` when the stored definition does not parse). Kept in the writer's configuration
 /// cache: any change to `templates` moves the configuration counter.
 pub(crate) struct CachedTemplate {
     facts: TemplateFacts,
@@ -993,8 +994,8 @@ fn consents(conn: &Conn, business_id: &str, wa_id: &str) -> StoreResult<Vec<Cons
 /// `reach_counts` row) and `oldest`, no later than the earliest `last_at` of its
 /// `reach_recent` rows: until the window's start passes it, no row can leave the window and
 /// the pruning `DELETE` is not run. Template sends keep it true ([`record_reach`]: a reach
-/// moves a row's `last_at` to `now` or adds a row at `now`, and `oldest` becomes at most
-/// `now`); the writer forgets it with the customers' facts (before any other job, after a
+/// moves a row's `last_at` to `now` if that is later, or adds a row at `now`, and `oldest`
+/// becomes at most `now`); the writer forgets it with the customers' facts (before any other job, after a
 /// rolled-back batch or job).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ReachCount {
