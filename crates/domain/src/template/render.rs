@@ -123,6 +123,8 @@ impl Prepared {
 struct BodyPlan {
     pieces: Vec<PlanPiece>,
     vars: Vec<VarKey>,
+    /// The fixed pieces' bytes, to size the rendering once.
+    fixed_len: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -137,6 +139,14 @@ impl BodyPlan {
         let scanned = placeholder::scan(&text);
         BodyPlan {
             vars: scanned.distinct(),
+            fixed_len: scanned
+                .pieces
+                .iter()
+                .map(|p| match p {
+                    placeholder::Piece::Text(t) => t.len(),
+                    placeholder::Piece::Var(_) => 0,
+                })
+                .sum(),
             pieces: scanned
                 .pieces
                 .into_iter()
@@ -150,7 +160,8 @@ impl BodyPlan {
 
     /// As [`placeholder::Scanned::hydrate`].
     fn hydrate<'v>(&self, mut value: impl FnMut(&VarKey) -> &'v str) -> String {
-        let mut out = String::new();
+        // room for the fixed text and short values (a longer one grows it once or twice)
+        let mut out = String::with_capacity(self.fixed_len + 16 * self.vars.len());
         for p in &self.pieces {
             match p {
                 PlanPiece::Text(t) => out.push_str(t),

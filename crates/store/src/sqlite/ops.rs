@@ -888,7 +888,11 @@ fn template_facts(
     };
     let rendered = tpl.def.as_ref().map(|def| {
         def.render(components).map(|r| {
-            let mut text = String::new();
+            let len = r.header.as_ref().map_or(0, |h| h.len() + 1)
+                + r.body.len()
+                + r.footer.as_ref().map_or(0, |f| f.len() + 1)
+                + r.buttons.iter().map(|b| b.len() + 3).sum::<usize>();
+            let mut text = String::with_capacity(len);
             if let Some(h) = &r.header {
                 text.push_str(h);
                 text.push('\n');
