@@ -1539,7 +1539,13 @@ pub(crate) fn apply_effects(
             PAIR_BUCKETS_PRUNE_MIN,
             now,
         );
-        mem.number_buckets.insert(phone.id.clone(), number);
+        // in place when the number has its bucket (no copy of its id to key a new entry)
+        match mem.number_buckets.get_mut(&phone.id) {
+            Some(b) => *b = number,
+            None => {
+                mem.number_buckets.insert(phone.id.clone(), number);
+            }
+        }
         mem.pair_buckets
             .insert(PairKey::of(&phone.id, &ev.wa_id), pair);
     }
