@@ -135,59 +135,8 @@ impl Serialize for One<'_> {
     }
 }
 
-/// Verdicts in their stored form: [`Stored::to_json`], or `serde_json::to_string`.
+/// Verdicts in their stored form, for `serde_json::to_string`.
 pub struct Stored<'a>(pub &'a [Verdict]);
-
-impl Stored<'_> {
-    /// The stored form, written directly: the same text as `serde_json::to_string` (a test
-    /// checks it), for about half the work on the writer, which stores every send's verdicts
-    /// (docs/BENCHMARKS.md, thirty-third round).
-    pub fn to_json(&self) -> String {
-        let mut out = Vec::with_capacity(2 + 28 * self.0.len());
-        out.push(b'[');
-        for (i, v) in self.0.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            out.push(b'[');
-            write_ref(&mut out, &v.rule, RULES);
-            out.push(b',');
-            out.push(b'0' + outcome_code(v.outcome));
-            out.push(b',');
-            write_ref(&mut out, &v.details, TEXTS);
-            if let Some(code) = v.code {
-                out.push(b',');
-                write_int(&mut out, code);
-            }
-            out.push(b']');
-        }
-        out.push(b']');
-        // JSON written from `str`s and ASCII digits and punctuation
-        String::from_utf8(out)
-            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
-    }
-}
-
-/// `s` as [`Ref::of`] stores it: its index in `list`, or the string (escaped as serde_json
-/// escapes it).
-fn write_ref(out: &mut Vec<u8>, s: &str, list: &[&str]) {
-    match Ref::of(s, list) {
-        Ref::Index(i) => write_int(out, i as i64),
-        Ref::Text(t) => {
-            // writing to a Vec cannot fail
-            let _ = serde_json::to_writer(&mut *out, t.as_ref());
-        }
-    }
-}
-
-fn write_int(out: &mut Vec<u8>, n: i64) {
-    if (0..10).contains(&n) {
-        out.push(b'0' + n as u8);
-    } else {
-        use std::io::Write as _;
-        let _ = write!(out, "{n}");
-    }
-}
 
 impl Serialize for Stored<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -424,41 +373,5 @@ mod tests {
         fn verdicts_read_back_as_stored(v in proptest::collection::vec(verdict(), 0..12)) {
             prop_assert_eq!(from_stored(&store(&v)).unwrap(), v);
         }
-
-        /// The direct writer writes what serde_json writes, whatever the verdicts (listed and
-        /// unlisted strings with quotes, backslashes, control and non-ASCII characters; any
-        /// code).
-        #[test]
-        fn to_json_is_serde_json(v in proptest::collection::vec(verdict(), 0..12)) {
-            prop_assert_eq!(Stored(&v).to_json(), store(&v));
-        }
-    }
-
-    #[test]
-    fn to_json_edges() {
-        let v = |rule: &str, details: &str, code| Verdict {
-            rule: rule.to_string().into(),
-            outcome: RuleOutcome::Refuse,
-            code,
-            details: details.to_string().into(),
-        };
-        for list in [
-            vec![],
-            vec![v("opt_in", "a \"quoted\" \\ path\n\u{1}\u{7f}é", Some(-1))],
-            vec![
-                v("business_verification", TEXTS[19], Some(10)),
-                v("x", "", Some(i64::MIN)),
-            ],
-            vec![
-                v("customer_service_window", TEXTS[9], Some(131047)),
-                v("", "9", None),
-            ],
-        ] {
-            assert_eq!(Stored(&list).to_json(), store(&list));
-        }
-        assert_eq!(
-            Stored(&[v("throughput", TEXTS[5], Some(9))]).to_json(),
-            "[[6,1,5,9]]"
-        );
     }
 }

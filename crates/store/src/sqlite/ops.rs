@@ -1660,7 +1660,7 @@ fn send_tx(
         conversation_id,
         req.biz_opaque_callback_data,
         status,
-        Stored(&d.verdicts).to_json(),
+        serde_json::to_string(&Stored(&d.verdicts)).map_err(internal)?,
         now,
         sent_at,
         pair_prev,
