@@ -252,7 +252,7 @@ impl Memory {
     /// the write lock from `BEGIN IMMEDIATE`), and a send changes configuration only when it
     /// records a violation (restrictions), after which it forgets the customers' facts, which
     /// [`Memory::after_job`] sees. So a run of sends reads the counter once; every other job,
-    /// and a send after one, reads it as before. Saves a send ~2 % of the writer's work
+    /// and a send after one, reads it as before. Saves a send ~1.5 % of the writer's work
     /// (docs/BENCHMARKS.md, thirty-third round).
     pub(crate) fn next_job(&mut self, send: bool) {
         if !(send && self.config_held) {
