@@ -206,8 +206,9 @@ pub(crate) struct ConfigCache {
 impl Memory {
     /// The configuration cache, emptied first if `config_version` moved since it was filled.
     /// The counter is read once per job (one primary-key read; a round trip on PostgreSQL), at
-    /// the job's first use of the cache, or once for a run of SQLite sends ([`Memory::next_job`]): a job that changes configuration must not read the
-    /// cache afterwards without [`Memory::recheck_config`].
+    /// the job's first use of the cache, or once for a run of SQLite sends
+    /// ([`Memory::next_job`]): a job that changes configuration must not read the cache
+    /// afterwards without [`Memory::recheck_config`].
     pub(crate) fn config(&mut self, conn: &Conn) -> StoreResult<&mut ConfigCache> {
         if !self.config_checked {
             let n: i64 = conn.query_row_static(

@@ -832,8 +832,8 @@ pub(crate) fn visible_text(req: &SendRequest) -> Option<String> {
 type TemplateLookup = (Option<TemplateFacts>, Option<Result<String, ApiError>>);
 
 /// A live template as a send reads it: its facts for the engine and its definition, parsed and
-/// prepared for rendering (`None` when the stored definition does not parse). Kept in the writer's configuration
-/// cache: any change to `templates` moves the configuration counter.
+/// prepared for rendering (`None` when the stored definition does not parse). Kept in the
+/// writer's configuration cache: any change to `templates` moves the configuration counter.
 pub(crate) struct CachedTemplate {
     facts: TemplateFacts,
     def: Option<greenlight_domain::template::Prepared>,
@@ -999,8 +999,8 @@ fn consents(conn: &Conn, business_id: &str, wa_id: &str) -> StoreResult<Vec<Cons
 /// `reach_recent` rows: until the window's start passes it, no row can leave the window and
 /// the pruning `DELETE` is not run. Template sends keep it true ([`record_reach`]: a reach
 /// moves a row's `last_at` to `now` if that is later, or adds a row at `now`, and `oldest`
-/// becomes at most `now`); the writer forgets it with the customers' facts (before any other job, after a
-/// rolled-back batch or job).
+/// becomes at most `now`); the writer forgets it with the customers' facts (before any other
+/// job, after a rolled-back batch or job).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ReachCount {
     n: i64,
