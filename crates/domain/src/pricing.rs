@@ -88,18 +88,26 @@ impl Pricing {
 mod tests {
     use super::*;
 
-    #[test]
-    fn to_json_writes_what_serde_json_writes() {
-        for t in [
+    /// What `price` gives for every category, in and out of a window and a free entry point.
+    fn every_price() -> Vec<Pricing> {
+        [
             None,
             Some("utility"),
             Some("authentication"),
             Some("marketing"),
-        ] {
-            for (w, f) in [(false, false), (true, false), (false, true), (true, true)] {
-                let p = price(t, w, f);
-                assert_eq!(p.to_json(), serde_json::to_string(&p).unwrap());
-            }
+        ]
+        .into_iter()
+        .flat_map(|t| {
+            [(false, false), (true, false), (false, true), (true, true)]
+                .map(|(w, f)| price(t, w, f))
+        })
+        .collect()
+    }
+
+    #[test]
+    fn to_json_writes_what_serde_json_writes() {
+        for p in every_price() {
+            assert_eq!(p.to_json(), serde_json::to_string(&p).unwrap());
         }
         // a field that needs escaping
         let odd = Pricing {
@@ -114,20 +122,11 @@ mod tests {
 
     #[test]
     fn every_price_is_found_from_its_category_and_type() {
-        let mut n = 0;
-        for t in [
-            None,
-            Some("utility"),
-            Some("authentication"),
-            Some("marketing"),
-        ] {
-            for (w, f) in [(false, false), (true, false), (false, true), (true, true)] {
-                let p = price(t, w, f);
-                assert_eq!(Pricing::from_parts(p.category, p.pricing_type), Some(p));
-                n += 1;
-            }
+        let all = every_price();
+        for p in &all {
+            assert_eq!(Pricing::from_parts(p.category, p.pricing_type), Some(*p));
         }
-        assert_eq!(n, 16);
+        assert_eq!(all.len(), 16);
         // a pair `price` never gives
         assert_eq!(Pricing::from_parts("service", "regular"), None);
         assert_eq!(Pricing::from_parts("marketing_lite", "regular"), None);
