@@ -1518,8 +1518,67 @@ mod tests {
                 .unwrap()
         };
         let mut mem = Memory::default();
-        // a job as the writer runs it: the counter it sees
-        let job = |mem: &mut Memory, send: bool, ok: bool, forget: bool| {
+        // (move the counter first, start a new batch first, a send, it succeeds, it makes the
+        // writer forget the facts, the counter it must see, why)
+        let steps = [
+            (
+                false,
+                false,
+                true,
+                true,
+                false,
+                0,
+                "the batch's first send reads it",
+            ),
+            (
+                true,
+                false,
+                true,
+                true,
+                false,
+                0,
+                "a send after a send does not",
+            ),
+            (false, false, false, true, false, 1, "another job does"),
+            (
+                true,
+                false,
+                true,
+                true,
+                false,
+                2,
+                "and so does the send after it",
+            ),
+            (
+                false,
+                false,
+                true,
+                true,
+                true,
+                2,
+                "this send records a violation",
+            ),
+            (true, false, true, true, false, 3, "the next send reads it"),
+            (false, false, true, false, false, 3, "this send fails"),
+            (true, false, true, true, false, 4, "the next send reads it"),
+            (
+                true,
+                true,
+                true,
+                true,
+                false,
+                5,
+                "a new batch's first send reads it",
+            ),
+        ];
+        for (moved, new_batch, send, ok, forget, expected, why) in steps {
+            if moved {
+                bump();
+            }
+            if new_batch {
+                mem.end_batch(false);
+            }
+            // a job as the writer runs it
             mem.next_job(send);
             let generation = mem.pair_facts.generation();
             let seen = mem.config_version(&conn).unwrap().unwrap();
@@ -1527,51 +1586,8 @@ mod tests {
                 mem.forget_facts();
             }
             mem.after_job(send, ok, generation);
-            seen
-        };
-        assert_eq!(
-            job(&mut mem, true, true, false),
-            0,
-            "the batch's first send reads it"
-        );
-        bump();
-        assert_eq!(
-            job(&mut mem, true, true, false),
-            0,
-            "a send after a send does not"
-        );
-        assert_eq!(job(&mut mem, false, true, false), 1, "another job does");
-        bump();
-        assert_eq!(
-            job(&mut mem, true, true, false),
-            2,
-            "and so does the send after it"
-        );
-        assert_eq!(
-            job(&mut mem, true, true, true),
-            2,
-            "this send records a violation"
-        );
-        bump();
-        assert_eq!(
-            job(&mut mem, true, true, false),
-            3,
-            "the next send reads it"
-        );
-        assert_eq!(job(&mut mem, true, false, false), 3, "this send fails");
-        bump();
-        assert_eq!(
-            job(&mut mem, true, true, false),
-            4,
-            "the next send reads it"
-        );
-        bump();
-        mem.end_batch(false);
-        assert_eq!(
-            job(&mut mem, true, true, false),
-            5,
-            "a new batch's first send reads it"
-        );
+            assert_eq!(seen, expected, "{why}");
+        }
     }
 
     /// With `synchronous=NORMAL` the syncer thread fsyncs the WAL after commits (answers do not
