@@ -14,12 +14,17 @@
 //! A statement borrows its connection, so the two live in one value ([`self_cell`] ties them
 //! and drops the statements first). The only `unsafe` here is that value's `Send`: see there.
 
+use hashbrown::HashMap;
 use rusqlite::types::ToSql;
 use rusqlite::{Connection, PrepFlags, Rows, Statement};
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::ops::Deref;
 
+/// The kept statements by their text's address and length. hashbrown's map with its default
+/// hasher (foldhash), as the store's own maps: the keys are addresses of the program's own
+/// texts, never chosen from outside, and the standard library's SipHash of the two words took
+/// ~200 instructions a lookup, two lookups a statement (~2,900 instructions a send on the
+/// store's writer; docs/BENCHMARKS.md, thirty-fourth round).
 type Slots<'c> = RefCell<HashMap<(usize, usize), Statement<'c>>>;
 
 self_cell::self_cell!(
