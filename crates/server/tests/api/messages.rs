@@ -249,6 +249,30 @@ async fn malformed_bodies_are_400_never_500() {
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["error"]["code"], 100, "{raw:?}: {v}");
     }
+    // bytes that are not UTF-8, in a string and outside one: 100, naming the first bad byte
+    for (raw, at) in [
+        (&b"{\"messaging_product\": \"whats\xffapp\"}"[..], 29),
+        (&b"\xfe{}"[..], 1),
+        (&b"{\"to\": \"caf\xc3\"}"[..], 12),
+    ] {
+        let r = app
+            .client
+            .post(&url)
+            .bearer_auth(&t.token)
+            .header("content-type", "application/json")
+            .body(raw.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["code"], 100, "{v}");
+        let details = v["error"]["error_data"]["details"].as_str().unwrap();
+        assert!(
+            details.contains(&format!("not valid UTF-8 (byte {at} is not)")),
+            "{details}"
+        );
+    }
     // axum's own rejections also answer Meta's envelope: a path that is not UTF-8, a body over
     // the limit, a method the route does not have
     let r = app
