@@ -50,6 +50,15 @@ impl PairKey {
         }
     }
 
+    /// The key of this pair's number itself (`PairKey::of(phone_id, "")`), `phone_id` being
+    /// the number's id this key was made of: from the parsed number when there is one.
+    pub(crate) fn number_key(&self, phone_id: &str) -> PairKey {
+        match *self {
+            PairKey::Numbers(p, _) | PairKey::Number(p) => PairKey::Number(p),
+            PairKey::Text(_) => PairKey::of(phone_id, ""),
+        }
+    }
+
     /// A key of numbers: the number, and the customer's if it has one (`(0, None)` for text).
     fn number_parts(&self) -> (u64, Option<u64>) {
         match *self {
@@ -337,6 +346,8 @@ mod tests {
             assert_eq!(held, numbers, "{p:?} {w:?}");
             assert_eq!(k.ids(), (p.to_string(), w.to_string()));
             assert_eq!(k, PairKey::of(p, w));
+            // the number's own key, from the pair's, is the one made of its id
+            assert_eq!(k.number_key(p), PairKey::of(p, ""), "{p:?} {w:?}");
             assert!(seen.insert(k), "{p:?} {w:?} is a key of its own");
         }
         assert_ne!(PairKey::of("12", "3"), PairKey::of("1", "23"));

@@ -90,10 +90,21 @@ pub(crate) fn link(
     phone_id: &str,
     wa_id: &str,
 ) -> StoreResult<(Option<Link>, [Option<i64>; 2])> {
+    link_pair(chains, conn, &PairKey::of(phone_id, wa_id), phone_id, wa_id)
+}
+
+/// [`link`] with the pair's key already made (`PairKey::of(phone_id, wa_id)`).
+pub(crate) fn link_pair(
+    chains: Option<&Chains>,
+    conn: &Conn,
+    pair: &PairKey,
+    phone_id: &str,
+    wa_id: &str,
+) -> StoreResult<(Option<Link>, [Option<i64>; 2])> {
     let Some(chains) = chains else {
         return Ok((None, [None, None]));
     };
-    let link = chains.link(conn, phone_id, wa_id)?;
+    let link = chains.link(conn, pair.clone(), phone_id, wa_id)?;
     let columns = [Some(link.pair_prev), Some(link.number_prev)];
     Ok((Some(link), columns))
 }
@@ -274,8 +285,16 @@ impl Chains {
 
     /// The links of a message of `(phone_id, wa_id)` about to be inserted: the columns
     /// `pair_prev` and `number_prev` of its row. Once the row is in, [`Self::linked`].
-    pub(crate) fn link(&self, conn: &Conn, phone_id: &str, wa_id: &str) -> StoreResult<Link> {
-        let (pair, number) = (PairKey::of(phone_id, wa_id), PairKey::of(phone_id, ""));
+    /// `pair` is `PairKey::of(phone_id, wa_id)`.
+    pub(crate) fn link(
+        &self,
+        conn: &Conn,
+        pair: PairKey,
+        phone_id: &str,
+        wa_id: &str,
+    ) -> StoreResult<Link> {
+        debug_assert_eq!(pair, PairKey::of(phone_id, wa_id));
+        let number = pair.number_key(phone_id);
         let pair_prev = self.head(conn, &pair, phone_id, wa_id)?.unwrap_or(0);
         let number_prev = self.head(conn, &number, phone_id, "")?.unwrap_or(0);
         Ok(Link {
@@ -611,7 +630,7 @@ mod tests {
         wa: &str,
     ) -> StoreResult<()> {
         let chains = mem.chains.as_mut().expect("SQLite's chains");
-        let link = chains.link(c, phone, wa)?;
+        let link = chains.link(c, PairKey::of(phone, wa), phone, wa)?;
         c.execute(
             "INSERT INTO messages (id, business_id, phone_id, wa_id, direction, type, content, status, created_at, pair_prev, number_prev) \
              VALUES (?1, 'b1', ?2, ?3, 'out', 'text', '{}', 'sent', 1000, ?4, ?5)",

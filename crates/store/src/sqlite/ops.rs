@@ -532,29 +532,19 @@ impl PairFacts {
         self.generation
     }
 
-    /// The facts a send left of this customer, if the writer still has them (taken: once).
-    fn take(&mut self, business_id: &str, phone_id: &str, wa_id: &str) -> Option<CustomerFacts> {
-        let kept = self.kept.remove(&PairKey::of(phone_id, wa_id))?;
+    /// The facts a send left of customer `pair`, if the writer still has them (taken: once).
+    fn take(&mut self, business_id: &str, pair: &PairKey) -> Option<CustomerFacts> {
+        let kept = self.kept.remove(pair)?;
         kept.business_id.is(business_id).then(|| kept.into_facts())
     }
 
     /// Keeps what a send left of its customer, unless everything was forgotten since
     /// `generation` (the send's start).
-    fn put(
-        &mut self,
-        generation: u64,
-        business_id: &str,
-        phone_id: &str,
-        wa_id: &str,
-        facts: CustomerFacts,
-    ) {
+    fn put(&mut self, generation: u64, business_id: &str, pair: PairKey, facts: CustomerFacts) {
         if generation != self.generation {
             return;
         }
-        self.kept.insert(
-            PairKey::of(phone_id, wa_id),
-            KeptFacts::new(business_id, facts),
-        );
+        self.kept.insert(pair, KeptFacts::new(business_id, facts));
     }
 
     /// Tests: how many customers' facts are kept.
@@ -763,13 +753,14 @@ fn customer_facts(
     business_id: &str,
     phone_id: &str,
     wa_id: &str,
+    pair: &PairKey,
 ) -> StoreResult<CustomerFacts> {
     if let Some(facts) = mem.facts.take(business_id, phone_id, wa_id) {
         return Ok(facts);
     }
     let pg = conn.is_pg();
     if !pg {
-        if let Some(facts) = mem.pair_facts.take(business_id, phone_id, wa_id) {
+        if let Some(facts) = mem.pair_facts.take(business_id, pair) {
             if mem.config_version(conn)? == Some(facts.config_version) {
                 mem.pair_facts.taken += 1;
                 return Ok(facts);
@@ -938,6 +929,9 @@ impl LimitUsage {
 /// Loads the facts of one send and runs the engine. Read-only.
 pub(crate) struct Evaluated {
     pub(crate) wa_id: String,
+    /// The (number, customer) key of the writer's per-pair maps (kept facts, pacing bucket,
+    /// chain heads), made once a send rather than by each of them (~300 instructions each).
+    pub(crate) pair: PairKey,
     /// The tenant's pacing setting, read once per send.
     pub(crate) pacing: bool,
     /// The messaging limit's usage, for the dry run.
@@ -1249,7 +1243,8 @@ pub(crate) fn evaluate(
             .into());
         }
     }
-    let mut customer = customer_facts(conn, mem, &scope.business_id, &phone.id, &wa_id)?;
+    let pair = PairKey::of(&phone.id, &wa_id);
+    let mut customer = customer_facts(conn, mem, &scope.business_id, &phone.id, &wa_id, &pair)?;
     mem.saw_config_version(customer.config_version);
     let window = customer.window;
     let (template, rendered) = match &cmd.request.template {
@@ -1317,7 +1312,7 @@ pub(crate) fn evaluate(
         mem,
         customer.buckets.1,
         &phone.id,
-        Some(&wa_id),
+        Some(&pair),
         now,
         PAIR_BURST,
     );
@@ -1390,6 +1385,7 @@ pub(crate) fn evaluate(
     }
     Ok(Evaluated {
         wa_id,
+        pair,
         facts: customer,
         pacing,
         limit_usage,
@@ -1405,7 +1401,7 @@ pub(crate) fn evaluate(
 /// Pacing buckets untouched this long are full again (and dropped on PostgreSQL).
 const PACING_FORGET_MS: Millis = 300_000;
 
-/// A pacing bucket (`wa_id` `None`: the number's throughput bucket; otherwise the pair's): from
+/// A pacing bucket (`pair` `None`: the number's throughput bucket; otherwise the pair's): from
 /// the writer's memory (SQLite keeps them there; on PostgreSQL it holds those the batch changed,
 /// until `COMMIT`), else as stored in the shared `pacing_buckets` table (PostgreSQL: `stored`,
 /// read with the customer's facts), else full.
@@ -1413,13 +1409,13 @@ fn bucket(
     mem: &Memory,
     stored: Option<Bucket>,
     phone_id: &str,
-    wa_id: Option<&str>,
+    pair: Option<&PairKey>,
     now: Millis,
     burst: f64,
 ) -> Bucket {
-    match wa_id {
+    match pair {
         None => mem.number_buckets.get(phone_id).copied(),
-        Some(w) => mem.pair_buckets.get(&PairKey::of(phone_id, w)).copied(),
+        Some(pair) => mem.pair_buckets.get(pair).copied(),
     }
     .or(stored)
     .unwrap_or_else(|| Bucket::full(burst, now))
@@ -1546,8 +1542,7 @@ pub(crate) fn apply_effects(
                 mem.number_buckets.insert(phone.id.clone(), number);
             }
         }
-        mem.pair_buckets
-            .insert(PairKey::of(&phone.id, &ev.wa_id), pair);
+        mem.pair_buckets.insert(ev.pair.clone(), pair);
     }
     Ok(())
 }
@@ -1646,7 +1641,7 @@ fn send_tx(
     // `sent` is the message's column; `failed`, with its error, a status row
     let sent_at = failed.is_none().then_some(now);
     let (link, [pair_prev, number_prev]) =
-        super::chains::link(mem.chains.as_ref(), conn, &phone.id, &ev.wa_id)?;
+        super::chains::link_pair(mem.chains.as_ref(), conn, &ev.pair, &phone.id, &ev.wa_id)?;
     let row = params![
         wamid,
         scope.business_id,
@@ -1774,7 +1769,7 @@ fn send_tx(
         // what the next send to this customer would read (`PairFacts`)
         let window_after = d.window_after;
         let Evaluated {
-            wa_id,
+            pair,
             facts: mut left,
             effects,
             ..
@@ -1787,8 +1782,8 @@ fn send_tx(
             left.reached_at = Some(left.reached_at.map_or(now, |t| t.max(now)));
         }
         left.user_id = Some(user_id);
-        let (b, p) = (&scope.business_id, &phone.id);
-        mem.pair_facts.put(facts_generation, b, p, &wa_id, left);
+        mem.pair_facts
+            .put(facts_generation, &scope.business_id, pair, left);
     }
     Ok(Ok(SendResult {
         wamid,
@@ -3397,23 +3392,23 @@ mod tests {
         p.kept.max = Some(4);
         let g = p.generation;
         p.clear();
-        p.put(g, "b", "p", "w0", facts());
+        p.put(g, "b", PairKey::of("p", "w0"), facts());
         assert_eq!(p.len(), 0, "forgotten since the send began: not put back");
         let g = p.generation;
         for w in ["w1", "w2", "w3", "w4", "w5"] {
-            p.put(g, "b", "p", w, facts());
+            p.put(g, "b", PairKey::of("p", w), facts());
         }
         assert!(
-            p.take("other", "p", "w5").is_none(),
+            p.take("other", &PairKey::of("p", "w5")).is_none(),
             "another business's send takes nothing"
         );
         assert!(
-            p.take("b", "p", "w5").is_none(),
+            p.take("b", &PairKey::of("p", "w5")).is_none(),
             "and the entry is gone with it"
         );
         let left: Vec<&str> = ["w1", "w2", "w3", "w4"]
             .into_iter()
-            .filter(|w| p.take("b", "p", w).is_some())
+            .filter(|w| p.take("b", &PairKey::of("p", w)).is_some())
             .collect();
         assert_eq!(left, ["w3", "w4"], "w1 and w2 went with their generation");
 
@@ -3442,9 +3437,9 @@ mod tests {
             buckets: (None, None),
             reached_at: Some(11),
         };
-        p.put(g, b, phone, wa, f.clone());
-        assert!(p.take(b, phone, "165055512340").is_none());
-        let back = p.take(b, phone, wa).unwrap();
+        p.put(g, b, PairKey::of(phone, wa), f.clone());
+        assert!(p.take(b, &PairKey::of(phone, "165055512340")).is_none());
+        let back = p.take(b, &PairKey::of(phone, wa)).unwrap();
         assert_eq!(back.window, f.window);
         assert_eq!(back.user_id, f.user_id);
         assert_eq!(back.consents, f.consents);
@@ -3458,14 +3453,15 @@ mod tests {
             ),
             (8, false, true, false)
         );
-        assert!(p.take(b, phone, wa).is_none(), "taken once");
-        p.put(g, b, phone, wa, f.clone());
+        assert!(p.take(b, &PairKey::of(phone, wa)).is_none(), "taken once");
+        p.put(g, b, PairKey::of(phone, wa), f.clone());
         assert!(
-            p.take("1065403522429200", phone, wa).is_none(),
+            p.take("1065403522429200", &PairKey::of(phone, wa))
+                .is_none(),
             "another business (a number too) takes nothing"
         );
         assert!(
-            p.take(b, phone, wa).is_none(),
+            p.take(b, &PairKey::of(phone, wa)).is_none(),
             "and the entry is gone with it"
         );
         assert_eq!(
