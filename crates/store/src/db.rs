@@ -219,32 +219,44 @@ macro_rules! int_to_sql {
 }
 int_to_sql!(i64, i32, u32, u16, u8, usize, u64);
 
-/// A SQLite statement parameters are bound to: one from `rusqlite`'s cache, or one the
-/// connection keeps ([`greenlight_walbuf::KeptStatement`]).
-pub trait SqliteBind {
+/// A SQLite statement parameters are bound to, values that live for `'v`: one from
+/// `rusqlite`'s cache (which copies text and blobs), or one the connection keeps
+/// ([`greenlight_walbuf::KeptStatement`], which reads them in place while they live).
+pub trait SqliteBind<'v> {
     fn parameter_count(&self) -> usize;
-    fn bind(&mut self, index: usize, value: ValueRef<'_>) -> rusqlite::Result<()>;
+    fn bind(&mut self, index: usize, value: ValueRef<'v>) -> rusqlite::Result<()>;
 }
-impl SqliteBind for rusqlite::Statement<'_> {
+impl<'v> SqliteBind<'v> for rusqlite::Statement<'_> {
     fn parameter_count(&self) -> usize {
         rusqlite::Statement::parameter_count(self)
     }
-    fn bind(&mut self, index: usize, value: ValueRef<'_>) -> rusqlite::Result<()> {
+    fn bind(&mut self, index: usize, value: ValueRef<'v>) -> rusqlite::Result<()> {
         self.raw_bind_parameter(index, value)
     }
 }
-impl SqliteBind for greenlight_walbuf::KeptStatement<'_, '_> {
+impl<'v> SqliteBind<'v> for greenlight_walbuf::KeptStatement<'_, '_, 'v> {
     fn parameter_count(&self) -> usize {
         greenlight_walbuf::KeptStatement::parameter_count(self)
     }
-    fn bind(&mut self, index: usize, value: ValueRef<'_>) -> rusqlite::Result<()> {
-        self.raw_bind_parameter(index, value)
+    fn bind(&mut self, index: usize, value: ValueRef<'v>) -> rusqlite::Result<()> {
+        use rusqlite::types::ValueRef as R;
+        greenlight_walbuf::KeptStatement::bind(
+            self,
+            index,
+            match value {
+                ValueRef::Null => R::Null,
+                ValueRef::Int(i) => R::Integer(i),
+                ValueRef::Real(f) => R::Real(f),
+                ValueRef::Text(s) => R::Text(s.as_bytes()),
+                ValueRef::Blob(b) => R::Blob(b),
+            },
+        )
     }
 }
 
 /// Binds `values` to a SQLite statement, borrowed, checking their number as rusqlite's
 /// `execute` does (so every parameter is bound each time).
-fn bind_sqlite<'v, I>(s: &mut dyn SqliteBind, values: I) -> rusqlite::Result<()>
+fn bind_sqlite<'v, I>(s: &mut dyn SqliteBind<'v>, values: I) -> rusqlite::Result<()>
 where
     I: ExactSizeIterator<Item = ValueRef<'v>>,
 {
@@ -262,14 +274,15 @@ where
 pub trait Params {
     /// Owned, for PostgreSQL.
     fn values(&self) -> Vec<Value>;
-    /// Bound to a SQLite statement without copying them first.
-    fn bind_sqlite(&self, s: &mut dyn SqliteBind) -> rusqlite::Result<()>;
+    /// Bound to a SQLite statement without copying them first (nor, on a kept statement, at
+    /// all: see [`SqliteBind`]).
+    fn bind_sqlite<'v>(&'v self, s: &mut dyn SqliteBind<'v>) -> rusqlite::Result<()>;
 }
 impl Params for &[&dyn ToSql] {
     fn values(&self) -> Vec<Value> {
         self.iter().map(|p| p.to_value()).collect()
     }
-    fn bind_sqlite(&self, s: &mut dyn SqliteBind) -> rusqlite::Result<()> {
+    fn bind_sqlite<'v>(&'v self, s: &mut dyn SqliteBind<'v>) -> rusqlite::Result<()> {
         bind_sqlite(s, self.iter().map(|p| p.to_ref()))
     }
 }
@@ -277,7 +290,7 @@ impl Params for [&dyn ToSql; 0] {
     fn values(&self) -> Vec<Value> {
         Vec::new()
     }
-    fn bind_sqlite(&self, s: &mut dyn SqliteBind) -> rusqlite::Result<()> {
+    fn bind_sqlite<'v>(&'v self, s: &mut dyn SqliteBind<'v>) -> rusqlite::Result<()> {
         bind_sqlite(s, std::iter::empty())
     }
 }
@@ -287,7 +300,7 @@ macro_rules! array_params {
             fn values(&self) -> Vec<Value> {
                 self.iter().map(|p| p.to_value()).collect()
             }
-            fn bind_sqlite(&self, s: &mut dyn SqliteBind) -> rusqlite::Result<()> {
+            fn bind_sqlite<'v>(&'v self, s: &mut dyn SqliteBind<'v>) -> rusqlite::Result<()> {
                 bind_sqlite(s, self.iter().map(|p| p.to_ref()))
             }
         }
@@ -295,7 +308,7 @@ macro_rules! array_params {
             fn values(&self) -> Vec<Value> {
                 self.iter().map(|p| p.to_value()).collect()
             }
-            fn bind_sqlite(&self, s: &mut dyn SqliteBind) -> rusqlite::Result<()> {
+            fn bind_sqlite<'v>(&'v self, s: &mut dyn SqliteBind<'v>) -> rusqlite::Result<()> {
                 bind_sqlite(s, self.iter().map(|p| p.to_ref()))
             }
         }
@@ -306,7 +319,7 @@ impl Params for Vec<Value> {
     fn values(&self) -> Vec<Value> {
         self.clone()
     }
-    fn bind_sqlite(&self, s: &mut dyn SqliteBind) -> rusqlite::Result<()> {
+    fn bind_sqlite<'v>(&'v self, s: &mut dyn SqliteBind<'v>) -> rusqlite::Result<()> {
         bind_sqlite(s, self.iter().map(|p| p.to_ref()))
     }
 }

@@ -35,8 +35,8 @@
 //!
 //! The store opens only its writer's connection through it; the others use the default VFS.
 //! This crate is the workspace's only `unsafe` code (the VFS is C's interface; and
-//! [`KeptConnection`]'s `Send`, for a connection that owns statements borrowing it): every
-//! other crate forbids it.
+//! [`KeptConnection`]'s `Send`, for a connection that owns statements borrowing it, and its
+//! parameters bound without a copy): every other crate forbids it.
 
 mod kept;
 pub use kept::{KeptConnection, KeptStatement};
