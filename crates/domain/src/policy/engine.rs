@@ -3,7 +3,7 @@
 //! The store calls [`decide_send`] inside the same serialized unit of work that then writes the
 //! message, so a decision and its effects can never interleave with another send's.
 
-use super::verdict::Verdict;
+use super::verdict::{reason, Part::*, Verdict};
 use super::window::{self, WindowState};
 use crate::message::MessageType;
 use crate::pricing::{price, Pricing};
@@ -166,7 +166,7 @@ pub fn decide_send(f: &SendFacts) -> Decision {
                     None => {
                         verdicts.push(Verdict::pass(
                             rule,
-                            format!("template '{}' is APPROVED", t.name),
+                            reason(&[Text("template '"), Text(&t.name), Text("' is APPROVED")]),
                         ));
                         match &f.template_render_error {
                             None => verdicts.push(Verdict::pass(
@@ -206,7 +206,7 @@ pub fn decide_send(f: &SendFacts) -> Decision {
         let closes = f.window.closes_at().unwrap_or(now);
         verdicts.push(Verdict::pass(
             window::RULE,
-            format!("window open until {}", closes / 1000),
+            reason(&[Text("window open until "), Int(closes / 1000)]),
         ));
     } else {
         let details = match f.window.closes_at() {
@@ -303,6 +303,9 @@ mod tests {
         let d = decide_send(&f);
         assert_eq!(d.outcome, Outcome::Accept);
         assert!(!d.pricing.billable);
+        // the window's pass says until when (seconds)
+        let window = d.verdicts.iter().find(|v| v.rule == window::RULE).unwrap();
+        assert_eq!(window.details, "window open until 1700082800");
     }
 
     #[test]
@@ -333,6 +336,10 @@ mod tests {
         assert_eq!(d.outcome, Outcome::Accept);
         assert!(d.pricing.billable);
         assert_eq!(d.pricing.category, "marketing");
+        assert!(d
+            .verdicts
+            .iter()
+            .any(|v| v.details == "template 't' is APPROVED"));
     }
 
     #[test]

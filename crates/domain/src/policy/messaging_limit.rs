@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 use super::quality::QualityRating;
-use super::verdict::Verdict;
+use super::verdict::{reason, Part::*, Verdict};
 use crate::error::ErrorType;
 use crate::{ApiError, Millis, DAY, HOUR};
 
@@ -135,6 +135,30 @@ impl Tier {
 /// write it.
 struct Usage(u64, Option<u64>);
 
+impl Usage {
+    /// `{tier}: {usage}{tail}`, a pass's reason, written as [`reason`] writes (not `format!`).
+    fn reason(&self, tier: Tier, tail: &str) -> String {
+        match self.1 {
+            Some(l) => reason(&[
+                Text(tier.as_str()),
+                Text(": "),
+                Count(self.0),
+                Text("/"),
+                Count(l),
+                Text(" customers in the last 24 hours"),
+                Text(tail),
+            ]),
+            None => reason(&[
+                Text(tier.as_str()),
+                Text(": "),
+                Count(self.0),
+                Text(" customers in the last 24 hours, no limit"),
+                Text(tail),
+            ]),
+        }
+    }
+}
+
 impl std::fmt::Display for Usage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.1 {
@@ -157,28 +181,22 @@ pub fn check(
     let limit = tier.limit();
     let usage = Usage(distinct_reached_in_24h, limit);
     let Some(limit) = limit else {
-        return (
-            Verdict::pass(RULE, format!("{}: {usage}", tier.as_str())),
-            None,
-        );
+        return (Verdict::pass(RULE, usage.reason(tier, "")), None);
     };
     if already_reached_this_customer {
         return (
             Verdict::pass(
                 RULE,
-                format!(
-                    "{}: {usage}; this customer was already reached in the last 24 hours and does not count again",
-                    tier.as_str()
+                usage.reason(
+                    tier,
+                    "; this customer was already reached in the last 24 hours and does not count again",
                 ),
             ),
             None,
         );
     }
     if distinct_reached_in_24h < limit {
-        return (
-            Verdict::pass(RULE, format!("{}: {usage}", tier.as_str())),
-            None,
-        );
+        return (Verdict::pass(RULE, usage.reason(tier, "")), None);
     }
     let details = format!(
         "Rule {RULE}: the business portfolio's messaging limit {} is reached ({usage}); a business-initiated message to a new customer is refused until customers reached more than 24 hours ago leave the moving window. Customers already reached in the last 24 hours and replies inside a customer-service window still pass. To raise the limit: complete business verification (→ TIER_2K), or use at least half of the current limit within 7 days with quality not RED (→ next tier, evaluated every 6 hours).",
@@ -353,6 +371,33 @@ mod tests {
         let (v, e) = check(Tier::Tier250, 250, true);
         assert_eq!(v.outcome, RuleOutcome::Pass);
         assert!(e.is_none());
+    }
+
+    /// A pass's reason reads `{tier}: {usage}`, and says when the customer does not count again.
+    #[test]
+    fn a_pass_says_the_tier_and_its_usage() {
+        for (tier, n, already, want) in [
+            (Tier::Tier250, 0, false, "TIER_250: 0/250 customers in the last 24 hours"),
+            (Tier::Tier2K, 1999, false, "TIER_2K: 1999/2000 customers in the last 24 hours"),
+            (
+                Tier::Tier250,
+                250,
+                true,
+                "TIER_250: 250/250 customers in the last 24 hours; this customer was already reached in the last 24 hours and does not count again",
+            ),
+            (
+                Tier::Unlimited,
+                u64::MAX,
+                false,
+                "TIER_UNLIMITED: 18446744073709551615 customers in the last 24 hours, no limit",
+            ),
+        ] {
+            let (v, e) = check(tier, n, already);
+            assert!(e.is_none());
+            assert_eq!(v.details, want);
+            let usage = Usage(n, tier.limit());
+            assert!(v.details.starts_with(&format!("{}: {usage}", tier.as_str())));
+        }
     }
 
     #[test]

@@ -25,7 +25,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::keywords::KeywordAction;
-use super::verdict::Verdict;
+use super::verdict::{reason, Part::*, Verdict};
 use crate::error::ErrorType;
 use crate::{ApiError, Millis};
 
@@ -158,12 +158,14 @@ pub fn check(
         return (
             Verdict::pass(
                 RULE,
-                format!(
-                    "opt-in on record: scope {} from {} captured at {}",
-                    c.scope.as_str(),
-                    c.source,
-                    c.captured_at / 1000
-                ),
+                reason(&[
+                    Text("opt-in on record: scope "),
+                    Text(c.scope.as_str()),
+                    Text(" from "),
+                    Text(&c.source),
+                    Text(" captured at "),
+                    Int(c.captured_at / 1000),
+                ]),
             ),
             None,
         );
@@ -318,6 +320,23 @@ mod tests {
         assert!(e.details.contains("opt_in"));
         assert!(e.details.contains("POST /greenlight/v1/{waba_id}/opt_ins"));
         assert!(e.details.contains("\"scope\": \"marketing\""));
+    }
+
+    /// A pass names the opt-in it found: its scope, its source and when it was captured.
+    #[test]
+    fn a_pass_names_the_opt_in_on_record() {
+        let (v, e) = check(
+            &[consent(Scope::Utility, T0 + 999)],
+            "utility",
+            true,
+            OptInPolicy::Enforce,
+            T0 + HOUR,
+        );
+        assert!(e.is_none());
+        assert_eq!(
+            v.details,
+            "opt-in on record: scope utility from web_form captured at 1700000000"
+        );
     }
 
     #[test]
