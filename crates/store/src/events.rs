@@ -86,15 +86,21 @@ pub(crate) fn stored_status(meta: &Metadata, s: &StatusChange) -> String {
 fn push(out: &mut String, field: Option<&str>) {
     out.push(',');
     match field {
-        // nothing to escape (the common case): as is
-        Some(s) if !needs_escape(s) => {
-            out.push('"');
-            out.push_str(s);
-            out.push('"');
-        }
-        // a `&str` always serializes
-        Some(s) => out.push_str(&serde_json::to_string(s).unwrap_or_default()),
+        Some(s) => push_json_str(out, s),
         None => out.push_str("null"),
+    }
+}
+
+/// `s` as a JSON string, as `serde_json` writes it: as is between quotes when nothing in it
+/// needs escaping (the common case), else by `serde_json`.
+pub(crate) fn push_json_str(out: &mut String, s: &str) {
+    if needs_escape(s) {
+        // a `&str` always serializes
+        out.push_str(&serde_json::to_string(s).unwrap_or_default());
+    } else {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
     }
 }
 

@@ -179,45 +179,29 @@ impl SendBody {
 }
 
 impl Accepted {
+    /// Written directly rather than by serde's derived structs (~2,800 instructions an answer
+    /// on the HTTP threads, most of them serde's machinery around four strings;
+    /// docs/BENCHMARKS.md, thirty-fourth round): the keys in the order the derived form wrote
+    /// them, the strings escaped as `serde_json` escapes them.
     fn to_json(&self) -> String {
-        #[derive(Serialize)]
-        struct Wire<'a> {
-            contacts: [WireContact<'a>; 1],
-            messages: [WireMessage<'a>; 1],
-            messaging_product: &'static str,
-        }
-        #[derive(Serialize)]
-        struct WireContact<'a> {
-            input: &'a str,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            user_id: Option<&'a str>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            wa_id: Option<&'a str>,
-        }
-        #[derive(Serialize)]
-        struct WireMessage<'a> {
-            id: &'a str,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            message_status: Option<&'static str>,
-        }
-        let (user_id, wa_id) = match &self.contact {
-            Contact::WaId(w) => (None, Some(w.as_str())),
-            Contact::UserId(u) => (Some(u.as_str()), None),
+        let (key, id) = match &self.contact {
+            Contact::WaId(w) => ("wa_id", w),
+            Contact::UserId(u) => ("user_id", u),
         };
-        let wire = Wire {
-            contacts: [WireContact {
-                input: &self.input,
-                user_id,
-                wa_id,
-            }],
-            messages: [WireMessage {
-                id: &self.wamid,
-                message_status: self.template.then_some("accepted"),
-            }],
-            messaging_product: "whatsapp",
-        };
-        // plain structs of strings: serializing them cannot fail
-        serde_json::to_string(&wire).unwrap_or_default()
+        let mut out = String::with_capacity(140 + self.input.len() + id.len());
+        out.push_str(r#"{"contacts":[{"input":"#);
+        crate::events::push_json_str(&mut out, &self.input);
+        out.push_str(",\"");
+        out.push_str(key);
+        out.push_str("\":");
+        crate::events::push_json_str(&mut out, id);
+        out.push_str(r#"}],"messages":[{"id":"#);
+        crate::events::push_json_str(&mut out, &self.wamid);
+        if self.template {
+            out.push_str(r#","message_status":"accepted""#);
+        }
+        out.push_str(r#"}],"messaging_product":"whatsapp"}"#);
+        out
     }
 }
 
@@ -338,6 +322,43 @@ mod send_body_tests {
             wamid: "wamid.X\"1".into(),
             template,
         })
+    }
+
+    /// Any `to` the caller wrote (it is echoed as given) comes back escaped as `serde_json`
+    /// escapes it, whatever the contact and the kind of send.
+    #[test]
+    fn an_accepted_body_escapes_what_the_caller_wrote() {
+        for input in [
+            "",
+            "15550000001",
+            "a\"b\\c",
+            "tab\there\nnew",
+            "\u{1}\u{1f}\u{7f}",
+            "café ☎ 𝄞",
+            "</script>",
+        ] {
+            for (contact, key) in [
+                (Contact::WaId(input.into()), "wa_id"),
+                (Contact::UserId(input.into()), "user_id"),
+            ] {
+                for template in [false, true] {
+                    let body = SendBody::Accepted(Accepted {
+                        input: input.into(),
+                        contact: contact.clone(),
+                        wamid: format!("wamid.{input}"),
+                        template,
+                    });
+                    let mut message = json!({"id": format!("wamid.{input}")});
+                    if template {
+                        message["message_status"] = json!("accepted");
+                    }
+                    let want = json!({"messaging_product": "whatsapp",
+                                      "contacts": [{"input": input, key: input}],
+                                      "messages": [message]});
+                    assert_eq!(body.into_json(), want.to_string(), "{input:?}");
+                }
+            }
+        }
     }
 
     /// The same text `serde_json` gave the body when it was built as a `Value`: same keys, in
