@@ -114,8 +114,9 @@ pub enum Value {
 }
 
 /// Something that can be bound as a parameter: as an owned [`Value`] (PostgreSQL, whose
-/// deferred writes outlive the caller's borrows) or borrowed (SQLite, which binds at once and
-/// copies what it keeps: no `String` cloned per parameter).
+/// deferred writes outlive the caller's borrows) or borrowed (SQLite, which binds at once: no
+/// `String` cloned per parameter; a kept statement reads it in place until its bindings are
+/// cleared, at the end of the call that bound it, and `rusqlite`'s cache copies it).
 pub trait ToSql {
     fn to_value(&self) -> Value;
     fn to_ref(&self) -> ValueRef<'_>;
@@ -1059,6 +1060,16 @@ pub enum Stmt<'c> {
 }
 
 impl Conn {
+    /// Tests: how many statements the SQLite connection keeps, and how many of them bind
+    /// their values in place (`None` on PostgreSQL).
+    #[cfg(test)]
+    pub(crate) fn kept_statements(&self) -> Option<(usize, usize)> {
+        match self {
+            Conn::Sqlite(c) => Some((c.kept(), c.binding_borrowed())),
+            Conn::Pg(_) => None,
+        }
+    }
+
     pub fn is_pg(&self) -> bool {
         matches!(self, Conn::Pg(_))
     }

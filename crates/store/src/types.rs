@@ -188,7 +188,7 @@ impl Accepted {
             Contact::WaId(w) => ("wa_id", w),
             Contact::UserId(u) => ("user_id", u),
         };
-        let mut out = String::with_capacity(140 + self.input.len() + id.len());
+        let mut out = String::with_capacity(140 + self.input.len() + id.len() + self.wamid.len());
         out.push_str(r#"{"contacts":[{"input":"#);
         crate::events::push_json_str(&mut out, &self.input);
         out.push_str(",\"");

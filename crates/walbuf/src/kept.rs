@@ -114,25 +114,42 @@ impl KeptConnection {
                 raw: kept.raw,
                 borrowed: PhantomData,
             });
-            // before anything bound borrowed (`'v`) may be gone
-            kept.stmt.clear_bindings();
+            // before anything bound borrowed (`'v`) may be gone: the statement is reset (a run
+            // left unfinished, its rows leaked rather than dropped, would hold copies of what was
+            // bound in its registers) and its bindings cleared
+            finish(&mut kept);
             slots.borrow_mut().insert(key, kept);
             out
         })
     }
 
     /// How many statements are kept.
-    #[cfg(test)]
-    fn kept(&self) -> usize {
+    pub fn kept(&self) -> usize {
         self.0.with_dependent(|_, slots| slots.borrow().len())
     }
 
-    /// How many kept statements bind borrowed (their `sqlite3_stmt` was found).
-    #[cfg(test)]
-    fn binding_borrowed(&self) -> usize {
+    /// How many kept statements bind borrowed (their `sqlite3_stmt` was found): all of them
+    /// unless a text is also compiled elsewhere on the connection.
+    pub fn binding_borrowed(&self) -> usize {
         self.0
             .with_dependent(|_, slots| slots.borrow().values().filter(|k| k.raw.is_some()).count())
     }
+}
+
+/// Ends a use of `kept`: resets the statement if a run was left unfinished (its `Rows` dropped
+/// reset it; only a leaked one does not), then clears its bindings.
+fn finish(kept: &mut Kept<'_>) {
+    match kept.raw {
+        // SAFETY: `raw` is `kept.stmt`'s `sqlite3_stmt`, alive as long as it is.
+        Some(raw) => unsafe {
+            if ffi::sqlite3_stmt_busy(raw.as_ptr()) != 0 {
+                ffi::sqlite3_reset(raw.as_ptr());
+            }
+        },
+        // `Rows` reset their statement when dropped (the statement is not stepped here)
+        None => drop(kept.stmt.raw_query()),
+    }
+    kept.stmt.clear_bindings();
 }
 
 /// The `sqlite3_stmt` of `conn` whose text is `sql`, if it has exactly one (just compiled,
@@ -224,24 +241,21 @@ impl<'v> KeptStatement<'_, '_, 'v> {
         // the statement's state itself. Text and blobs are bound `SQLITE_STATIC`: SQLite reads
         // them in place until they are bound again or cleared, and they outlive `'v`, which
         // outlives the `with_static` call that clears them (see the module's documentation).
-        // An empty text or blob is bound as `rusqlite` binds it (a static empty text, a
-        // zero-length blob), never as a dangling pointer.
+        // A slice's pointer is never null (a null text would bind SQL `NULL`), and SQLite reads
+        // none of an empty one's bytes; an empty blob is bound as `rusqlite` binds it.
         let rc = unsafe {
             match value {
                 ValueRef::Null => ffi::sqlite3_bind_null(raw, col),
                 ValueRef::Integer(i) => ffi::sqlite3_bind_int64(raw, col, i),
                 ValueRef::Real(r) => ffi::sqlite3_bind_double(raw, col, r),
-                ValueRef::Text(t) => {
-                    let t = if t.is_empty() { &b""[..] } else { t };
-                    ffi::sqlite3_bind_text64(
-                        raw,
-                        col,
-                        t.as_ptr().cast::<c_char>(),
-                        t.len() as u64,
-                        ffi::SQLITE_STATIC(),
-                        ffi::SQLITE_UTF8 as u8,
-                    )
-                }
+                ValueRef::Text(t) => ffi::sqlite3_bind_text64(
+                    raw,
+                    col,
+                    t.as_ptr().cast::<c_char>(),
+                    t.len() as u64,
+                    ffi::SQLITE_STATIC(),
+                    ffi::SQLITE_UTF8 as u8,
+                ),
                 ValueRef::Blob([]) => ffi::sqlite3_bind_zeroblob(raw, col, 0),
                 ValueRef::Blob(b) => ffi::sqlite3_bind_blob64(
                     raw,
@@ -478,6 +492,35 @@ mod tests {
             .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
             .unwrap();
         assert_eq!(n, 3);
+    }
+
+    /// A use whose rows were leaked, the run left unfinished, leaves a statement that the next
+    /// use runs from its start, with nothing of the last use's bindings.
+    #[test]
+    fn a_run_left_unfinished_is_reset_after_its_use() {
+        let c = KeptConnection::new(Connection::open_in_memory().unwrap());
+        c.execute_batch("CREATE TABLE v (n INTEGER PRIMARY KEY, x); INSERT INTO v (x) VALUES ('a'), ('b'), ('c')")
+            .unwrap();
+        const PAST: &str = "SELECT x, ?1 FROM v ORDER BY n";
+        for use_ in 0..2 {
+            let first = {
+                let bound = format!("use {use_}");
+                c.with_static(PAST, |s| {
+                    if use_ == 0 {
+                        s.bind(1, ValueRef::Text(bound.as_bytes()))?;
+                    }
+                    let mut rows = s.raw_query();
+                    let row = rows.next()?.unwrap();
+                    let got: (String, Option<String>) = (row.get(0)?, row.get(1)?);
+                    std::mem::forget(rows);
+                    Ok(got)
+                })
+                .unwrap()
+            };
+            let want = (use_ == 0).then(|| "use 0".to_string());
+            assert_eq!(first, ("a".to_string(), want), "use {use_}");
+        }
+        assert_eq!((c.kept(), c.binding_borrowed()), (1, 1));
     }
 
     #[test]

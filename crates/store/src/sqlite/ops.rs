@@ -1940,7 +1940,7 @@ fn run_due_task(
     };
     match ran {
         Ok(()) => {
-            c.execute(TASK_DONE_ROW.one, params![id])?;
+            c.execute_static(TASK_DONE_ROW.one, params![id])?;
             c.execute_batch("RELEASE task")?;
         }
         Err(e) => {
@@ -3157,6 +3157,24 @@ mod tests {
             delivered_after: 600_000,
         };
         s.send(&scope, cmd).await
+    }
+
+    /// The statements that a customer's message, the business's sends and their deliveries run
+    /// on the writer bind their values in place: none of their texts is also compiled elsewhere
+    /// on its connection, which would silently bring back a copy of every text parameter.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_send_paths_statements_bind_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, _, _) = two_sends(&dir).await;
+        s.run_due(1_700_001_000_000, 64).await.unwrap();
+        let (kept, in_place) = s
+            .write_mem_on(Route::Global, Facts::Keeps, |c, _| {
+                Ok(c.kept_statements().unwrap())
+            })
+            .await
+            .unwrap();
+        assert!(kept >= 8, "{kept} statements kept");
+        assert_eq!(in_place, kept);
     }
 
     /// Sends that took the facts a send left, and the customers whose facts are kept: read by
