@@ -17,17 +17,17 @@
 //! [`KeptStatement::bind`] binds them with `SQLITE_STATIC` instead: SQLite reads the caller's
 //! bytes where they are. That is sound only while the bytes live, so a value bound this way
 //! borrows for `'v`, a lifetime parameter of [`KeptConnection::with_static`] (which every
-//! borrow it is given outlives, as `std::thread::scope`'s `'env`), and `with_static` clears
-//! the bindings before it returns; a panic in its closure drops (finalizes) the statement
-//! instead of keeping it. `rusqlite` does not give a statement's `sqlite3_stmt`, so it is found
+//! borrow it is given outlives, as `std::thread::scope`'s `'env`), and `with_static` resets
+//! the statement and clears its bindings before it returns; a panic in its closure drops
+//! (finalizes) the statement instead of keeping it. `rusqlite` does not give a statement's `sqlite3_stmt`, so it is found
 //! when the statement is compiled: the one statement of the connection whose text is this
 //! one's (`sqlite3_next_stmt`, `sqlite3_sql`). When another statement has the same text (one
 //! in `rusqlite`'s cache, or this text compiled a second time while its kept statement is
 //! lent), none is taken for it, and that statement binds through `rusqlite`, copying.
 //!
 //! A statement borrows its connection, so the two live in one value ([`self_cell`] ties them
-//! and drops the statements first). The `unsafe` here is that value's `Send` and the binding
-//! calls: see there.
+//! and drops the statements first). The `unsafe` here is that value's `Send`, and the calls
+//! that find a statement's `sqlite3_stmt`, bind to it and reset it: see there.
 
 use hashbrown::HashMap;
 use rusqlite::ffi;

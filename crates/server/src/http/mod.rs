@@ -385,7 +385,7 @@ pub fn json_object(body: &[u8]) -> HttpResult<Value> {
     // docs/BENCHMARKS.md, thirty-fourth round).
     let text = std::str::from_utf8(body).map_err(|e| {
         ApiError::invalid_parameter(format!(
-            "The request body is not valid UTF-8 (byte {} is not); send JSON encoded as UTF-8.",
+            "The request body is not valid UTF-8 at byte {} (the first byte is 1); send the JSON encoded as UTF-8.",
             e.valid_up_to() + 1
         ))
     })?;

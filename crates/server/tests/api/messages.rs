@@ -269,7 +269,9 @@ async fn malformed_bodies_are_400_never_500() {
         assert_eq!(v["error"]["code"], 100, "{v}");
         let details = v["error"]["error_data"]["details"].as_str().unwrap();
         assert!(
-            details.contains(&format!("not valid UTF-8 (byte {at} is not)")),
+            details.contains(&format!(
+                "not valid UTF-8 at byte {at} (the first byte is 1)"
+            )),
             "{details}"
         );
     }
