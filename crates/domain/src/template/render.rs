@@ -41,6 +41,33 @@ pub struct Rendered {
     pub buttons: Vec<String>,
 }
 
+impl Rendered {
+    /// What the customer reads, as one text: the header, the body and the footer a line each,
+    /// then each button as `[label]` on a line of its own; in one allocation of its size.
+    pub fn text(&self) -> String {
+        let len = self.header.as_ref().map_or(0, |h| h.len() + 1)
+            + self.body.len()
+            + self.footer.as_ref().map_or(0, |f| f.len() + 1)
+            + self.buttons.iter().map(|b| b.len() + 3).sum::<usize>();
+        let mut text = String::with_capacity(len);
+        if let Some(h) = &self.header {
+            text.push_str(h);
+            text.push('\n');
+        }
+        text.push_str(&self.body);
+        if let Some(f) = &self.footer {
+            text.push('\n');
+            text.push_str(f);
+        }
+        for b in &self.buttons {
+            text.push_str("\n[");
+            text.push_str(b);
+            text.push(']');
+        }
+        text
+    }
+}
+
 /// Where a component is in the request, for error messages: `template.components[i]`, or
 /// `template.components` for one that was not sent. Written (as the request's other fields,
 /// by [`Path`]) only when a message needs it: a send that passes formats no path.

@@ -1518,60 +1518,91 @@ mod tests {
                 .unwrap()
         };
         let mut mem = Memory::default();
-        // (move the counter first, start a new batch first, a send, it succeeds, it makes the
-        // writer forget the facts, the counter it must see, why)
+        /// A job as the writer runs it, and the counter it must see.
+        struct Step {
+            /// the counter is moved behind the writer's back first
+            moved: bool,
+            /// a new batch starts first
+            new_batch: bool,
+            send: bool,
+            ok: bool,
+            /// the job makes the writer forget the customers' facts (a violation)
+            forget: bool,
+            expected: i64,
+            why: &'static str,
+        }
+        let job = |send, ok, forget| Step {
+            moved: false,
+            new_batch: false,
+            send,
+            ok,
+            forget,
+            expected: 0,
+            why: "",
+        };
         let steps = [
-            (
-                false,
-                false,
-                true,
-                true,
-                false,
-                0,
-                "the batch's first send reads it",
-            ),
-            (
-                true,
-                false,
-                true,
-                true,
-                false,
-                0,
-                "a send after a send does not",
-            ),
-            (false, false, false, true, false, 1, "another job does"),
-            (
-                true,
-                false,
-                true,
-                true,
-                false,
-                2,
-                "and so does the send after it",
-            ),
-            (
-                false,
-                false,
-                true,
-                true,
-                true,
-                2,
-                "this send records a violation",
-            ),
-            (true, false, true, true, false, 3, "the next send reads it"),
-            (false, false, true, false, false, 3, "this send fails"),
-            (true, false, true, true, false, 4, "the next send reads it"),
-            (
-                true,
-                true,
-                true,
-                true,
-                false,
-                5,
-                "a new batch's first send reads it",
-            ),
+            Step {
+                expected: 0,
+                why: "the batch's first send reads it",
+                ..job(true, true, false)
+            },
+            Step {
+                moved: true,
+                expected: 0,
+                why: "a send after a send does not",
+                ..job(true, true, false)
+            },
+            Step {
+                expected: 1,
+                why: "another job does",
+                ..job(false, true, false)
+            },
+            Step {
+                moved: true,
+                expected: 2,
+                why: "and so does the send after it",
+                ..job(true, true, false)
+            },
+            Step {
+                expected: 2,
+                why: "this send records a violation",
+                ..job(true, true, true)
+            },
+            Step {
+                moved: true,
+                expected: 3,
+                why: "the next send reads it",
+                ..job(true, true, false)
+            },
+            Step {
+                expected: 3,
+                why: "this send fails",
+                ..job(true, false, false)
+            },
+            Step {
+                moved: true,
+                expected: 4,
+                why: "the next send reads it",
+                ..job(true, true, false)
+            },
+            Step {
+                moved: true,
+                new_batch: true,
+                expected: 5,
+                why: "a new batch's first send reads it",
+                ..job(true, true, false)
+            },
         ];
-        for (moved, new_batch, send, ok, forget, expected, why) in steps {
+        for Step {
+            moved,
+            new_batch,
+            send,
+            ok,
+            forget,
+            expected,
+            why,
+        } in steps
+        {
             if moved {
                 bump();
             }

@@ -877,30 +877,10 @@ fn template_facts(
     let Some(tpl) = cached else {
         return Ok((None, None));
     };
-    let rendered = tpl.def.as_ref().map(|def| {
-        def.render(components).map(|r| {
-            let len = r.header.as_ref().map_or(0, |h| h.len() + 1)
-                + r.body.len()
-                + r.footer.as_ref().map_or(0, |f| f.len() + 1)
-                + r.buttons.iter().map(|b| b.len() + 3).sum::<usize>();
-            let mut text = String::with_capacity(len);
-            if let Some(h) = &r.header {
-                text.push_str(h);
-                text.push('\n');
-            }
-            text.push_str(&r.body);
-            if let Some(f) = &r.footer {
-                text.push('\n');
-                text.push_str(f);
-            }
-            for b in &r.buttons {
-                text.push_str("\n[");
-                text.push_str(b);
-                text.push(']');
-            }
-            text
-        })
-    });
+    let rendered = tpl
+        .def
+        .as_ref()
+        .map(|def| def.render(components).map(|r| r.text()));
     Ok((Some(tpl.facts.clone()), rendered))
 }
 
@@ -1535,13 +1515,10 @@ pub(crate) fn apply_effects(
             PAIR_BUCKETS_PRUNE_MIN,
             now,
         );
-        // in place when the number has its bucket (no copy of its id to key a new entry)
-        match mem.number_buckets.get_mut(&phone.id) {
-            Some(b) => *b = number,
-            None => {
-                mem.number_buckets.insert(phone.id.clone(), number);
-            }
-        }
+        // in place when the number has its bucket (its id copied only to key a new entry)
+        mem.number_buckets
+            .entry_ref(phone.id.as_str())
+            .insert(number);
         mem.pair_buckets.insert(ev.pair.clone(), pair);
     }
     Ok(())
