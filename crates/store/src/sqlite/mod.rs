@@ -756,8 +756,8 @@ impl SqlStore {
     /// A savepoint makes SQLite copy every page a job touches into a sub-journal; measured, that
     /// was most of a send's cost. The job must keep one rule instead: it returns
     /// `StoreError::Api` only before its first write. Any other error (or a panic) may leave
-    /// partial writes, so the whole batch is rolled back and every job in it answers
-    /// "unavailable, nothing committed".
+    /// partial writes, so the whole batch is rolled back and every job run in it answers
+    /// "unavailable, nothing committed"; the jobs queued behind it wait for the next batch.
     pub(crate) async fn write_fast_on<T, F>(
         &self,
         route: Route<'_>,
@@ -1207,16 +1207,30 @@ fn writer_loop(
                     w.poisoned = true;
                 }
             }
-            for job in round.drain(..) {
+            let mut jobs = round.drain(..);
+            while let Some(job) = jobs.next() {
+                let was_poisoned = w.poisoned;
                 if let Facts::May = job.facts {
                     // it may change what was read for the sends after it
                     w.mem.forget_facts();
                 }
                 finishers.push((job.run)(Ok(&mut w)));
                 if w.poisoned {
-                    // nothing of the batch commits: the sends after read (and fail) afresh
+                    // nothing of the batch commits: the sends after read afresh
                     w.mem.forget_facts();
+                    if !was_poisoned {
+                        // this job failed after writing: the jobs not run yet wait for the next
+                        // batch rather than fail with this one
+                        for rest in jobs.by_ref().rev() {
+                            waiting.push_front(rest);
+                        }
+                        break;
+                    }
                 }
+            }
+            if w.poisoned {
+                // a batch that cannot commit takes no more jobs
+                break;
             }
         }
         let commit = if std::mem::take(&mut w.poisoned) {
@@ -2113,5 +2127,87 @@ mod tests {
             .write(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
             .await
             .is_ok());
+    }
+    /// The jobs queued behind a job that fails after writing are not run in its batch, which
+    /// cannot commit: they go to the next one and commit there. The jobs run before it in the
+    /// batch answer "unavailable" (their writes went with the rollback).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn jobs_behind_a_failed_fast_job_commit_in_the_next_batch() {
+        use crate::params;
+        use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+        let dir = tempfile::tempdir().unwrap();
+        let s = std::sync::Arc::new(
+            SqlStore::open(
+                &dir.path().join("t.db").to_string_lossy(),
+                SqliteOptions::default(),
+            )
+            .unwrap(),
+        );
+        fn insert(key: &'static str) -> impl FnOnce(&Conn, &mut Memory) -> StoreResult<()> {
+            move |c, _| {
+                c.execute(
+                    "INSERT INTO meta (key, value) VALUES (?1, 'v')",
+                    params![key],
+                )?;
+                Ok(())
+            }
+        }
+        // the writer is held inside a first job while the others are queued behind it
+        let (started, queued) = (
+            std::sync::Arc::new(AtomicBool::new(false)),
+            std::sync::Arc::new(AtomicBool::new(false)),
+        );
+        let busy = {
+            let (s, started, queued) = (s.clone(), started.clone(), queued.clone());
+            tokio::spawn(async move {
+                s.write_fast(move |c, m| {
+                    started.store(true, SeqCst);
+                    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+                    while !queued.load(SeqCst) && std::time::Instant::now() < deadline {
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
+                    insert("busy")(c, m)
+                })
+                .await
+            })
+        };
+        while !started.load(SeqCst) {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let mut failing = Box::pin(s.write_fast(|c, m| {
+            insert("half")(c, m)?;
+            Err::<(), _>(StoreError::Internal("boom".into()))
+        }));
+        let keys = ["k0", "k1", "k2", "k3", "k4"];
+        let mut behind: Vec<_> = keys
+            .iter()
+            .map(|&k| Box::pin(s.write_fast(insert(k))))
+            .collect();
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(
+            std::future::Future::poll(failing.as_mut(), &mut cx).is_pending(),
+            "queued, not answered"
+        );
+        for j in &mut behind {
+            assert!(
+                std::future::Future::poll(j.as_mut(), &mut cx).is_pending(),
+                "queued, not answered"
+            );
+        }
+        queued.store(true, SeqCst);
+        assert!(
+            matches!(busy.await.unwrap(), Err(StoreError::Unavailable(_))),
+            "a job run before the failure is rolled back with it"
+        );
+        assert!(matches!(failing.await, Err(StoreError::Internal(_))));
+        for j in behind {
+            j.await.expect("a job queued behind the failure commits");
+        }
+        for key in ["busy", "half"] {
+            assert_eq!(meta_value(&s, key).await, None, "{key} was rolled back");
+        }
+        for key in keys {
+            assert_eq!(meta_value(&s, key).await.as_deref(), Some("v"), "{key}");
+        }
     }
 }
