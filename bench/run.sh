@@ -29,8 +29,8 @@
 #   BENCH_CUSTOMERS         customers per number, in each set [52] {10} (--instructions: 70)
 #   BENCH_THREADS           wrk threads [2]
 #   BENCH_CONNECTIONS       wrk connections of the max-rate runs: one count, or several ("64
-#                           256"), each max-rate row then run at each and the fastest run kept;
-#                           the first also opens the windows and fills [64 256] {8}
+#                           512"), each max-rate row then run at each and the fastest run kept;
+#                           the first also opens the windows and fills [64 512] {8}
 #   BENCH_DURATION          seconds of each max-rate run (floor, send, template) [10] {1}
 #   BENCH_HALF_DURATION     seconds of each run of the half-rate search [5] {1}
 #   BENCH_FILL              outbound messages stored before RSS is read [1000000] {3000}
@@ -81,15 +81,24 @@ else
     TENANTS=${BENCH_TENANTS:-32}; PHONES_PER_TENANT=${BENCH_PHONES_PER_TENANT:-25}
     # 52 a number: 41,600 pairs a set, which the writer's memory of customers' facts (two
     # generations of 50,000) holds through a run, as it held the 42,000 before 32 tenants
-    CUSTOMERS=${BENCH_CUSTOMERS:-52}; CONNS_LIST=${BENCH_CONNECTIONS:-64 256}
+    CUSTOMERS=${BENCH_CUSTOMERS:-52}; CONNS_LIST=${BENCH_CONNECTIONS:-64 512}
     DURATION=${BENCH_DURATION:-10}; HALF_DURATION=${BENCH_HALF_DURATION:-5}
     FILL=${BENCH_FILL:-1000000}
 fi
 read -r -a CONNS_LIST <<<"$CONNS_LIST"
 [ "${#CONNS_LIST[@]}" -gt 0 ] || { echo "bench/run.sh: BENCH_CONNECTIONS is empty" >&2; exit 2; }
+MAX_CONNS=0
 for c in "${CONNS_LIST[@]}"; do
     [[ "$c" =~ ^[1-9][0-9]*$ ]] || { echo "bench/run.sh: BENCH_CONNECTIONS: \"$c\" is not a count" >&2; exit 2; }
+    [ "$c" -gt "$MAX_CONNS" ] && MAX_CONNS=$c
 done
+# a connection is an open file on each side, wrk's and greenlight's (which inherits this limit)
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((MAX_CONNS + 256)) ]; then
+    ulimit -n $((MAX_CONNS + 256)) 2>/dev/null || {
+        echo "bench/run.sh: $MAX_CONNS connections need $((MAX_CONNS + 256)) open files; ulimit -n allows $(ulimit -n)" >&2
+        exit 2
+    }
+fi
 # --instructions sends at 16 connections to one set, with the earlier rounds' tenants and
 # customers, so that its counts compare with theirs
 if [ "$INSTRUCTIONS" = 1 ]; then
