@@ -87,18 +87,9 @@ else
 fi
 read -r -a CONNS_LIST <<<"$CONNS_LIST"
 [ "${#CONNS_LIST[@]}" -gt 0 ] || { echo "bench/run.sh: BENCH_CONNECTIONS is empty" >&2; exit 2; }
-MAX_CONNS=0
 for c in "${CONNS_LIST[@]}"; do
     [[ "$c" =~ ^[1-9][0-9]*$ ]] || { echo "bench/run.sh: BENCH_CONNECTIONS: \"$c\" is not a count" >&2; exit 2; }
-    [ "$c" -gt "$MAX_CONNS" ] && MAX_CONNS=$c
 done
-# a connection is an open file on each side, wrk's and greenlight's (which inherits this limit)
-if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((MAX_CONNS + 256)) ]; then
-    ulimit -n $((MAX_CONNS + 256)) 2>/dev/null || {
-        echo "bench/run.sh: $MAX_CONNS connections need $((MAX_CONNS + 256)) open files; ulimit -n allows $(ulimit -n)" >&2
-        exit 2
-    }
-fi
 # --instructions sends at 16 connections to one set, with the earlier rounds' tenants and
 # customers, so that its counts compare with theirs
 if [ "$INSTRUCTIONS" = 1 ]; then
@@ -106,6 +97,18 @@ if [ "$INSTRUCTIONS" = 1 ]; then
 fi
 # the windows, the fill and the webhook row's sends run at the first count
 CONNS=${CONNS_LIST[0]}
+# a connection is an open file on each side, wrk's and greenlight's (which inherits the soft
+# limit raised here; the hard limit is left as it is)
+MAX_CONNS=0
+for c in "${CONNS_LIST[@]}"; do
+    [ "$c" -gt "$MAX_CONNS" ] && MAX_CONNS=$c
+done
+if [ "$(ulimit -Sn)" != unlimited ] && [ "$(ulimit -Sn)" -lt $((MAX_CONNS + 256)) ]; then
+    ulimit -Sn $((MAX_CONNS + 256)) 2>/dev/null || {
+        echo "bench/run.sh: $MAX_CONNS connections need $((MAX_CONNS + 256)) open files; the limit is $(ulimit -Sn) (hard limit $(ulimit -Hn))" >&2
+        exit 2
+    }
+fi
 # Each max-rate run of a row sends to a set of customers of its own (BENCH_CUSTOMERS a number),
 # so that every run starts as cold as the first: a customer's first send reads the facts that
 # later ones find in the writer's memory, so a later run on the same customers would have an

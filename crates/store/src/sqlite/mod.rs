@@ -84,6 +84,8 @@ type JobFn = Box<dyn FnOnce(Result<&mut Writer, String>) -> Finisher + Send>;
 struct Job {
     facts: Facts,
     run: JobFn,
+    /// Put back once already, from a batch another job made fail (see `writer_loop`).
+    requeued: bool,
 }
 
 /// What a job does to the facts a send reads of its customer: those read ahead for a round of
@@ -756,8 +758,9 @@ impl SqlStore {
     /// A savepoint makes SQLite copy every page a job touches into a sub-journal; measured, that
     /// was most of a send's cost. The job must keep one rule instead: it returns
     /// `StoreError::Api` only before its first write. Any other error (or a panic) may leave
-    /// partial writes, so the whole batch is rolled back and every job run in it answers
-    /// "unavailable, nothing committed"; the jobs queued behind it wait for the next batch.
+    /// partial writes, so the whole batch is rolled back: the jobs run in it before answer
+    /// "unavailable, nothing committed", the failing one its error, and the jobs queued behind
+    /// it wait for the next batch (once; see `writer_loop`).
     pub(crate) async fn write_fast_on<T, F>(
         &self,
         route: Route<'_>,
@@ -890,7 +893,11 @@ impl SqlStore {
             senders
                 .get(i)
                 .ok_or_else(|| internal("no writer for this shard"))?
-                .send(Job { facts, run })
+                .send(Job {
+                    facts,
+                    run,
+                    requeued: false,
+                })
                 .map_err(|_| StoreError::Unavailable("the writer thread stopped".into()))?;
         }
         rx.await
@@ -1220,9 +1227,17 @@ fn writer_loop(
                     w.mem.forget_facts();
                     if !was_poisoned {
                         // this job failed after writing: the jobs not run yet wait for the next
-                        // batch rather than fail with this one
-                        for rest in jobs.by_ref().rev() {
-                            waiting.push_front(rest);
+                        // batch rather than fail with this one, once (when every write fails, a
+                        // queue still drains in two batches, not one job a batch)
+                        let rest: Vec<Job> = jobs.by_ref().collect();
+                        for mut job in rest.into_iter().rev() {
+                            if job.requeued {
+                                let msg = POISONED.to_string();
+                                (job.run)(Err(msg.clone()))(Err(msg));
+                            } else {
+                                job.requeued = true;
+                                waiting.push_front(job);
+                            }
                         }
                         break;
                     }
@@ -1237,7 +1252,7 @@ fn writer_loop(
             if w.conn.execute_batch("ROLLBACK").is_err() && backend.connector.is_some() {
                 rc.broken = true;
             }
-            Err("a write in this batch failed; nothing in it was committed, retry".to_string())
+            Err(POISONED.to_string())
         } else {
             // An error here (the connection died during COMMIT) leaves the outcome unknown:
             // every job answers "unavailable" and clients retry with their Idempotency-Key.
@@ -1292,6 +1307,9 @@ fn writer_loop(
         }
     }
 }
+
+/// What the jobs of a batch that cannot commit answer.
+const POISONED: &str = "a write in this batch failed; nothing in it was committed, retry";
 
 /// Batches between two checks of the writer's page cache size ([`CacheSize`]).
 const CACHE_CHECK_EVERY: u32 = 64;
@@ -2128,31 +2146,35 @@ mod tests {
             .await
             .is_ok());
     }
-    /// The jobs queued behind a job that fails after writing are not run in its batch, which
-    /// cannot commit: they go to the next one and commit there. The jobs run before it in the
-    /// batch answer "unavailable" (their writes went with the rollback).
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn jobs_behind_a_failed_fast_job_commit_in_the_next_batch() {
-        use crate::params;
-        use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-        let dir = tempfile::tempdir().unwrap();
-        let s = std::sync::Arc::new(
-            SqlStore::open(
-                &dir.path().join("t.db").to_string_lossy(),
-                SqliteOptions::default(),
-            )
-            .unwrap(),
-        );
-        fn insert(key: &'static str) -> impl FnOnce(&Conn, &mut Memory) -> StoreResult<()> {
-            move |c, _| {
-                c.execute(
-                    "INSERT INTO meta (key, value) VALUES (?1, 'v')",
-                    params![key],
-                )?;
-                Ok(())
-            }
+    /// A job's answer, boxed so that different jobs can wait in one list.
+    type Answer<'a> =
+        std::pin::Pin<Box<dyn std::future::Future<Output = StoreResult<()>> + Send + 'a>>;
+
+    fn insert_meta(key: &'static str) -> impl FnOnce(&Conn, &mut Memory) -> StoreResult<()> {
+        move |c, _| {
+            c.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, 'v')",
+                crate::params![key],
+            )?;
+            Ok(())
         }
-        // the writer is held inside a first job while the others are queued behind it
+    }
+
+    /// A job that writes `key` and then fails as a broken write would (not a refusal).
+    fn failing<'a>(s: &'a SqlStore, key: &'static str) -> Answer<'a> {
+        Box::pin(s.write_fast(move |c, m| {
+            insert_meta(key)(c, m)?;
+            Err::<(), _>(StoreError::Internal("boom".into()))
+        }))
+    }
+
+    /// Queues `jobs`, in order, behind a job (writing `busy`) that holds the writer until they
+    /// are all queued, so that they meet in its batch's rounds; returns that job's answer.
+    async fn behind_a_busy_job(
+        s: &std::sync::Arc<SqlStore>,
+        jobs: &mut [Answer<'_>],
+    ) -> StoreResult<()> {
+        use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
         let (started, queued) = (
             std::sync::Arc::new(AtomicBool::new(false)),
             std::sync::Arc::new(AtomicBool::new(false)),
@@ -2166,48 +2188,106 @@ mod tests {
                     while !queued.load(SeqCst) && std::time::Instant::now() < deadline {
                         std::thread::sleep(std::time::Duration::from_millis(1));
                     }
-                    insert("busy")(c, m)
+                    insert_meta("busy")(c, m)
                 })
                 .await
             })
         };
-        while !started.load(SeqCst) {
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-        let mut failing = Box::pin(s.write_fast(|c, m| {
-            insert("half")(c, m)?;
-            Err::<(), _>(StoreError::Internal("boom".into()))
-        }));
-        let keys = ["k0", "k1", "k2", "k3", "k4"];
-        let mut behind: Vec<_> = keys
-            .iter()
-            .map(|&k| Box::pin(s.write_fast(insert(k))))
-            .collect();
+        tokio::time::timeout(std::time::Duration::from_secs(30), async {
+            while !started.load(SeqCst) {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the writer ran the first job");
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        assert!(
-            std::future::Future::poll(failing.as_mut(), &mut cx).is_pending(),
-            "queued, not answered"
-        );
-        for j in &mut behind {
+        for j in jobs.iter_mut() {
             assert!(
                 std::future::Future::poll(j.as_mut(), &mut cx).is_pending(),
                 "queued, not answered"
             );
         }
         queued.store(true, SeqCst);
+        busy.await.unwrap()
+    }
+
+    fn temp_store() -> (tempfile::TempDir, std::sync::Arc<SqlStore>) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqlStore::open(
+            &dir.path().join("t.db").to_string_lossy(),
+            SqliteOptions::default(),
+        )
+        .unwrap();
+        (dir, std::sync::Arc::new(s))
+    }
+
+    /// The jobs queued behind a job that fails after writing are not run in its batch, which
+    /// cannot commit: they go to the next one, in their order, and commit there. The job run
+    /// before it in the batch answers "unavailable" (its write went with the rollback).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn jobs_behind_a_failed_fast_job_commit_in_the_next_batch() {
+        let (_dir, s) = temp_store();
+        let keys = ["k0", "k1", "k2", "k3", "k4"];
+        let mut jobs = vec![failing(&s, "half")];
+        jobs.extend(keys.map(|k| -> Answer<'_> { Box::pin(s.write_fast(insert_meta(k))) }));
+        let busy = behind_a_busy_job(&s, &mut jobs).await;
         assert!(
-            matches!(busy.await.unwrap(), Err(StoreError::Unavailable(_))),
+            matches!(busy, Err(StoreError::Unavailable(_))),
             "a job run before the failure is rolled back with it"
         );
-        assert!(matches!(failing.await, Err(StoreError::Internal(_))));
-        for j in behind {
+        let mut answers = jobs.into_iter();
+        assert!(matches!(
+            answers.next().unwrap().await,
+            Err(StoreError::Internal(_))
+        ));
+        for j in answers {
             j.await.expect("a job queued behind the failure commits");
         }
         for key in ["busy", "half"] {
             assert_eq!(meta_value(&s, key).await, None, "{key} was rolled back");
         }
-        for key in keys {
-            assert_eq!(meta_value(&s, key).await.as_deref(), Some("v"), "{key}");
+        let committed = s
+            .read(|c| {
+                let mut stmt =
+                    c.prepare("SELECT key FROM meta WHERE key LIKE 'k%' ORDER BY rowid")?;
+                let keys = stmt
+                    .query_map([], |r| r.get::<_, String>(0))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(keys)
+            })
+            .await
+            .unwrap();
+        assert_eq!(committed, keys, "in the order they were queued");
+    }
+
+    /// A job waits for a next batch once: put back by one failure, it answers "unavailable" at
+    /// the next without running, so that when every write fails a queue drains in two batches
+    /// rather than one job a batch.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_job_is_put_back_once() {
+        let (_dir, s) = temp_store();
+        let mut jobs = vec![failing(&s, "first"), failing(&s, "second")];
+        jobs.extend(["k0", "k1"].map(|k| -> Answer<'_> { Box::pin(s.write_fast(insert_meta(k))) }));
+        let busy = behind_a_busy_job(&s, &mut jobs).await;
+        assert!(matches!(busy, Err(StoreError::Unavailable(_))));
+        let mut answers = jobs.into_iter();
+        // the first fails its batch (the others wait), the second the next one
+        for _ in 0..2 {
+            assert!(matches!(
+                answers.next().unwrap().await,
+                Err(StoreError::Internal(_))
+            ));
+        }
+        for j in answers {
+            match j.await {
+                Err(StoreError::Unavailable(e)) => {
+                    assert!(e.contains("nothing in it was committed"), "{e}")
+                }
+                other => panic!("a job put back once answers unavailable, not {other:?}"),
+            }
+        }
+        for key in ["busy", "first", "second", "k0", "k1"] {
+            assert_eq!(meta_value(&s, key).await, None, "{key}");
         }
     }
 }
