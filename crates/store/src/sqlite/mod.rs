@@ -2146,6 +2146,7 @@ mod tests {
             .await
             .is_ok());
     }
+
     /// A job's answer, boxed so that different jobs can wait in one list.
     type Answer<'a> =
         std::pin::Pin<Box<dyn std::future::Future<Output = StoreResult<()>> + Send + 'a>>;
