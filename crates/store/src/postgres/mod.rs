@@ -1401,47 +1401,12 @@ mod tests {
     /// without it). The busy job waits until every job is queued (a job is sent to the writer
     /// on its future's first poll), so the split does not depend on timing.
     async fn sqlite_batches_of_queued(n: usize) -> Vec<usize> {
-        use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-        let dir = tempfile::tempdir().unwrap();
-        let s = std::sync::Arc::new(
-            SqlStore::open(
-                &dir.path().join("t.db").to_string_lossy(),
-                crate::sqlite::SqliteOptions::default(),
-            )
-            .unwrap(),
-        );
-        let started = std::sync::Arc::new(AtomicBool::new(false));
-        let queued = std::sync::Arc::new(AtomicBool::new(false));
-        let busy = {
-            let (s, started, queued) = (s.clone(), started.clone(), queued.clone());
-            tokio::spawn(async move {
-                s.write_mem(move |_, _| {
-                    started.store(true, SeqCst);
-                    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-                    while !queued.load(SeqCst) && std::time::Instant::now() < deadline {
-                        std::thread::sleep(std::time::Duration::from_millis(1));
-                    }
-                    Ok(())
-                })
-                .await
-            })
-        };
-        // the writer is inside the busy job: what is queued now waits for it
-        while !started.load(SeqCst) {
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-        let mut jobs: Vec<_> = (0..n)
-            .map(|_| Box::pin(s.write_mem(|_, mem| Ok(mem.batches))))
+        use crate::sqlite::tests::{behind_a_busy_job, temp_store, Answer};
+        let (_dir, s) = temp_store();
+        let mut jobs: Vec<Answer<'_, u64>> = (0..n)
+            .map(|_| -> Answer<'_, u64> { Box::pin(s.write_mem(|_, mem| Ok(mem.batches))) })
             .collect();
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        for j in &mut jobs {
-            assert!(
-                std::future::Future::poll(j.as_mut(), &mut cx).is_pending(),
-                "queued, not answered"
-            );
-        }
-        queued.store(true, SeqCst);
-        busy.await.unwrap().unwrap();
+        behind_a_busy_job(&s, &mut jobs).await.unwrap();
         let mut per_batch = std::collections::BTreeMap::<u64, usize>::new();
         for j in jobs {
             *per_batch.entry(j.await.unwrap()).or_default() += 1;

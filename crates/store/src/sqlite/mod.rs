@@ -1533,7 +1533,7 @@ impl CacheSize {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A send reads the configuration counter unless only sends that changed no configuration
@@ -2148,8 +2148,8 @@ mod tests {
     }
 
     /// A job's answer, boxed so that different jobs can wait in one list.
-    type Answer<'a> =
-        std::pin::Pin<Box<dyn std::future::Future<Output = StoreResult<()>> + Send + 'a>>;
+    pub(crate) type Answer<'a, T = ()> =
+        std::pin::Pin<Box<dyn std::future::Future<Output = StoreResult<T>> + Send + 'a>>;
 
     fn insert_meta(key: &'static str) -> impl FnOnce(&Conn, &mut Memory) -> StoreResult<()> {
         move |c, _| {
@@ -2170,10 +2170,11 @@ mod tests {
     }
 
     /// Queues `jobs`, in order, behind a job (writing `busy`) that holds the writer until they
-    /// are all queued, so that they meet in its batch's rounds; returns that job's answer.
-    async fn behind_a_busy_job(
+    /// are all queued (a job is sent to the writer on its future's first poll), so that they
+    /// meet in its batch's rounds whatever the timing; returns that job's answer.
+    pub(crate) async fn behind_a_busy_job<T>(
         s: &std::sync::Arc<SqlStore>,
-        jobs: &mut [Answer<'_>],
+        jobs: &mut [Answer<'_, T>],
     ) -> StoreResult<()> {
         use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
         let (started, queued) = (
@@ -2212,7 +2213,8 @@ mod tests {
         busy.await.unwrap()
     }
 
-    fn temp_store() -> (tempfile::TempDir, std::sync::Arc<SqlStore>) {
+    /// A store on a fresh database in a temporary folder (kept while the folder is).
+    pub(crate) fn temp_store() -> (tempfile::TempDir, std::sync::Arc<SqlStore>) {
         let dir = tempfile::tempdir().unwrap();
         let s = SqlStore::open(
             &dir.path().join("t.db").to_string_lossy(),
