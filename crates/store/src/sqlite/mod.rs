@@ -88,6 +88,13 @@ struct Job {
     requeued: bool,
 }
 
+impl Job {
+    /// Answers the job's caller with `msg` without running it.
+    fn fail(self, msg: &str) {
+        (self.run)(Err(msg.to_string()))(Err(msg.to_string()));
+    }
+}
+
 /// What a job does to the facts a send reads of its customer: those read ahead for a round of
 /// sends ([`ops::Prefetched`], PostgreSQL) and those sends left ([`ops::PairFacts`], SQLite).
 pub(crate) enum Facts {
@@ -1173,12 +1180,12 @@ fn writer_loop(
             }
         }
         if let Err(msg) = begun {
-            (first.run)(Err(msg.clone()))(Err(msg.clone()));
+            first.fail(&msg);
             if backend.connector.is_some() {
                 // the database is away: answer every queued job now rather than one by one
                 waiting.extend(rx.try_iter());
                 for job in waiting.drain(..) {
-                    (job.run)(Err(msg.clone()))(Err(msg.clone()));
+                    job.fail(&msg);
                 }
             }
             continue;
@@ -1229,11 +1236,9 @@ fn writer_loop(
                         // this job failed after writing: the jobs not run yet wait for the next
                         // batch rather than fail with this one, once (when every write fails, a
                         // queue still drains in two batches, not one job a batch)
-                        let rest: Vec<Job> = jobs.by_ref().collect();
-                        for mut job in rest.into_iter().rev() {
+                        for mut job in jobs.by_ref().rev() {
                             if job.requeued {
-                                let msg = POISONED.to_string();
-                                (job.run)(Err(msg.clone()))(Err(msg));
+                                job.fail(POISONED);
                             } else {
                                 job.requeued = true;
                                 waiting.push_front(job);
