@@ -349,11 +349,16 @@ api() {
     case "$code" in 2??) printf '%s' "$out" ;; *) die "$method $path answered $code: $out" ;; esac
 }
 
-# Waits (bounded) until the `delivered` statuses of the messages sent so far have fallen due.
+# Waits (bounded) until the `delivered` statuses of the messages sent so far have fallen due: a
+# send decides its delivery `delivered_delay_ms` (200 ms) ahead; an older build's delivery tasks
+# must have run.
 wait_deliveries() {
     local i
     for i in $(seq 1 300); do
-        [ "$(sql "SELECT count(*) FROM tasks WHERE kind = 'deliver'")" = 0 ] && return 0
+        if [ "$(sql "SELECT count(*) FROM tasks WHERE kind = 'deliver'")" = 0 ]; then
+            sleep 0.3
+            return 0
+        fi
         sleep 0.2
     done
     say "WARNING: delivered statuses still pending after 60 s"

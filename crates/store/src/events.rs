@@ -131,6 +131,20 @@ pub(crate) fn value_json(stored: String) -> Result<String, String> {
     }
 }
 
+/// Whether a stored event (either form) is message `wamid`'s status `status`.
+pub(crate) fn is_status_of(stored: &str, wamid: &str, status: &str) -> bool {
+    let Ok(json) = value_json(stored.to_string()) else {
+        return false;
+    };
+    let Ok(value) = serde_json::from_str::<Value>(&json) else {
+        return false;
+    };
+    value["statuses"].as_array().is_some_and(|all| {
+        all.iter()
+            .any(|s| s["id"] == wamid && s["status"] == status)
+    })
+}
+
 fn status_value_json(f: &[Value]) -> Result<String, String> {
     if f.len() != 9 && f.len() != 13 {
         return Err(format!("a status has 9 or 13 fields, not {}", f.len()));
@@ -235,6 +249,22 @@ mod tests {
         assert_eq!(value_json(stored.clone()).unwrap(), value);
         // the figures the module docs and BENCHMARKS quote (a wamid as `ids::wamid` makes it)
         assert_eq!((stored.len(), value.len()), (233, 600));
+    }
+
+    /// A stored status names its message and status in either form; anything else, or a row
+    /// that does not read, is no one's.
+    #[test]
+    fn a_stored_status_says_whose_it_is() {
+        let wamid = sent().wamid;
+        let compact = stored_status(&meta(), &sent());
+        let full = webhook::status_json(&meta(), &sent());
+        for stored in [&compact, &full] {
+            assert!(is_status_of(stored, wamid, "sent"));
+            assert!(!is_status_of(stored, wamid, "delivered"));
+            assert!(!is_status_of(stored, "wamid.other", "sent"));
+        }
+        assert!(!is_status_of("[2,\"x\"]", wamid, "sent"));
+        assert!(!is_status_of("{\"messages\":[]}", wamid, "sent"));
     }
 
     /// What a v1 row renders to, byte for byte: if this changes, rows already stored would be

@@ -132,12 +132,20 @@ pub trait Store:
     async fn customer_action(&self, scope: &Scope, cmd: CustomerAction) -> StoreResult<Value>;
     /// Instance-wide simulated user settings (e.g. `on_whatsapp`).
     async fn set_user(&self, wa_id: &str, on_whatsapp: bool, now: Millis) -> StoreResult<Value>;
-    async fn message(&self, scope: &Scope, wamid: &str) -> StoreResult<Option<MessageRecord>>;
+    /// A message as it stands at `now` (a delivery decided at the send shows from its time on).
+    async fn message(
+        &self,
+        scope: &Scope,
+        wamid: &str,
+        now: Millis,
+    ) -> StoreResult<Option<MessageRecord>>;
+    /// A thread's messages as they stand at `now`, in time order.
     async fn thread(
         &self,
         scope: &Scope,
         phone_id: &str,
         wa_id: &str,
+        now: Millis,
     ) -> StoreResult<Vec<MessageRecord>>;
     /// Run whatever has fallen due by `now` (delivered statuses, …), about `limit` of it.
     /// Returns how much ran: fewer than `limit` when nothing more is due. On SQLite, where one

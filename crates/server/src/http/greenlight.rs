@@ -30,7 +30,7 @@ async fn message_lookup(
     let p = tenant(&state, &headers, &uri).await?;
     let m = state
         .store
-        .message(&p.scope, &wamid)
+        .message(&p.scope, &wamid, state.now())
         .await?
         .ok_or_else(|| ApiError::unknown_object(&wamid))?;
     Ok(Json(serde_json::to_value(m).unwrap_or_default()).into_response())

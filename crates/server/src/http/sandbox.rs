@@ -204,6 +204,9 @@ async fn thread(
     sandbox_only(&state)?;
     let scope = scope_for_phone(&state, &headers, &uri, &phone_id).await?;
     let wa = normalize_phone(&wa, "").map_err(HttpError)?;
-    let msgs = state.store.thread(&scope, &phone_id, &wa).await?;
+    let msgs = state
+        .store
+        .thread(&scope, &phone_id, &wa, state.now())
+        .await?;
     Ok(Json(json!({ "data": msgs })).into_response())
 }

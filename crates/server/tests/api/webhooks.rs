@@ -222,11 +222,16 @@ fn fast_hooks() -> WebhookLayer {
 }
 
 async fn spawn_app(hooks: WebhookLayer) -> App {
-    let inner = common::spawn_with(|l| l.webhooks = Some(hooks)).await;
-    App {
-        base: inner.base.clone(),
-        http: reqwest::Client::builder().no_proxy().build().unwrap(),
-        inner,
+    App::from(common::spawn_with(|l| l.webhooks = Some(hooks)).await)
+}
+
+impl From<common::TestApp> for App {
+    fn from(inner: common::TestApp) -> App {
+        App {
+            base: inner.base.clone(),
+            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+            inner,
+        }
     }
 }
 
@@ -280,6 +285,17 @@ impl App {
             .await;
         assert_eq!(s, 200, "{v}");
         v["id"].as_str().unwrap().to_string()
+    }
+
+    /// An in-window text to the customer of [`App::inbound`]: (HTTP status, answer).
+    async fn send_text(&self, t: &Tenant, text: &str) -> (u16, Value) {
+        self.call(
+            "POST",
+            &format!("/v23.0/{}/messages", t.phone_id),
+            &t.token,
+            Some(json!({"messaging_product": "whatsapp", "to": "15551234567", "type": "text", "text": {"body": text}})),
+        )
+        .await
     }
 
     async fn deliveries(&self, t: &Tenant, query: &str) -> Vec<Value> {
@@ -501,6 +517,118 @@ async fn body_is_metas_bytes_signed_with_the_app_secret() {
 /// A customer's business-scoped user id is one value in every webhook: the status of a first
 /// message to a customer greenlight had never seen (its id derived then), their reply, and the
 /// status of the next message (its id read back).
+/// The statuses a receiver got, `(status, wamid, timestamp)` in arrival order.
+fn statuses_received(rx: &Receiver) -> Vec<(String, String, i64)> {
+    rx.hits()
+        .iter()
+        .filter_map(|h| {
+            let st = h.json()["entry"][0]["changes"][0]["value"]["statuses"][0].clone();
+            Some((
+                st["status"].as_str()?.into(),
+                st["id"].as_str()?.into(),
+                st["timestamp"].as_str()?.parse().ok()?,
+            ))
+        })
+        .collect()
+}
+
+/// A send decides its delivery: the message reads `sent` until `delivered_delay_ms` has
+/// passed (on the clock, which `clock/advance` moves) and `delivered` from then on, and the
+/// `delivered` webhook follows then. A customer's `read` before that time delivers it at once,
+/// at the read's time, and nothing is delivered twice. (Webhooks go concurrently, as Meta's
+/// do: the order of arrival is not the order of the statuses; their timestamps are.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decided_delivery_follows_the_clock_and_a_read_before_it_delivers_first() {
+    let app = App::from(
+        common::spawn_with(|l| {
+            l.webhooks = Some(fast_hooks());
+            l.delivered_delay_ms = Some(60_000);
+        })
+        .await,
+    );
+    let rx = Receiver::start("vt").await;
+    let t = app.tenant(Some((&rx.url(), "vt"))).await;
+    app.inbound(&t, "hi").await;
+    let send = |text: &'static str| {
+        let (app, t) = (&app, &t);
+        async move {
+            let (s, v) = app.send_text(t, text).await;
+            assert_eq!(s, 200, "{v}");
+            v["messages"][0]["id"].as_str().unwrap().to_string()
+        }
+    };
+    let status = |wamid: String| {
+        let (app, t) = (&app, &t);
+        async move { app.inner.message(t, &wamid).await["status"].clone() }
+    };
+    let read_now = send("read at once").await;
+    let waits = send("waits for the clock").await;
+    assert_eq!(status(read_now.clone()).await, "sent");
+    let (s, v) = app
+        .call(
+            "POST",
+            &format!("/sandbox/v1/{}/users/15551234567/actions", t.phone_id),
+            &t.token,
+            Some(json!({"action": "read", "message_id": read_now})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(status(read_now.clone()).await, "read");
+    eventually("sent, sent, delivered, read", SECS, || {
+        statuses_received(&rx).len() >= 4
+    })
+    .await;
+    // a message's statuses by their time, then their order in a message's life
+    let of = |wamid: &str| {
+        let rank = |s: &str| ["sent", "delivered", "read"].iter().position(|r| *r == s);
+        let mut got: Vec<(i64, Option<usize>, String)> = statuses_received(&rx)
+            .into_iter()
+            .filter(|(_, w, _)| w == wamid)
+            .map(|(s, _, at)| (at, rank(&s), s))
+            .collect();
+        got.sort();
+        got.into_iter().map(|(_, _, s)| s).collect::<Vec<_>>()
+    };
+    assert_eq!(of(&read_now), ["sent", "delivered", "read"]);
+    assert_eq!(of(&waits), ["sent"]);
+    assert_eq!(status(waits.clone()).await, "sent");
+
+    // a minute on the clock: delivered as the answer to the advance comes back
+    app.advance(60).await;
+    assert_eq!(status(waits.clone()).await, "delivered");
+    eventually("the waiting delivery", SECS, || of(&waits).len() == 2).await;
+    assert_eq!(of(&waits), ["sent", "delivered"]);
+    assert_eq!(of(&read_now), ["sent", "delivered", "read"], "once");
+
+    // a tenant nobody receives events of: its waiting `delivered` (written `skipped`) is
+    // replaced too, so its log holds one of each
+    let quiet = app.tenant(None).await;
+    app.inbound(&quiet, "hi").await;
+    let (s, v) = app.send_text(&quiet, "x").await;
+    assert_eq!(s, 200, "{v}");
+    let wamid = v["messages"][0]["id"].as_str().unwrap().to_string();
+    let (s, v) = app
+        .call(
+            "POST",
+            &format!("/sandbox/v1/{}/users/15551234567/actions", quiet.phone_id),
+            &quiet.token,
+            Some(json!({"action": "read", "message_id": wamid})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let log = app.deliveries(&quiet, "?state=skipped").await;
+    let mut got = Vec::new();
+    for e in &log {
+        let d = app.delivery(&quiet, e["id"].as_str().unwrap()).await;
+        if let Some(st) = d["value"]["statuses"].get(0) {
+            got.push(st["status"].as_str().unwrap().to_string());
+        }
+    }
+    got.sort();
+    assert_eq!(got, ["delivered", "read", "sent"], "{log:?}");
+    app.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_customers_user_id_is_the_same_in_every_webhook() {
     let app = spawn_app(fast_hooks()).await;
@@ -509,14 +637,7 @@ async fn a_customers_user_id_is_the_same_in_every_webhook() {
     let send = |text: &'static str| {
         let (app, t) = (&app, &t);
         async move {
-            let (s, v) = app
-                .call(
-                    "POST",
-                    &format!("/v23.0/{}/messages", t.phone_id),
-                    &t.token,
-                    Some(json!({"messaging_product": "whatsapp", "to": "15551234567", "type": "text", "text": {"body": text}})),
-                )
-                .await;
+            let (s, v) = app.send_text(t, text).await;
             assert_eq!(s, 200, "{v}");
         }
     };

@@ -1173,32 +1173,6 @@ mod tests {
         .unwrap();
     }
 
-    /// The deliveries `(due, wamid)` that the shared-task tests schedule, in send order.
-    fn shared_task_deliveries() -> impl Iterator<Item = (i64, String)> {
-        [(1_500, 2), (1_700, 1), (1_600, 4), (1_600, 3)]
-            .into_iter()
-            .map(|(due, i)| (due, format!("wamid.{i}")))
-    }
-
-    /// [`shared_task_deliveries`] made one task, `wamid.2 wamid.1 wamid.4 wamid.3` due at
-    /// 1,700, and it runs as [`shared_task_ran`] says.
-    async fn one_shared_task_ran(s: &SqlStore) {
-        assert_eq!(
-            count_in(
-                s,
-                "SELECT COUNT(*) FROM tasks WHERE kind = 'deliver' AND due_at = 1700 \
-                 AND subject = 'wamid.2 wamid.1 wamid.4 wamid.3'"
-            )
-            .await,
-            1
-        );
-        assert_eq!(
-            count_in(s, "SELECT COUNT(*) FROM tasks WHERE kind = 'deliver'").await,
-            1
-        );
-        shared_task_ran(s).await;
-    }
-
     /// The task `wamid.2 wamid.1 wamid.4 wamid.3`, due at 1,700, ran: the messages still `sent`
     /// are delivered, in its order, and the task is gone. `run_due` counts the task once on
     /// PostgreSQL and by its four messages on SQLite.
@@ -1247,35 +1221,24 @@ mod tests {
         );
     }
 
-    /// The deliveries a round of sends schedules share one task on PostgreSQL: one row for the
-    /// round, its wamids in send order, due when the last of them is.
+    /// A delivery task an older build left, shared by several messages, runs on PostgreSQL.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_rounds_deliveries_share_one_task() {
-        use crate::sqlite::ops::DELIVER_TASK_ROW;
+    async fn a_shared_delivery_task_runs_on_postgres() {
         let Some((_db, s, business, phone)) =
-            one_number("a_rounds_deliveries_share_one_task").await
+            one_number("a_shared_delivery_task_runs_on_postgres").await
         else {
             return;
         };
         four_messages(&s, &business, &phone).await;
-        s.write_mem_on(Route::Business(&business), Facts::Keeps, |c, _| {
-            for (due, wamid) in shared_task_deliveries() {
-                c.defer_row(&DELIVER_TASK_ROW, params![due, wamid])?;
-            }
-            Ok(())
-        })
-        .await
-        .unwrap();
-        one_shared_task_ran(&s).await;
+        insert_shared_task(&s).await;
+        shared_task_ran(&s).await;
         s.close();
     }
 
-    /// A delivery task shared by several messages (PostgreSQL writes them; `greenlight import`
-    /// carries them to SQLite) is run by SQLite's scheduler too.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_shared_delivery_task_runs_on_sqlite() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = sqlite_with_four_messages(&dir).await;
+    /// The task an older build wrote for four messages sent at 1,500 (`wamid.2`), 1,700
+    /// (`wamid.1`) and 1,600 (`wamid.4`, `wamid.3`): their wamids in send order, due when the
+    /// last of them is.
+    async fn insert_shared_task(s: &SqlStore) {
         s.write(|c| {
             c.execute(
                 "INSERT INTO tasks (due_at, kind, subject) \
@@ -1286,6 +1249,15 @@ mod tests {
         })
         .await
         .unwrap();
+    }
+
+    /// A delivery task shared by several messages (an older PostgreSQL build wrote them;
+    /// `greenlight import` carries them to SQLite) is run by SQLite's scheduler too.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_shared_delivery_task_runs_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = sqlite_with_four_messages(&dir).await;
+        insert_shared_task(&s).await;
         shared_task_ran(&s).await;
         // a task that names no message goes without doing anything
         s.write(|c| {
@@ -1317,53 +1289,20 @@ mod tests {
         s
     }
 
-    /// On SQLite the deliveries a batch of sends schedules share one task, written before its
-    /// `COMMIT`: their wamids in send order, due when the last of them is.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_batchs_deliveries_share_one_task_on_sqlite() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = sqlite_with_four_messages(&dir).await;
-        s.write_mem(|_, mem| {
-            mem.deliveries.extend(shared_task_deliveries());
-            Ok(())
-        })
-        .await
-        .unwrap();
-        one_shared_task_ran(&s).await;
-        s.close();
-    }
-
-    /// A job that fails in its savepoint schedules nothing: its messages are rolled back.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_failed_send_schedules_no_delivery_on_sqlite() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = sqlite_with_four_messages(&dir).await;
-        let r: StoreResult<()> = s
-            .write_mem(|_, mem| {
-                mem.deliveries.push((1_000, "wamid.1".into()));
-                Err(StoreError::Internal(
-                    "the send failed after its task".into(),
-                ))
-            })
-            .await;
-        assert!(r.is_err());
-        assert_eq!(
-            count_in(&s, "SELECT COUNT(*) FROM tasks WHERE kind = 'deliver'").await,
-            0
-        );
-        s.close();
-    }
-
-    /// On SQLite a task holds at most 32 messages, and a scheduler job takes tasks whole until
-    /// they hold `limit` messages, so that its jobs stay short on the one writer.
+    /// On SQLite a scheduler job takes delivery tasks (an older build's, of up to 32 messages)
+    /// whole until they hold `limit` messages, so that its jobs stay short on the one writer.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sqlite_delivery_jobs_count_messages() {
         use crate::Store;
         let dir = tempfile::tempdir().unwrap();
         let s = sqlite_with_four_messages(&dir).await;
-        s.write_mem(|_, mem| {
-            for i in 0..70 {
-                mem.deliveries.push((1_000, format!("wamid.none.{i}")));
+        s.write(|c| {
+            let wamids: Vec<String> = (0..70).map(|i| format!("wamid.none.{i}")).collect();
+            for chunk in wamids.chunks(32) {
+                c.execute(
+                    "INSERT INTO tasks (due_at, kind, subject) VALUES (1000, 'deliver', ?1)",
+                    params![chunk.join(" ")],
+                )?;
             }
             Ok(())
         })

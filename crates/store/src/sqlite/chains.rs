@@ -643,7 +643,7 @@ mod tests {
     /// A thread's message ids, oldest first, as the sandbox lists them.
     async fn thread(s: &SqlStore, phone: &str, wa: &str) -> Vec<String> {
         let (shared, phone, wa) = (s.chains.clone(), phone.to_string(), wa.to_string());
-        s.read(move |c| crate::sqlite::read::thread(c, shared.as_ref(), "b1", &phone, &wa))
+        s.read(move |c| crate::sqlite::read::thread(c, shared.as_ref(), "b1", &phone, &wa, 0))
             .await
             .unwrap()
             .into_iter()

@@ -650,11 +650,13 @@ fn feedback_events(
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
-/// Deliveries per hour since `$since` of the messages `m` (of `$from`) that `$of` selects: the
-/// counts by hour of their `delivered` times, the sandbox's column or else the gateway's status
-/// row, in one pass over the messages (a row is looked up only for a message without the column).
+/// Deliveries per hour after `$since` and until `$until` of the messages `m` (of `$from`) that
+/// `$of` selects: the counts by hour of their `delivered` times, the sandbox's column or else
+/// the gateway's status row, in one pass over the messages (a row is looked up only for a
+/// message without the column). The sandbox's column holds a time the send decided, which may
+/// not have come yet: `$until` (now) leaves those out.
 macro_rules! delivered_per_hour {
-    ($from:literal, $of:expr, $since:literal) => {
+    ($from:literal, $of:expr, $since:literal, $until:literal) => {
         concat!(
             "SELECT (d.at / 3600000) * 3600000 AS h, COUNT(*) FROM (\
              SELECT COALESCE(m.delivered_at, (SELECT MIN(s.at) FROM statuses s \
@@ -664,6 +666,8 @@ macro_rules! delivered_per_hour {
             $of,
             ") d WHERE d.at > ",
             $since,
+            " AND d.at <= ",
+            $until,
             " GROUP BY h"
         )
     };
@@ -678,21 +682,27 @@ fn buckets(conn: &Conn, sql: &str, p: &[&dyn db::ToSql]) -> StoreResult<Vec<(Mil
 /// [`delivered_per_hour!`] over the messages `m` of a number's chain from the head `$head`
 /// (SQLite, `chains.rs`).
 macro_rules! delivered_per_hour_of_chain {
-    ($head:literal, $of:expr, $since:literal) => {
+    ($head:literal, $of:expr, $since:literal, $until:literal) => {
         concat!(
             chain_sql!("number_prev", $head),
-            delivered_per_hour!("chain JOIN messages m ON m.rowid = chain.r", $of, $since)
+            delivered_per_hour!(
+                "chain JOIN messages m ON m.rowid = chain.r",
+                $of,
+                $since,
+                $until
+            )
         )
     };
 }
 
-/// A number's deliveries per hour since `since`: on SQLite over its chain of messages, on
-/// PostgreSQL by the index `messages_thread`.
+/// A number's deliveries per hour after `since`, until `now`: on SQLite over its chain of
+/// messages, on PostgreSQL by the index `messages_thread`.
 fn delivered_by_number(
     conn: &Conn,
     chains: Option<&Chains>,
     phone_id: &str,
     since: Millis,
+    now: Millis,
 ) -> StoreResult<Vec<(Millis, u32)>> {
     if conn.is_pg() {
         return buckets(
@@ -700,16 +710,17 @@ fn delivered_by_number(
             delivered_per_hour!(
                 "messages m",
                 "m.phone_id = ?1 AND m.direction = 'out'",
-                "?2"
+                "?2",
+                "?3"
             ),
-            &[&phone_id, &since],
+            &[&phone_id, &since, &now],
         );
     }
     let head = chains::head(chains, conn, phone_id, "")?;
     buckets(
         conn,
-        delivered_per_hour_of_chain!("?3", "m.phone_id = ?1 AND m.direction = 'out'", "?2"),
-        &[&phone_id, &since, &head],
+        delivered_per_hour_of_chain!("?3", "m.phone_id = ?1 AND m.direction = 'out'", "?2", "?4"),
+        &[&phone_id, &since, &head, &now],
     )
 }
 
@@ -738,7 +749,7 @@ fn rate_number(
         phone_id,
         since,
     )?;
-    let delivered = delivered_by_number(conn, chains, phone_id, since)?;
+    let delivered = delivered_by_number(conn, chains, phone_id, since, now)?;
     let score = quality::score(&events, &delivered, now, &t);
     let new = match score.rating {
         QualityRating::Unknown => QualityRating::Green,
@@ -973,13 +984,14 @@ fn apply_pause_event(
     Ok(())
 }
 
-/// A template's deliveries per hour since `since`: its messages from the numbers of its WABA
-/// (on SQLite over each number's chain).
+/// A template's deliveries per hour after `since`, until `now`: its messages from the numbers
+/// of its WABA (on SQLite over each number's chain).
 fn delivered_by_template(
     conn: &Conn,
     chains: Option<&Chains>,
     t: &Tpl,
     since: Millis,
+    now: Millis,
 ) -> StoreResult<Vec<(Millis, u32)>> {
     // deliveries of this template, per hour; the template's name and language are read from the
     // message's JSON content, which is the one thing the two dialects spell differently
@@ -994,9 +1006,10 @@ fn delivered_by_template(
                      AND m.content::jsonb ->> 'name' = ?3 AND COALESCE(m.content::jsonb #>> '{language,code}', \
                      m.content::jsonb ->> 'language') = ?4"
                 ),
-                "?5"
+                "?5",
+                "?6"
             ),
-            &[&t.business_id, &t.waba_id, &t.name, &t.language, &since],
+            &[&t.business_id, &t.waba_id, &t.name, &t.language, &since, &now],
         );
     }
     let phones: Vec<String> = conn
@@ -1013,9 +1026,10 @@ fn delivered_by_template(
                 "m.business_id = ?1 AND m.direction = 'out' AND m.type = 'template' \
                  AND m.phone_id = ?2 AND json_extract(m.content, '$.name') = ?3 \
                  AND COALESCE(json_extract(m.content, '$.language.code'), json_extract(m.content, '$.language')) = ?4",
-                "?5"
+                "?5",
+                "?7"
             ),
-            &[&t.business_id, &phone_id, &t.name, &t.language, &since, &head],
+            &[&t.business_id, &phone_id, &t.name, &t.language, &since, &head, &now],
         )?;
         for (h, n) in hours {
             *by_hour.entry(h).or_default() += n;
@@ -1048,7 +1062,7 @@ fn rate_template(
         &t.id,
         since,
     )?;
-    let delivered = delivered_by_template(conn, chains, &t, since)?;
+    let delivered = delivered_by_template(conn, chains, &t, since, now)?;
     let new = quality::rating(&events, &delivered, now, &th);
     let old = QualityRating::parse(&t.quality_score).unwrap_or(QualityRating::Unknown);
     if new != old {
@@ -1735,16 +1749,26 @@ mod tests {
         status("f", "sent", hour - H + 7);
         // another number's
         message("g", "p2", Some(hour - 5 * H), Some(hour - 2 * H));
+        // a delivery its send decided for 200 ms after now
+        message("h", "p1", Some(hour - 100), Some(hour + 200));
         // rows inserted here, not by the writer: their chains are built from them
         chains::rebuild(c.sqlite().unwrap()).unwrap();
-        let mut got = delivered_by_number(&c, None, "p1", hour - 3 * H).unwrap();
+        let now = hour;
+        let mut got = delivered_by_number(&c, None, "p1", hour - 3 * H, now).unwrap();
         got.sort();
         assert_eq!(got, vec![(hour - 2 * H, 2), (hour - H, 1)]);
         // the window's edge: a delivery at `since` itself is outside, one after it inside
-        let mut got = delivered_by_number(&c, None, "p1", hour - 4 * H).unwrap();
+        let mut got = delivered_by_number(&c, None, "p1", hour - 4 * H, now).unwrap();
         got.sort();
         assert_eq!(got, vec![(hour - 2 * H, 2), (hour - H, 1)]);
-        let mut got = delivered_by_number(&c, None, "p1", hour - 4 * H - 1).unwrap();
+        // the decided delivery counts from its time on, not a millisecond before
+        let mut got = delivered_by_number(&c, None, "p1", hour - 3 * H, hour + 199).unwrap();
+        got.sort();
+        assert_eq!(got, vec![(hour - 2 * H, 2), (hour - H, 1)]);
+        let mut got = delivered_by_number(&c, None, "p1", hour - 3 * H, hour + 200).unwrap();
+        got.sort();
+        assert_eq!(got, vec![(hour - 2 * H, 2), (hour - H, 1), (hour, 1)]);
+        let mut got = delivered_by_number(&c, None, "p1", hour - 4 * H - 1, now).unwrap();
         got.sort();
         assert_eq!(
             got,
@@ -1803,6 +1827,8 @@ mod tests {
             Some(hour - H),
         );
         message("f", "p3", ours, Some(hour - H));
+        // decided at its send, for a time still to come
+        message("g", "p1", ours, Some(hour + 200));
         let t = Tpl {
             id: "t1".into(),
             business_id: "b1".into(),
@@ -1814,8 +1840,11 @@ mod tests {
             quality_score: "UNKNOWN".into(),
         };
         chains::rebuild(c.sqlite().unwrap()).unwrap();
-        let mut got = delivered_by_template(&c, None, &t, hour - 3 * H).unwrap();
+        let mut got = delivered_by_template(&c, None, &t, hour - 3 * H, hour + 199).unwrap();
         got.sort();
         assert_eq!(got, vec![(hour - 2 * H, 2), (hour - H, 1)]);
+        let mut got = delivered_by_template(&c, None, &t, hour - 3 * H, hour + 200).unwrap();
+        got.sort();
+        assert_eq!(got, vec![(hour - 2 * H, 2), (hour - H, 1), (hour, 1)]);
     }
 }

@@ -136,11 +136,6 @@ pub(crate) struct Writer {
     pub poisoned: bool,
 }
 
-/// At most this many deliveries' events are kept in memory ([`Memory::delivering`], about 450
-/// bytes each with their strings, ~9 MB in all): more than a second of sends at the highest
-/// rates measured, whose deliveries follow within `delivered_delay_ms` (200 ms by default).
-const DELIVERING_MAX: usize = 20_000;
-
 /// The writer's in-memory state. Pacing buckets: on SQLite, all of them; on PostgreSQL, where
 /// several nodes share the `pacing_buckets` table, those the current batch changed, written
 /// before its `COMMIT` and forgotten after it (see `ops.rs`).
@@ -166,16 +161,6 @@ pub(crate) struct Memory {
     pub pair_facts: ops::PairFacts,
     /// SQLite: each business's running reach count ([`ops::ReachCount`]).
     pub reach: HashMap<String, ops::ReachCount>,
-    /// SQLite: the batch's messages to deliver, `(due, wamid)` in send order, written as
-    /// shared tasks before its `COMMIT` ([`ops::before_commit`]).
-    pub deliveries: Vec<(greenlight_domain::Millis, String)>,
-    /// SQLite: what each message this writer sent needs for its `delivered` event, by wamid,
-    /// kept from its send so that the delivery need not read the message back
-    /// ([`Memory::keep_delivery`]), in two generations: when the newer holds half the bound it
-    /// becomes the older, and the older goes. A delivery takes its entry from either; one
-    /// without (after a restart, or dropped with its generation) reads the message. An entry of
-    /// a send that rolled back is never asked for, and goes with its generation.
-    pub(crate) delivering: crate::keys::Generations<String, ops::ToDeliver, DELIVERING_MAX>,
     /// Batches this writer has ended (committed or rolled back): which batch a job ran in.
     pub batches: u64,
     /// SQLite: threads and numbers as chains of messages (`chains.rs`).
@@ -305,22 +290,6 @@ impl Memory {
         (self.number_buckets.clone(), self.pair_buckets.clone())
     }
 
-    /// Keeps what a send's delivery needs ([`Memory::delivering`]).
-    pub(crate) fn keep_delivery(&mut self, wamid: String, row: ops::ToDeliver) {
-        self.delivering.insert(wamid, row);
-    }
-
-    /// Takes what the send of `wamid` kept for its delivery, if the writer still has it.
-    pub(crate) fn take_delivery(&mut self, wamid: &str) -> Option<ops::ToDeliver> {
-        self.delivering.remove(wamid)
-    }
-
-    /// Tests: how many deliveries are kept.
-    #[cfg(test)]
-    pub(crate) fn kept_deliveries(&self) -> usize {
-        self.delivering.len()
-    }
-
     /// After a batch committed or rolled back. On PostgreSQL the buckets in memory are the
     /// batch's own (written before `COMMIT`, or undone with it): they go.
     fn end_batch(&mut self, pg: bool) {
@@ -328,7 +297,6 @@ impl Memory {
         // between batches other connections may write
         self.config_held = false;
         self.facts.clear();
-        self.deliveries.clear();
         if pg {
             self.number_buckets.clear();
             self.pair_buckets.clear();
@@ -805,7 +773,6 @@ impl SqlStore {
             };
             let conn = &w.conn;
             let undo = (savepoint && conn.is_pg()).then(|| w.mem.batch_buckets());
-            let deliveries = w.mem.deliveries.len();
             let links = w.mem.chains.as_ref().map(chains::Chains::mark);
             if savepoint {
                 if let Err(e) = conn.execute_batch("SAVEPOINT job") {
@@ -873,8 +840,7 @@ impl SqlStore {
                         w.mem.number_buckets = number;
                         w.mem.pair_buckets = pair;
                     }
-                    // the job's messages are rolled back: nothing of theirs to deliver or link
-                    w.mem.deliveries.truncate(deliveries);
+                    // the job's messages are rolled back: nothing of theirs to link
                     // nor anything it read or counted into the writer's per-customer memory (a
                     // running reach count it pruned or counted, say)
                     w.mem.forget_facts();
@@ -1764,7 +1730,7 @@ pub(crate) mod tests {
             let s = &s;
             async move {
                 let m = s
-                    .read(move |c| read::message(c, "b1", id))
+                    .read(move |c| read::message(c, "b1", id, i64::MAX))
                     .await
                     .unwrap()
                     .unwrap();

@@ -136,50 +136,32 @@ static STATUS_ROW: RowStatement = RowStatement {
 /// statement, since the reads between them, of other tables, let the rows wait).
 static MESSAGE_OUT_ROW: RowStatement = RowStatement {
     table: "messages",
-    one: "INSERT INTO messages (id, business_id, phone_id, wa_id, direction, type, content, text, category, pricing, conversation_id, biz_opaque, status, verdicts, created_at, sent_at) \
-          VALUES (?1, ?2, ?3, ?4, 'out', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-    many: "INSERT INTO messages (id, business_id, phone_id, wa_id, direction, type, content, text, category, pricing, conversation_id, biz_opaque, status, verdicts, created_at, sent_at) \
-           SELECT i, b, p, w, 'out', t, c, x, g, r, v, o, s, d, a, z FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
-           $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::int8[], $15::int8[]) \
-           WITH ORDINALITY AS u(i, b, p, w, t, c, x, g, r, v, o, s, d, a, z, n) ORDER BY n",
-    types: &[Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx, I8, I8],
+    one: "INSERT INTO messages (id, business_id, phone_id, wa_id, direction, type, content, text, category, pricing, conversation_id, biz_opaque, status, verdicts, created_at, sent_at, delivered_at) \
+          VALUES (?1, ?2, ?3, ?4, 'out', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+    many: "INSERT INTO messages (id, business_id, phone_id, wa_id, direction, type, content, text, category, pricing, conversation_id, biz_opaque, status, verdicts, created_at, sent_at, delivered_at) \
+           SELECT i, b, p, w, 'out', t, c, x, g, r, v, o, s, d, a, z, e FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
+           $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::int8[], $15::int8[], $16::int8[]) \
+           WITH ORDINALITY AS u(i, b, p, w, t, c, x, g, r, v, o, s, d, a, z, e, n) ORDER BY n",
+    types: &[Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx, I8, I8, I8],
 };
 
 /// [`MESSAGE_OUT_ROW`] on SQLite, with the message's links ([`super::chains::link`]) as its
 /// last two parameters.
 const MESSAGE_OUT_LINKED: &str = super::chains::message_insert!(
-    "id, business_id, phone_id, wa_id, direction, type, content, text, category, pricing, conversation_id, biz_opaque, status, verdicts, created_at, sent_at",
-    "?1, ?2, ?3, ?4, 'out', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15",
-    "?16, ?17",
+    "id, business_id, phone_id, wa_id, direction, type, content, text, category, pricing, conversation_id, biz_opaque, status, verdicts, created_at, sent_at, delivered_at",
+    "?1, ?2, ?3, ?4, 'out', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16",
+    "?17, ?18",
     ""
 )
 .1;
 
-/// The task that moves sent messages to `delivered`: its subject is their wamids, in send
-/// order, separated by [`WAMIDS_SEP`], and it is due when the last of them is. Messages sent
-/// together share one task: one row, two index entries and one owner lookup instead of one each
-/// per message. On PostgreSQL those of a round's sends (`many` folds the round's rows; a round
-/// runs on its businesses' shard, so a task's messages are of one shard); on SQLite, where each
-/// row statement runs at once, those of a batch ([`Memory::deliveries`], written by
-/// [`before_commit`]).
-pub(crate) static DELIVER_TASK_ROW: RowStatement = RowStatement {
-    table: "tasks",
-    one: "INSERT INTO tasks (due_at, kind, subject) VALUES (?1, 'deliver', ?2)",
-    many: "INSERT INTO tasks (due_at, kind, subject) \
-           SELECT max(d), 'deliver', string_agg(s, ' ' ORDER BY n) \
-           FROM unnest($1::int8[], $2::text[]) WITH ORDINALITY AS u(d, s, n)",
-    types: &[I8, Tx],
-};
-
-/// What separates the wamids of a delivery task's subject (a wamid never holds a space).
+/// A task that moves sent messages to `delivered` (kind `deliver`): written by builds before
+/// the delivery was decided with the send, so a database of such a build (or its import) may
+/// still hold some due; the scheduler runs them. Its subject is the messages' wamids, in send
+/// order, separated by [`WAMIDS_SEP`]; it is due when the last of them is.
 const WAMIDS_SEP: &str = " ";
 
-/// SQLite: at most this many messages share a delivery task, so that the scheduler's jobs,
-/// which take tasks whole until they hold `limit` messages ([`crate::Store::run_due`]), stay short on
-/// the one writer.
-const WAMIDS_PER_TASK: usize = 32;
-
-/// The wamids of a delivery task's subject ([`DELIVER_TASK_ROW`]): at least one, so that every
+/// The wamids of a delivery task's subject: at least one, so that every
 /// task is listed with its deliveries and deleted with them (an empty one names no message).
 fn task_wamids(subject: &str) -> impl Iterator<Item = &str> {
     subject.split(WAMIDS_SEP)
@@ -452,7 +434,7 @@ pub(crate) struct CustomerFacts {
 /// does: if it moved since (a write outside this writer's jobs, such as an import), all of them
 /// go. The rest relies on the writer being the database's only writer, as its pacing buckets
 /// and chains' heads do.
-/// Bounded as the kept deliveries are: two generations of half of [`PAIR_FACTS_MAX`], the
+/// Bounded in two generations of half of [`PAIR_FACTS_MAX`], the
 /// older dropped when the newer fills.
 #[derive(Default)]
 pub(crate) struct PairFacts {
@@ -1413,17 +1395,11 @@ static BUCKET_ROW: RowStatement = RowStatement {
     types: &[Tx, Tx, F8, I8],
 };
 
-/// Before a batch's `COMMIT`. SQLite: writes the batch's delivery tasks, one for each
-/// [`WAMIDS_PER_TASK`] of its sends ([`DELIVER_TASK_ROW`]). PostgreSQL: writes the pacing buckets its sends changed, in key
+/// Before a batch's `COMMIT` (PostgreSQL): writes the pacing buckets its sends changed, in key
 /// order, one row each (a number's bucket has the customer `''`: a `wa_id` is never empty), to
 /// go with the `COMMIT`. Memory keeps them until the batch ends.
 pub(crate) fn before_commit(conn: &Conn, mem: &Memory) -> crate::db::Result<()> {
     if !conn.is_pg() {
-        for chunk in mem.deliveries.chunks(WAMIDS_PER_TASK) {
-            let due = chunk.iter().map(|(due, _)| *due).max().unwrap_or_default();
-            let wamids: Vec<&str> = chunk.iter().map(|(_, wamid)| wamid.as_str()).collect();
-            conn.defer_row(&DELIVER_TASK_ROW, params![due, wamids.join(WAMIDS_SEP)])?;
-        }
         return Ok(());
     }
     let mut rows: Vec<(String, String, Bucket)> = mem
@@ -1617,6 +1593,12 @@ fn send_tx(
     let status = if failed.is_some() { "failed" } else { "sent" };
     // `sent` is the message's column; `failed`, with its error, a status row
     let sent_at = failed.is_none().then_some(now);
+    // The delivery is decided with the send: a message that did not fail is `delivered`
+    // `delivered_after` later (reactions only ever get `sent`, §1.7). Its column holds that
+    // time from now on, and its event waits in the outbox until then: a reader sees `sent`
+    // before it and `delivered` from it ([`read::effective_status`]).
+    let delivered_at = (failed.is_none() && req.msg_type != MessageType::Reaction)
+        .then_some(now + cmd.delivered_after);
     let (link, [pair_prev, number_prev]) =
         super::chains::link_pair(mem.chains.as_ref(), conn, &ev.pair, &phone.id, &ev.wa_id)?;
     let row = params![
@@ -1635,17 +1617,16 @@ fn send_tx(
         serde_json::to_string(&Stored(&d.verdicts)).map_err(internal)?,
         now,
         sent_at,
+        delivered_at,
         pair_prev,
         number_prev
     ];
     if conn.is_pg() {
-        conn.defer_row(&MESSAGE_OUT_ROW, &row[..15])?;
+        conn.defer_row(&MESSAGE_OUT_ROW, &row[..16])?;
     } else {
         conn.execute_static(MESSAGE_OUT_LINKED, row)?;
     }
-    // SQLite: the message's row, for its delivery (0 on PostgreSQL, which keeps none)
-    let rowid = conn.last_insert_rowid();
-    super::chains::linked(mem.chains.as_mut(), link, rowid);
+    super::chains::linked(mem.chains.as_mut(), link, conn.last_insert_rowid());
 
     if let Some(e) = &failed {
         audit(
@@ -1697,32 +1678,26 @@ fn send_tx(
         },
     )?;
 
-    if failed.is_none() {
-        if d.window_after != ev.facts.window {
-            save_window(conn, &phone.id, &ev.wa_id, &d.window_after)?;
-        }
-        // Reactions only ever get `sent` (§1.7).
-        if req.msg_type != MessageType::Reaction {
-            let due = now + cmd.delivered_after;
-            if conn.is_pg() {
-                conn.defer_row(&DELIVER_TASK_ROW, params![due, wamid])?;
-            } else {
-                mem.deliveries.push((due, wamid.clone()));
-                mem.keep_delivery(
-                    wamid.clone(),
-                    ToDeliver {
-                        rowid: Some(rowid),
-                        business_id: scope.business_id.clone(),
-                        phone_id: phone.id.clone(),
-                        wa_id: ev.wa_id.clone(),
-                        pricing: Some(d.pricing),
-                        conversation_id: Some(conversation_id.clone()),
-                        biz_opaque: req.biz_opaque_callback_data.clone(),
-                        user_id: Some(user_id.clone()),
-                    },
-                );
-            }
-        }
+    if failed.is_none() && d.window_after != ev.facts.window {
+        save_window(conn, &phone.id, &ev.wa_id, &d.window_after)?;
+    }
+    if let Some(due) = delivered_at {
+        delivered_event(
+            conn,
+            mem,
+            &wamid,
+            ToDeliver {
+                business_id: scope.business_id.clone(),
+                phone_id: phone.id.clone(),
+                wa_id: ev.wa_id.clone(),
+                pricing: Some(d.pricing),
+                conversation_id: Some(conversation_id.clone()),
+                biz_opaque: req.biz_opaque_callback_data.clone(),
+                user_id: Some(user_id.clone()),
+            },
+            phone,
+            due,
+        )?;
     }
 
     let mut body = SendBody::Accepted(Accepted {
@@ -1769,14 +1744,11 @@ fn send_tx(
     }))
 }
 
-/// What a message's `delivered` event needs: the message and its customer's user id. Read
-/// before the move ([`DELIVER_READ`]) or with it ([`DELIVER_MANY`]), or kept from the send on
-/// SQLite ([`Memory::delivering`]): none of it changes after the send (a contact's user id is
-/// written once and never changed).
+/// What a message's `delivered` event needs: the message and its customer's user id. Known to
+/// the send; read before a task's move ([`DELIVER_READ`]) or with it ([`DELIVER_MANY`]) or for
+/// a read that comes before the delivery's time: none of it changes after the send (a
+/// contact's user id is written once and never changed).
 pub(crate) struct ToDeliver {
-    /// The message's rowid, when the send kept it: the move then finds the row without a
-    /// descent of the wamid index (and checks the wamid, should the rowid be another's).
-    rowid: Option<i64>,
     business_id: String,
     phone_id: String,
     wa_id: String,
@@ -1786,32 +1758,23 @@ pub(crate) struct ToDeliver {
     user_id: Option<String>,
 }
 
-/// Moves a message whose event [`ToDeliver`] the writer kept, if it is still `sent`.
-const DELIVER_KEPT: &str = "UPDATE messages SET status = 'delivered', delivered_at = ?2 \
-     WHERE id = ?1 AND direction = 'out' AND status = 'sent'";
-
-/// [`DELIVER_KEPT`] by the message's rowid (`?3`): its wamid is still compared, so a rowid
-/// reused after a rolled-back send moves nothing. (A message's rowid does not change: nothing
-/// runs `VACUUM`, and the chains' links are rowids too.)
-const DELIVER_KEPT_ROWID: &str = "UPDATE messages SET status = 'delivered', delivered_at = ?2 \
-     WHERE rowid = ?3 AND id = ?1 AND direction = 'out' AND status = 'sent'";
-
-/// An outbound message as [`ToDeliver`], by wamid.
+/// An outbound message as [`ToDeliver`], by wamid, then its `delivered_at` (column 8).
 const DELIVER_READ: &str = "SELECT m.business_id, m.phone_id, m.wa_id, m.status, m.pricing, \
-     m.conversation_id, m.biz_opaque, ct.user_id FROM messages m \
+     m.conversation_id, m.biz_opaque, ct.user_id, m.delivered_at FROM messages m \
      LEFT JOIN contacts ct ON ct.business_id = m.business_id AND ct.wa_id = m.wa_id \
      WHERE m.id = ?1 AND m.direction = 'out'";
 
 /// PostgreSQL: moves those of many wamids (`$1`, an array, each once) that are outbound
-/// messages still `sent` to `delivered` at `$2[1]` (the job's time, once per wamid as arrays go
-/// by row), and returns each one moved with what its event needs
+/// messages still `sent`, their delivery not decided at the send, to `delivered` at `$2[1]`
+/// (the job's time, once per wamid as arrays go by row), and returns each one moved with what
+/// its event needs
 /// (the columns of [`DELIVER_READ`], then the wamid): the read and the update of [`deliver`] in
 /// one statement, one index descent per message instead of two. Rows come in no particular
 /// order.
 const DELIVER_MANY: &str =
     "UPDATE messages m SET status = 'delivered', delivered_at = ($2::int8[])[1] \
      WHERE m.id = ANY($1::text[]) AND m.direction = 'out' AND m.status = 'sent' \
-     RETURNING m.business_id, m.phone_id, m.wa_id, m.status, m.pricing, m.conversation_id, \
+     AND m.delivered_at IS NULL RETURNING m.business_id, m.phone_id, m.wa_id, m.status, m.pricing, m.conversation_id, \
      m.biz_opaque, (SELECT ct.user_id FROM contacts ct \
        WHERE ct.business_id = m.business_id AND ct.wa_id = m.wa_id), m.id";
 
@@ -2017,7 +1980,6 @@ impl SqliteStore {
 
 fn to_deliver(r: &crate::db::Row<'_>) -> crate::db::Result<ToDeliver> {
     Ok(ToDeliver {
-        rowid: None,
         business_id: r.get(0)?,
         phone_id: r.get(1)?,
         wa_id: r.get(2)?,
@@ -2031,34 +1993,14 @@ fn to_deliver(r: &crate::db::Row<'_>) -> crate::db::Result<ToDeliver> {
     })
 }
 
-/// Moves an outbound message to `delivered` (if it is `sent`), with its status event: with what
-/// its send kept if the writer has it, otherwise read with the message.
+/// Runs a delivery task's move of an outbound message to `delivered`, with its status event, if
+/// the message is `sent` and its delivery was not decided at the send (an older build's
+/// message, whose delivery is a task: see [`WAMIDS_SEP`]). Whether it moved.
 fn deliver(conn: &Conn, mem: &mut Memory, wamid: &str, now: Millis) -> StoreResult<bool> {
-    if let Some(row) = mem.take_delivery(wamid) {
-        // as the read below: a number that is not there (a damaged database) moves nothing
-        let Some(phone) = phone_cached(conn, mem, &row.business_id, &row.phone_id)? else {
-            return Ok(false);
-        };
-        let moved = match row.rowid {
-            Some(rowid) => conn.execute_static(DELIVER_KEPT_ROWID, params![wamid, now, rowid])?,
-            None => conn.execute_static(DELIVER_KEPT, params![wamid, now])?,
-        };
-        if moved == 0 {
-            return Ok(false);
-        }
-        delivered_event(conn, mem, wamid, row, &phone, now)?;
-        return Ok(true);
-    }
-    let row = conn
-        .prepare_cached(DELIVER_READ)?
-        .query_row(params![wamid], |r| {
-            Ok((r.get::<_, String>(3)?, to_deliver(r)?))
-        })
-        .optional()?;
-    let Some((status, row)) = row else {
+    let Some((status, decided, row)) = deliver_read(conn, wamid)? else {
         return Ok(false);
     };
-    if status != "sent" {
+    if status != "sent" || decided.is_some() {
         return Ok(false);
     }
     let Some(phone) = phone_cached(conn, mem, &row.business_id, &row.phone_id)? else {
@@ -2069,8 +2011,91 @@ fn deliver(conn: &Conn, mem: &mut Memory, wamid: &str, now: Millis) -> StoreResu
     Ok(true)
 }
 
-/// What follows a message's move to `delivered` (whose time is the message's `delivered_at`,
-/// written with the move): its webhook event, from its number (`phone`, the caller's lookup).
+/// An outbound message by wamid ([`DELIVER_READ`]): its status, its `delivered_at` and what its
+/// `delivered` event needs.
+fn deliver_read(
+    conn: &Conn,
+    wamid: &str,
+) -> StoreResult<Option<(String, Option<Millis>, ToDeliver)>> {
+    Ok(conn
+        .prepare_cached(DELIVER_READ)?
+        .query_row(params![wamid], |r| {
+            Ok((r.get::<_, String>(3)?, r.get(8)?, to_deliver(r)?))
+        })
+        .optional()?)
+}
+
+/// A message read before the time its send gave its delivery ([`read::effective_status`]) is
+/// delivered at once: its `delivered_at` becomes `now`, and its `delivered` event, waiting in
+/// the outbox for that time ([`waiting_delivered_event`]), goes and is queued again at `now`,
+/// so that it comes before the `read` that follows it.
+fn deliver_early(conn: &Conn, mem: &mut Memory, wamid: &str, now: Millis) -> StoreResult<()> {
+    let Some((_, Some(due), row)) = deliver_read(conn, wamid)? else {
+        return Ok(());
+    };
+    if let Some(id) = waiting_delivered_event(conn, &row.business_id, wamid, due)? {
+        conn.prepare_cached("DELETE FROM outbox WHERE id = ?1")?
+            .execute(params![id])?;
+    }
+    conn.prepare_cached("UPDATE messages SET delivered_at = ?2 WHERE id = ?1")?
+        .execute(params![wamid, now])?;
+    let Some(phone) = phone_cached(conn, mem, &row.business_id, &row.phone_id)? else {
+        return Ok(());
+    };
+    delivered_event(conn, mem, wamid, row, &phone, now)
+}
+
+/// The outbox event of message `wamid`'s `delivered` status, written by its send to wait for
+/// `due`: `pending` (found by `outbox_pending`, due at that very millisecond) or `skipped`
+/// (nobody receives the business's events: on PostgreSQL found by `outbox_done`; on SQLite by
+/// walking the outbox back from its newest event, which meets only the events written since
+/// the send, at most `delivered_delay_ms` ago). None if it is neither (an operator replayed it,
+/// say): the message then gets a second `delivered` event, at `now`.
+fn waiting_delivered_event(
+    conn: &Conn,
+    business_id: &str,
+    wamid: &str,
+    due: Millis,
+) -> StoreResult<Option<i64>> {
+    let ours = |(id, payload): &(i64, String)| {
+        crate::events::is_status_of(payload, wamid, "delivered").then_some(*id)
+    };
+    let indexed = |sql: &str| -> StoreResult<Option<i64>> {
+        let rows: Vec<(i64, String)> = conn
+            .prepare_cached(sql)?
+            .query_map(params![business_id, due], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        Ok(rows.iter().find_map(ours))
+    };
+    let pending = indexed(
+        "SELECT id, payload FROM outbox WHERE state = 'pending' AND business_id = ?1 \
+         AND next_attempt_at = ?2 AND field = 'messages'",
+    )?;
+    if pending.is_some() {
+        return Ok(pending);
+    }
+    let Some(sqlite) = conn.sqlite() else {
+        return indexed(
+            "SELECT id, payload FROM outbox WHERE state = 'skipped' AND next_attempt_at = ?2 \
+             AND business_id = ?1 AND field = 'messages'",
+        );
+    };
+    let mut stmt = sqlite.prepare_cached(
+        "SELECT id, payload FROM outbox WHERE business_id = ?1 AND state = 'skipped' \
+         AND created_at = ?2 AND field = 'messages' ORDER BY id DESC",
+    )?;
+    let mut rows = stmt.query(rusqlite::params![business_id, due])?;
+    while let Some(r) = rows.next()? {
+        if let Some(id) = ours(&(r.get(0)?, r.get(1)?)) {
+            return Ok(Some(id));
+        }
+    }
+    Ok(None)
+}
+
+/// What follows a message's delivery (whose time, `now`, is the message's `delivered_at`,
+/// decided by its send or written with a task's move): its webhook event, from its number
+/// (`phone`, the caller's lookup), created and due at that time.
 fn delivered_event(
     conn: &Conn,
     mem: &mut Memory,
@@ -2080,7 +2105,6 @@ fn delivered_event(
     now: Millis,
 ) -> StoreResult<()> {
     let ToDeliver {
-        rowid: _,
         business_id,
         phone_id: _,
         wa_id,
@@ -2612,26 +2636,31 @@ impl Store for SqliteStore {
                     let Some(mid) = &cmd.message_id else {
                         return Err(ApiError::missing_parameter("`message_id` is required for the `read` action: the business message the customer reads").into());
                     };
-                    let row: Option<(String, Option<String>)> = c
+                    let row: Option<(String, Option<String>, Option<Millis>)> = c
                         .prepare_cached(
-                            "SELECT status, biz_opaque FROM messages WHERE id = ?1 AND business_id = ?2 AND phone_id = ?3 AND wa_id = ?4 AND direction = 'out'",
+                            "SELECT status, biz_opaque, delivered_at FROM messages WHERE id = ?1 AND business_id = ?2 AND phone_id = ?3 AND wa_id = ?4 AND direction = 'out'",
                         )?
-                        .query_row(params![mid, scope.business_id, phone.id, cmd.wa_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .query_row(params![mid, scope.business_id, phone.id, cmd.wa_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                         .optional()?;
-                    let Some((status, opaque)) = row else {
+                    let Some((status, opaque, delivered_at)) = row else {
                         return Err(ApiError::invalid_value(format!(
                             "`message_id` {mid} is not a message this number sent to {}; read only what the customer received",
                             cmd.wa_id
                         ))
                         .into());
                     };
-                    match status.as_str() {
-                        "sent" => {
+                    match (status.as_str(), delivered_at) {
+                        // delivered by now, as decided at the send
+                        ("sent", Some(at)) if at <= now => {}
+                        // read before the time its send gave the delivery: delivered now
+                        ("sent", Some(_)) => deliver_early(c, mem, mid, now)?,
+                        // an older build's message, whose delivery is a task
+                        ("sent", None) => {
                             deliver(c, mem, mid, now)?;
                         }
-                        "delivered" => {}
+                        ("delivered", _) => {}
                         other => {
-                            return Err(ApiError::invalid_value(format!("message {mid} is '{other}' and cannot be read")).into());
+                            return Err(ApiError::invalid_value(format!("message {mid} is '{}' and cannot be read", other.0)).into());
                         }
                     }
                     // its own delivery task goes; a task it shares with other messages stays,
@@ -2694,9 +2723,14 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn message(&self, scope: &Scope, wamid: &str) -> StoreResult<Option<MessageRecord>> {
+    async fn message(
+        &self,
+        scope: &Scope,
+        wamid: &str,
+        now: Millis,
+    ) -> StoreResult<Option<MessageRecord>> {
         let (b, w) = (scope.business_id.clone(), wamid.to_string());
-        self.read(move |c| read::message(c, &b, &w)).await
+        self.read(move |c| read::message(c, &b, &w, now)).await
     }
 
     async fn thread(
@@ -2704,6 +2738,7 @@ impl Store for SqliteStore {
         scope: &Scope,
         phone_id: &str,
         wa_id: &str,
+        now: Millis,
     ) -> StoreResult<Vec<MessageRecord>> {
         let (b, p, w) = (
             scope.business_id.clone(),
@@ -2711,7 +2746,7 @@ impl Store for SqliteStore {
             wa_id.to_string(),
         );
         let chains = self.chains.clone();
-        self.read(move |c| read::thread(c, chains.as_ref(), &b, &p, &w))
+        self.read(move |c| read::thread(c, chains.as_ref(), &b, &p, &w, now))
             .await
     }
 
@@ -3011,25 +3046,132 @@ mod tests {
             .collect()
     }
 
-    /// How many deliveries the writer keeps.
-    async fn kept(s: &SqlStore) -> usize {
-        s.write_mem(|_, mem| Ok(mem.kept_deliveries()))
+    /// What the outbox holds, in id order: `(status, wamid, created_at, next_attempt_at)` of
+    /// each status event.
+    async fn status_events(s: &SqlStore) -> Vec<(String, String, Millis, Millis)> {
+        let rows: Vec<(String, Millis, Millis)> = s
+            .read(|c| {
+                let mut stmt = c.prepare(
+                    "SELECT payload, created_at, next_attempt_at FROM outbox ORDER BY id",
+                )?;
+                let rows = stmt.query_map(params![], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            })
             .await
-            .unwrap()
+            .unwrap();
+        rows.into_iter()
+            .filter_map(|(p, created, next)| {
+                let v: Value =
+                    serde_json::from_str(&crate::events::value_json(p).unwrap()).unwrap();
+                let st = &v["statuses"][0];
+                Some((
+                    st["status"].as_str()?.to_string(),
+                    st["id"].as_str()?.to_string(),
+                    created,
+                    next,
+                ))
+            })
+            .collect()
     }
 
-    /// A delivery takes what its send kept instead of reading the message back, and makes the
-    /// event a read makes: of two texts to one customer with the same callback data (the first
-    /// gets it below, the second was sent with it), the first delivered without its kept entry
-    /// (as after a restart), the two `delivered` events differ only in the message's ids.
+    /// The status events of one message: `(status, created_at)` in outbox order.
+    async fn events_of(s: &SqlStore, wamid: &str) -> Vec<(String, Millis)> {
+        status_events(s)
+            .await
+            .into_iter()
+            .filter(|e| e.1 == wamid)
+            .map(|e| (e.0, e.2))
+            .collect()
+    }
+
+    /// A message's `delivered_at` column.
+    async fn delivered_at(s: &SqlStore, wamid: &str) -> Option<Millis> {
+        let w = wamid.to_string();
+        s.read(move |c| {
+            Ok(c.query_row(
+                "SELECT delivered_at FROM messages WHERE id = ?1",
+                params![w],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+        .unwrap()
+    }
+
+    /// An older build's delivery of `wamid`: its decided time and event undone, a task due at
+    /// `due` in their place.
+    async fn as_an_older_build_left_it(s: &SqlStore, wamid: &str, due: Millis) {
+        let w = wamid.to_string();
+        s.write(move |c| {
+            c.execute(
+                "UPDATE messages SET delivered_at = NULL WHERE id = ?1",
+                params![w],
+            )?;
+            let ids: Vec<(i64, String)> = c
+                .prepare("SELECT id, payload FROM outbox")?
+                .query_map(params![], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            for (id, payload) in ids {
+                if crate::events::is_status_of(&payload, &w, "delivered") {
+                    c.execute("DELETE FROM outbox WHERE id = ?1", params![id])?;
+                }
+            }
+            c.execute(
+                "INSERT INTO tasks (due_at, kind, subject) VALUES (?1, 'deliver', ?2)",
+                params![due, w],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    }
+
+    /// A send decides its delivery: the message keeps `sent` with its `delivered_at` at the
+    /// send's time plus `delivered_after`, no task is written, and its `delivered` event waits
+    /// in the outbox for that time. The event is the one an older build's delivery task makes
+    /// for the same message at the same time: of two texts to one customer with the same
+    /// callback data (the first gets it below, the second was sent with it), the first
+    /// delivered by a task, the two `delivered` events differ only in the message's ids.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_delivery_kept_from_its_send_makes_the_event_a_read_makes() {
+    async fn a_send_decides_its_delivery_as_a_task_would_run_it() {
         let dir = tempfile::tempdir().unwrap();
         let (s, _, [a, b]) = two_sends(&dir).await;
-        assert_eq!(kept(&s).await, 2, "each send kept its delivery");
+        const SENT_B: Millis = 1_700_000_002_000;
+        assert_eq!(delivered_at(&s, &b).await, Some(SENT_B + 600_000));
+        assert_eq!(
+            delivered_at(&s, &a).await,
+            Some(1_700_000_001_000 + 600_000)
+        );
+        assert_eq!(status_of(&s, b.clone()).await, "sent");
+        let tasks = s
+            .read(|c| {
+                Ok(c.query_row(
+                    "SELECT COUNT(*) FROM tasks WHERE kind = 'deliver'",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(tasks, 0, "no delivery task");
+        let waiting: Vec<_> = status_events(&s)
+            .await
+            .into_iter()
+            .filter(|e| e.0 == "delivered" && e.1 == b)
+            .collect();
+        assert_eq!(
+            waiting,
+            [(
+                "delivered".into(),
+                b.clone(),
+                SENT_B + 600_000,
+                SENT_B + 600_000
+            )]
+        );
+
+        as_an_older_build_left_it(&s, &a, SENT_B + 600_000).await;
         let a2 = a.clone();
-        s.write_mem(move |c, mem| {
-            assert!(mem.take_delivery(&a2).is_some());
+        s.write(move |c| {
             c.execute(
                 "UPDATE messages SET biz_opaque = 'order-7' WHERE id = ?1",
                 params![a2],
@@ -3038,16 +3180,20 @@ mod tests {
         })
         .await
         .unwrap();
-        crate::Store::run_due(&s, 1_700_001_000_000, 64)
+        crate::Store::run_due(&s, SENT_B + 600_000, 64)
             .await
             .unwrap();
-        assert_eq!(kept(&s).await, 0, "the delivery took its entry");
+        assert_eq!(
+            status_of(&s, a.clone()).await,
+            "delivered",
+            "the task moved it"
+        );
         let events = delivered_events(&s).await;
         assert_eq!(events.len(), 2, "{events:?}");
-        assert_eq!((&events[0].0, &events[1].0), (&a, &b));
+        assert_eq!((&events[0].0, &events[1].0), (&b, &a));
         assert_eq!(events[0].1, events[1].1);
         let st = &events[0].1["statuses"][0];
-        assert_eq!(st["timestamp"], "1700001000");
+        assert_eq!(st["timestamp"], "1700000602");
         assert_eq!(st["biz_opaque_callback_data"], "order-7");
         assert_eq!(st["pricing"]["type"], "free_customer_service");
         assert_eq!(
@@ -3057,59 +3203,175 @@ mod tests {
         assert!(st["recipient_user_id"]
             .as_str()
             .is_some_and(|u| !u.is_empty()));
-        let delivered = s
-            .read(|c| {
-                Ok(c.query_row(
-                    "SELECT COUNT(*) FROM messages WHERE status = 'delivered' AND delivered_at = 1700001000000",
-                    params![],
-                    |r| r.get::<_, i64>(0),
-                )?)
-            })
-            .await
-            .unwrap();
-        assert_eq!(delivered, 2);
-    }
-
-    /// A message that is no longer `sent` when its kept delivery runs (here marked `read` behind
-    /// the writer's back) is not moved and gets no event; the customer's `read` of a message
-    /// still `sent` delivers it once, with its kept entry, and its task then does nothing.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_kept_delivery_moves_only_a_sent_message_once() {
-        use crate::Store;
-        let dir = tempfile::tempdir().unwrap();
-        let (s, t, [a, b]) = two_sends(&dir).await;
-        let a2 = a.clone();
+        // a task finds nothing to do for a message whose delivery its send decided
+        let b2 = b.clone();
         s.write(move |c| {
             c.execute(
-                "UPDATE messages SET status = 'read' WHERE id = ?1",
-                params![a2],
+                "INSERT INTO tasks (due_at, kind, subject) VALUES (1, 'deliver', ?1)",
+                params![b2],
             )?;
             Ok(())
         })
         .await
         .unwrap();
+        crate::Store::run_due(&s, SENT_B + 700_000, 64)
+            .await
+            .unwrap();
+        assert_eq!(delivered_events(&s).await.len(), 2);
+        assert_eq!(status_of(&s, b).await, "sent", "its column says when");
+    }
+
+    /// A message reads `sent` until its decided delivery time and `delivered` from that very
+    /// millisecond on, in its status and in its history; so does its thread.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_decided_delivery_shows_from_its_time_on() {
+        use crate::Store;
+        let dir = tempfile::tempdir().unwrap();
+        let (s, t, [_, b]) = two_sends(&dir).await;
         let (scope, phone) = crate::testkit::number(&s, &t, 0).await;
-        let read = crate::CustomerAction {
+        const DUE: Millis = 1_700_000_602_000;
+        let history = |m: &MessageRecord| {
+            m.statuses
+                .iter()
+                .map(|st| format!("{}@{}", st.status, st.timestamp))
+                .collect::<Vec<_>>()
+        };
+        let before = s.message(&scope, &b, DUE - 1).await.unwrap().unwrap();
+        assert_eq!(before.status, "sent");
+        assert_eq!(history(&before), ["sent@1700000002"]);
+        let at = s.message(&scope, &b, DUE).await.unwrap().unwrap();
+        assert_eq!(at.status, "delivered");
+        assert_eq!(history(&at), ["sent@1700000002", "delivered@1700000602"]);
+        let statuses = |thread: Vec<MessageRecord>| {
+            thread
+                .into_iter()
+                .filter(|m| m.direction == "out")
+                .map(|m| m.status)
+                .collect::<Vec<_>>()
+        };
+        let thread = s
+            .thread(&scope, &phone.id, "15550000001", DUE - 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            statuses(thread),
+            ["delivered", "sent"],
+            "the first was due a second earlier"
+        );
+        let thread = s
+            .thread(&scope, &phone.id, "15550000001", DUE)
+            .await
+            .unwrap();
+        assert_eq!(statuses(thread), ["delivered", "delivered"]);
+    }
+
+    /// A customer's `read` before the time its send gave the delivery delivers the message at
+    /// once: its waiting `delivered` event goes, and one at the read's time comes before the
+    /// `read`. A read after that time adds only the `read`; a read of an older build's message
+    /// (its delivery a task) delivers it as the task would, once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_before_the_delivery_time_delivers_at_once() {
+        use crate::Store;
+        let dir = tempfile::tempdir().unwrap();
+        let (s, t, [a, b]) = two_sends(&dir).await;
+        let (scope, phone) = crate::testkit::number(&s, &t, 0).await;
+        let read = |wamid: &str, now: Millis| crate::CustomerAction {
             phone_id: phone.id.clone(),
             wa_id: "15550000001".into(),
             action: "read".into(),
-            message_id: Some(b.clone()),
+            message_id: Some(wamid.to_string()),
             reason: None,
-            now: 1_700_000_100_000,
+            now,
         };
-        s.customer_action(&scope, read).await.unwrap();
+        const EARLY: Millis = 1_700_000_100_000;
+        s.customer_action(&scope, read(&b, EARLY)).await.unwrap();
+        assert_eq!(delivered_at(&s, &b).await, Some(EARLY));
+        let of_b: Vec<_> = status_events(&s)
+            .await
+            .into_iter()
+            .filter(|e| e.1 == b)
+            .map(|e| (e.0, e.2, e.3))
+            .collect();
         assert_eq!(
-            kept(&s).await,
-            1,
-            "the read took b's entry; a's is still to run"
+            of_b,
+            [
+                ("sent".into(), 1_700_000_002_000, 1_700_000_002_000),
+                ("delivered".into(), EARLY, EARLY),
+                ("read".into(), EARLY, EARLY),
+            ]
         );
-        s.run_due(1_700_001_000_000, 64).await.unwrap();
-        assert_eq!(kept(&s).await, 0);
-        let events = delivered_events(&s).await;
-        assert_eq!(events.iter().map(|e| &e.0).collect::<Vec<_>>(), [&b]);
-        assert_eq!(events[0].1["statuses"][0]["timestamp"], "1700000100");
+        let m = s.message(&scope, &b, EARLY).await.unwrap().unwrap();
+        assert_eq!(m.status, "read");
+        // a's delivery is untouched, still waiting for its time
+        assert_eq!(delivered_at(&s, &a).await, Some(1_700_000_601_000));
+
+        // after its time: only the read
+        s.customer_action(&scope, read(&a, 1_700_000_601_000))
+            .await
+            .unwrap();
+        let of_a = events_of(&s, &a).await;
+        assert_eq!(
+            of_a,
+            [
+                ("sent".into(), 1_700_000_001_000),
+                ("delivered".into(), 1_700_000_601_000),
+                ("read".into(), 1_700_000_601_000),
+            ]
+        );
         assert_eq!(status_of(&s, a).await, "read");
-        assert_eq!(status_of(&s, b).await, "read");
+
+        // an older build's message: delivered by the read, its task then does nothing
+        let c = text_at(&s, &t, 1_700_000_200_000).await.unwrap().wamid;
+        as_an_older_build_left_it(&s, &c, 1_700_000_800_000).await;
+        s.customer_action(&scope, read(&c, 1_700_000_300_000))
+            .await
+            .unwrap();
+        s.run_due(1_700_000_900_000, 64).await.unwrap();
+        let of_c = events_of(&s, &c).await;
+        assert_eq!(
+            of_c,
+            [
+                ("sent".into(), 1_700_000_200_000),
+                ("delivered".into(), 1_700_000_300_000),
+                ("read".into(), 1_700_000_300_000),
+            ]
+        );
+        assert_eq!(delivered_at(&s, &c).await, Some(1_700_000_300_000));
+
+        // a waiting event nobody receives (written `skipped`) is replaced as well
+        let d = text_at(&s, &t, 1_700_000_400_000).await.unwrap().wamid;
+        let d2 = d.clone();
+        s.write(move |c| {
+            let rows: Vec<(i64, String)> = c
+                .prepare("SELECT id, payload FROM outbox")?
+                .query_map(params![], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            for (id, payload) in rows {
+                if crate::events::is_status_of(&payload, &d2, "delivered") {
+                    c.execute(
+                        "UPDATE outbox SET state = 'skipped' WHERE id = ?1",
+                        params![id],
+                    )?;
+                }
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+        // and a later event of another message stands between it and the outbox's end
+        text_at(&s, &t, 1_700_000_450_000).await.unwrap();
+        s.customer_action(&scope, read(&d, 1_700_000_500_000))
+            .await
+            .unwrap();
+        let of_d = events_of(&s, &d).await;
+        assert_eq!(
+            of_d,
+            [
+                ("sent".into(), 1_700_000_400_000),
+                ("delivered".into(), 1_700_000_500_000),
+                ("read".into(), 1_700_000_500_000),
+            ]
+        );
     }
 
     /// A text from the tenant's first number to 15550000001 at `now`.
@@ -3307,10 +3569,11 @@ mod tests {
         assert_eq!(counter(&outside), n + 3, "and a deletion");
     }
 
-    /// The jobs that run beside sends all the time keep the facts: the scheduler's deliveries,
-    /// the webhook workers' claims, attempts and purges. Any other due task forgets them.
+    /// The jobs that run beside sends all the time keep the facts: the webhook workers'
+    /// claims, attempts and purges, and a scheduler's pass with nothing due (deliveries are
+    /// decided at the send: no task runs them). A due task forgets them.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn deliveries_and_webhook_jobs_keep_the_facts_other_due_tasks_forget_them() {
+    async fn webhook_jobs_keep_the_facts_due_tasks_forget_them() {
         use crate::{ClaimRequest, WebhookStore};
         const T: Millis = 1_700_000_000_000;
         let dir = tempfile::tempdir().unwrap();
@@ -3338,8 +3601,8 @@ mod tests {
 
         assert_eq!(
             s.run_due(T + 700_000, 64).await.unwrap(),
-            2,
-            "two deliveries"
+            0,
+            "the deliveries are no tasks"
         );
         let claim = ClaimRequest {
             now: T + 700_000,
@@ -3362,8 +3625,8 @@ mod tests {
 
         assert_eq!(
             s.run_due(T + 3_600_000, 64).await.unwrap(),
-            2,
-            "the last send's delivery, then the other task"
+            1,
+            "the other task"
         );
         assert_eq!(pair_facts(&s).await, (2, 0), "forgotten");
     }
@@ -3551,80 +3814,6 @@ mod tests {
                 }
             }
         });
-    }
-
-    /// A kept delivery finds its message by the rowid its send kept, and compares the wamid
-    /// too: a rowid that is now another message's (its send rolled back and a later one took
-    /// the rowid) moves nothing.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_kept_delivery_finds_its_message_by_rowid_and_checks_the_wamid() {
-        let dir = tempfile::tempdir().unwrap();
-        let (s, _, [a, b]) = two_sends(&dir).await;
-        let (a2, b2) = (a.clone(), b.clone());
-        let (gone, moved) = s
-            .write_mem(move |c, mem| {
-                let rowid = |w: &str| {
-                    c.query_row(
-                        "SELECT rowid FROM messages WHERE id = ?1",
-                        params![w],
-                        |r| r.get::<_, i64>(0),
-                    )
-                };
-                let (rowid_a, rowid_b) = (rowid(&a2)?, rowid(&b2)?);
-                let kept_b = mem.take_delivery(&b2).expect("b's send kept its delivery");
-                assert_eq!(kept_b.rowid, Some(rowid_b));
-                let kept_a = mem.take_delivery(&a2).expect("a's send kept its delivery");
-                assert_eq!(kept_a.rowid, Some(rowid_a));
-                mem.keep_delivery(a2.clone(), kept_a);
-                // b's rowid under a wamid no message has
-                mem.keep_delivery("wamid.gone".into(), kept_b);
-                let gone = deliver(c, mem, "wamid.gone", 1_700_000_700_000)?;
-                let moved = deliver(c, mem, &a2, 1_700_000_700_000)?;
-                Ok((gone, moved))
-            })
-            .await
-            .unwrap();
-        assert!(!gone, "b's row is not the kept wamid's");
-        assert!(moved);
-        assert_eq!(status_of(&s, a).await, "delivered");
-        assert_eq!(status_of(&s, b).await, "sent");
-        let events = delivered_events(&s).await;
-        assert_eq!(events.len(), 1, "one event, a's");
-    }
-
-    /// The kept deliveries are two generations of half the bound each: past it, the oldest go
-    /// first (and their deliveries read their messages, as in the test above).
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_kept_deliveries_are_bounded_oldest_first() {
-        let dir = tempfile::tempdir().unwrap();
-        let (s, _, _) = two_sends(&dir).await;
-        let left = s
-            .write_mem(|_, mem| {
-                mem.delivering.max = Some(4);
-                let row = |w: &str| ToDeliver {
-                    rowid: None,
-                    business_id: "b".into(),
-                    phone_id: "p".into(),
-                    wa_id: w.into(),
-                    pricing: None,
-                    conversation_id: None,
-                    biz_opaque: None,
-                    user_id: None,
-                };
-                for w in ["w1", "w2", "w3", "w4", "w5"] {
-                    mem.keep_delivery(w.into(), row(w));
-                }
-                let mut left: Vec<String> = ["w1", "w2", "w3", "w4", "w5"]
-                    .into_iter()
-                    .filter(|w| mem.take_delivery(w).is_some())
-                    .map(str::to_string)
-                    .collect();
-                left.sort();
-                Ok(left)
-            })
-            .await
-            .unwrap();
-        assert_eq!(left, ["w3", "w4", "w5"]);
     }
 
     /// A message's stored pricing (as the send writes it) reads back as the pricing it was

@@ -160,6 +160,29 @@ fn message_from_row(r: &Row) -> db::Result<(MessageRecord, StatusColumns)> {
     Ok((message_fields(r)?, columns))
 }
 
+/// A message's status at `now`: `sent` whose `delivered_at` has come is `delivered`. A send
+/// decides its delivery and writes its time (`ops.rs`); the row keeps `sent` until something
+/// else (a read) moves it.
+pub(crate) fn effective_status(status: &str, delivered_at: Option<Millis>, now: Millis) -> &str {
+    match delivered_at {
+        Some(at) if status == "sent" && at <= now => "delivered",
+        _ => status,
+    }
+}
+
+/// A message as read at `now`: its status ([`effective_status`]) and its history, without a
+/// delivery whose time has not come.
+fn at_time(
+    conn: &Conn,
+    (mut m, [sent, (name, delivered)]): (MessageRecord, StatusColumns),
+    now: Millis,
+) -> StoreResult<MessageRecord> {
+    let delivered = delivered.filter(|at| *at <= now);
+    m.status = effective_status(&m.status, delivered, now).to_string();
+    m.statuses = statuses(conn, &m.id, [sent, (name, delivered)])?;
+    Ok(m)
+}
+
 fn message_fields(r: &Row) -> db::Result<MessageRecord> {
     let direction: String = r.get(2)?;
     let wa_id: String = r.get(3)?;
@@ -192,33 +215,31 @@ fn message_fields(r: &Row) -> db::Result<MessageRecord> {
     })
 }
 
+/// A message as it stands at `now` ([`at_time`]).
 pub(crate) fn message(
     conn: &Conn,
     business_id: &str,
     wamid: &str,
+    now: Millis,
 ) -> StoreResult<Option<MessageRecord>> {
     let sql = format!("SELECT {MESSAGE_COLS} FROM messages WHERE id = ?1 AND business_id = ?2");
     let m = conn
         .prepare_cached(&sql)?
         .query_row(params![wamid, business_id], message_from_row)
         .optional()?;
-    match m {
-        None => Ok(None),
-        Some((mut m, columns)) => {
-            m.statuses = statuses(conn, &m.id, columns)?;
-            Ok(Some(m))
-        }
-    }
+    m.map(|m| at_time(conn, m, now)).transpose()
 }
 
-/// A thread's messages in time order: on SQLite its chain from `chains`' head or the table's
-/// (`chains.rs`), on PostgreSQL the index `messages_thread`.
+/// A thread's messages in time order, as they stand at `now` ([`at_time`]): on SQLite its
+/// chain from `chains`' head or the table's (`chains.rs`), on PostgreSQL the index
+/// `messages_thread`.
 pub(crate) fn thread(
     conn: &Conn,
     chains: Option<&super::chains::Shared>,
     business_id: &str,
     phone_id: &str,
     wa_id: &str,
+    now: Millis,
 ) -> StoreResult<Vec<MessageRecord>> {
     let (sql, head) = if conn.is_pg() {
         (
@@ -247,9 +268,7 @@ pub(crate) fn thread(
     };
     let mut out = Vec::new();
     for row in rows {
-        let (mut m, columns) = row?;
-        m.statuses = statuses(conn, &m.id, columns)?;
-        out.push(m);
+        out.push(at_time(conn, row?, now)?);
     }
     Ok(out)
 }
@@ -309,7 +328,7 @@ mod tests {
         assert!(raw.len() <= 110, "{} bytes: {raw}", raw.len());
 
         let read = s
-            .message(&scope, &sent.wamid)
+            .message(&scope, &sent.wamid, now)
             .await
             .unwrap()
             .unwrap()
@@ -340,12 +359,12 @@ mod tests {
         let objects = serde_json::to_string(&read).unwrap();
         set_column(&s, sent.wamid.clone(), objects.clone()).await;
         assert_eq!(column(&s, sent.wamid.clone()).await, objects);
-        let again = s.message(&scope, &sent.wamid).await.unwrap().unwrap();
+        let again = s.message(&scope, &sent.wamid, now).await.unwrap().unwrap();
         assert_eq!(again.verdicts, read);
 
         // an outcome this build does not know: the message still reads, without verdicts
         set_column(&s, sent.wamid.clone(), "[[0,7,0]]".into()).await;
-        let unknown = s.message(&scope, &sent.wamid).await.unwrap().unwrap();
+        let unknown = s.message(&scope, &sent.wamid, now).await.unwrap().unwrap();
         assert_eq!((unknown.id, unknown.verdicts), (sent.wamid.clone(), vec![]));
     }
 

@@ -1394,8 +1394,13 @@ mod tests {
             })
             .await
             .unwrap();
-        // the inbound message's event, then the send's
-        assert_eq!(stored.len(), 2, "{stored:?}");
+        // the inbound message's event, then the send's, then its `delivered`, which waits for
+        // its time (the claim below, a second after the send, leaves it)
+        assert_eq!(stored.len(), 3, "{stored:?}");
+        assert!(
+            crate::events::is_status_of(&stored[2].1, &sent.wamid, "delivered"),
+            "{stored:?}"
+        );
         let (id, raw) = &stored[1];
         assert!(
             raw.starts_with(&format!(
