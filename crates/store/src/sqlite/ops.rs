@@ -1900,9 +1900,9 @@ impl SqliteStore {
     /// the rest of the list run, in due order, in one instance-wide batch (which holds every shard
     /// back): a task after a delivery sees it done, as on SQLite (a quality rating counts the
     /// `delivered` statuses). So does, once a minute, the purge of refilled pacing buckets. Under
-    /// the locks each task is read again: a delivery of a message no longer `sent` does nothing,
-    /// and a task another node ran meanwhile is gone, so nodes racing on the same due tasks run
-    /// each once.
+    /// the locks each task is read again: a delivery of a message no longer `sent` (or whose
+    /// delivery its send decided) does nothing, and a task another node ran meanwhile is gone,
+    /// so nodes racing on the same due tasks run each once.
     async fn run_due_sharded(&self, now: Millis, limit: usize) -> StoreResult<usize> {
         type Due = Vec<(i64, String, String, Option<String>)>;
         let due = self
@@ -2050,7 +2050,8 @@ fn deliver_early(conn: &Conn, mem: &mut Memory, wamid: &str, now: Millis) -> Sto
 /// (nobody receives the business's events: on PostgreSQL found by `outbox_done`; on SQLite by
 /// walking the outbox back from its newest event, which meets only the events written since
 /// the send, at most `delivered_delay_ms` ago). None if it is neither (an operator replayed it,
-/// say): the message then gets a second `delivered` event, at `now`.
+/// or a node whose clock runs ahead claimed it): the message then gets a second `delivered`
+/// event, at `now` (webhooks are at least once).
 fn waiting_delivered_event(
     conn: &Conn,
     business_id: &str,
@@ -2067,9 +2068,11 @@ fn waiting_delivered_event(
             .collect::<Result<_, _>>()?;
         Ok(rows.iter().find_map(ours))
     };
+    // never claimed (`attempts`, the claim's fencing token, still 0): a node whose clock runs
+    // ahead of this one's may have claimed it as due; that delivery stands
     let pending = indexed(
         "SELECT id, payload FROM outbox WHERE state = 'pending' AND business_id = ?1 \
-         AND next_attempt_at = ?2 AND field = 'messages'",
+         AND next_attempt_at = ?2 AND field = 'messages' AND attempts = 0",
     )?;
     if pending.is_some() {
         return Ok(pending);
@@ -3370,6 +3373,37 @@ mod tests {
                 ("sent".into(), 1_700_000_400_000),
                 ("delivered".into(), 1_700_000_500_000),
                 ("read".into(), 1_700_000_500_000),
+            ]
+        );
+
+        // a waiting event already claimed (a node whose clock runs ahead took it as due) stays:
+        // the early delivery comes as a second event
+        let e = text_at(&s, &t, 1_700_000_550_000).await.unwrap().wamid;
+        let e2 = e.clone();
+        s.write(move |c| {
+            let rows: Vec<(i64, String)> = c
+                .prepare("SELECT id, payload FROM outbox")?
+                .query_map(params![], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            for (id, payload) in rows {
+                if crate::events::is_status_of(&payload, &e2, "delivered") {
+                    c.execute("UPDATE outbox SET attempts = 1 WHERE id = ?1", params![id])?;
+                }
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+        s.customer_action(&scope, read(&e, 1_700_000_560_000))
+            .await
+            .unwrap();
+        assert_eq!(
+            events_of(&s, &e).await,
+            [
+                ("sent".into(), 1_700_000_550_000),
+                ("delivered".into(), 1_700_001_150_000),
+                ("delivered".into(), 1_700_000_560_000),
+                ("read".into(), 1_700_000_560_000),
             ]
         );
     }
