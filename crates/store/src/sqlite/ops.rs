@@ -3101,24 +3101,35 @@ mod tests {
         .unwrap()
     }
 
+    /// Runs `sql` (`?1` the event's id) on the outbox event of `wamid`'s `delivered` status.
+    async fn on_delivered_event(s: &SqlStore, wamid: &str, sql: &'static str) {
+        let w = wamid.to_string();
+        s.write(move |c| {
+            let rows: Vec<(i64, String)> = c
+                .prepare("SELECT id, payload FROM outbox")?
+                .query_map(params![], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            for (id, payload) in rows {
+                if crate::events::is_status_of(&payload, &w, "delivered") {
+                    c.execute(sql, params![id])?;
+                }
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    }
+
     /// An older build's delivery of `wamid`: its decided time and event undone, a task due at
     /// `due` in their place.
     async fn as_an_older_build_left_it(s: &SqlStore, wamid: &str, due: Millis) {
+        on_delivered_event(s, wamid, "DELETE FROM outbox WHERE id = ?1").await;
         let w = wamid.to_string();
         s.write(move |c| {
             c.execute(
                 "UPDATE messages SET delivered_at = NULL WHERE id = ?1",
                 params![w],
             )?;
-            let ids: Vec<(i64, String)> = c
-                .prepare("SELECT id, payload FROM outbox")?
-                .query_map(params![], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<Result<_, _>>()?;
-            for (id, payload) in ids {
-                if crate::events::is_status_of(&payload, &w, "delivered") {
-                    c.execute("DELETE FROM outbox WHERE id = ?1", params![id])?;
-                }
-            }
             c.execute(
                 "INSERT INTO tasks (due_at, kind, subject) VALUES (?1, 'deliver', ?2)",
                 params![due, w],
@@ -3343,24 +3354,7 @@ mod tests {
 
         // a waiting event nobody receives (written `skipped`) is replaced as well
         let d = text_at(&s, &t, 1_700_000_400_000).await.unwrap().wamid;
-        let d2 = d.clone();
-        s.write(move |c| {
-            let rows: Vec<(i64, String)> = c
-                .prepare("SELECT id, payload FROM outbox")?
-                .query_map(params![], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<Result<_, _>>()?;
-            for (id, payload) in rows {
-                if crate::events::is_status_of(&payload, &d2, "delivered") {
-                    c.execute(
-                        "UPDATE outbox SET state = 'skipped' WHERE id = ?1",
-                        params![id],
-                    )?;
-                }
-            }
-            Ok(())
-        })
-        .await
-        .unwrap();
+        on_delivered_event(&s, &d, "UPDATE outbox SET state = 'skipped' WHERE id = ?1").await;
         // and a later event of another message stands between it and the outbox's end
         text_at(&s, &t, 1_700_000_450_000).await.unwrap();
         s.customer_action(&scope, read(&d, 1_700_000_500_000))
@@ -3379,21 +3373,7 @@ mod tests {
         // a waiting event already claimed (a node whose clock runs ahead took it as due) stays:
         // the early delivery comes as a second event
         let e = text_at(&s, &t, 1_700_000_550_000).await.unwrap().wamid;
-        let e2 = e.clone();
-        s.write(move |c| {
-            let rows: Vec<(i64, String)> = c
-                .prepare("SELECT id, payload FROM outbox")?
-                .query_map(params![], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<Result<_, _>>()?;
-            for (id, payload) in rows {
-                if crate::events::is_status_of(&payload, &e2, "delivered") {
-                    c.execute("UPDATE outbox SET attempts = 1 WHERE id = ?1", params![id])?;
-                }
-            }
-            Ok(())
-        })
-        .await
-        .unwrap();
+        on_delivered_event(&s, &e, "UPDATE outbox SET attempts = 1 WHERE id = ?1").await;
         s.customer_action(&scope, read(&e, 1_700_000_560_000))
             .await
             .unwrap();
