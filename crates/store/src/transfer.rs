@@ -27,7 +27,8 @@ pub struct TransferStats {
 
 /// Tables of one backend only, and the cache counter `config_version`: never moved. (SQLite's
 /// chains of messages are built again after an import: the rowids are new; so are the blocks
-/// of its outbox's ids.)
+/// of its outbox's ids. PostgreSQL's running reach count is built again from `reach_log`, as
+/// SQLite's writer builds its own in memory.)
 const SKIP: &[&str] = &[
     "schema_migrations",
     "pacing_buckets",
@@ -35,6 +36,8 @@ const SKIP: &[&str] = &[
     "config_version",
     "message_heads",
     "outbox_blocks",
+    "reach_recent",
+    "reach_counts",
 ];
 
 /// Columns of one backend only, never moved: SQLite's links of a message into its chains

@@ -925,6 +925,23 @@ async fn upstream_5xx_is_transient_and_nothing_is_recorded() {
         .await;
     assert_transient(&r);
     assert_eq!(used_24h(&gw, &t).await, 0, "released");
+    // and the writer's running count, which the next send reads, gave it back too
+    let check = gw
+        .post(
+            &format!("/greenlight/v1/{}/messages/check", t.phone_id),
+            &t.token,
+            template_body("15557770001", "order_update"),
+        )
+        .await;
+    assert_eq!(
+        (
+            &check.body["messaging_limit"]["used"],
+            &check.body["messaging_limit"]["already_reached"]
+        ),
+        (&json!(0), &json!(false)),
+        "{}",
+        check.body
+    );
     f.fail.store(false, Ordering::SeqCst);
     wamid_of(
         &gw.send(&t, template_body("15557770001", "order_update"))

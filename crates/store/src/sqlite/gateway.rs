@@ -35,13 +35,13 @@ const UPSTREAM_COLS: &str =
     "business_id, waba_id, access_token_sealed, app_secret_sealed, verify_token_hash";
 
 /// Undoes what a reservation took from the messaging limit and the marketing cap.
-fn undo(conn: &Conn, r: &Reservation) -> StoreResult<()> {
+fn undo(conn: &Conn, mem: &mut Memory, r: &Reservation) -> StoreResult<()> {
     if let Some(at) = r.reach_at {
         conn.prepare_cached(
             "DELETE FROM reach_log WHERE business_id = ?1 AND wa_id = ?2 AND at = ?3",
         )?
         .execute(params![r.business_id, r.wa_id, at])?;
-        super::ops::invalidate_reach(conn, &r.business_id)?;
+        super::ops::invalidate_reach(conn, mem, &r.business_id)?;
     }
     if let Some(at) = r.marketing_at {
         conn.prepare_cached(
@@ -694,7 +694,7 @@ impl GatewayStore for SqliteStore {
         self.write_mem(move |c, mem| {
             let b = &scope.business_id;
             if !(200..300).contains(&answer.status) {
-                undo(c, &r)?;
+                undo(c, mem, &r)?;
                 let e = &answer.body["error"];
                 let err = ApiError::new(
                     answer.status,
@@ -766,7 +766,7 @@ impl GatewayStore for SqliteStore {
     }
 
     async fn gateway_release(&self, _scope: &Scope, r: Reservation) -> StoreResult<()> {
-        self.write(move |c| undo(c, &r)).await
+        self.write_mem(move |c, mem| undo(c, mem, &r)).await
     }
 
     async fn gateway_ingest(

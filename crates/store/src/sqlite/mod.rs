@@ -159,8 +159,10 @@ pub(crate) struct Memory {
     pub facts: ops::Prefetched,
     /// SQLite: each customer's facts as the last send to it left them ([`ops::PairFacts`]).
     pub pair_facts: ops::PairFacts,
-    /// SQLite: each business's running reach count ([`ops::ReachCount`]).
-    pub reach: HashMap<String, ops::ReachCount>,
+    /// SQLite: the customers each business reached in the moving 24 h ([`ops::ReachSet`]):
+    /// `reach_log` read forward, forgotten only when a job took rows out of the log or the
+    /// writer rolled back ([`Memory::forget_reach`]).
+    pub reach: HashMap<String, ops::ReachSet>,
     /// Batches this writer has ended (committed or rolled back): which batch a job ran in.
     pub batches: u64,
     /// SQLite: threads and numbers as chains of messages (`chains.rs`).
@@ -279,9 +281,14 @@ impl Memory {
         self.config_held = false;
         self.facts.clear();
         self.pair_facts.clear();
-        self.reach.clear();
         // a block's row written by a job that rolled back is gone with it
         self.outbox_blocks.clear();
+    }
+
+    /// Drops every business's [`ops::ReachSet`]: writes were rolled back, `reach_log`'s among
+    /// them perhaps (the sets are the log read forward; they are read from it again).
+    pub(crate) fn forget_reach(&mut self) {
+        self.reach.clear();
     }
 
     /// PostgreSQL: the buckets the batch changed so far, to restore if a job's savepoint rolls
@@ -844,6 +851,7 @@ impl SqlStore {
                     // nor anything it read or counted into the writer's per-customer memory (a
                     // running reach count it pruned or counted, say)
                     w.mem.forget_facts();
+                    w.mem.forget_reach();
                     if let (Some(c), Some(n)) = (w.mem.chains.as_mut(), links) {
                         c.truncate(n);
                     }
@@ -1198,6 +1206,7 @@ fn writer_loop(
                 if w.poisoned {
                     // nothing of the batch commits: the sends after read afresh
                     w.mem.forget_facts();
+                    w.mem.forget_reach();
                     if !was_poisoned {
                         // this job failed after writing: the jobs not run yet wait for the next
                         // batch rather than fail with this one, once (when every write fails, a
@@ -1246,6 +1255,7 @@ fn writer_loop(
             // what they hold may be undone
             w.mem.forget_config();
             w.mem.forget_facts();
+            w.mem.forget_reach();
         }
         if let Err(e) = &commit {
             tracing::error!(error = %e, jobs = finishers.len(), "batch commit failed; rolling back");

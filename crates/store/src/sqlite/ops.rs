@@ -414,9 +414,6 @@ pub(crate) struct CustomerFacts {
     /// PostgreSQL only (SQLite keeps the buckets in the writer's memory): the number's and the
     /// pair's bucket rows, if any.
     buckets: (Option<Bucket>, Option<Bucket>),
-    /// SQLite only: when a business-initiated send from this number last reached the customer,
-    /// as that send recorded it in `reach_recent` (see [`reach`]); `None` when not known.
-    reached_at: Option<Millis>,
 }
 
 /// SQLite: each (number, customer)'s [`CustomerFacts`] as the last send to it left them, for
@@ -446,8 +443,8 @@ pub(crate) struct PairFacts {
     pub taken: u64,
 }
 
-/// Customers whose facts the SQLite writer keeps at most: 152 bytes each in their map (two maps
-/// of up to 50,000, which hashbrown sizes to 65,536 slots: ~20 MB), plus each user id's text
+/// Customers whose facts the SQLite writer keeps at most: 144 bytes each in their map (two maps
+/// of up to 50,000, which hashbrown sizes to 65,536 slots: ~19 MB), plus each user id's text
 /// (~32 bytes), plus for those sent a template their consent records (~150 bytes for one):
 /// ~23 MB at most, ~38 MB if every one was sent a template (docs/BENCHMARKS.md, twenty-third,
 /// twenty-fourth and thirty-third rounds).
@@ -469,8 +466,6 @@ struct KeptFacts {
     marketing_stopped: bool,
     /// Boxed: 8 bytes fewer an entry than a `Vec`.
     consents: Option<Box<[Consent]>>,
-    /// 8 bytes, not 16: a reach at the epoch's very millisecond is kept as not known (read).
-    reached_at: Option<std::num::NonZeroI64>,
 }
 
 impl KeptFacts {
@@ -484,7 +479,6 @@ impl KeptFacts {
             blocked: f.blocked,
             marketing_stopped: f.marketing_stopped,
             consents: f.consents.map(Vec::into_boxed_slice),
-            reached_at: f.reached_at.and_then(std::num::NonZeroI64::new),
         }
     }
 
@@ -498,7 +492,6 @@ impl KeptFacts {
             marketing_stopped: self.marketing_stopped,
             consents: self.consents.map(Vec::from),
             buckets: (None, None),
-            reached_at: self.reached_at.map(std::num::NonZeroI64::get),
         }
     }
 }
@@ -684,7 +677,6 @@ fn to_facts(r: &crate::db::Row<'_>, pg: bool) -> crate::db::Result<CustomerFacts
         } else {
             (None, None)
         },
-        reached_at: None,
     })
 }
 
@@ -950,78 +942,118 @@ fn consents(conn: &Conn, business_id: &str, wa_id: &str) -> StoreResult<Vec<Cons
     Ok(out)
 }
 
-/// SQLite: a business's running reach count as the writer last read or left it (its
-/// `reach_counts` row) and `oldest`, no later than the earliest `last_at` of its
-/// `reach_recent` rows: until the window's start passes it, no row can leave the window and
-/// the pruning `DELETE` is not run. Template sends keep it true ([`record_reach`]: a reach
-/// moves a row's `last_at` to `now` if that is later, or adds a row at `now`, and `oldest`
-/// becomes at most `now`); the writer forgets it with the customers' facts (before any other
-/// job, after a rolled-back batch or job).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct ReachCount {
-    n: i64,
-    pruned_to: Millis,
-    oldest: Millis,
+/// SQLite: the customers a business's business-initiated sends reached in the moving 24 h, as
+/// the writer keeps them: each customer's last reach (`last`, the count is its length) and the
+/// reaches in time order (`order`, which the window's start walks to let customers go). It is
+/// `reach_log` read forward: built from the log (the reaches after the window's start, the
+/// latest of each customer) the first time a business needs it, kept by its sends, and built
+/// again when the window's start goes back before a reach it let go (`removed_to`: the clock
+/// was set back) or after the writer rolled back (see [`Memory::forget_reach`]). PostgreSQL's
+/// writers share the count through tables (`reach_recent`, `reach_counts`) instead.
+#[derive(Debug, Default)]
+pub(crate) struct ReachSet {
+    last: crate::keys::HashMap<Box<str>, Millis>,
+    /// One entry per reach kept (a customer's earlier ones stay until the window passes them
+    /// or the order is compacted), oldest first.
+    order: std::collections::VecDeque<(Millis, Box<str>)>,
+    /// The latest time of a reach this set let go, or the window start it was built at: a
+    /// window start before it needs the log again.
+    removed_to: Millis,
+}
+
+/// Entries of [`ReachSet::order`] beyond twice its customers before it is compacted.
+const REACH_ORDER_SLACK: usize = 64;
+
+impl ReachSet {
+    /// From the log: the reaches after `since`, each customer's latest.
+    fn read(conn: &Conn, business_id: &str, since: Millis) -> StoreResult<ReachSet> {
+        let mut set = ReachSet {
+            removed_to: since,
+            ..ReachSet::default()
+        };
+        conn.prepare_cached(
+            "SELECT wa_id, MAX(at) AS last FROM reach_log WHERE business_id = ?1 AND at > ?2 \
+             GROUP BY wa_id ORDER BY last",
+        )?
+        .for_each(params![business_id, since], |r| {
+            let (wa_id, at): (String, Millis) = (r.get(0)?, r.get(1)?);
+            let wa_id = wa_id.into_boxed_str();
+            set.order.push_back((at, wa_id.clone()));
+            set.last.insert(wa_id, at);
+            Ok(())
+        })?;
+        Ok(set)
+    }
+
+    /// Lets go of the customers whose last reach is at or before `since`.
+    fn prune(&mut self, since: Millis) {
+        while self.order.front().is_some_and(|(at, _)| *at <= since) {
+            let Some((at, wa_id)) = self.order.pop_front() else {
+                break;
+            };
+            self.removed_to = self.removed_to.max(at);
+            if self.last.get(&wa_id) == Some(&at) {
+                self.last.remove(&wa_id);
+            }
+        }
+    }
+
+    /// A reach of `wa_id` at `now`. A customer's last reach never moves back (as the log's
+    /// latest does not).
+    fn add(&mut self, wa_id: &str, now: Millis) {
+        match self.last.get_mut(wa_id) {
+            Some(t) if *t >= now => return,
+            Some(t) => *t = now,
+            None => {
+                self.last.insert(wa_id.into(), now);
+            }
+        }
+        let entry = (now, Box::<str>::from(wa_id));
+        if self.order.back().is_none_or(|(t, _)| *t <= now) {
+            self.order.push_back(entry);
+        } else {
+            // the clock went back: in its place
+            let i = self.order.partition_point(|(t, _)| *t <= now);
+            self.order.insert(i, entry);
+        }
+        if self.order.len() > 2 * self.last.len() + REACH_ORDER_SLACK {
+            // the customers' earlier reaches go: one entry each, in order
+            let mut order: Vec<(Millis, Box<str>)> =
+                self.last.iter().map(|(w, t)| (*t, w.clone())).collect();
+            order.sort_unstable();
+            self.order = order.into();
+        }
+    }
 }
 
 /// Distinct customers reached by business-initiated sends in the 24 h before `now`, and
-/// whether `wa_id` is one of them: from the running count (`reach_recent`, `reach_counts`),
-/// after pruning the customers whose last reach left the window. Amortised O(1) per send. On
-/// SQLite the count is the writer's ([`ReachCount`]): one primary-key read per send, or none
-/// when `reached_at` (the pair's kept facts: a reach this writer recorded, see
-/// [`CustomerFacts`]) is inside the window.
-///
-/// Why the kept time answers "is there a row": a row's `last_at` only moves forward (the
-/// upsert keeps the later time), a pruning removes only rows at or before its window start and
-/// raises `pruned_to` to it, and a rebuild makes a row for every logged reach after its window
-/// start. So a reach logged at `t` after `pruned_to` has its row; on the fast path `pruned_to`
-/// is at or before the window start, which is before `t`. A job that takes reaches out of the
-/// log (the gateway's undo) may change facts, so the writer forgets the kept times first.
+/// whether `wa_id` is one of them. On SQLite from the writer's [`ReachSet`] (no read once it
+/// is built); on PostgreSQL from the running count's tables (`reach_recent`, `reach_counts`),
+/// after pruning the customers whose last reach left the window. Amortised O(1) per send.
 fn reach(
     conn: &Conn,
     mem: &mut Memory,
     business_id: &str,
     wa_id: &str,
     now: Millis,
-    reached_at: Option<Millis>,
 ) -> StoreResult<(u64, bool)> {
     let since = now - DAY;
-    if let Some(r) = mem.reach.get(business_id).copied() {
-        if since >= r.pruned_to && since < r.oldest {
-            // nothing can have left the window: every row is a customer reached since
-            let already = match reached_at {
-                Some(t) if t > since => true,
-                _ => has_reach_row(conn, business_id, wa_id)?,
-            };
-            return Ok((r.n.max(0) as u64, already));
-        }
+    if conn.is_pg() {
+        return reach_read(conn, business_id, wa_id, since);
     }
-    let (n, already) = reach_read(conn, business_id, wa_id, since)?;
-    if !conn.is_pg() {
-        let (pruned_to, oldest): (Millis, Option<Millis>) = conn
-            .prepare_cached(
-                "SELECT (SELECT pruned_to FROM reach_counts WHERE business_id = ?1), \
-                 (SELECT MIN(last_at) FROM reach_recent WHERE business_id = ?1)",
-            )?
-            .query_row(params![business_id], |r| {
-                Ok((
-                    r.get::<_, Option<Millis>>(0)?.unwrap_or(Millis::MAX),
-                    r.get(1)?,
-                ))
-            })?;
-        mem.reach.insert(
-            business_id.to_string(),
-            ReachCount {
-                n: n as i64,
-                pruned_to,
-                oldest: oldest.unwrap_or(Millis::MAX),
-            },
-        );
-    }
-    Ok((n, already))
+    let set = match mem.reach.get_mut(business_id) {
+        Some(set) if since >= set.removed_to => set,
+        _ => mem
+            .reach
+            .entry_ref(business_id)
+            .insert(ReachSet::read(conn, business_id, since)?)
+            .into_mut(),
+    };
+    set.prune(since);
+    Ok((set.last.len() as u64, set.last.contains_key(wa_id)))
 }
 
-/// [`reach`] from the tables alone.
+/// PostgreSQL: [`reach`] from the tables.
 fn reach_read(
     conn: &Conn,
     business_id: &str,
@@ -1076,7 +1108,7 @@ fn has_reach_row(conn: &Conn, business_id: &str, wa_id: &str) -> StoreResult<boo
 }
 
 /// A business-initiated send reached `wa_id` at `now` (`already`: as [`reach`] said): the log,
-/// and the running count, in its tables and the writer's [`ReachCount`].
+/// and the running count: the writer's [`ReachSet`] (SQLite) or its tables (PostgreSQL).
 fn record_reach(
     conn: &Conn,
     mem: &mut Memory,
@@ -1086,21 +1118,22 @@ fn record_reach(
     already: bool,
 ) -> StoreResult<()> {
     conn.defer_row(&REACH_ROW, params![business_id, wa_id, now])?;
+    if !conn.is_pg() {
+        // `reach` built the set in this job; were it gone, the next one is read from the log,
+        // which holds this reach
+        if let Some(set) = mem.reach.get_mut(business_id) {
+            set.add(wa_id, now);
+        }
+        return Ok(());
+    }
     // the running count (`reach` read it, so the business's row exists); a row's `last_at`
-    // never moves back (a clock set back does not shorten a reach already counted), which the
-    // kept reach times rely on (see `reach`)
+    // never moves back (a clock set back does not shorten a reach already counted)
     conn.defer(
         "INSERT INTO reach_recent (business_id, wa_id, last_at) VALUES (?1, ?2, ?3) \
          ON CONFLICT (business_id, wa_id) DO UPDATE SET last_at = \
          CASE WHEN excluded.last_at > reach_recent.last_at THEN excluded.last_at ELSE reach_recent.last_at END",
         params![business_id, wa_id, now],
     )?;
-    if let Some(r) = mem.reach.get_mut(business_id) {
-        // the row's `last_at` is now `now` or later: no later than `now` is still a bound on
-        // all of them
-        r.oldest = r.oldest.min(now);
-        r.n += i64::from(!already);
-    }
     if !already {
         conn.defer(
             "UPDATE reach_counts SET n = n + 1 WHERE business_id = ?1",
@@ -1110,7 +1143,7 @@ fn record_reach(
     Ok(())
 }
 
-/// Rebuilds a business's running reach count from `reach_log` (window start `since`).
+/// PostgreSQL: rebuilds a business's running reach count from `reach_log` (window start `since`).
 fn rebuild_reach(conn: &Conn, business_id: &str, since: Millis) -> StoreResult<i64> {
     conn.prepare_cached("DELETE FROM reach_recent WHERE business_id = ?1")?
         .execute(params![business_id])?;
@@ -1130,9 +1163,16 @@ fn rebuild_reach(conn: &Conn, business_id: &str, since: Millis) -> StoreResult<i
 
 /// Makes the next template send of the business rebuild its running reach count from
 /// `reach_log` (after rows were taken out of the log).
-pub(crate) fn invalidate_reach(conn: &Conn, business_id: &str) -> StoreResult<()> {
-    conn.prepare_cached("DELETE FROM reach_counts WHERE business_id = ?1")?
-        .execute(params![business_id])?;
+pub(crate) fn invalidate_reach(
+    conn: &Conn,
+    mem: &mut Memory,
+    business_id: &str,
+) -> StoreResult<()> {
+    mem.reach.remove(business_id);
+    if conn.is_pg() {
+        conn.prepare_cached("DELETE FROM reach_counts WHERE business_id = ?1")?
+            .execute(params![business_id])?;
+    }
     Ok(())
 }
 
@@ -1255,14 +1295,7 @@ pub(crate) fn evaluate(
         }
     };
     let (distinct, already) = if is_template {
-        reach(
-            conn,
-            mem,
-            &scope.business_id,
-            &wa_id,
-            now,
-            customer.reached_at,
-        )?
+        reach(conn, mem, &scope.business_id, &wa_id, now)?
     } else {
         (0, false)
     };
@@ -1723,15 +1756,10 @@ fn send_tx(
         let Evaluated {
             pair,
             facts: mut left,
-            effects,
             ..
         } = ev;
         if failed.is_none() {
             left.window = window_after;
-        }
-        if effects.record_reach {
-            // `record_reach` logged it, and its row's `last_at` is at least this (`reach`)
-            left.reached_at = Some(left.reached_at.map_or(now, |t| t.max(now)));
         }
         left.user_id = Some(user_id);
         mem.pair_facts
@@ -3658,7 +3686,6 @@ mod tests {
             marketing_stopped: false,
             consents: None,
             buckets: (None, None),
-            reached_at: None,
         };
         let mut p = PairFacts::default();
         p.kept.max = Some(4);
@@ -3707,7 +3734,6 @@ mod tests {
                 revoked_reason: Some("keyword:STOP".into()),
             }]),
             buckets: (None, None),
-            reached_at: Some(11),
         };
         p.put(g, b, PairKey::of(phone, wa), f.clone());
         assert!(p.take(b, &PairKey::of(phone, "165055512340")).is_none());
@@ -3715,7 +3741,6 @@ mod tests {
         assert_eq!(back.window, f.window);
         assert_eq!(back.user_id, f.user_id);
         assert_eq!(back.consents, f.consents);
-        assert_eq!(back.reached_at, Some(11));
         assert_eq!(
             (
                 back.config_version,
@@ -3738,19 +3763,19 @@ mod tests {
         );
         assert_eq!(
             std::mem::size_of::<(PairKey, KeptFacts)>(),
-            152,
+            144,
             "as PAIR_FACTS_MAX's memory says"
         );
     }
 
-    /// The writer's running reach count answers as the tables alone do, for any sequence of
-    /// reaches and clocks (forward through the window's edge, and back), without a job in
-    /// between to make it forget: one database is driven with the count kept across steps and
-    /// each (number, customer)'s kept reach time (two numbers of one business reach the same
-    /// customers), the other read afresh at each step; and, while the clock only went forward,
-    /// as counting the log's distinct customers does.
+    /// The writer's running reach count answers as the log read afresh does, for any sequence
+    /// of reaches and clocks (forward through the window's edge, and back): one database is
+    /// driven with the count kept across steps (now and then forgotten, as after a rollback),
+    /// the other read from its log at each step; and, while the clock only went forward, as
+    /// counting the log's distinct customers does. The kept order stays bounded by its
+    /// customers however often they are reached.
     #[test]
-    fn the_kept_reach_count_answers_as_the_tables_do() {
+    fn the_kept_reach_count_answers_as_the_log_does() {
         use proptest::prelude::*;
         let open = || {
             let c = rusqlite::Connection::open_in_memory().unwrap();
@@ -3761,14 +3786,12 @@ mod tests {
             cases: 128,
             ..ProptestConfig::default()
         };
-        proptest!(config, |(steps in prop::collection::vec((0usize..6, 0i64..9, any::<bool>(), any::<bool>(), any::<bool>()), 1..60))| {
+        proptest!(config, |(steps in prop::collection::vec((0usize..6, 0i64..9, any::<bool>(), any::<bool>()), 1..80))| {
             let (kept_db, fresh_db) = (open(), open());
             let mut kept = Memory::default();
-            // (number, customer) → the reach time its sends recorded, as `PairFacts` keeps it
-            let mut kept_at: std::collections::HashMap<(bool, usize), Millis> = Default::default();
             let mut now: Millis = 1_700_000_000_000;
             let mut went_back = false;
-            for (customer, hours, back, record, number) in steps {
+            for (customer, hours, back, record) in steps {
                 // mostly forward, by up to 8 h (the 24 h window's edge is crossed often), now
                 // and then back by 30 h or by minutes; now and then the writer forgets
                 match (back, hours) {
@@ -3780,17 +3803,15 @@ mod tests {
                         now -= 60_000 * customer as i64;
                         went_back |= customer > 0;
                     }
-                    (true, 2) => {
-                        kept.forget_facts();
-                        kept_at.clear();
-                    }
+                    (true, 2) => kept.forget_reach(),
+                    // the same instant again (the customer's second reach of it)
+                    (true, 3) => {}
                     _ => now += hours * 3_600_000 + customer as i64,
                 }
                 let wa = format!("1555000000{customer}");
-                let at = kept_at.get(&(number, customer)).copied();
-                let a = reach(&kept_db, &mut kept, "b", &wa, now, at).unwrap();
+                let a = reach(&kept_db, &mut kept, "b", &wa, now).unwrap();
                 let mut fresh = Memory::default();
-                let b = reach(&fresh_db, &mut fresh, "b", &wa, now, None).unwrap();
+                let b = reach(&fresh_db, &mut fresh, "b", &wa, now).unwrap();
                 prop_assert_eq!(a, b, "at {} for {}", now, wa);
                 // and as the log says: the customers with a reach since the window's start
                 // (a clock that went back leaves reaches "in the future", which the count and
@@ -3812,22 +3833,84 @@ mod tests {
                 if record {
                     record_reach(&kept_db, &mut kept, "b", &wa, now, a.1).unwrap();
                     record_reach(&fresh_db, &mut fresh, "b", &wa, now, b.1).unwrap();
-                    // as `send_tx` keeps it
-                    let t = kept_at.entry((number, customer)).or_insert(now);
-                    *t = (*t).max(now);
                 }
-                // the count in the table is the rows', as the tables alone keep it
-                if let Some(r) = kept.reach.get("b") {
-                    let rows: i64 = match &kept_db {
-                        Conn::Sqlite(c) => c
-                            .query_row("SELECT n FROM reach_counts WHERE business_id = 'b'", [], |r| r.get(0))
-                            .unwrap(),
-                        _ => unreachable!(),
-                    };
-                    prop_assert_eq!(r.n, rows);
+                if let Some(set) = kept.reach.get("b") {
+                    prop_assert!(set.order.len() <= 2 * set.last.len() + REACH_ORDER_SLACK + 1);
+                    prop_assert!(set.order.iter().zip(set.order.iter().skip(1)).all(|(x, y)| x.0 <= y.0), "in time order");
                 }
             }
         });
+    }
+
+    /// The writer's running count holds only reaches that committed: a batch that failed after
+    /// a send counted its customer leaves the count as the log is (the writer reads it again),
+    /// and a committed reach counts from then on, with no read of the log.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reach_of_a_rolled_back_batch_is_not_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqlStore::open(
+            &dir.path().join("t.db").to_string_lossy(),
+            SqliteOptions::default(),
+        )
+        .unwrap();
+        const T: Millis = 1_700_000_000_000;
+        let r = s
+            .write_fast(|c, m| {
+                assert_eq!(reach(c, m, "b", "15550001", T)?, (0, false));
+                record_reach(c, m, "b", "15550001", T, false)?;
+                assert_eq!(
+                    reach(c, m, "b", "15550001", T)?,
+                    (1, true),
+                    "counted in the job"
+                );
+                Err::<(), _>(StoreError::Internal("boom".into()))
+            })
+            .await;
+        assert!(matches!(r, Err(StoreError::Internal(_))));
+        let after = s
+            .write_fast(|c, m| reach(c, m, "b", "15550001", T + 1))
+            .await;
+        assert_eq!(after.unwrap(), (0, false), "rolled back with its batch");
+        s.write_fast(|c, m| {
+            reach(c, m, "b", "15550002", T + 2)?;
+            record_reach(c, m, "b", "15550002", T + 2, false)
+        })
+        .await
+        .unwrap();
+        let kept = s
+            .write_fast(|c, m| {
+                // the log alone would still say so; emptied, only the kept count answers
+                c.execute("DELETE FROM reach_log", [])?;
+                reach(c, m, "b", "15550002", T + 3)
+            })
+            .await;
+        assert_eq!(kept.unwrap(), (1, true), "kept, not read again");
+    }
+
+    /// A customer reached again and again keeps one entry of the order, not one a reach: the
+    /// order is compacted when it holds twice its customers (and the slack) and answers as
+    /// before.
+    #[test]
+    fn a_reach_set_compacts_its_order() {
+        let mut set = ReachSet::default();
+        for i in 0..1_000 {
+            set.add(&format!("1555{}", i % 3), 1_000 + i);
+        }
+        assert_eq!(set.last.len(), 3);
+        assert!(
+            set.order.len() <= 2 * 3 + REACH_ORDER_SLACK + 1,
+            "{}",
+            set.order.len()
+        );
+        set.prune(1_000 + 997);
+        assert_eq!(
+            set.last.len(),
+            2,
+            "the customer last reached at 997 left the window"
+        );
+        set.prune(1_000 + 999);
+        assert!(set.last.is_empty());
+        assert_eq!(set.removed_to, 1_999);
     }
 
     /// A message's stored pricing (as the send writes it) reads back as the pricing it was

@@ -283,10 +283,10 @@ CREATE TABLE IF NOT EXISTS reach_log (
     at          INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS reach_business_at ON reach_log(business_id, at);
--- By business and customer: every business-initiated send wrote it, and since `reach_recent`
--- answers "reached in the last 24 h?" only that table's rebuild and the gateway's undo of one
--- row read it; both walk `reach_business_at` as well (a business's rows since a time, or at one
--- time).
+-- By business and customer: every business-initiated send wrote it, and since the running
+-- count answers "reached in the last 24 h?" only that count's build and the gateway's undo of
+-- one row read it; both walk `reach_business_at` as well (a business's rows since a time, or at
+-- one time).
 DROP INDEX IF EXISTS reach_customer;
 
 -- Marketing templates per customer, for the per-customer marketing cap.
@@ -551,21 +551,11 @@ CREATE TRIGGER IF NOT EXISTS config_opt_ins_insert AFTER INSERT ON opt_ins BEGIN
 CREATE TRIGGER IF NOT EXISTS config_opt_ins_update AFTER UPDATE ON opt_ins BEGIN UPDATE config_version SET n = n + 1 WHERE id = 1; END;
 CREATE TRIGGER IF NOT EXISTS config_opt_ins_delete AFTER DELETE ON opt_ins BEGIN UPDATE config_version SET n = n + 1 WHERE id = 1; END;
 
--- The messaging limit's running count (docs/COMPLIANCE.md): the customers reached by
--- business-initiated sends in the last 24 h, one row each with the last time, and their number
--- per business. A template send prunes the rows that left the window (counting them out) and
--- reads one row and the count, instead of counting distinct customers over `reach_log` (which
--- grew with every send of the day). Built from `reach_log` the first time a business needs it,
--- and again whenever the count cannot be trusted (`reach_counts` row deleted).
-CREATE TABLE IF NOT EXISTS reach_recent (
-    business_id TEXT NOT NULL,
-    wa_id       TEXT NOT NULL,
-    last_at     INTEGER NOT NULL,
-    PRIMARY KEY (business_id, wa_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS reach_recent_at ON reach_recent(business_id, last_at);
-CREATE TABLE IF NOT EXISTS reach_counts (
-    business_id TEXT PRIMARY KEY,
-    n           INTEGER NOT NULL,   -- rows of the business in reach_recent
-    pruned_to   INTEGER NOT NULL    -- the last window start rows were pruned at
-) WITHOUT ROWID;
+-- The messaging limit's running count (docs/COMPLIANCE.md), the customers reached by
+-- business-initiated sends in the last 24 h, is the writer's memory on SQLite (`ReachSet`:
+-- `reach_log` read forward). Its tables, which every template send wrote (an upsert that moved
+-- the customer's entry in an index: ~12,000 instructions a send), are PostgreSQL's alone now;
+-- a database that has them loses them, so that an older build opening it again builds its
+-- count from the log rather than trusting one nobody kept.
+DROP TABLE IF EXISTS reach_recent;
+DROP TABLE IF EXISTS reach_counts;
