@@ -401,6 +401,52 @@ async fn an_unverified_business_reaches_250_new_customers_per_24_hours() {
     );
 }
 
+/// The count of customers reached is the reach log's: a restarted SQLite server (whose writer
+/// kept the count in memory) counts the customers the earlier one reached, and goes on.
+#[tokio::test]
+async fn the_messaging_limit_counts_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("limit.db").display());
+    let u = url.clone();
+    let app = spawn_with(move |l| l.database_url = Some(u)).await;
+    let t = with_templates(&app).await;
+    settings(&app, &t, json!({"pacing": false})).await;
+    let customer = |i: usize| format!("1555310{:04}", i);
+    for i in 0..3 {
+        opt_in(&app, &t, &customer(i), "all").await;
+    }
+    for i in 0..2 {
+        wamid_of(&app.send(&t, tpl(&customer(i), "order_update")).await);
+    }
+    app.stop().await;
+
+    let app = spawn_with(move |l| l.database_url = Some(url)).await;
+    let limit_of = |c: String| {
+        let (app, t) = (&app, &t);
+        async move {
+            let r = app
+                .post(
+                    &format!("/greenlight/v1/{}/messages/check", t.phone_id),
+                    &t.token,
+                    tpl(&c, "order_update"),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            (
+                r.body["messaging_limit"]["used"].clone(),
+                r.body["messaging_limit"]["already_reached"].clone(),
+            )
+        }
+    };
+    assert_eq!(limit_of(customer(1)).await, (json!(2), json!(true)));
+    assert_eq!(limit_of(customer(2)).await, (json!(2), json!(false)));
+    wamid_of(&app.send(&t, tpl(&customer(2), "order_update")).await);
+    assert_eq!(limit_of(customer(2)).await, (json!(3), json!(true)));
+    // a day later they have all left the window
+    app.advance(24 * 3600).await;
+    assert_eq!(limit_of(customer(0)).await, (json!(0), json!(false)));
+}
+
 #[tokio::test]
 async fn pair_rate_limit_paces_one_customer() {
     let app = spawn_app().await;
