@@ -725,7 +725,7 @@ impl GatewayStore for SqliteStore {
                 .as_str()
                 .map(str::to_string)
                 .unwrap_or_else(ids::wamid);
-            let verdicts = serde_json::to_string(&Stored(&r.verdicts)).map_err(internal)?;
+            let verdicts = Stored(&r.verdicts).to_json();
             let (link, [pair_prev, number_prev]) =
                 chains::link(mem.chains.as_ref(), c, &r.phone_id, &r.wa_id)?;
             let row = params![wamid, b, r.phone_id, r.wa_id, r.msg_type, json_col(&r.content)?, r.text, r.category, r.pricing, r.biz_opaque, verdicts, r.now, pair_prev, number_prev];

@@ -1647,7 +1647,7 @@ fn send_tx(
         conversation_id,
         req.biz_opaque_callback_data,
         status,
-        serde_json::to_string(&Stored(&d.verdicts)).map_err(internal)?,
+        Stored(&d.verdicts).to_json(),
         now,
         sent_at,
         delivered_at,
