@@ -421,8 +421,7 @@ pub(crate) struct CustomerFacts {
 /// template was sent, the customer's consent records: a send does not change them). A send takes its
 /// customer's entry (a send refused leaves none; one answered from its idempotency record
 /// takes none) and, once accepted and written, puts back what it leaves: the window as it
-/// decided it, the user id it used, when it reached the customer (a business-initiated send
-/// recorded in the reach count), the rest as it read them, which a send does not change.
+/// decided it, the user id it used, the rest as it read them, which a send does not change.
 /// The same rule as [`Prefetched`] keeps them true: the writer forgets them all before any job
 /// that may change them ([`super::Facts::May`]: every job but sends, deliveries and the webhook
 /// workers' claims, attempts and purges), after a send that recorded a violation, and after a
