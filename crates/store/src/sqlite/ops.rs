@@ -3151,12 +3151,14 @@ mod tests {
     /// `due` in their place.
     async fn as_an_older_build_left_it(s: &SqlStore, wamid: &str, due: Millis) {
         on_delivered_event(s, wamid, "DELETE FROM outbox WHERE id = ?1").await;
+        on_message(
+            s,
+            wamid,
+            "UPDATE messages SET delivered_at = NULL WHERE id = ?1",
+        )
+        .await;
         let w = wamid.to_string();
         s.write(move |c| {
-            c.execute(
-                "UPDATE messages SET delivered_at = NULL WHERE id = ?1",
-                params![w],
-            )?;
             c.execute(
                 "INSERT INTO tasks (due_at, kind, subject) VALUES (?1, 'deliver', ?2)",
                 params![due, w],
@@ -3165,6 +3167,14 @@ mod tests {
         })
         .await
         .unwrap();
+    }
+
+    /// Runs `sql` with `?1` the message id `wamid`.
+    async fn on_message(s: &SqlStore, wamid: &str, sql: &'static str) {
+        let w = wamid.to_string();
+        s.write(move |c| Ok(c.execute(sql, params![w])?))
+            .await
+            .unwrap();
     }
 
     /// A send decides its delivery: the message keeps `sent` with its `delivered_at` at the
@@ -3211,16 +3221,12 @@ mod tests {
         );
 
         as_an_older_build_left_it(&s, &a, SENT_B + 600_000).await;
-        let a2 = a.clone();
-        s.write(move |c| {
-            c.execute(
-                "UPDATE messages SET biz_opaque = 'order-7' WHERE id = ?1",
-                params![a2],
-            )?;
-            Ok(())
-        })
-        .await
-        .unwrap();
+        on_message(
+            &s,
+            &a,
+            "UPDATE messages SET biz_opaque = 'order-7' WHERE id = ?1",
+        )
+        .await;
         crate::Store::run_due(&s, SENT_B + 600_000, 64)
             .await
             .unwrap();
@@ -3245,16 +3251,12 @@ mod tests {
             .as_str()
             .is_some_and(|u| !u.is_empty()));
         // a task finds nothing to do for a message whose delivery its send decided
-        let b2 = b.clone();
-        s.write(move |c| {
-            c.execute(
-                "INSERT INTO tasks (due_at, kind, subject) VALUES (1, 'deliver', ?1)",
-                params![b2],
-            )?;
-            Ok(())
-        })
-        .await
-        .unwrap();
+        on_message(
+            &s,
+            &b,
+            "INSERT INTO tasks (due_at, kind, subject) VALUES (1, 'deliver', ?1)",
+        )
+        .await;
         crate::Store::run_due(&s, SENT_B + 700_000, 64)
             .await
             .unwrap();
