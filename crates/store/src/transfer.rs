@@ -27,7 +27,7 @@ pub struct TransferStats {
 
 /// Tables of one backend only, and the cache counter `config_version`: never moved. (SQLite's
 /// chains of messages are built again after an import: the rowids are new; so are the blocks
-/// of its outbox's ids. PostgreSQL's running reach count is built again from `reach_log`, as
+/// of its outbox's ids and of its reach log's rows. PostgreSQL's running reach count is built again from `reach_log`, as
 /// SQLite's writer builds its own in memory.)
 const SKIP: &[&str] = &[
     "schema_migrations",
@@ -36,6 +36,7 @@ const SKIP: &[&str] = &[
     "config_version",
     "message_heads",
     "outbox_blocks",
+    "reach_blocks",
     "reach_recent",
     "reach_counts",
 ];
@@ -307,6 +308,8 @@ fn import_tx(c: &Conn, input: &mut dyn BufRead) -> StoreResult<TransferStats> {
         crate::sqlite::chains::rebuild(c.sqlite().expect("SQLite"))?;
         // and so are the blocks of ids the outbox's skipped events are found by
         crate::sqlite::webhooks::rebuild_blocks(c.sqlite().expect("SQLite"))?;
+        // and those a business's rows of the reach log are found by
+        crate::sqlite::reach_blocks::rebuild(c.sqlite().expect("SQLite"))?;
     }
     if c.is_pg() {
         // move every id sequence past the imported ids

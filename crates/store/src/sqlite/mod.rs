@@ -29,6 +29,7 @@ mod compliance;
 mod consent;
 mod gateway;
 pub(crate) mod ops;
+pub(crate) mod reach_blocks;
 pub(crate) mod read;
 mod templates;
 
@@ -163,6 +164,9 @@ pub(crate) struct Memory {
     /// `reach_log` read forward, forgotten only when a job took rows out of the log or the
     /// writer rolled back ([`Memory::forget_reach`]).
     pub reach: HashMap<String, ops::ReachSet>,
+    /// SQLite: what the rows of `reach_blocks` this writer wrote cover
+    /// ([`reach_blocks::note`]), forgotten with [`Memory::forget_reach`].
+    pub reach_blocks: reach_blocks::Known,
     /// Batches this writer has ended (committed or rolled back): which batch a job ran in.
     pub batches: u64,
     /// SQLite: threads and numbers as chains of messages (`chains.rs`).
@@ -285,10 +289,13 @@ impl Memory {
         self.outbox_blocks.clear();
     }
 
-    /// Drops every business's [`ops::ReachSet`]: writes were rolled back, `reach_log`'s among
-    /// them perhaps (the sets are the log read forward; they are read from it again).
+    /// Drops every business's [`ops::ReachSet`] and what the writer knows of `reach_blocks`:
+    /// writes were rolled back, `reach_log`'s among them perhaps (the sets are the log read
+    /// forward; they are read from it again).
     pub(crate) fn forget_reach(&mut self) {
         self.reach.clear();
+        // and the rows of `reach_blocks` a rolled-back job wrote are gone
+        self.reach_blocks.clear();
     }
 
     /// PostgreSQL: the buckets the batch changed so far, to restore if a job's savepoint rolls
@@ -453,18 +460,21 @@ fn add_message_columns(c: &Connection) -> StoreResult<()> {
 }
 
 /// Creates what [`SCHEMA`] lists that the database lacks, and upgrades an older database
-/// ([`add_message_columns`], [`webhooks::write_blocks`], [`chains::ensure`]). Every opener
+/// ([`add_message_columns`], [`webhooks::write_blocks`], [`reach_blocks::write`],
+/// [`chains::ensure`]). Every opener
 /// runs it: the server and `greenlight import`.
 pub(crate) fn create_schema(c: &Connection) -> StoreResult<()> {
     c.execute_batch(SCHEMA)?;
     add_message_columns(c)?;
     webhooks::write_blocks(c)?;
+    reach_blocks::write(c)?;
     chains::ensure(c)
 }
 
-/// A database whose outbox's events have no blocks yet ([`webhooks::write_blocks`]) gets its
-/// schema upgraded on a connection of its own before the writer's opens it: building
-/// `outbox_listed` over a large outbox is one transaction, which the writer's connection
+/// A database whose outbox's events have no blocks yet ([`webhooks::write_blocks`]), or whose
+/// reach log has none ([`reach_blocks::write`]), gets its schema upgraded on a connection of its
+/// own before the writer's opens it: building `outbox_listed` over a large outbox, or dropping
+/// `reach_business_at` from a large log, is one transaction, which the writer's connection
 /// (`greenlight_walbuf`) would hold in memory whole, where SQLite's own spills to the log.
 fn upgrade_outbox_index(path: &str) -> StoreResult<()> {
     if !std::path::Path::new(path).exists() {
@@ -480,6 +490,15 @@ fn upgrade_outbox_index(path: &str) -> StoreResult<()> {
     )?;
     if outbox && !webhooks::blocks_written(&c)? {
         tracing::info!("upgrading the outbox's indexes (once)");
+        create_schema(&c)?;
+    }
+    let reach_log: bool = c.query_row(
+        "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'reach_log'",
+        [],
+        |r| r.get(0),
+    )?;
+    if reach_log && !reach_blocks::written(&c)? {
+        tracing::info!("upgrading the reach log's index (once)");
         create_schema(&c)?;
     }
     Ok(())

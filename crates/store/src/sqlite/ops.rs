@@ -970,11 +970,12 @@ impl ReachSet {
             removed_to: since,
             ..ReachSet::default()
         };
-        conn.prepare_cached(
-            "SELECT wa_id, MAX(at) AS last FROM reach_log WHERE business_id = ?1 AND at > ?2 \
-             GROUP BY wa_id ORDER BY last",
-        )?
-        .for_each(params![business_id, since], |r| {
+        conn.prepare_cached(concat!(
+            "SELECT r.wa_id, MAX(r.at) AS last FROM ",
+            super::reach_blocks::rows_between!(),
+            " GROUP BY r.wa_id ORDER BY last"
+        ))?
+        .for_each(params![business_id, since, Millis::MAX], |r| {
             let (wa_id, at): (String, Millis) = (r.get(0)?, r.get(1)?);
             let wa_id = wa_id.into_boxed_str();
             set.order.push_back((at, wa_id.clone()));
@@ -1118,6 +1119,7 @@ fn record_reach(
 ) -> StoreResult<()> {
     conn.defer_row(&REACH_ROW, params![business_id, wa_id, now])?;
     if !conn.is_pg() {
+        super::reach_blocks::note(conn, &mut mem.reach_blocks, business_id, now)?;
         // `reach` built the set in this job; were it gone, the next one is read from the log,
         // which holds this reach
         if let Some(set) = mem.reach.get_mut(business_id) {
@@ -3843,6 +3845,172 @@ mod tests {
         });
     }
 
+    /// A business's rows of the reach log found by its blocks (`reach_blocks.rs`) are those a
+    /// scan of the whole log finds, for any sequence of reaches of several businesses (times
+    /// forward, back and repeated; rows that start a new block; rows taken out by the gateway's
+    /// undo; the writer forgetting what it wrote): the running count's build, the messaging
+    /// limit's distinct count over any range, and every row within its block's bounds.
+    #[test]
+    fn a_business_s_reaches_found_by_its_blocks_are_the_log_s() {
+        use proptest::prelude::*;
+        let config = ProptestConfig {
+            cases: 96,
+            ..ProptestConfig::default()
+        };
+        proptest!(config, |(steps in prop::collection::vec(
+            (0usize..3, 0usize..8, -4i64..8, 0u8..8, 0i64..40, 0i64..40),
+            1..120,
+        ))| {
+            let c = rusqlite::Connection::open_in_memory().unwrap();
+            crate::sqlite::create_schema(&c).unwrap();
+            let db = Conn::Sqlite(c.into());
+            let mut mem = Memory::default();
+            let mut now: Millis = 1_700_000_000_000;
+            let mut reached: Vec<(String, String, Millis)> = Vec::new();
+            for (business, customer, hours, action, lo, hi) in steps {
+                let b = format!("b{business}");
+                let wa = format!("1555000000{customer}");
+                // by up to 8 h forward or 4 h back (a minute when 0: repeated times)
+                now += if hours == 0 { 60_000 } else { hours * 3_600_000 + customer as i64 };
+                match action {
+                    // the next row starts a block (another business's row ends this one)
+                    0 => {
+                        let sqlite = db.sqlite().unwrap();
+                        let top: i64 = sqlite
+                            .query_row("SELECT COALESCE(MAX(rowid), 0) FROM reach_log", [], |r| r.get(0))
+                            .unwrap();
+                        sqlite
+                            .execute(
+                                "INSERT INTO reach_log (rowid, business_id, wa_id, at) VALUES (?1, 'other', '1', ?2)",
+                                rusqlite::params![top | 4095, now],
+                            )
+                            .unwrap();
+                    }
+                    // the gateway's undo of an earlier reach
+                    1 if !reached.is_empty() => {
+                        let (ub, uw, at) = reached.remove(customer % reached.len());
+                        crate::sqlite::reach_blocks::delete_at(&db, &ub, &uw, at).unwrap();
+                    }
+                    2 => mem.forget_reach(),
+                    _ => {}
+                }
+                record_reach(&db, &mut mem, &b, &wa, now, false).unwrap();
+                reached.push((b.clone(), wa.clone(), now));
+                let sqlite = db.sqlite().unwrap();
+                let uncovered: i64 = sqlite
+                    .query_row(
+                        "SELECT COUNT(*) FROM reach_log r LEFT JOIN reach_blocks k \
+                         ON k.business_id = r.business_id AND k.block = r.rowid >> 12 \
+                         WHERE r.business_id <> 'other' \
+                         AND (k.block IS NULL OR r.at < k.min_at OR r.at > k.max_at)",
+                        [],
+                        |r| r.get(0),
+                    )
+                    .unwrap();
+                prop_assert_eq!(uncovered, 0, "every row within its block's bounds");
+                // a range around now, in hours, and the window the running count reads
+                let (from, to) = (now - lo * 3_600_000, now - lo * 3_600_000 + hi * 3_600_000);
+                for q in 0..3 {
+                    let q = format!("b{q}");
+                    let scan: i64 = sqlite
+                        .query_row(
+                            "SELECT COUNT(DISTINCT wa_id) FROM reach_log WHERE business_id = ?1 AND at > ?2 AND at <= ?3",
+                            rusqlite::params![q, from, to],
+                            |r| r.get(0),
+                        )
+                        .unwrap();
+                    let found = super::super::compliance::distinct_reached(&db, &q, from, to).unwrap();
+                    prop_assert_eq!(found, scan as u64, "{} in ({}, {}]", q, from, to);
+                    let mut log: Vec<(String, Millis)> = sqlite
+                        .prepare("SELECT wa_id, MAX(at) FROM reach_log WHERE business_id = ?1 AND at > ?2 GROUP BY wa_id")
+                        .unwrap()
+                        .query_map(rusqlite::params![q, from], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .unwrap()
+                        .collect::<Result<_, _>>()
+                        .unwrap();
+                    log.sort();
+                    let set = ReachSet::read(&db, &q, from).unwrap();
+                    let mut built: Vec<(String, Millis)> =
+                        set.last.iter().map(|(w, t)| (w.to_string(), *t)).collect();
+                    built.sort();
+                    prop_assert_eq!(built, log, "{} since {}", q, from);
+                }
+            }
+        });
+    }
+
+    /// A database from before `reach_blocks` (its log indexed by `reach_business_at`, no blocks)
+    /// gets its blocks written, with the bounds of their rows, and the index dropped when it is
+    /// opened; its reaches count as before.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reach_log_without_blocks_gets_them_when_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db").to_string_lossy().into_owned();
+        const T: Millis = 1_700_000_000_000;
+        let s = SqlStore::open(&path, SqliteOptions::default()).unwrap();
+        s.write_fast(|c, m| {
+            for i in 0..5_000i64 {
+                let b = if i % 3 == 0 { "b1" } else { "b2" };
+                record_reach(c, m, b, &format!("1555{}", i % 700), T + i * 1_000, false)?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+        s.close();
+        drop(s);
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(
+            "DELETE FROM reach_blocks; DELETE FROM meta WHERE key = 'reach_blocks'; \
+             CREATE INDEX reach_business_at ON reach_log(business_id, at);",
+        )
+        .unwrap();
+        drop(c);
+        let s = SqlStore::open(&path, SqliteOptions::default()).unwrap();
+        let (index, blocks, counts) = s
+            .write_fast(|c, _| {
+                let index: i64 = c.query_row(
+                    "SELECT COUNT(*) FROM sqlite_master WHERE name = 'reach_business_at'",
+                    params![],
+                    |r| r.get(0),
+                )?;
+                let mut st = c.prepare(
+                    "SELECT business_id, block, min_at, max_at FROM reach_blocks ORDER BY 1, 2",
+                )?;
+                let blocks: Vec<(String, i64, Millis, Millis)> = st
+                    .query_map(params![], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    })?
+                    .collect::<Result<_, _>>()?;
+                let counts = (
+                    super::super::compliance::distinct_reached(c, "b1", T - 1, T + 5_000_000)?,
+                    super::super::compliance::distinct_reached(
+                        c,
+                        "b2",
+                        T + 4_500_000,
+                        T + 5_000_000,
+                    )?,
+                );
+                Ok((index, blocks, counts))
+            })
+            .await
+            .unwrap();
+        assert_eq!(index, 0, "the index is dropped");
+        // rows 1..=4095 in block 0, 4096..=5000 in block 1; row n is reach n - 1
+        assert_eq!(
+            blocks,
+            [
+                ("b1".to_string(), 0, T, T + 4_092_000),
+                ("b1".to_string(), 1, T + 4_095_000, T + 4_998_000),
+                ("b2".to_string(), 0, T + 1_000, T + 4_094_000),
+                ("b2".to_string(), 1, T + 4_096_000, T + 4_999_000),
+            ]
+        );
+        // b1: every third reach, of customers i % 700 with i a multiple of 3: all 700;
+        // b2: reaches 4,501..=4,999 not multiples of 3 (333), of as many customers
+        assert_eq!(counts, (700, 333));
+    }
+
     /// The writer's running count holds only reaches that committed: a batch that failed after
     /// a send counted its customer leaves the count as the log is (the writer reads it again),
     /// and a committed reach counts from then on, with no read of the log.
@@ -3878,6 +4046,12 @@ mod tests {
         })
         .await
         .unwrap();
+        // the row of `reach_blocks` the failed job wrote went with it, and the writer forgot it:
+        // the committed reach's block has its row again, and the log's reach is found
+        let found = s
+            .write_fast(|c, _| super::super::compliance::distinct_reached(c, "b", T, T + 2))
+            .await;
+        assert_eq!(found.unwrap(), 1, "found by its block");
         let kept = s
             .write_fast(|c, m| {
                 // the log alone would still say so; emptied, only the kept count answers

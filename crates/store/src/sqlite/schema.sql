@@ -282,11 +282,22 @@ CREATE TABLE IF NOT EXISTS reach_log (
     wa_id       TEXT NOT NULL,
     at          INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS reach_business_at ON reach_log(business_id, at);
+-- A business's rows are found by blocks of the log's rowids (`sqlite/reach_blocks.rs`): a row
+-- per business and block of 4096 rowids (`rowid >> 12`) it has rows in, with bounds on their
+-- times (`min_at` at most, `max_at` at least, each row's `at`). The index by business and time
+-- it replaces, `reach_business_at` (PostgreSQL's), dirtied a page per business a commit;
+-- `SqlStore::open` writes an older database's blocks and drops that index.
+CREATE TABLE IF NOT EXISTS reach_blocks (
+    business_id TEXT NOT NULL,
+    block       INTEGER NOT NULL,
+    min_at      INTEGER NOT NULL,
+    max_at      INTEGER NOT NULL,
+    PRIMARY KEY (business_id, block)
+) WITHOUT ROWID;
 -- By business and customer: every business-initiated send wrote it, and since the running
 -- count answers "reached in the last 24 h?" only that count's build and the gateway's undo of
--- one row read it; both walk `reach_business_at` as well (a business's rows since a time, or at
--- one time).
+-- one row read it; both find a business's rows by its blocks as well (its rows since a time, or
+-- at one time).
 DROP INDEX IF EXISTS reach_customer;
 
 -- Marketing templates per customer, for the per-customer marketing cap.
