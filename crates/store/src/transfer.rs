@@ -333,3 +333,46 @@ fn import_tx(c: &Conn, input: &mut dyn BufRead) -> StoreResult<TransferStats> {
     }
     Ok(stats)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An import into SQLite gives the reach log's rows their new rowids' blocks: a business's
+    /// reaches are found by them (`sqlite/reach_blocks.rs`), as in the database exported.
+    #[test]
+    fn an_import_into_sqlite_finds_the_reach_log_by_its_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = |name: &str| format!("sqlite://{}", dir.path().join(name).display());
+        let source = open(&url("source.db")).unwrap();
+        source
+            .execute_batch(
+                "INSERT INTO reach_log (business_id, wa_id, at) VALUES \
+                 ('b1', '15550001', 10), ('b2', '15550001', 20), ('b1', '15550002', 30), \
+                 ('b1', '15550001', 40)",
+            )
+            .unwrap();
+        crate::sqlite::reach_blocks::rebuild(source.sqlite().unwrap()).unwrap();
+        drop(source);
+        let mut dump = Vec::new();
+        export(&url("source.db"), &mut dump).unwrap();
+        import(&url("target.db"), &mut &dump[..]).unwrap();
+        let target = open(&url("target.db")).unwrap();
+        let count = |b: &str, from: i64, to: i64| -> i64 {
+            target
+                .query_row(
+                    concat!(
+                        "SELECT COUNT(DISTINCT r.wa_id) FROM ",
+                        crate::sqlite::reach_blocks::rows_between!()
+                    ),
+                    crate::params![b, from, to],
+                    |r| r.get(0),
+                )
+                .unwrap()
+        };
+        assert_eq!(count("b1", 0, 100), 2);
+        assert_eq!(count("b1", 30, 100), 1);
+        assert_eq!(count("b2", 0, 100), 1);
+        assert_eq!(count("b2", 20, 100), 0);
+    }
+}
