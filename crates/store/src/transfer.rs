@@ -27,8 +27,8 @@ pub struct TransferStats {
 
 /// Tables of one backend only, and the cache counter `config_version`: never moved. (SQLite's
 /// chains of messages are built again after an import: the rowids are new; so are the blocks
-/// of its outbox's ids and of its reach log's rows. PostgreSQL's running reach count is built again from `reach_log`, as
-/// SQLite's writer builds its own in memory.)
+/// of its outbox's ids and of its reach log's rows. PostgreSQL's running reach count is built
+/// again from `reach_log`, as SQLite's writer builds its own in memory.)
 const SKIP: &[&str] = &[
     "schema_migrations",
     "pacing_buckets",

@@ -461,8 +461,7 @@ fn add_message_columns(c: &Connection) -> StoreResult<()> {
 
 /// Creates what [`SCHEMA`] lists that the database lacks, and upgrades an older database
 /// ([`add_message_columns`], [`webhooks::write_blocks`], [`reach_blocks::write`],
-/// [`chains::ensure`]). Every opener
-/// runs it: the server and `greenlight import`.
+/// [`chains::ensure`]). Every opener runs it: the server and `greenlight import`.
 pub(crate) fn create_schema(c: &Connection) -> StoreResult<()> {
     c.execute_batch(SCHEMA)?;
     add_message_columns(c)?;
@@ -476,7 +475,7 @@ pub(crate) fn create_schema(c: &Connection) -> StoreResult<()> {
 /// own before the writer's opens it: building `outbox_listed` over a large outbox, or dropping
 /// `reach_business_at` from a large log, is one transaction, which the writer's connection
 /// (`greenlight_walbuf`) would hold in memory whole, where SQLite's own spills to the log.
-fn upgrade_outbox_index(path: &str) -> StoreResult<()> {
+fn upgrade_indexes(path: &str) -> StoreResult<()> {
     if !std::path::Path::new(path).exists() {
         return Ok(());
     }
@@ -513,7 +512,7 @@ impl SqlStore {
                 })?;
             }
         }
-        upgrade_outbox_index(path)?;
+        upgrade_indexes(path)?;
         // The writer's WAL is written a commit at a time (see `greenlight_walbuf`); the other
         // connections only read it.
         let writer = greenlight_walbuf::open(path).map_err(StoreError::Unavailable)?;

@@ -3870,7 +3870,7 @@ mod tests {
             for (business, customer, hours, action, lo, hi) in steps {
                 let b = format!("b{business}");
                 let wa = format!("1555000000{customer}");
-                // by up to 8 h forward or 4 h back (a minute when 0: repeated times)
+                // by up to 8 h forward or 4 h back (a minute forward when 0)
                 now += if hours == 0 { 60_000 } else { hours * 3_600_000 + customer as i64 };
                 match action {
                     // the next row starts a block (another business's row ends this one)
