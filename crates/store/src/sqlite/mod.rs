@@ -482,25 +482,56 @@ fn upgrade_indexes(path: &str) -> StoreResult<()> {
     let c = Connection::open(path)
         .map_err(|e| StoreError::Unavailable(format!("cannot open {path}: {e}")))?;
     c.busy_timeout(std::time::Duration::from_millis(5000))?;
-    let outbox: bool = c.query_row(
-        "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'outbox'",
-        [],
-        |r| r.get(0),
-    )?;
-    if outbox && !webhooks::blocks_written(&c)? {
-        tracing::info!("upgrading the outbox's indexes (once)");
-        create_schema(&c)?;
-    }
-    let reach_log: bool = c.query_row(
-        "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'reach_log'",
-        [],
-        |r| r.get(0),
-    )?;
-    if reach_log && !reach_blocks::written(&c)? {
-        tracing::info!("upgrading the reach log's index (once)");
+    let outbox = has_table(&c, "outbox")? && !webhooks::blocks_written(&c)?;
+    let reach = has_table(&c, "reach_log")? && !reach_blocks::written(&c)?;
+    if outbox || reach {
+        tracing::info!(outbox, reach, "upgrading the indexes (once)");
         create_schema(&c)?;
     }
     Ok(())
+}
+
+fn has_table(c: &Connection, name: &str) -> StoreResult<bool> {
+    Ok(c.query_row(
+        "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [name],
+        |r| r.get(0),
+    )?)
+}
+
+/// Whether the one-time upgrade `table` (named for the table it fills) is recorded in `meta`:
+/// a database without `meta` or without the table has not had it.
+fn upgraded(c: &Connection, table: &str) -> StoreResult<bool> {
+    Ok(has_table(c, "meta")?
+        && has_table(c, table)?
+        && c.query_row(
+            "SELECT COUNT(*) > 0 FROM meta WHERE key = ?1",
+            [table],
+            |r| r.get(0),
+        )?)
+}
+
+/// Unless [`upgraded`], fills `table` (`fill`), runs `then` and records the upgrade in `meta`,
+/// in one transaction: a start cut short does it again. On a new database it only records it.
+fn upgrade_once(
+    c: &Connection,
+    table: &str,
+    fill: fn(&Connection) -> StoreResult<()>,
+    then: &str,
+) -> StoreResult<()> {
+    if upgraded(c, table)? {
+        return Ok(());
+    }
+    c.execute_batch("BEGIN IMMEDIATE")?;
+    let done = fill(c).and_then(|()| {
+        c.execute_batch(then)?;
+        c.execute("INSERT INTO meta (key, value) VALUES (?1, '1')", [table])?;
+        Ok(c.execute_batch("COMMIT")?)
+    });
+    if done.is_err() {
+        let _ = c.execute_batch("ROLLBACK");
+    }
+    done
 }
 
 impl SqlStore {

@@ -124,36 +124,19 @@ fn round_up(at: Millis) -> Millis {
 /// Whether the log's blocks are written (`meta.reach_blocks`): a database from before
 /// `reach_blocks` has rows without, and the index `reach_business_at`.
 pub(crate) fn written(c: &rusqlite::Connection) -> StoreResult<bool> {
-    Ok(c.query_row(
-        "SELECT (SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta') > 0 \
-         AND (SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'reach_blocks') > 0",
-        [],
-        |r| r.get::<_, bool>(0),
-    )? && c.query_row(
-        "SELECT COUNT(*) > 0 FROM meta WHERE key = 'reach_blocks'",
-        [],
-        |r| r.get(0),
-    )?)
+    super::upgraded(c, "reach_blocks")
 }
 
 /// Unless [`written`], writes the blocks of every row of the log, drops `reach_business_at`
 /// and records it, in one transaction: a start cut short does it again. Part of
 /// `create_schema`; on a new database it only records it.
 pub(crate) fn write(c: &rusqlite::Connection) -> StoreResult<()> {
-    if written(c)? {
-        return Ok(());
-    }
-    c.execute_batch("BEGIN IMMEDIATE")?;
-    let moved = rebuild(c).and_then(|()| {
-        Ok(c.execute_batch(
-            "DROP INDEX IF EXISTS reach_business_at; \
-             INSERT INTO meta (key, value) VALUES ('reach_blocks', '1'); COMMIT",
-        )?)
-    });
-    if moved.is_err() {
-        let _ = c.execute_batch("ROLLBACK");
-    }
-    moved
+    super::upgrade_once(
+        c,
+        "reach_blocks",
+        rebuild,
+        "DROP INDEX IF EXISTS reach_business_at",
+    )
 }
 
 /// `reach_blocks` written again from every row of the log (an upgrade's, an import's, whose

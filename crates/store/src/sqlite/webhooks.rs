@@ -148,16 +148,7 @@ pub(crate) fn note_block(
 /// database from before `outbox_blocks` has events without, and (from `5950659` on) the index
 /// `outbox_state`, which held every event; an older one `outbox_business_state`.
 pub(crate) fn blocks_written(c: &rusqlite::Connection) -> StoreResult<bool> {
-    Ok(c.query_row(
-        "SELECT (SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta') > 0 \
-         AND (SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'outbox_blocks') > 0",
-        [],
-        |r| r.get::<_, bool>(0),
-    )? && c.query_row(
-        "SELECT COUNT(*) > 0 FROM meta WHERE key = 'outbox_blocks'",
-        [],
-        |r| r.get(0),
-    )?)
+    super::upgraded(c, "outbox_blocks")
 }
 
 /// SQLite: unless [`blocks_written`], writes the blocks of every event of the outbox, drops
@@ -165,20 +156,12 @@ pub(crate) fn blocks_written(c: &rusqlite::Connection) -> StoreResult<bool> {
 /// skipped events out) and records it, in one transaction: a start cut short does it again.
 /// Part of `create_schema`; on a new database it only records it.
 pub(crate) fn write_blocks(c: &rusqlite::Connection) -> StoreResult<()> {
-    if blocks_written(c)? {
-        return Ok(());
-    }
-    c.execute_batch("BEGIN IMMEDIATE")?;
-    let moved = rebuild_blocks(c).and_then(|()| {
-        Ok(c.execute_batch(
-            "DROP INDEX IF EXISTS outbox_state; \
-             INSERT INTO meta (key, value) VALUES ('outbox_blocks', '1'); COMMIT",
-        )?)
-    });
-    if moved.is_err() {
-        let _ = c.execute_batch("ROLLBACK");
-    }
-    moved
+    super::upgrade_once(
+        c,
+        "outbox_blocks",
+        rebuild_blocks,
+        "DROP INDEX IF EXISTS outbox_state",
+    )
 }
 
 /// SQLite: `outbox_blocks` written again from every event of the outbox (an upgrade's, an
