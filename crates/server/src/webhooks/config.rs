@@ -128,7 +128,7 @@ impl WebhookLayer {
             (100..=120_000).contains(&timeout_ms),
             format!("webhooks.timeout_ms = {timeout_ms} must be from 100 to 120000"),
         );
-        let concurrency = self.concurrency.unwrap_or(64);
+        let concurrency = self.concurrency.unwrap_or(256);
         check(
             (1..=10_000).contains(&concurrency),
             format!("webhooks.concurrency = {concurrency} must be from 1 to 10000"),

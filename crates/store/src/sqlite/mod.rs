@@ -85,8 +85,24 @@ type JobFn = Box<dyn FnOnce(Result<&mut Writer, String>) -> Finisher + Send>;
 struct Job {
     facts: Facts,
     run: JobFn,
+    /// When its caller is answered (see [`Answer`]).
+    answer: Answer,
     /// Put back once already, from a batch another job made fail (see `writer_loop`).
     requeued: bool,
+}
+
+/// When a job's caller is answered under `synchronous=FULL`, where answers otherwise wait for
+/// the WAL's `fsync` after the `COMMIT` (elsewhere every caller is answered at the `COMMIT`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// After the `fsync`: an `Ok` means durable (every job but those below).
+    Durable,
+    /// At the `COMMIT`: the writes are visible to every later job, and lost only with the
+    /// operating system (a power cut) before the next `fsync`, which every later durable job
+    /// waits for. Only for a job whose caller does nothing outside the database that depends
+    /// on it, and whose loss the system repairs by itself: a webhook attempt's record (lost,
+    /// the event is delivered again once its lease ends: at-least-once).
+    AtCommit,
 }
 
 impl Job {
@@ -361,6 +377,9 @@ pub struct SqlStore {
     /// The syncer's fsyncs of the WAL so far (read by the tests).
     #[cfg_attr(not(test), allow(dead_code))]
     wal_syncs: Arc<AtomicU64>,
+    /// Tests: held to keep the syncer's next fsync from ending (see [`SyncGate`]).
+    #[cfg(test)]
+    sync_gate: SyncGate,
     backend: Backend,
     /// Writers besides the instance-wide one (PostgreSQL's business shards; 0 on SQLite).
     shards: usize,
@@ -652,6 +671,7 @@ impl SqlStore {
             ));
         }
         let wal_syncs = Arc::new(AtomicU64::new(0));
+        let sync_gate = SyncGate::default();
         let (mut syncer, syncer_thread) = match wal_file {
             Some(sync) => {
                 let (answers_wait, file) = match sync {
@@ -659,10 +679,10 @@ impl SqlStore {
                     WalSync::Behind(f) => (false, f),
                 };
                 let (tx, srx) = mpsc::channel::<Vec<Finisher>>();
-                let syncs = wal_syncs.clone();
+                let (syncs, gate) = (wal_syncs.clone(), sync_gate.clone());
                 let handle = std::thread::Builder::new()
                     .name("sqlite-syncer".into())
-                    .spawn(move || syncer(file, srx, &syncs))
+                    .spawn(move || syncer(file, srx, &syncs, &gate))
                     .map_err(internal)?;
                 (Some(Syncer { tx, answers_wait }), Some(handle))
             }
@@ -722,6 +742,8 @@ impl SqlStore {
             writer_threads: Mutex::new(handles),
             syncer_thread: Mutex::new(syncer_thread),
             wal_syncs,
+            #[cfg(test)]
+            sync_gate,
             backend,
             shards,
             pacing_purged_at: AtomicI64::new(i64::MIN),
@@ -747,7 +769,8 @@ impl SqlStore {
         T: Send + 'static,
         F: FnOnce(&Conn, &mut Memory) -> StoreResult<T> + Send + 'static,
     {
-        self.submit(Route::Global, true, Facts::May, f).await
+        self.submit(Route::Global, true, Facts::May, Answer::Durable, f)
+            .await
     }
 
     /// Tests: [`Self::write_fast_on`] on the instance-wide writer, as a job that may change the
@@ -758,7 +781,8 @@ impl SqlStore {
         T: Send + 'static,
         F: FnOnce(&Conn, &mut Memory) -> StoreResult<T> + Send + 'static,
     {
-        self.submit(Route::Global, false, Facts::May, f).await
+        self.submit(Route::Global, false, Facts::May, Answer::Durable, f)
+            .await
     }
 
     /// [`Self::write_mem`] on the writer of `route` (see [`Route`]).
@@ -772,7 +796,7 @@ impl SqlStore {
         T: Send + 'static,
         F: FnOnce(&Conn, &mut Memory) -> StoreResult<T> + Send + 'static,
     {
-        self.submit(route, true, facts, f).await
+        self.submit(route, true, facts, Answer::Durable, f).await
     }
 
     /// Are there business shards, each with a writer of its own (PostgreSQL)?
@@ -802,7 +826,18 @@ impl SqlStore {
         T: Send + 'static,
         F: FnOnce(&Conn, &mut Memory) -> StoreResult<T> + Send + 'static,
     {
-        self.submit(route, false, facts, f).await
+        self.submit(route, false, facts, Answer::Durable, f).await
+    }
+
+    /// [`Self::write_fast_on`] on the instance-wide writer, its caller answered at the `COMMIT`
+    /// ([`Answer::AtCommit`]: only where losing the writes to a power cut is repaired).
+    pub(crate) async fn write_fast_at_commit<T, F>(&self, facts: Facts, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Conn, &mut Memory) -> StoreResult<T> + Send + 'static,
+    {
+        self.submit(Route::Global, false, facts, Answer::AtCommit, f)
+            .await
     }
 
     async fn submit<T, F>(
@@ -810,6 +845,7 @@ impl SqlStore {
         route: Route<'_>,
         savepoint: bool,
         facts: Facts,
+        answer: Answer,
         f: F,
     ) -> StoreResult<T>
     where
@@ -926,6 +962,7 @@ impl SqlStore {
                 .send(Job {
                     facts,
                     run,
+                    answer,
                     requeued: false,
                 })
                 .map_err(|_| StoreError::Unavailable("the writer thread stopped".into()))?;
@@ -1120,6 +1157,19 @@ impl Reconnect {
     }
 }
 
+/// Tests hold its lock to keep the syncer's next fsync, and the answers behind it, from
+/// happening; empty in other builds.
+#[derive(Clone, Default)]
+struct SyncGate(#[cfg(test)] Arc<Mutex<()>>);
+
+impl SyncGate {
+    /// Waits while a test holds the gate.
+    fn pass(&self) {
+        #[cfg(test)]
+        drop(self.0.lock());
+    }
+}
+
 /// How the SQLite writer's WAL reaches the disk, by the syncer thread ([`syncer`]).
 pub(crate) enum WalSync {
     /// `FULL`: a batch's callers are answered once the WAL is fsynced after its `COMMIT`.
@@ -1142,12 +1192,18 @@ struct Syncer {
 /// committed later is later in the log, so one fsync covers all those before it. If the fsync
 /// fails the callers are told the outcome is unknown (the data may be visible but not durable)
 /// and retry with their Idempotency-Key, as after a failed COMMIT.
-fn syncer(wal: std::fs::File, rx: mpsc::Receiver<Vec<Finisher>>, syncs: &AtomicU64) {
+fn syncer(
+    wal: std::fs::File,
+    rx: mpsc::Receiver<Vec<Finisher>>,
+    syncs: &AtomicU64,
+    gate: &SyncGate,
+) {
     while let Ok(first) = rx.recv() {
         let mut batches = vec![first];
         while let Ok(more) = rx.try_recv() {
             batches.push(more);
         }
+        gate.pass();
         syncs.fetch_add(1, Ordering::Relaxed);
         let synced = wal.sync_data().map_err(|e| {
             tracing::error!(error = %e, "fsync of the WAL failed");
@@ -1215,6 +1271,8 @@ fn writer_loop(
         }
         let pg = w.conn.is_pg();
         let mut finishers: Vec<Finisher> = Vec::with_capacity(SQLITE_MAX_BATCH);
+        // those of the jobs answered at the COMMIT ([`Answer::AtCommit`])
+        let mut at_commit: Vec<Finisher> = Vec::new();
         waiting.push_front(first);
         // In rounds: the jobs queued now, then those queued meanwhile, up to the cap.
         let mut round = Vec::new();
@@ -1226,9 +1284,11 @@ fn writer_loop(
             let cap = if pg {
                 MAX_BATCH
             } else {
-                sqlite_batch_cap(finishers.len() + waiting.len())
+                sqlite_batch_cap(finishers.len() + at_commit.len() + waiting.len())
             };
-            let n = cap.saturating_sub(finishers.len()).min(waiting.len());
+            let n = cap
+                .saturating_sub(finishers.len() + at_commit.len())
+                .min(waiting.len());
             if n == 0 {
                 break;
             }
@@ -1251,7 +1311,12 @@ fn writer_loop(
                     // it may change what was read for the sends after it
                     w.mem.forget_facts();
                 }
-                finishers.push((job.run)(Ok(&mut w)));
+                let answer = job.answer;
+                let finisher = (job.run)(Ok(&mut w));
+                match answer {
+                    Answer::Durable => finishers.push(finisher),
+                    Answer::AtCommit => at_commit.push(finisher),
+                }
                 if w.poisoned {
                     // nothing of the batch commits: the sends after read afresh
                     w.mem.forget_facts();
@@ -1307,11 +1372,14 @@ fn writer_loop(
             w.mem.forget_reach();
         }
         if let Err(e) = &commit {
-            tracing::error!(error = %e, jobs = finishers.len(), "batch commit failed; rolling back");
+            tracing::error!(error = %e, jobs = finishers.len() + at_commit.len(), "batch commit failed; rolling back");
             let _ = w.conn.execute_batch("ROLLBACK");
             if backend.connector.is_some() {
                 rc.broken = true;
             }
+        }
+        for f in at_commit {
+            f(commit.clone());
         }
         match (&commit, &syncer) {
             (Ok(()), Some(syncer)) if syncer.answers_wait => {
@@ -1716,6 +1784,48 @@ pub(crate) mod tests {
                 "{synchronous}: no fsync of the WAL after three commits"
             );
         }
+    }
+
+    /// Under `FULL`, a job answered at the COMMIT (a webhook attempt's record) is answered
+    /// while the WAL's fsync is held back, its write visible to readers; a durable job is not
+    /// answered until the fsync ends.
+    // the guard holds back the syncer thread, which takes no part in this test's tasks
+    #[allow(clippy::await_holding_lock)]
+    #[tokio::test]
+    async fn a_job_answered_at_the_commit_does_not_wait_for_the_fsync() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqlStore::open(
+            &dir.path().join("t.db").to_string_lossy(),
+            SqliteOptions {
+                synchronous: "FULL".into(),
+                ..SqliteOptions::default()
+            },
+        )
+        .unwrap();
+        s.write(|c| Ok(c.execute_batch("CREATE TABLE t (x)")?))
+            .await
+            .unwrap();
+        let count =
+            || s.read(|c| Ok(c.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))?));
+        let insert = |c: &Conn, _: &mut Memory| Ok(c.execute_batch("INSERT INTO t VALUES (1)")?);
+        let wait = std::time::Duration::from_millis(300);
+        let held = s.sync_gate.0.lock().unwrap();
+        let syncs = s.wal_syncs.load(Ordering::Relaxed);
+        tokio::time::timeout(wait * 10, s.write_fast_at_commit(Facts::Keeps, insert))
+            .await
+            .expect("a job answered at the COMMIT waited for the fsync")
+            .unwrap();
+        assert_eq!(count().await.unwrap(), 1, "its write is visible at once");
+        let durable = s.write_fast_on(Route::Global, Facts::Keeps, insert);
+        tokio::pin!(durable);
+        assert!(
+            tokio::time::timeout(wait, &mut durable).await.is_err(),
+            "a durable job was answered before the fsync"
+        );
+        assert_eq!(count().await.unwrap(), 2, "committed, not yet answered");
+        drop(held);
+        durable.await.unwrap();
+        assert!(s.wal_syncs.load(Ordering::Relaxed) > syncs);
     }
 
     /// The bundled SQLite is compiled with the workspace's flags (`.cargo/config.toml`): one

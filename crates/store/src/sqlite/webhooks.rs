@@ -742,8 +742,11 @@ impl WebhookStore for SqliteStore {
 
     async fn finish_webhook_attempt(&self, result: AttemptResult) -> StoreResult<()> {
         // One per delivery, so no savepoint (its page copies cost more than the job); it fails
-        // only on a database error, which rolls back its batch.
-        self.write_fast_on(Route::Global, Facts::Keeps, move |c, _| finish(c, &result))
+        // only on a database error, which rolls back its batch. Answered at the COMMIT, not
+        // after the fsync: the worker only frees the delivery's slot on the answer, and an
+        // attempt's record lost to a power cut leaves the event leased, then delivered again
+        // (at-least-once), as a crash between the POST and the record does.
+        self.write_fast_at_commit(Facts::Keeps, move |c, _| finish(c, &result))
             .await
     }
 
@@ -1348,6 +1351,48 @@ mod tests {
             .unwrap();
         assert_eq!(d.state, "pending");
         assert_eq!(d.attempts_log.unwrap().len(), 1);
+    }
+
+    /// A claim waits for the WAL's fsync (no event leaves before it is on disk); an attempt's
+    /// record does not (`synchronous=FULL`, the default): it is answered, and the event is
+    /// delivered for every reader, while the fsync is held back.
+    // the guard holds back the syncer thread, which takes no part in this test's tasks
+    #[allow(clippy::await_holding_lock)]
+    #[tokio::test]
+    async fn an_attempts_record_is_answered_at_the_commit_and_a_claim_after_the_fsync() {
+        let (_d, s, t) = store_with_tenant(true).await;
+        enqueue_n(&s, &t, "messages", 1_000, 2).await;
+        let got = s.claim_webhooks(req(1_000, 50, 1)).await.unwrap();
+        let wait = std::time::Duration::from_millis(300);
+        let held = s.sync_gate.0.lock().unwrap();
+        let claim = s.claim_webhooks(req(1_000, 50, 1));
+        tokio::pin!(claim);
+        assert!(
+            tokio::time::timeout(wait, &mut claim).await.is_err(),
+            "a claim was answered before the fsync"
+        );
+        let done = AttemptResult {
+            outbox_id: got[0].id,
+            attempt: got[0].attempt,
+            url: got[0].url.clone(),
+            at: 1_001,
+            status_code: Some(200),
+            latency_ms: 1,
+            error: None,
+            outcome: AttemptOutcome::Delivered,
+        };
+        tokio::time::timeout(wait * 10, s.finish_webhook_attempt(done))
+            .await
+            .expect("an attempt's record waited for the fsync")
+            .unwrap();
+        let states: Vec<String> = deliveries(&s, &t)
+            .await
+            .into_iter()
+            .map(|d| d.state)
+            .collect();
+        assert!(states.contains(&"delivered".to_string()), "{states:?}");
+        drop(held);
+        assert_eq!(claim.await.unwrap().len(), 1);
     }
 
     async fn deliveries(s: &SqliteStore, t: &CreatedTenant) -> Vec<DeliveryRecord> {
