@@ -211,7 +211,15 @@ impl Worker {
         let (body, sig) = render(&e);
         let at = self.state.now();
         let started = Instant::now();
-        let (status, error, retry_after) = self.post(&e.url, body, &sig).await;
+        // parsed once: for the request, and for the host the log names
+        let parsed =
+            reqwest::Url::parse(&e.url).map_err(|err| format!("invalid callback URL: {err}"));
+        let host = parsed
+            .as_ref()
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_default();
+        let (status, error, retry_after) = self.post(parsed, body, &sig).await;
         let latency_ms = started.elapsed().as_millis() as i64;
         let ok = status.is_some_and(|s| (200..300).contains(&s));
         let outcome = if ok {
@@ -226,10 +234,6 @@ impl Worker {
                 &mut rand::rng(),
             )
         };
-        let host = reqwest::Url::parse(&e.url)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_string))
-            .unwrap_or_default();
         match &outcome {
             AttemptOutcome::Delivered => {
                 tracing::debug!(event = e.id, attempt = e.attempt, %host, latency_ms, "webhook delivered")
@@ -260,13 +264,13 @@ impl Worker {
     /// POSTs the bytes; `(status, error, Retry-After delay)`.
     async fn post(
         &self,
-        url: &str,
+        url: Result<reqwest::Url, String>,
         body: Vec<u8>,
         sig: &str,
     ) -> (Option<u16>, Option<String>, Option<i64>) {
-        let parsed = match reqwest::Url::parse(url) {
+        let parsed = match url {
             Ok(u) => u,
-            Err(e) => return (None, Some(format!("invalid callback URL: {e}")), None),
+            Err(why) => return (None, Some(why), None),
         };
         if let Err(why) = self.allow.check_literal(&parsed) {
             return (None, Some(format!("refused: {why}")), None);
