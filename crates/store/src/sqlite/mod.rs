@@ -377,7 +377,7 @@ pub struct SqlStore {
     /// The syncer's fsyncs of the WAL so far (read by the tests).
     #[cfg_attr(not(test), allow(dead_code))]
     wal_syncs: Arc<AtomicU64>,
-    /// Tests: held to keep the syncer's next fsync from ending (see [`SyncGate`]).
+    /// Tests: held to keep the syncer from its next fsync (see [`SyncGate`]).
     #[cfg(test)]
     sync_gate: SyncGate,
     backend: Backend,
