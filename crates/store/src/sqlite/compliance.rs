@@ -215,17 +215,11 @@ pub(crate) fn distinct_reached(
     from_excl: Millis,
     to_incl: Millis,
 ) -> StoreResult<u64> {
-    // PostgreSQL by its index by business and time; SQLite by the business's blocks
-    let sql = if conn.is_pg() {
-        "SELECT COUNT(DISTINCT wa_id) FROM reach_log WHERE business_id = ?1 AND at > ?2 AND at <= ?3"
-    } else {
-        concat!(
-            "SELECT COUNT(DISTINCT r.wa_id) FROM ",
-            super::reach_blocks::rows_between!()
-        )
-    };
     Ok(conn
-        .prepare_cached(sql)?
+        .prepare_cached(super::reach_blocks::select_between!(
+            conn,
+            "COUNT(DISTINCT r.wa_id)"
+        ))?
         .query_row(params![business_id, from_excl, to_incl], |r| {
             r.get::<_, i64>(0)
         })? as u64)
@@ -247,14 +241,7 @@ pub(crate) fn reach_counts(conn: &Conn, business_id: &str, now: Millis) -> Store
     debug_assert!(samples < 63);
     let unique_from = now - DELIVERED_PATH_LOOKBACK;
     let from = unique_from.min(now - (samples - 1) * EVALUATION_INTERVAL - WINDOW);
-    let sql = if conn.is_pg() {
-        "SELECT wa_id, at FROM reach_log WHERE business_id = ?1 AND at > ?2 AND at <= ?3"
-    } else {
-        concat!(
-            "SELECT r.wa_id, r.at FROM ",
-            super::reach_blocks::rows_between!()
-        )
-    };
+    let sql = super::reach_blocks::select_between!(conn, "r.wa_id, r.at");
     let mut windows: crate::keys::HashMap<String, u64> = crate::keys::HashMap::default();
     conn.prepare_cached(sql)?
         .for_each(params![business_id, from, now], |r| {

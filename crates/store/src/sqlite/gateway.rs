@@ -37,14 +37,7 @@ const UPSTREAM_COLS: &str =
 /// Undoes what a reservation took from the messaging limit and the marketing cap.
 fn undo(conn: &Conn, mem: &mut Memory, r: &Reservation) -> StoreResult<()> {
     if let Some(at) = r.reach_at {
-        if conn.is_pg() {
-            conn.prepare_cached(
-                "DELETE FROM reach_log WHERE business_id = ?1 AND wa_id = ?2 AND at = ?3",
-            )?
-            .execute(params![r.business_id, r.wa_id, at])?;
-        } else {
-            super::reach_blocks::delete_at(conn, &r.business_id, &r.wa_id, at)?;
-        }
+        super::reach_blocks::delete_at(conn, &r.business_id, &r.wa_id, at)?;
         super::ops::invalidate_reach(conn, mem, &r.business_id)?;
     }
     if let Some(at) = r.marketing_at {

@@ -17,6 +17,9 @@
 //! remembers what the rows it wrote cover ([`Known`]) and writes only when a reach falls
 //! outside. Rows taken out of the log (the gateway's undo) leave the bounds as they were:
 //! wider than needed, never too narrow.
+//!
+//! The reads and the delete of a business's rows between two times on either backend are
+//! here too ([`select_between!`], [`delete_at`]): PostgreSQL keeps its index by business.
 
 use crate::db::Conn;
 use crate::params;
@@ -53,6 +56,29 @@ macro_rules! rows_between {
     };
 }
 pub(crate) use rows_between;
+
+/// `SELECT $cols FROM` the rows of business `?1` between the times `?2` (excluded) and `?3`
+/// (included), `r` being `reach_log`: by the blocks on SQLite ([`rows_between!`]), by the index
+/// by business and time on PostgreSQL. The statement's text, for `prepare_cached`.
+macro_rules! select_between {
+    ($conn:expr, $cols:literal) => {
+        if $conn.is_pg() {
+            concat!(
+                "SELECT ",
+                $cols,
+                " FROM reach_log r WHERE r.business_id = ?1 AND r.at > ?2 AND r.at <= ?3"
+            )
+        } else {
+            concat!(
+                "SELECT ",
+                $cols,
+                " FROM ",
+                $crate::sqlite::reach_blocks::rows_between!()
+            )
+        }
+    };
+}
+pub(crate) use select_between;
 
 /// Records in `reach_blocks` the row just inserted into `reach_log` for `business_id` at `at`,
 /// unless `known` says its block's row covers it. SQLite only.
@@ -93,14 +119,21 @@ pub(crate) fn note(
     Ok(())
 }
 
-/// Takes the business's rows of `wa_id` at `at` out of the log (SQLite), found by its blocks
-/// (whose bounds stay as they were).
+/// Takes the business's rows of `wa_id` at `at` out of the log: on SQLite found by its blocks
+/// (whose bounds stay as they were), on PostgreSQL by its index.
 pub(crate) fn delete_at(
     conn: &Conn,
     business_id: &str,
     wa_id: &str,
     at: Millis,
 ) -> StoreResult<()> {
+    if conn.is_pg() {
+        conn.prepare_cached(
+            "DELETE FROM reach_log WHERE business_id = ?1 AND wa_id = ?2 AND at = ?3",
+        )?
+        .execute(params![business_id, wa_id, at])?;
+        return Ok(());
+    }
     conn.prepare_cached(concat!(
         "DELETE FROM reach_log WHERE rowid IN (SELECT r.rowid FROM ",
         rows_between!(),
