@@ -644,6 +644,9 @@ pub struct RowStatement {
     pub table: &'static str,
     /// The statement for one row, on either backend (`?N` parameters).
     pub one: &'static str,
+    /// PostgreSQL's statement for one row where it is not `one` (one that SQLite cannot run,
+    /// such as an `INSERT` in a `WITH`).
+    pub pg_one: Option<&'static str>,
     /// PostgreSQL, for any number of rows: parameter `$i` is the array of every row's `i`th
     /// value, in row order, of type `types[i - 1]`. An `INSERT` keeps the rows' order with
     /// `unnest(…) WITH ORDINALITY … ORDER BY` (serial ids and `statuses.rowid` follow it).
@@ -852,7 +855,8 @@ impl PgConn {
             }
         }
         drop(pending);
-        let (one, many) = (self.prepare(of.one)?.stmt, self.prepare(of.many)?.stmt);
+        let one = self.prepare(of.pg_one.unwrap_or(of.one))?.stmt;
+        let many = self.prepare(of.many)?.stmt;
         self.pending.borrow_mut().push(Pending::Rows {
             of,
             one,

@@ -25,10 +25,11 @@ pub struct TransferStats {
     pub notes: Vec<String>,
 }
 
-/// Tables of one backend only, and the cache counter `config_version`: never moved. (SQLite's
-/// chains of messages are built again after an import: the rowids are new; so are the blocks
-/// of its outbox's ids and of its reach log's rows. PostgreSQL's running reach count is built
-/// again from `reach_log`, as SQLite's writer builds its own in memory.)
+/// Tables of one backend only or built from others, and the cache counter `config_version`:
+/// never moved. (SQLite's chains of messages are built again after an import: the rowids are
+/// new; so are the blocks of its reach log's rows, and on both backends those of the outbox's
+/// ids. PostgreSQL's running reach count is built again from `reach_log`, as SQLite's writer
+/// builds its own in memory.)
 const SKIP: &[&str] = &[
     "schema_migrations",
     "pacing_buckets",
@@ -312,6 +313,9 @@ fn import_tx(c: &Conn, input: &mut dyn BufRead) -> StoreResult<TransferStats> {
         crate::sqlite::reach_blocks::rebuild(c.sqlite().expect("SQLite"))?;
     }
     if c.is_pg() {
+        // the blocks of ids the outbox's skipped events are found by (its ids are kept, but
+        // the table is one of a backend's own)
+        c.execute_batch(&crate::sqlite::webhooks::rebuild_blocks_sql())?;
         // move every id sequence past the imported ids
         let serials = c
             .prepare(

@@ -83,6 +83,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0011_reach_log_index",
         include_str!("migrations/0011_reach_log_index.sql"),
     ),
+    (
+        "0012_outbox_blocks",
+        include_str!("migrations/0012_outbox_blocks.sql"),
+    ),
 ];
 
 /// The shard of a business portfolio, the same on every node and every build (FNV-1a of its id).
@@ -1534,6 +1538,133 @@ mod tests {
         s.close();
     }
 
+    /// A database from before migration 0012 (every event in `outbox_state` and `outbox_done`,
+    /// no blocks) gets the blocks of its events and the indexes that leave skipped events out
+    /// when it is opened, and its skipped events list through the blocks. Events written after
+    /// write their blocks themselves, in a statement for one event and in one for many.
+    #[tokio::test]
+    async fn migration_0012_writes_the_blocks_of_older_events() {
+        use crate::{DeliveryFilter, WebhookStore};
+        let Some(db) = TestDb::create("migration_0012") else {
+            return;
+        };
+        let s = SqlStore::open_postgres(&db.url, PostgresOptions::default()).unwrap();
+        let t = crate::Store::create_tenant(
+            &s,
+            crate::NewTenant {
+                business_name: "B".into(),
+                verified: false,
+                phone_numbers: vec![],
+                webhook: None,
+            },
+            1_000,
+        )
+        .await
+        .unwrap();
+        async fn enqueue(s: &SqlStore, t: &crate::CreatedTenant, n: usize) {
+            let (b, w) = (t.business_id.clone(), t.waba_id.clone());
+            s.write(move |c| {
+                for _ in 0..n {
+                    let v = serde_json::json!({"x": 1});
+                    crate::sqlite::ops::enqueue(c, &b, &w, None, "messages", &v, 1_000)?;
+                }
+                Ok(())
+            })
+            .await
+            .unwrap()
+        }
+        async fn listed(s: &SqlStore, t: &crate::CreatedTenant) -> Vec<i64> {
+            let scope = crate::Scope {
+                business_id: t.business_id.clone(),
+            };
+            let filter = DeliveryFilter {
+                state: Some("skipped".into()),
+                field: None,
+                before: None,
+                limit: 100,
+            };
+            s.webhook_deliveries(&scope, filter)
+                .await
+                .unwrap()
+                .iter()
+                .map(|d| d.id.parse::<i64>().unwrap())
+                .collect()
+        }
+        enqueue(&s, &t, 5).await;
+        s.write(|c| {
+            c.execute_batch(
+                "DROP TABLE outbox_blocks; DROP INDEX outbox_listed; DROP INDEX outbox_delivered; \
+                 CREATE INDEX outbox_state ON outbox(state, business_id, id); \
+                 CREATE INDEX outbox_done ON outbox(state, next_attempt_at) WHERE state <> 'pending'; \
+                 DELETE FROM schema_migrations WHERE version = '0012_outbox_blocks'",
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        s.close();
+        drop(s);
+        let s = SqlStore::open_postgres(&db.url, PostgresOptions::default()).unwrap();
+        assert_eq!(listed(&s, &t).await, vec![5, 4, 3, 2, 1]);
+        let indexes_and_blocks = || {
+            s.read(|c| {
+                let names: Vec<String> = c
+                    .prepare(
+                        "SELECT indexname::text FROM pg_indexes WHERE tablename = 'outbox' ORDER BY 1",
+                    )?
+                    .query_map([], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                let blocks: Vec<(String, i64)> = c
+                    .prepare("SELECT business_id, block FROM outbox_blocks ORDER BY 2")?
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<_, _>>()?;
+                Ok((names, blocks))
+            })
+        };
+        let (names, blocks) = indexes_and_blocks().await.unwrap();
+        assert_eq!(
+            names,
+            [
+                "outbox_delivered",
+                "outbox_listed",
+                "outbox_pending",
+                "outbox_pending_due",
+                "outbox_pkey"
+            ]
+        );
+        assert_eq!(blocks, vec![(t.business_id.clone(), 0)]);
+        // the next block's first event alone (the one-row statement), then two at once
+        let block = 1i64 << crate::sqlite::webhooks::BLOCK_BITS;
+        s.write(move |c| {
+            c.execute(
+                "SELECT setval(pg_get_serial_sequence('outbox', 'id'), ?1)",
+                crate::params![block - 1],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        enqueue(&s, &t, 1).await;
+        s.write(move |c| {
+            c.execute(
+                "SELECT setval(pg_get_serial_sequence('outbox', 'id'), ?1)",
+                crate::params![2 * block - 2],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        enqueue(&s, &t, 2).await;
+        let (_, blocks) = indexes_and_blocks().await.unwrap();
+        let b = t.business_id.clone();
+        assert_eq!(blocks, vec![(b.clone(), 0), (b.clone(), 1), (b, 2)]);
+        assert_eq!(
+            listed(&s, &t).await,
+            vec![2 * block, 2 * block - 1, block, 5, 4, 3, 2, 1]
+        );
+        s.close();
+    }
+
     #[tokio::test]
     async fn the_purge_deletes_old_done_events_and_keeps_the_rest() {
         let Some(db) = TestDb::create("purge_cases") else {
@@ -1616,12 +1747,14 @@ mod tests {
             one: "INSERT INTO log (name, at) VALUES (?1, ?2)",
             many: "INSERT INTO log (name, at) SELECT n, a FROM unnest($1::text[], $2::int8[]) \
                    WITH ORDINALITY AS u(n, a, o) ORDER BY o",
+            pg_one: None,
             types: &[ArrayType::Text, ArrayType::Int8],
         };
         static DONE_ROW: RowStatement = RowStatement {
             table: "log",
             one: "DELETE FROM log WHERE id = ?1",
             many: "DELETE FROM log WHERE id = ANY($1::int8[])",
+            pg_one: None,
             types: &[ArrayType::Int8],
         };
         let Some(db) = TestDb::create("grouped_rows_run_as_one_statement_in_order") else {

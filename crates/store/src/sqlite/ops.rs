@@ -111,14 +111,29 @@ fn insert_event(conn: &Conn, e: &Event, skip: Option<Cow<'_, str>>) -> StoreResu
 }
 
 /// An event into the outbox. Grouped on PostgreSQL: the events of a job's deliveries (or of
-/// any writes between two reads) go in one statement, in order.
+/// any writes between two reads) go in one statement, in order. PostgreSQL's statements also
+/// write the block of each event's id (`id >> 12`, [`super::webhooks::BLOCK_BITS`]) into
+/// `outbox_blocks` unless it is there: one probe of its key per business and block a statement
+/// writes (SQLite's writer does it in [`super::webhooks::note_block`], knowing the new rowid).
+/// Every statement that reads `outbox_blocks` in a job that may have written events names
+/// `outbox` too, or follows one that does, so that the queued rows go before it. A business's
+/// events are written by its shard's batches or by instance-wide ones, which exclude every
+/// other (on every node), so no two transactions insert the same block's row at once.
 static OUTBOX_ROW: RowStatement = RowStatement {
     table: "outbox",
     one: "INSERT INTO outbox (business_id, waba_id, phone_id, field, payload, created_at, next_attempt_at, state, last_error) \
           VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8)",
-    many: "INSERT INTO outbox (business_id, waba_id, phone_id, field, payload, created_at, next_attempt_at, state, last_error) \
+    many: "WITH e AS (INSERT INTO outbox (business_id, waba_id, phone_id, field, payload, created_at, next_attempt_at, state, last_error) \
            SELECT b, w, p, f, d, c, c, s, e FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::text[], $8::text[]) \
-           WITH ORDINALITY AS u(b, w, p, f, d, c, s, e, n) ORDER BY n",
+           WITH ORDINALITY AS u(b, w, p, f, d, c, s, e, n) ORDER BY n RETURNING business_id, id) \
+           INSERT INTO outbox_blocks (business_id, block) SELECT DISTINCT business_id, id >> 12 FROM e \
+           ON CONFLICT DO NOTHING",
+    pg_one: Some(
+        "WITH e AS (INSERT INTO outbox (business_id, waba_id, phone_id, field, payload, created_at, next_attempt_at, state, last_error) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8) RETURNING business_id, id) \
+         INSERT INTO outbox_blocks (business_id, block) SELECT business_id, id >> 12 FROM e \
+         ON CONFLICT DO NOTHING",
+    ),
     types: &[Tx, Tx, Tx, Tx, Tx, I8, Tx, Tx],
 };
 
@@ -129,6 +144,7 @@ static STATUS_ROW: RowStatement = RowStatement {
     many: "INSERT INTO statuses (message_id, status, at, errors) \
            SELECT m, s, a, e FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[]) \
            WITH ORDINALITY AS u(m, s, a, e, n) ORDER BY n",
+    pg_one: None,
     types: &[Tx, Tx, I8, Tx],
 };
 
@@ -142,6 +158,7 @@ static MESSAGE_OUT_ROW: RowStatement = RowStatement {
            SELECT i, b, p, w, 'out', t, c, x, g, r, v, o, s, d, a, z, e FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
            $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::int8[], $15::int8[], $16::int8[]) \
            WITH ORDINALITY AS u(i, b, p, w, t, c, x, g, r, v, o, s, d, a, z, e, n) ORDER BY n",
+    pg_one: None,
     types: &[Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx, Tx, I8, I8, I8],
 };
 
@@ -179,6 +196,7 @@ static DELIVERED_ROW: RowStatement = RowStatement {
     one: "UPDATE messages SET status = 'delivered', delivered_at = ?2 WHERE id = ?1",
     many: "UPDATE messages m SET status = 'delivered', delivered_at = u.a \
            FROM unnest($1::text[], $2::int8[]) AS u(i, a) WHERE m.id = u.i",
+    pg_one: None,
     types: &[Tx, I8],
 };
 
@@ -187,6 +205,7 @@ static TASK_DONE_ROW: RowStatement = RowStatement {
     table: "tasks",
     one: "DELETE FROM tasks WHERE id = ?1",
     many: "DELETE FROM tasks WHERE id = ANY($1::int8[])",
+    pg_one: None,
     types: &[I8],
 };
 
@@ -1426,6 +1445,7 @@ static BUCKET_ROW: RowStatement = RowStatement {
            SELECT p, w, t, u FROM unnest($1::text[], $2::text[], $3::float8[], $4::int8[]) \
            WITH ORDINALITY AS r(p, w, t, u, n) ORDER BY n \
            ON CONFLICT (phone_id, wa_id) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at",
+    pg_one: None,
     types: &[Tx, Tx, F8, I8],
 };
 
@@ -1468,6 +1488,7 @@ macro_rules! customer_log_row {
                 " (business_id, wa_id, at) SELECT b, w, a FROM unnest($1::text[], $2::text[], $3::int8[]) \
                  WITH ORDINALITY AS u(b, w, a, n) ORDER BY n"
             ),
+            pg_one: None,
             types: &[Tx, Tx, I8],
         }
     };
@@ -2076,9 +2097,10 @@ fn deliver_early(conn: &Conn, mem: &mut Memory, wamid: &str, now: Millis) -> Sto
 
 /// The outbox event of message `wamid`'s `delivered` status, written by its send to wait for
 /// `due`: `pending` (found by `outbox_pending`, due at that very millisecond) or `skipped`
-/// (nobody receives the business's events: on PostgreSQL found by `outbox_done`; on SQLite by
-/// walking the outbox back from its newest event, which meets only the events written since
-/// the send, at most `delivered_delay_ms` ago). None if it is neither (an operator replayed it,
+/// (nobody receives the business's events: on SQLite found by walking the outbox back from its
+/// newest event, which meets only the events written since the send, at most
+/// `delivered_delay_ms` ago; on PostgreSQL by walking the business's blocks of ids back from its
+/// newest, each a range of ids). None if it is neither (an operator replayed it,
 /// or a node whose clock runs ahead claimed it): the message then gets a second `delivered`
 /// event, at `now` (webhooks are at least once).
 fn waiting_delivered_event(
@@ -2107,10 +2129,23 @@ fn waiting_delivered_event(
         return Ok(pending);
     }
     let Some(sqlite) = conn.sqlite() else {
-        return indexed(
-            "SELECT id, payload FROM outbox WHERE state = 'skipped' AND next_attempt_at = ?2 \
-             AND business_id = ?1 AND field = 'messages'",
-        );
+        // (the read of pending events above sent this job's queued events, and so their
+        // blocks, before the blocks are read)
+        let mut found = None;
+        super::webhooks::blocks_back(conn, business_id, i64::MAX, |low, high| {
+            let rows: Vec<(i64, String)> = conn
+                .prepare_cached(
+                    "SELECT id, payload FROM outbox WHERE id >= ?3 AND id < ?4 AND business_id = ?1 \
+                     AND state = 'skipped' AND created_at = ?2 AND field = 'messages' ORDER BY id DESC",
+                )?
+                .query_map(params![business_id, due, low, high], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            found = rows.iter().find_map(ours);
+            Ok(found.is_none())
+        })?;
+        return Ok(found);
     };
     let mut stmt = sqlite.prepare_cached(
         "SELECT id, payload FROM outbox WHERE business_id = ?1 AND state = 'skipped' \
@@ -3028,13 +3063,18 @@ mod tests {
     /// got two texts with callback data, sent at 1,700,000,001,000 and 1,700,000,002,000
     /// (their deliveries due 600 s later).
     async fn two_sends(dir: &tempfile::TempDir) -> (SqlStore, crate::CreatedTenant, [String; 2]) {
-        use crate::{SendCommand, Store};
-        use greenlight_domain::message::{parse_request, Request};
         let s = SqlStore::open(
             &dir.path().join("t.db").to_string_lossy(),
             SqliteOptions::default(),
         )
         .unwrap();
+        two_sends_on(s).await
+    }
+
+    /// [`two_sends`] on the store `s`.
+    async fn two_sends_on(s: SqlStore) -> (SqlStore, crate::CreatedTenant, [String; 2]) {
+        use crate::{SendCommand, Store};
+        use greenlight_domain::message::{parse_request, Request};
         let t = crate::testkit::tenant(&s, "B", &["+1 555 010 0001"]).await;
         let first = crate::testkit::in_window_text(&s, &t, 1_700_000_000_000).await;
         let (scope, phone) = crate::testkit::number(&s, &t, 0).await;
@@ -3316,9 +3356,25 @@ mod tests {
     /// (its delivery a task) delivers it as the task would, once.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_read_before_the_delivery_time_delivers_at_once() {
-        use crate::Store;
         let dir = tempfile::tempdir().unwrap();
-        let (s, t, [a, b]) = two_sends(&dir).await;
+        reads_before_the_delivery_time(two_sends(&dir).await).await;
+    }
+
+    /// [`a_read_before_the_delivery_time_delivers_at_once`] on PostgreSQL, where a waiting event
+    /// nobody receives is found through its business's blocks of ids.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_before_the_delivery_time_delivers_at_once_on_postgres() {
+        let Some(db) = crate::postgres::testing::TestDb::create("read_before_delivery") else {
+            return;
+        };
+        let s = SqlStore::open_postgres(&db.url, Default::default()).unwrap();
+        reads_before_the_delivery_time(two_sends_on(s).await).await;
+    }
+
+    async fn reads_before_the_delivery_time(
+        (s, t, [a, b]): (SqlStore, crate::CreatedTenant, [String; 2]),
+    ) {
+        use crate::Store;
         let (scope, phone) = crate::testkit::number(&s, &t, 0).await;
         let read = |wamid: &str, now: Millis| crate::CustomerAction {
             phone_id: phone.id.clone(),

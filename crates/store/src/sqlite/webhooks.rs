@@ -103,9 +103,10 @@ pub(crate) fn skip_reason<'t>(target: &'t Target, field: &str) -> Option<Cow<'t,
     }
 }
 
-/// SQLite: the outbox's ids in blocks of `1 << BLOCK_BITS`. `outbox_blocks` holds a row per
-/// business and block it has events in: what finds a business's `skipped` events, which no
-/// index by business holds (`schema.sql`, `outbox_listed`).
+/// The outbox's ids in blocks of `1 << BLOCK_BITS`. `outbox_blocks` holds a row per business
+/// and block it has events in: what finds a business's `skipped` events, which no index by
+/// business holds (`schema.sql` and PostgreSQL's migration 0012, `outbox_listed`).
+/// PostgreSQL's statement that writes events (`ops::OUTBOX_ROW`) spells the 12 out.
 pub(crate) const BLOCK_BITS: u32 = 12;
 
 /// The newest block each business is known to have its row of `outbox_blocks` in (the writer's
@@ -114,7 +115,8 @@ pub(crate) type KnownBlocks = crate::keys::HashMap<String, i64>;
 
 /// SQLite: records the block of the event just inserted for `business_id` in `outbox_blocks`,
 /// unless `known` says it is there. Every event's block, whatever its state: a pending event
-/// can be marked `skipped` later. Nothing on PostgreSQL, whose index by state holds every event.
+/// can be marked `skipped` later. Nothing on PostgreSQL, whose statement that inserts the
+/// event writes its block (`ops::OUTBOX_ROW`).
 pub(crate) fn note_block(
     conn: &Conn,
     known: Option<&mut KnownBlocks>,
@@ -164,21 +166,54 @@ pub(crate) fn write_blocks(c: &rusqlite::Connection) -> StoreResult<()> {
     )
 }
 
-/// SQLite: `outbox_blocks` written again from every event of the outbox (an upgrade's, an
-/// import's, whose events have new ids), in the caller's transaction.
+/// `outbox_blocks` written again from every event of the outbox (an upgrade's, an import's,
+/// whose events have new ids), in the caller's transaction.
 pub(crate) fn rebuild_blocks(c: &rusqlite::Connection) -> StoreResult<()> {
-    c.execute_batch(&format!(
-        "DELETE FROM outbox_blocks; \
-         INSERT INTO outbox_blocks (business_id, block) \
-         SELECT DISTINCT business_id, id >> {BLOCK_BITS} FROM outbox"
-    ))?;
+    c.execute_batch(&rebuild_blocks_sql())?;
     Ok(())
 }
 
-/// Blocks of a business [`skipped_events`] reads at a time.
+/// The statements of [`rebuild_blocks`], for either backend.
+pub(crate) fn rebuild_blocks_sql() -> String {
+    format!(
+        "DELETE FROM outbox_blocks; \
+         INSERT INTO outbox_blocks (business_id, block) \
+         SELECT DISTINCT business_id, id >> {BLOCK_BITS} FROM outbox"
+    )
+}
+
+/// Blocks of a business [`blocks_back`] reads at a time.
 const BLOCKS_READ: i64 = 64;
 
-/// SQLite: a business's `skipped` events, newest first, as the deliveries API lists them: its
+/// Walks the blocks of ids `business_id` has events in (`outbox_blocks`), newest first from block
+/// `top` down, calling `f` with each one's range of ids (`low..high`) until it returns false.
+pub(crate) fn blocks_back(
+    c: &Conn,
+    business_id: &str,
+    mut top: i64,
+    mut f: impl FnMut(i64, i64) -> StoreResult<bool>,
+) -> StoreResult<()> {
+    loop {
+        let blocks: Vec<i64> = c
+            .prepare_cached(
+                "SELECT block FROM outbox_blocks WHERE business_id = ?1 AND block <= ?2 \
+                 ORDER BY block DESC LIMIT ?3",
+            )?
+            .query_map(params![business_id, top, BLOCKS_READ], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for &block in &blocks {
+            if !f(block << BLOCK_BITS, (block + 1) << BLOCK_BITS)? {
+                return Ok(());
+            }
+        }
+        match blocks.last() {
+            Some(&last) if blocks.len() as i64 == BLOCKS_READ && last > 0 => top = last - 1,
+            _ => return Ok(()),
+        }
+    }
+}
+
+/// A business's `skipped` events, newest first, as the deliveries API lists them: its
 /// blocks newest first, each one's range of ids read backwards for the business's events.
 /// Only ids above `floor` when given: a listing of every state that found `limit` events of
 /// other states needs no skipped event older than the oldest of them.
@@ -194,43 +229,29 @@ fn skipped_events(
     }
     let floor = floor.unwrap_or(0);
     // ids below `before`: the newest block that can hold one
-    let mut top = filter.before.map_or(i64::MAX, |b| b.saturating_sub(1)) >> BLOCK_BITS;
-    let mut blocks_stmt = c.prepare_cached(
-        "SELECT block FROM outbox_blocks WHERE business_id = ?1 AND block <= ?2 \
-         ORDER BY block DESC LIMIT ?3",
-    )?;
+    let top = filter.before.map_or(i64::MAX, |b| b.saturating_sub(1)) >> BLOCK_BITS;
     let events_sql = format!(
         "SELECT {DELIVERY_COLS} FROM outbox o WHERE o.id >= ?1 AND o.id < ?2 AND o.business_id = ?3 \
          AND o.state = 'skipped' AND (o.field = ?4 OR ?4 IS NULL) ORDER BY o.id DESC LIMIT ?5"
     );
-    let mut events_stmt = c.prepare_cached(&events_sql)?;
-    loop {
-        let blocks: Vec<i64> = blocks_stmt
-            .query_map(params![business_id, top, BLOCKS_READ], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        for &block in &blocks {
-            if ((block + 1) << BLOCK_BITS) <= floor + 1 {
-                return Ok(out);
-            }
-            let low = (block << BLOCK_BITS).max(floor + 1);
-            let high = ((block + 1) << BLOCK_BITS).min(filter.before.unwrap_or(i64::MAX));
-            let left = (filter.limit - out.len()) as i64;
-            let rows = events_stmt
-                .query_map(params![low, high, business_id, filter.field, left], |r| {
-                    delivery_from_row(r, false)
-                })?;
-            for r in rows {
-                out.push(r?);
-            }
-            if out.len() >= filter.limit {
-                return Ok(out);
-            }
+    blocks_back(c, business_id, top, |low, high| {
+        if high <= floor + 1 {
+            return Ok(false);
         }
-        match blocks.last() {
-            Some(&last) if blocks.len() as i64 == BLOCKS_READ && last > 0 => top = last - 1,
-            _ => return Ok(out),
+        let low = low.max(floor + 1);
+        let high = high.min(filter.before.unwrap_or(i64::MAX));
+        let left = (filter.limit - out.len()) as i64;
+        let rows = c
+            .prepare_cached(&events_sql)?
+            .query_map(params![low, high, business_id, filter.field, left], |r| {
+                delivery_from_row(r, false)
+            })?;
+        for r in rows {
+            out.push(r?);
         }
-    }
+        Ok(out.len() < filter.limit)
+    })?;
+    Ok(out)
 }
 
 /// Marks every due, unleased event of a WABA's number (of one field, if given) `skipped` at
@@ -759,12 +780,12 @@ impl WebhookStore for SqliteStore {
         self.read(move |c| {
             // One walk of (business, state, id) per state asked, merged newest first: the
             // outbox keeps no index by business alone (each index costs every event a write).
-            // (SQLite: skipped events are not in `outbox_listed`, whose condition the statement
-            // states so that the planner takes it; they are found by their blocks instead)
+            // Skipped events are not in `outbox_listed`, whose condition the statement states
+            // so that the planner takes it; they are found by their blocks instead.
             let sql = format!(
-                "SELECT {DELIVERY_COLS} FROM outbox o WHERE o.business_id = ?1 AND o.state = ?2 {} \
-                 AND (o.field = ?3 OR ?3 IS NULL) AND (o.id < ?4 OR ?4 IS NULL) ORDER BY o.id DESC LIMIT ?5",
-                if c.is_pg() { "" } else { "AND o.state <> 'skipped'" }
+                "SELECT {DELIVERY_COLS} FROM outbox o WHERE o.business_id = ?1 AND o.state = ?2 \
+                 AND o.state <> 'skipped' AND (o.field = ?3 OR ?3 IS NULL) AND (o.id < ?4 OR ?4 IS NULL) \
+                 ORDER BY o.id DESC LIMIT ?5"
             );
             let states = match &filter.state {
                 Some(s) => vec![s.clone()],
@@ -772,10 +793,10 @@ impl WebhookStore for SqliteStore {
             };
             let mut stmt = c.prepare_cached(&sql)?;
             let mut all = Vec::new();
-            // SQLite's skipped events last, read above the oldest of `limit` others if found
-            let skipped = !c.is_pg() && states.iter().any(|s| s == "skipped");
+            // skipped events last, read above the oldest of `limit` others if found
+            let skipped = states.iter().any(|s| s == "skipped");
             for state in states {
-                if state == "skipped" && !c.is_pg() {
+                if state == "skipped" {
                     continue;
                 }
                 let rows = stmt.query_map(
@@ -865,11 +886,7 @@ impl WebhookStore for SqliteStore {
 
     async fn purge_webhooks(&self, before: Millis, limit: usize) -> StoreResult<u64> {
         self.write_mem_on(Route::Global, Facts::Keeps, move |c, mem| {
-            let ids = if c.is_pg() {
-                purgeable_by_age(c, before, limit)?
-            } else {
-                purgeable(c, before, limit, &mut mem.purge_resume)?
-            };
+            let ids = purgeable(c, before, limit, &mut mem.purge_resume)?;
             if ids.is_empty() {
                 return Ok(0);
             }
@@ -885,16 +902,13 @@ impl WebhookStore for SqliteStore {
                 format!("DELETE FROM webhook_replays WHERE outbox_id {ids_in}"),
                 format!("DELETE FROM outbox WHERE id {ids_in}"),
             ];
-            // SQLite: the blocks the events were in, to drop those left without events
-            let blocks: Vec<(String, i64)> = if c.is_pg() {
-                Vec::new()
-            } else {
-                c.prepare_cached(&format!(
+            // the blocks the events were in, to drop those left without events
+            let blocks: Vec<(String, i64)> = c
+                .prepare_cached(&format!(
                     "SELECT DISTINCT business_id, id >> {BLOCK_BITS} FROM outbox WHERE id {ids_in}"
                 ))?
                 .query_map(params![list], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<Result<_, _>>()?
-            };
+                .collect::<Result<_, _>>()?;
             for sql in &statements {
                 c.prepare_cached(sql)?.execute(params![list])?;
             }
@@ -905,7 +919,7 @@ impl WebhookStore for SqliteStore {
     }
 }
 
-/// SQLite: after the purge deleted events of `blocks` (business, block), drops the rows of
+/// After the purge deleted events of `blocks` (business, block), drops the rows of
 /// `outbox_blocks` whose business has no event left in the block, reading each block's
 /// remaining businesses once (a range of at most 4096 ids). The writer's memory may name a
 /// dropped block: it forgets it, and writes the row again with the business's next event there.
@@ -937,37 +951,38 @@ fn drop_emptied_blocks(c: &Conn, mem: &mut Memory, blocks: Vec<(String, i64)>) -
 /// Rows of a business's events in one state that the purge reads at a time.
 const PURGE_WALK: i64 = 256;
 
-/// PostgreSQL: the same events found on `outbox_done`, (state, next_attempt_at) for events that
-/// are not pending, which PostgreSQL's outbox keeps: there a walk per business would be a round
-/// trip per business while the purge, an instance-wide job, holds every shard's writes back.
-/// The newest event stays, as on SQLite.
-fn purgeable_by_age(c: &Conn, before: Millis, limit: usize) -> StoreResult<Vec<i64>> {
-    let mut ids: Vec<i64> = Vec::new();
-    for state in ["delivered", "skipped"] {
-        // `state <> 'pending'` is the partial index's condition, stated so the planner uses it
-        let mut stmt = c.prepare_cached(
-            "SELECT id FROM outbox WHERE state <> 'pending' AND state = ?1 AND next_attempt_at < ?2 \
-             AND id < (SELECT MAX(id) FROM outbox) LIMIT ?3",
-        )?;
-        let left = limit.saturating_sub(ids.len()) as i64;
-        let rows = stmt.query_map(params![state, before, left], |r| r.get(0))?;
-        for r in rows {
-            ids.push(r?);
-        }
+/// PostgreSQL: delivered events due before `before` and below `newest`, up to `limit` in all,
+/// found on `outbox_delivered` ((state, next_attempt_at) of delivered events): there a walk per
+/// business would be a round trip per business while the purge, an instance-wide job, holds
+/// every shard's writes back.
+fn delivered_by_age(
+    c: &Conn,
+    before: Millis,
+    newest: i64,
+    limit: usize,
+    ids: &mut Vec<i64>,
+) -> StoreResult<()> {
+    let mut stmt = c.prepare_cached(
+        "SELECT id FROM outbox WHERE state = 'delivered' AND next_attempt_at < ?1 AND id < ?2 LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(params![before, newest, limit as i64], |r| r.get(0))?;
+    for r in rows {
+        ids.push(r?);
     }
-    Ok(ids)
+    Ok(())
 }
 
-/// SQLite: up to `limit` delivered or skipped events whose last attempt was due before
-/// `before`, found without an index of their own. Delivered ones: for each business with some
-/// (one seek of `outbox_listed` each), the business's oldest first. Skipped ones, which no index
+/// Up to `limit` delivered or skipped events whose last attempt was due before `before`, found
+/// without an index of their own on SQLite. Delivered ones: for each business with some (one
+/// seek of `outbox_listed` each), the business's oldest first; on PostgreSQL by
+/// [`delivered_by_age`]. Skipped ones, which no index
 /// by state holds: every event, oldest first. Ids follow creation and an event's last attempt
 /// is due no earlier than its creation, so a walk ends at the first event created at or after
 /// `before`: every later one is as new. An event created before it but done since (retried, or
 /// replayed), or in another state, is stepped over. An event created out of order (the clock
 /// stepped back) only delays the events after it until it is old enough too. The newest event
 /// of the outbox stays: SQLite's outbox (without `AUTOINCREMENT`) numbers a new event one past
-/// it, so an id is never given twice.
+/// it, so an id is never given twice (PostgreSQL's sequence would not, but both keep it).
 ///
 /// The walk over the table steps over the old events it cannot purge (dead ones, which stay)
 /// once per round of calls rather than once per call: a call that stops at `limit` leaves in
@@ -982,7 +997,10 @@ fn purgeable(c: &Conn, before: Millis, limit: usize, resume: &mut i64) -> StoreR
     };
     // (`state <> 'skipped'` is `outbox_listed`'s condition, stated so the planner takes it)
     let mut business = String::new();
-    while ids.len() < limit {
+    if c.is_pg() {
+        delivered_by_age(c, before, newest, limit, &mut ids)?;
+    }
+    while ids.len() < limit && !c.is_pg() {
         let next: Option<String> = c
             .query_row(
                 "SELECT business_id FROM outbox WHERE state = 'delivered' AND state <> 'skipped' \
@@ -1092,6 +1110,40 @@ mod tests {
         .await
         .unwrap();
         (dir, s, t)
+    }
+
+    /// What keeps a test's database: SQLite's folder, or PostgreSQL's database.
+    #[allow(dead_code)]
+    enum Kept {
+        Dir(tempfile_free::Dir),
+        Pg(crate::postgres::testing::TestDb),
+    }
+
+    /// [`store_with_tenant`] without a webhook on each backend: SQLite, and PostgreSQL when its
+    /// test cluster answers (or is required: see `postgres::testing`).
+    async fn on_each_backend(test: &str) -> Vec<(Kept, SqliteStore, CreatedTenant)> {
+        let (d, s, t) = store_with_tenant(false).await;
+        let mut out = vec![(Kept::Dir(d), s, t)];
+        if let Some(db) = crate::postgres::testing::TestDb::create(test) {
+            let s = SqliteStore::open_postgres(&db.url, Default::default()).unwrap();
+            let t = crate::Store::create_tenant(
+                &s,
+                NewTenant {
+                    business_name: "A".into(),
+                    verified: false,
+                    phone_numbers: vec![NewPhoneNumber {
+                        display_phone_number: "+1 555 010 0001".into(),
+                        verified_name: "A".into(),
+                    }],
+                    webhook: None,
+                },
+                1_000,
+            )
+            .await
+            .unwrap();
+            out.push((Kept::Pg(db), s, t));
+        }
+        out
     }
 
     /// A temp folder without a dev-dependency (the store crate has none).
@@ -1823,7 +1875,12 @@ mod tests {
     /// merged with the other states.
     #[tokio::test]
     async fn skipped_events_are_listed_through_their_blocks() {
-        let (_d, s, a) = store_with_tenant(false).await;
+        for (_kept, s, a) in on_each_backend("skipped_listed_through_blocks").await {
+            skipped_listing(s, a).await;
+        }
+    }
+
+    async fn skipped_listing(s: SqliteStore, a: CreatedTenant) {
         let b = second_tenant(&s, None).await;
         let block = 1i64 << BLOCK_BITS;
         // ids 1..=3 blocks: a, a, b, a, a, b, …; then a's alone for most of a block, then one b
@@ -2002,7 +2059,12 @@ mod tests {
     /// skipped event goes, call after call, with the blocks left without events.
     #[tokio::test]
     async fn the_purge_walks_the_skipped_events_call_after_call() {
-        let (_d, s, a) = store_with_tenant(false).await;
+        for (_kept, s, a) in on_each_backend("purge_walks_skipped").await {
+            purge_walk_of_skipped(s, a).await;
+        }
+    }
+
+    async fn purge_walk_of_skipped(s: SqliteStore, a: CreatedTenant) {
         let b = second_tenant(&s, None).await;
         enqueue_n(&s, &a, "messages", 1_000, 10).await;
         s.write(|c| {
@@ -2046,7 +2108,12 @@ mod tests {
     /// writer, which remembered that row, writes it again for the business's next event.
     #[tokio::test]
     async fn a_purged_blocks_row_is_written_again_by_the_next_event() {
-        let (_d, s, a) = store_with_tenant(false).await;
+        for (_kept, s, a) in on_each_backend("purged_blocks_row_written_again").await {
+            purged_blocks_row(s, a).await;
+        }
+    }
+
+    async fn purged_blocks_row(s: SqliteStore, a: CreatedTenant) {
         let b = second_tenant(&s, None).await;
         // a's events through the writer's memory (the send path's `note_block`), then b's
         let insert = |t: &CreatedTenant, at: Millis| {
