@@ -332,6 +332,19 @@ thread_report() {
                     n, k[c], c, 100 * cpu[c] / s, per, 100 * rq[c] / s } }' >&2
 }
 
+# CPU ticks (utime, stime, and those of reaped children) of every `postgres` process: the
+# server's CPU in a PostgreSQL row, as thread_report gives greenlight's.
+pg_ticks() {
+    cat /proc/[0-9]*/stat 2>/dev/null | awk '$2 == "(postgres)" { t += $14 + $15 + $16 + $17 } END { print t + 0 }'
+}
+
+# "WAL position in bytes|buffer reads|rows inserted|rows updated" of the benchmark's database
+# (the statistics as last reported by its backends: read a second after a run).
+pg_work() {
+    psql "$PG_URL/$PG_DB" -XAtq -c "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint || '|' || blks_hit + blks_read \
+        || '|' || tup_inserted || '|' || tup_updated FROM pg_stat_database WHERE datname = current_database()"
+}
+
 proc_kb() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$SERVER_PID/status"; }
 sql() {
     if [ -n "$PG_DB" ]; then
@@ -618,12 +631,20 @@ measured_send() {
         case "$kv" in BENCH_CUSTOMER_BASE=*) base=${kv#*=} ;; esac
     done
     set -- "$@" "BENCH_CUSTOMER_BASE=$((base + SET_INDEX * CUSTOMERS))"
-    local io0 io1 ok0=$SEND_OK
+    local io0 io1 ok0=$SEND_OK pg0=0 pg1=0 pgw0="" pgw1=""
     thread_times >"$RUN_DIR/$name.threads.before"
     io0=$(awk '$1 == "write_bytes:" {print $2}' "/proc/$SERVER_PID/io")
+    [ -z "$PG_DB" ] || { pg0=$(pg_ticks); pgw0=$(pg_work); }
     run_send "$name" send.lua "$conns" "$DURATION" "$MAX_SEND" "$@"
+    [ -z "$PG_DB" ] || { pg1=$(pg_ticks); sleep 1; pgw1=$(pg_work); }
     thread_times >"$RUN_DIR/$name.threads.after"
     io1=$(awk '$1 == "write_bytes:" {print $2}' "/proc/$SERVER_PID/io")
+    if [ -n "$PG_DB" ]; then
+        say "$name: PostgreSQL's processes: $(awk -v t=$((pg1 - pg0)) -v hz="$(getconf CLK_TCK)" -v n=$((SEND_OK - ok0)) -v s="${W[seconds]}" \
+            'BEGIN { printf "%.0f%% of one CPU, %.1f µs of CPU per message", 100 * t / hz / s, 1e6 * t / hz / n }')"
+        say "$name: PostgreSQL per message: $(awk -v a="$pgw0" -v b="$pgw1" -v n=$((SEND_OK - ok0)) \
+            'BEGIN { split(a, x, "|"); split(b, y, "|"); printf "%.0f bytes of WAL, %.1f buffer reads (shared buffers or not), %.2f rows inserted, %.2f updated", (y[1] - x[1]) / n, (y[2] - x[2]) / n, (y[3] - x[3]) / n, (y[4] - x[4]) / n }')"
+    fi
     # the log's frames of the run's last commits, named by wal_report once no row is measured
     if [ -z "$PG_DB" ] && [ -f "$DB-wal" ] && command -v python3 >/dev/null; then
         cp "$DB-wal" "$RUN_DIR/$name.wal"
