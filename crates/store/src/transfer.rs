@@ -379,4 +379,40 @@ mod tests {
         assert_eq!(count("b2", 0, 100), 1);
         assert_eq!(count("b2", 20, 100), 0);
     }
+
+    /// An import into PostgreSQL writes the blocks of the outbox's ids, by which a business's
+    /// skipped events are found (the table is not moved: it is built from the events).
+    #[test]
+    fn an_import_into_postgresql_writes_the_outbox_blocks() {
+        let Some(db) = crate::postgres::testing::TestDb::create("import_outbox_blocks") else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let source_url = format!("sqlite://{}", dir.path().join("source.db").display());
+        let source = open(&source_url).unwrap();
+        source
+            .execute_batch(
+                "INSERT INTO outbox (id, business_id, waba_id, field, payload, created_at, next_attempt_at, state) VALUES \
+                 (1, 'b1', 'w1', 'messages', '{}', 10, 10, 'skipped'), \
+                 (2, 'b2', 'w2', 'messages', '{}', 10, 10, 'skipped'), \
+                 (5000, 'b2', 'w2', 'messages', '{}', 20, 20, 'delivered')",
+            )
+            .unwrap();
+        drop(source);
+        let mut dump = Vec::new();
+        export(&source_url, &mut dump).unwrap();
+        import(&db.url, &mut &dump[..]).unwrap();
+        let target = open(&db.url).unwrap();
+        let blocks: Vec<(String, i64)> = target
+            .prepare("SELECT business_id, block FROM outbox_blocks ORDER BY 1, 2")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            blocks,
+            [("b1".into(), 0), ("b2".into(), 0), ("b2".into(), 1)]
+        );
+    }
 }

@@ -972,13 +972,44 @@ fn delivered_by_age(
     Ok(())
 }
 
-/// Up to `limit` delivered or skipped events whose last attempt was due before `before`, found
-/// without an index of their own on SQLite. Delivered ones: for each business with some (one
-/// seek of `outbox_listed` each), the business's oldest first; on PostgreSQL by
-/// [`delivered_by_age`]. Skipped ones, which no index
-/// by state holds: every event, oldest first. Ids follow creation and an event's last attempt
-/// is due no earlier than its creation, so a walk ends at the first event created at or after
-/// `before`: every later one is as new. An event created before it but done since (retried, or
+/// SQLite: delivered events due before `before` and below `newest`, up to `limit` in all: for
+/// each business with some (one seek of `outbox_listed` each), the business's oldest first.
+fn delivered_by_business(
+    c: &Conn,
+    before: Millis,
+    newest: i64,
+    limit: usize,
+    ids: &mut Vec<i64>,
+) -> StoreResult<()> {
+    // (`state <> 'skipped'` is `outbox_listed`'s condition, stated so the planner takes it)
+    let mut business = String::new();
+    while ids.len() < limit {
+        let next: Option<String> = c
+            .query_row(
+                "SELECT business_id FROM outbox WHERE state = 'delivered' AND state <> 'skipped' \
+                 AND business_id > ?1 ORDER BY state, business_id LIMIT 1",
+                params![business],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(next) = next else { break };
+        business = next;
+        let mut stmt = c.prepare_cached(
+            "SELECT id, created_at, next_attempt_at, 1 FROM outbox \
+             WHERE state = 'delivered' AND state <> 'skipped' AND business_id = ?1 AND id > ?2 AND id < ?3 \
+             ORDER BY state, business_id, id LIMIT ?4",
+        )?;
+        walk(&mut stmt, Some(&business), 0, newest, before, limit, ids)?;
+    }
+    Ok(())
+}
+
+/// Up to `limit` delivered or skipped events whose last attempt was due before `before`.
+/// Delivered ones: [`delivered_by_business`] on SQLite, without an index of their own;
+/// [`delivered_by_age`] on PostgreSQL. Skipped ones, which no index by state holds: every
+/// event, oldest first. Ids follow creation and an event's last attempt is due no earlier than
+/// its creation, so a walk ends at the first event created at or after `before`: every later
+/// one is as new. An event created before it but done since (retried, or
 /// replayed), or in another state, is stepped over. An event created out of order (the clock
 /// stepped back) only delays the events after it until it is old enough too. The newest event
 /// of the outbox stays: SQLite's outbox (without `AUTOINCREMENT`) numbers a new event one past
@@ -995,36 +1026,10 @@ fn purgeable(c: &Conn, before: Millis, limit: usize, resume: &mut i64) -> StoreR
     let Some(newest) = newest else {
         return Ok(ids);
     };
-    // (`state <> 'skipped'` is `outbox_listed`'s condition, stated so the planner takes it)
-    let mut business = String::new();
     if c.is_pg() {
         delivered_by_age(c, before, newest, limit, &mut ids)?;
-    }
-    while ids.len() < limit && !c.is_pg() {
-        let next: Option<String> = c
-            .query_row(
-                "SELECT business_id FROM outbox WHERE state = 'delivered' AND state <> 'skipped' \
-                 AND business_id > ?1 ORDER BY state, business_id LIMIT 1",
-                params![business],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let Some(next) = next else { break };
-        business = next;
-        let mut stmt = c.prepare_cached(
-            "SELECT id, created_at, next_attempt_at, 1 FROM outbox \
-             WHERE state = 'delivered' AND state <> 'skipped' AND business_id = ?1 AND id > ?2 AND id < ?3 \
-             ORDER BY state, business_id, id LIMIT ?4",
-        )?;
-        walk(
-            &mut stmt,
-            Some(&business),
-            0,
-            newest,
-            before,
-            limit,
-            &mut ids,
-        )?;
+    } else {
+        delivered_by_business(c, before, newest, limit, &mut ids)?;
     }
     if ids.len() < limit {
         let mut stmt = c.prepare_cached(
@@ -2105,7 +2110,8 @@ mod tests {
     }
 
     /// The purge drops a block's row with its business's last event in the block, and the
-    /// writer, which remembered that row, writes it again for the business's next event.
+    /// business's next event writes it again: SQLite's writer, which remembered the row,
+    /// forgets it; PostgreSQL's statement finds it gone.
     #[tokio::test]
     async fn a_purged_blocks_row_is_written_again_by_the_next_event() {
         for (_kept, s, a) in on_each_backend("purged_blocks_row_written_again").await {
