@@ -1096,8 +1096,14 @@ mod tests {
     async fn store_with_tenant(hook: bool) -> (tempfile_free::Dir, SqliteStore, CreatedTenant) {
         let dir = tempfile_free::Dir::new();
         let s = SqliteStore::open(&dir.path("t.db"), SqliteOptions::default()).unwrap();
-        let t = crate::Store::create_tenant(
-            &s,
+        let t = tenant_a(&s, hook).await;
+        (dir, s, t)
+    }
+
+    /// The tenant "A" of [`store_with_tenant`], on the store `s`.
+    async fn tenant_a(s: &SqliteStore, hook: bool) -> CreatedTenant {
+        crate::Store::create_tenant(
+            s,
             NewTenant {
                 business_name: "A".into(),
                 verified: false,
@@ -1113,8 +1119,7 @@ mod tests {
             1_000,
         )
         .await
-        .unwrap();
-        (dir, s, t)
+        .unwrap()
     }
 
     /// What keeps a test's database: SQLite's folder, or PostgreSQL's database.
@@ -1131,21 +1136,7 @@ mod tests {
         let mut out = vec![(Kept::Dir(d), s, t)];
         if let Some(db) = crate::postgres::testing::TestDb::create(test) {
             let s = SqliteStore::open_postgres(&db.url, Default::default()).unwrap();
-            let t = crate::Store::create_tenant(
-                &s,
-                NewTenant {
-                    business_name: "A".into(),
-                    verified: false,
-                    phone_numbers: vec![NewPhoneNumber {
-                        display_phone_number: "+1 555 010 0001".into(),
-                        verified_name: "A".into(),
-                    }],
-                    webhook: None,
-                },
-                1_000,
-            )
-            .await
-            .unwrap();
+            let t = tenant_a(&s, false).await;
             out.push((Kept::Pg(db), s, t));
         }
         out
