@@ -3369,9 +3369,9 @@ mod tests {
     /// On PostgreSQL each facts read ([`FACTS_ONE_PG`], [`FACTS_MANY`]) finds every row with an
     /// index scan of its primary key, never through a bitmap (index, bitmap, heap: several
     /// times the work for one row), in the generic plans the store's prepared statements come
-    /// to. The tables hold as many rows as the benchmark's, vacuumed, first not analysed, then
-    /// analysed: at that size the planner guesses three rows per key either way, and a lookup
-    /// fenced with `OFFSET 0` instead of `LIMIT 1` reads the window through a bitmap.
+    /// to. The tables hold about as many rows as the benchmark's, vacuumed, first not analysed,
+    /// then analysed: at that size the planner guesses a few rows per key, and a lookup fenced
+    /// with `OFFSET 0` instead of `LIMIT 1` reads the window through a bitmap.
     #[test]
     fn the_facts_reads_find_each_row_by_an_index_scan_on_postgres() {
         let Some(db) = crate::postgres::testing::TestDb::create("facts_plans") else {
