@@ -611,12 +611,16 @@ impl rusqlite::ToSql for Value {
 /// (PostgreSQL refuses every later statement of it); the failure is reported by the statement
 /// it was sent with and by every later one, `COMMIT` included, until a `ROLLBACK`: nothing built
 /// on a failed write can be acknowledged. Rows of a [`RowStatement`] are queued by table and
-/// sent together ([`Conn::defer_row`]).
+/// sent together ([`Conn::defer_row`]); consecutive rows of statements of different tables go
+/// as one statement ([`combined_sql`]): PostgreSQL answers each statement of a pipeline on its
+/// own (a send of its socket, a wake-up of ours), and starts an executor for each.
 pub struct PgConn {
     /// Always `Some` but during `drop`.
     rt: Option<tokio::runtime::Runtime>,
     client: Option<tokio_postgres::Client>,
     cache: RefCell<HashMap<String, Prepared>>,
+    /// The [`combined_sql`] of runs of row statements, by the statements' addresses.
+    combined: RefCell<HashMap<Vec<usize>, postgres::Statement>>,
     pending: RefCell<Vec<Pending>>,
     /// The error of a deferred write, until the transaction is rolled back.
     failed: RefCell<Option<StoreError>>,
@@ -677,6 +681,99 @@ fn names(sql: &str, table: &str) -> bool {
     sql.match_indices(table).any(|(i, _)| {
         !ident(sql[..i].chars().next_back()) && !ident(sql[i + table.len()..].chars().next())
     })
+}
+
+/// `sql` with each parameter `$i` renumbered `$(i + by)` (outside quotes).
+fn shift_params(sql: &str, by: usize) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut quote: Option<char> = None;
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '\'' || c == '"' => quote = Some(c),
+            None if c == '$' => {
+                let mut n = 0usize;
+                let mut digits = false;
+                while let Some(d) = chars.peek().and_then(|d| d.to_digit(10)) {
+                    n = n * 10 + d as usize;
+                    digits = true;
+                    chars.next();
+                }
+                if digits {
+                    out.push_str(&(n + by).to_string());
+                }
+            }
+            None => {}
+        }
+    }
+    out
+}
+
+/// One statement that runs the many-row forms of `members` (statements of different tables,
+/// each reading and writing only its own: see [`RowStatement`]), their parameters one after
+/// another: each in a `WITH` of its own, which PostgreSQL runs to completion whether or not
+/// anything reads it. They see the same snapshot, none the others' rows, which changes nothing
+/// for statements of different tables. A member that has a `WITH` itself (at most one) is the
+/// main statement, its own `WITH` after the others'.
+fn combined_sql(members: &[&RowStatement]) -> String {
+    let mut ctes = Vec::with_capacity(members.len());
+    let mut main = None;
+    let mut offset = 0;
+    for m in members {
+        let sql = shift_params(&translate(m.many), offset);
+        offset += m.types.len();
+        match sql.strip_prefix("WITH ") {
+            Some(rest) if main.is_none() => main = Some(rest.to_string()),
+            _ => ctes.push(sql),
+        }
+    }
+    let mut out = String::from("WITH ");
+    for (k, sql) in ctes.iter().enumerate() {
+        if k > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(&format!("g{k} AS ({sql})"));
+    }
+    match main {
+        Some(rest) => {
+            out.push_str(", ");
+            out.push_str(&rest);
+        }
+        None => out.push_str(" SELECT 1"),
+    }
+    out
+}
+
+/// The queued writes as the statements that send them (`None`: a write of one statement;
+/// `Some`: rows of a [`RowStatement`]): a run of rows of statements of different tables (at
+/// most one with a `WITH` of its own) is one statement; any other write is its own. Ranges of
+/// `queued`, in order.
+fn runs(queued: &[Option<&RowStatement>]) -> Vec<std::ops::Range<usize>> {
+    let with = |s: &RowStatement| s.many.starts_with("WITH ");
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < queued.len() {
+        let mut j = i + 1;
+        if let Some(first) = queued[i] {
+            let mut has_with = with(first);
+            while let Some(Some(next)) = queued.get(j) {
+                let same_table = queued[i..j]
+                    .iter()
+                    .any(|q| q.is_some_and(|q| q.table == next.table));
+                if same_table || (has_with && with(next)) {
+                    break;
+                }
+                has_with |= with(next);
+                j += 1;
+            }
+        }
+        out.push(i..j);
+        i = j;
+    }
+    out
 }
 
 /// A deferred write: one statement, or rows of a [`RowStatement`].
@@ -791,6 +888,7 @@ impl PgConn {
             rt: Some(rt),
             client: Some(client),
             cache: RefCell::new(HashMap::new()),
+            combined: RefCell::new(HashMap::new()),
             pending: RefCell::new(Vec::new()),
             failed: RefCell::new(None),
         })
@@ -831,6 +929,31 @@ impl PgConn {
         };
         cache.insert(sql.to_string(), prepared.clone());
         Ok(prepared)
+    }
+
+    /// The statement of a run of rows of several statements ([`runs`], [`combined_sql`]).
+    fn combined(&self, run: &[Pending]) -> Result<postgres::Statement> {
+        let members: Vec<&RowStatement> = run
+            .iter()
+            .filter_map(|p| match p {
+                Pending::Rows { of, .. } => Some(*of),
+                Pending::One(..) => None,
+            })
+            .collect();
+        let key: Vec<usize> = members
+            .iter()
+            .map(|m| *m as *const RowStatement as usize)
+            .collect();
+        if let Some(s) = self.combined.borrow().get(&key) {
+            return Ok(s.clone());
+        }
+        let stmt = self.prepare(&combined_sql(&members))?.stmt;
+        let mut combined = self.combined.borrow_mut();
+        if combined.len() >= 64 {
+            combined.clear();
+        }
+        combined.insert(key, stmt.clone());
+        Ok(stmt)
     }
 
     /// Queues a write (see the type's docs).
@@ -910,16 +1033,37 @@ impl PgConn {
         if pending.is_empty() {
             return Ok(rt.block_on(op)?);
         }
-        // rows of a statement queued more than once go as arrays (built first: the futures
-        // borrow them)
-        let arrays = pending
-            .iter()
-            .map(|p| match p {
-                Pending::Rows { of, rows, .. } if rows.len() > 1 => array_columns(rows, of.types),
-                _ => Ok(Vec::new()),
-            })
-            .collect::<Result<Vec<_>>>();
-        let arrays = match arrays {
+        let runs = runs(
+            &pending
+                .iter()
+                .map(|p| match p {
+                    Pending::Rows { of, .. } => Some(*of),
+                    Pending::One(..) => None,
+                })
+                .collect::<Vec<_>>(),
+        );
+        // rows of a statement queued more than once, or sent with others', go as arrays (built
+        // first: the futures borrow them), and runs of several statements' rows as one
+        let prepared = (|| {
+            let mut arrays = Vec::with_capacity(pending.len());
+            let mut combined = Vec::new();
+            for run in &runs {
+                let together = run.len() > 1;
+                for p in &pending[run.clone()] {
+                    arrays.push(match p {
+                        Pending::Rows { of, rows, .. } if together || rows.len() > 1 => {
+                            array_columns(rows, of.types)?
+                        }
+                        _ => Vec::new(),
+                    });
+                }
+                if together {
+                    combined.push(self.combined(&pending[run.clone()])?);
+                }
+            }
+            Ok::<_, Error>((arrays, combined))
+        })();
+        let (arrays, combined) = match prepared {
             Ok(a) => a,
             Err(e) => {
                 // the queued writes are gone: the transaction must not commit
@@ -928,13 +1072,25 @@ impl PgConn {
                 return Err(Error::Store(e));
             }
         };
-        let args: Vec<(&postgres::Statement, Refs<'_>)> = pending
+        let mut combined = combined.iter();
+        let args: Vec<(&postgres::Statement, Refs<'_>)> = runs
             .iter()
-            .zip(&arrays)
-            .map(|(p, a)| match p {
-                Pending::One(s, v) => (&s.stmt, refs(v)),
-                Pending::Rows { one, rows, .. } if rows.len() == 1 => (one, refs(&rows[0])),
-                Pending::Rows { many, .. } => (many, a.iter().map(|c| &**c).collect()),
+            .map(|run| {
+                if run.len() > 1 {
+                    let stmt = combined.next().expect("a statement for each run");
+                    let a = arrays[run.clone()]
+                        .iter()
+                        .flatten()
+                        .map(|c| &**c as &(dyn postgres::types::ToSql + Sync))
+                        .collect();
+                    return (stmt, a);
+                }
+                let (p, a) = (&pending[run.start], &arrays[run.start]);
+                match p {
+                    Pending::One(s, v) => (&s.stmt, refs(v)),
+                    Pending::Rows { one, rows, .. } if rows.len() == 1 => (one, refs(&rows[0])),
+                    Pending::Rows { many, .. } => (many, a.iter().map(|c| &**c).collect()),
+                }
             })
             .collect();
         let writes =
@@ -1321,6 +1477,105 @@ impl Stmt<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    static A_ROW: RowStatement = RowStatement {
+        table: "a",
+        one: "INSERT INTO a (x) VALUES (?1)",
+        many: "INSERT INTO a (x) SELECT x FROM unnest($1::text[]) AS u(x)",
+        pg_one: None,
+        types: &[ArrayType::Text],
+    };
+    static A_DONE: RowStatement = RowStatement {
+        table: "a",
+        one: "DELETE FROM a WHERE x = ?1",
+        many: "DELETE FROM a WHERE x = ANY($1::text[])",
+        pg_one: None,
+        types: &[ArrayType::Text],
+    };
+    static B_ROW: RowStatement = RowStatement {
+        table: "b",
+        one: "INSERT INTO b (x, y) VALUES (?1, ?2)",
+        many: "INSERT INTO b (x, y) SELECT x, y FROM unnest($1::text[], $2::int8[]) AS u(x, y)",
+        pg_one: None,
+        types: &[ArrayType::Text, ArrayType::Int8],
+    };
+    static C_ROW: RowStatement = RowStatement {
+        table: "c",
+        one: "INSERT INTO c (x) VALUES (?1)",
+        many: "WITH e AS (INSERT INTO c (x) SELECT x FROM unnest($1::int8[]) AS u(x) RETURNING x) \
+               INSERT INTO c_seen (x) SELECT x FROM e WHERE x <> 0",
+        pg_one: None,
+        types: &[ArrayType::Int8],
+    };
+    static D_ROW: RowStatement = RowStatement {
+        table: "d",
+        one: "INSERT INTO d (x) VALUES (?1)",
+        many:
+            "WITH e AS (SELECT x FROM unnest($1::int8[]) AS u(x)) INSERT INTO d (x) SELECT x FROM e",
+        pg_one: None,
+        types: &[ArrayType::Int8],
+    };
+
+    #[test]
+    fn parameters_are_renumbered_outside_quotes() {
+        assert_eq!(
+            shift_params("SELECT $1, $2::text[], '$1', \"$2\", $10 FROM t", 3),
+            "SELECT $4, $5::text[], '$1', \"$2\", $13 FROM t"
+        );
+        assert_eq!(shift_params("SELECT $ 1, $x", 3), "SELECT $ 1, $x");
+        assert_eq!(shift_params("SELECT $1", 0), "SELECT $1");
+    }
+
+    /// Rows of statements of different tables go together, each in a `WITH` of its own, their
+    /// parameters one after another; a statement with a `WITH` of its own is the main one.
+    #[test]
+    fn rows_of_several_tables_make_one_statement() {
+        assert_eq!(
+            combined_sql(&[&A_ROW, &B_ROW]),
+            "WITH g0 AS (INSERT INTO a (x) SELECT x FROM unnest($1::text[]) AS u(x)), \
+             g1 AS (INSERT INTO b (x, y) SELECT x, y FROM unnest($2::text[], $3::int8[]) AS u(x, y)) \
+             SELECT 1"
+        );
+        assert_eq!(
+            combined_sql(&[&B_ROW, &C_ROW, &A_ROW]),
+            "WITH g0 AS (INSERT INTO b (x, y) SELECT x, y FROM unnest($1::text[], $2::int8[]) AS u(x, y)), \
+             g1 AS (INSERT INTO a (x) SELECT x FROM unnest($4::text[]) AS u(x)), \
+             e AS (INSERT INTO c (x) SELECT x FROM unnest($3::int8[]) AS u(x) RETURNING x) \
+             INSERT INTO c_seen (x) SELECT x FROM e WHERE x <> 0"
+        );
+    }
+
+    /// What runs together: consecutive rows of statements of different tables, at most one of
+    /// them with a `WITH`; a write of one statement, or a second statement of a table in the
+    /// run, or a second `WITH`, starts a new one.
+    #[test]
+    fn runs_break_at_a_write_a_table_seen_or_a_second_with() {
+        let spans = |q: &[Option<&RowStatement>]| -> Vec<(usize, usize)> {
+            runs(q).into_iter().map(|r| (r.start, r.end)).collect()
+        };
+        let (a, a_done, b, c, d) = (
+            Some(&A_ROW),
+            Some(&A_DONE),
+            Some(&B_ROW),
+            Some(&C_ROW),
+            Some(&D_ROW),
+        );
+        assert_eq!(spans(&[]), []);
+        assert_eq!(spans(&[a]), [(0, 1)]);
+        assert_eq!(spans(&[a, b, c]), [(0, 3)]);
+        assert_eq!(spans(&[a, None, b, c]), [(0, 1), (1, 2), (2, 4)]);
+        assert_eq!(
+            spans(&[a, b, a_done, c]),
+            [(0, 2), (2, 4)],
+            "a's delete after a's insert"
+        );
+        assert_eq!(
+            spans(&[c, a, d, b]),
+            [(0, 2), (2, 4)],
+            "one WITH a statement"
+        );
+        assert_eq!(spans(&[None, None]), [(0, 1), (1, 2)]);
+    }
 
     #[test]
     fn placeholders() {

@@ -1887,6 +1887,132 @@ mod tests {
         });
     }
 
+    /// Rows of statements of different tables queued one after another reach PostgreSQL as
+    /// one statement (the connection's last, as `pg_stat_activity` shows it), each table's
+    /// rows in the order queued, a statement's own `WITH` included; a second statement of a
+    /// table in the run runs apart, after, and sees the rows before it; a failing row fails
+    /// the transaction, and nothing of it is kept.
+    #[test]
+    fn rows_of_several_tables_run_as_one_statement() {
+        use crate::db::{ArrayType, RowStatement};
+        static A_ROW: RowStatement = RowStatement {
+            table: "ta",
+            one: "INSERT INTO ta (name) VALUES (?1)",
+            many: "INSERT INTO ta (name) SELECT n FROM unnest($1::text[]) \
+                   WITH ORDINALITY AS u(n, o) ORDER BY o",
+            pg_one: None,
+            types: &[ArrayType::Text],
+        };
+        static A_DONE: RowStatement = RowStatement {
+            table: "ta",
+            one: "DELETE FROM ta WHERE name = ?1",
+            many: "DELETE FROM ta WHERE name = ANY($1::text[])",
+            pg_one: None,
+            types: &[ArrayType::Text],
+        };
+        static B_ROW: RowStatement = RowStatement {
+            table: "tb",
+            one: "INSERT INTO tb (x) VALUES (?1)",
+            many: "INSERT INTO tb (x) SELECT x FROM unnest($1::int8[]) \
+                   WITH ORDINALITY AS u(x, o) ORDER BY o",
+            pg_one: None,
+            types: &[ArrayType::Int8],
+        };
+        static C_ROW: RowStatement = RowStatement {
+            table: "tc",
+            one: "INSERT INTO tc (x) VALUES (?1)",
+            many: "WITH e AS (INSERT INTO tc (x) SELECT x FROM unnest($1::int8[]) \
+                   WITH ORDINALITY AS u(x, o) ORDER BY o RETURNING x) \
+                   INSERT INTO tc_blocks (b) SELECT DISTINCT x / 10 FROM e ON CONFLICT DO NOTHING",
+            pg_one: None,
+            types: &[ArrayType::Int8],
+        };
+        let Some(db) = TestDb::create("rows_of_several_tables_run_as_one_statement") else {
+            return;
+        };
+        off_runtime(|| {
+            let c = connect(&config(&db.url).unwrap()).unwrap();
+            let watch = connect(&config(&db.url).unwrap()).unwrap();
+            c.execute_batch(
+                "CREATE TABLE ta (id BIGSERIAL PRIMARY KEY, name TEXT NOT NULL);
+                 CREATE TABLE tb (id BIGSERIAL PRIMARY KEY, x BIGINT NOT NULL);
+                 CREATE TABLE tc (id BIGSERIAL PRIMARY KEY, x BIGINT NOT NULL);
+                 CREATE TABLE tc_blocks (b BIGINT PRIMARY KEY);",
+            )
+            .unwrap();
+            let pid: i32 = c
+                .query_row("SELECT pg_backend_pid()", [], |r| r.get(0))
+                .unwrap();
+            let last = || -> String {
+                watch
+                    .query_row(
+                        "SELECT query FROM pg_stat_activity WHERE pid = ?1",
+                        params![pid],
+                        |r| r.get(0),
+                    )
+                    .unwrap()
+            };
+            let texts = |sql: &str| -> Vec<String> {
+                c.prepare(sql)
+                    .unwrap()
+                    .query_map([], |r| r.get(0))
+                    .unwrap()
+                    .collect::<crate::db::Result<_>>()
+                    .unwrap()
+            };
+            c.execute_batch("BEGIN").unwrap();
+            c.defer_row(&A_ROW, params!["a1"]).unwrap();
+            c.defer_row(&A_ROW, params!["a2"]).unwrap();
+            c.defer_row(&B_ROW, params![1]).unwrap();
+            for x in [11, 12, 25] {
+                c.defer_row(&C_ROW, params![x]).unwrap();
+            }
+            c.defer_row(&A_ROW, params!["a3"]).unwrap();
+            c.flush().unwrap();
+            let sent = last();
+            assert!(
+                sent.starts_with("WITH g0 AS (INSERT INTO ta")
+                    && sent.contains("INSERT INTO tb")
+                    && sent.contains("INSERT INTO tc_blocks"),
+                "one statement for the three tables: {sent}"
+            );
+            assert_eq!(texts("SELECT name FROM ta ORDER BY id"), ["a1", "a2", "a3"]);
+            assert_eq!(texts("SELECT x::text FROM tb ORDER BY id"), ["1"]);
+            assert_eq!(
+                texts("SELECT x::text FROM tc ORDER BY id"),
+                ["11", "12", "25"]
+            );
+            assert_eq!(
+                texts("SELECT b::text FROM tc_blocks ORDER BY b"),
+                ["1", "2"]
+            );
+
+            // a row inserted, then deleted by another statement of its table: apart, in order
+            c.defer_row(&A_ROW, params!["a4"]).unwrap();
+            c.defer_row(&A_DONE, params!["a4"]).unwrap();
+            c.defer_row(&B_ROW, params![2]).unwrap();
+            c.flush().unwrap();
+            assert!(
+                last().starts_with("WITH g0 AS (DELETE FROM ta"),
+                "the delete went with the next table's rows"
+            );
+            assert_eq!(texts("SELECT name FROM ta ORDER BY id"), ["a1", "a2", "a3"]);
+            assert_eq!(texts("SELECT x::text FROM tb ORDER BY id"), ["1", "2"]);
+            c.execute_batch("COMMIT").unwrap();
+
+            // a failing row (NULL) with other tables' rows: the statement fails, the
+            // transaction with it
+            c.execute_batch("BEGIN").unwrap();
+            c.defer_row(&A_ROW, params!["a5"]).unwrap();
+            c.defer_row(&B_ROW, params![None::<i64>]).unwrap();
+            assert!(c.flush().is_err(), "the NULL fails the statement");
+            assert!(c.execute_batch("COMMIT").is_err(), "and the transaction");
+            c.execute_batch("ROLLBACK").unwrap();
+            assert_eq!(texts("SELECT name FROM ta ORDER BY id"), ["a1", "a2", "a3"]);
+            assert_eq!(texts("SELECT x::text FROM tb ORDER BY id"), ["1", "2"]);
+        });
+    }
+
     /// Through the store: a job in a savepoint whose deferred write fails answers the error
     /// and rolls back alone; a savepoint-free job (the send path's) whose deferred write fails
     /// is not acknowledged, nor is anything of its batch.
