@@ -642,7 +642,9 @@ impl Drop for PgConn {
 /// A statement that runs once per row of parameters, and that PostgreSQL can also run for many
 /// rows at once: rows deferred with [`Conn::defer_row`] before the next statement that needs an
 /// answer travel in one statement (one execution, one index descent per index, one reply)
-/// instead of one each.
+/// instead of one each, and rows of statements of different tables queued one after another
+/// travel together ([`combined_sql`]). So a statement reads and writes its own `table` and no
+/// table another row statement writes, and `$` appears in `many` only in its parameters.
 pub struct RowStatement {
     /// The one table the statement writes (and reads).
     pub table: &'static str,
