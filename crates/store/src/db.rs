@@ -612,7 +612,7 @@ impl rusqlite::ToSql for Value {
 /// it was sent with and by every later one, `COMMIT` included, until a `ROLLBACK`: nothing built
 /// on a failed write can be acknowledged. Rows of a [`RowStatement`] are queued by table and
 /// sent together ([`Conn::defer_row`]); consecutive rows of statements of different tables go
-/// as one statement ([`combined_sql`]): PostgreSQL answers each statement of a pipeline on its
+/// as one statement (`combined_sql`): PostgreSQL answers each statement of a pipeline on its
 /// own (a send of its socket, a wake-up of ours), and starts an executor for each.
 pub struct PgConn {
     /// Always `Some` but during `drop`.
@@ -643,7 +643,7 @@ impl Drop for PgConn {
 /// rows at once: rows deferred with [`Conn::defer_row`] before the next statement that needs an
 /// answer travel in one statement (one execution, one index descent per index, one reply)
 /// instead of one each, and rows of statements of different tables queued one after another
-/// travel together ([`combined_sql`]). So a statement reads and writes its own `table` and no
+/// travel together (`combined_sql`). So a statement reads and writes its own `table` and no
 /// table another row statement writes, and `$` appears in `many` only in its parameters.
 pub struct RowStatement {
     /// The one table the statement writes (and reads).
