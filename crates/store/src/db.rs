@@ -1048,7 +1048,8 @@ impl PgConn {
         // first: the futures borrow them), and runs of several statements' rows as one
         let prepared = (|| {
             let mut arrays = Vec::with_capacity(pending.len());
-            let mut combined = Vec::new();
+            // each run's statement, if it is one of several statements' rows
+            let mut combined = Vec::with_capacity(runs.len());
             for run in &runs {
                 let together = run.len() > 1;
                 for p in &pending[run.clone()] {
@@ -1059,9 +1060,11 @@ impl PgConn {
                         _ => Vec::new(),
                     });
                 }
-                if together {
-                    combined.push(self.combined(&pending[run.clone()])?);
-                }
+                combined.push(if together {
+                    Some(self.combined(&pending[run.clone()])?)
+                } else {
+                    None
+                });
             }
             Ok::<_, Error>((arrays, combined))
         })();
@@ -1074,12 +1077,11 @@ impl PgConn {
                 return Err(Error::Store(e));
             }
         };
-        let mut combined = combined.iter();
         let args: Vec<(&postgres::Statement, Refs<'_>)> = runs
             .iter()
-            .map(|run| {
-                if run.len() > 1 {
-                    let stmt = combined.next().expect("a statement for each run");
+            .zip(&combined)
+            .map(|(run, stmt)| {
+                if let Some(stmt) = stmt {
                     let a = arrays[run.clone()]
                         .iter()
                         .flatten()
