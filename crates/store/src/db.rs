@@ -1139,6 +1139,19 @@ impl PgConn {
         self.with_pending_past(client.query(&stmt.stmt, &args), Some(&stmt.sql))
     }
 
+    /// [`Self::batch_execute`], answering the values of the last row the statements return
+    /// (as text; `None` for a null), if any returns one.
+    fn batch_row(&self, sql: &str) -> Result<Option<Vec<Option<String>>>> {
+        let (_, client) = self.parts()?;
+        let messages = self.with_pending(client.simple_query(sql))?;
+        Ok(messages.iter().rev().find_map(|m| match m {
+            postgres::SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+            }
+            _ => None,
+        }))
+    }
+
     /// Statements without parameters. A `ROLLBACK` (to a savepoint or of the transaction)
     /// discards the queued writes instead of sending them, and clears a deferred failure.
     fn batch_execute(&self, sql: &str) -> Result<()> {
@@ -1372,6 +1385,18 @@ impl Conn {
         match self {
             Conn::Sqlite(c) => Ok(c.execute_batch(sql)?),
             Conn::Pg(p) => p.batch_execute(sql),
+        }
+    }
+
+    /// [`Self::execute_batch`] on PostgreSQL, answering the values of the last row its
+    /// statements return (as text; `None` for a null), if any does; SQLite answers none.
+    pub fn execute_batch_row(&self, sql: &str) -> Result<Option<Vec<Option<String>>>> {
+        match self {
+            Conn::Sqlite(c) => {
+                c.execute_batch(sql)?;
+                Ok(None)
+            }
+            Conn::Pg(p) => p.batch_row(sql),
         }
     }
 

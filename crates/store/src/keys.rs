@@ -228,7 +228,7 @@ where
 pub(crate) struct Generations<K, V, const MAX: usize> {
     newer: HashMap<K, V>,
     older: HashMap<K, V>,
-    /// Tests: a bound other than `MAX`.
+    /// A bound other than `MAX` (tests; a PostgreSQL shard's writer's share).
     pub max: Option<usize>,
 }
 
@@ -260,6 +260,11 @@ impl<K: Hash + Eq, V, const MAX: usize> Generations<K, V, MAX> {
     pub(crate) fn clear(&mut self) {
         self.newer.clear();
         self.older.clear();
+    }
+
+    /// Whether either generation holds `key`.
+    pub(crate) fn contains<Q: Hash + Equivalent<K> + ?Sized>(&self, key: &Q) -> bool {
+        self.newer.contains_key(key) || self.older.contains_key(key)
     }
 
     /// Tests: how many entries are kept.

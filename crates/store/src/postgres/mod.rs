@@ -87,6 +87,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0012_outbox_blocks",
         include_str!("migrations/0012_outbox_blocks.sql"),
     ),
+    (
+        "0013_shard_epochs",
+        include_str!("migrations/0013_shard_epochs.sql"),
+    ),
 ];
 
 /// The shard of a business portfolio, the same on every node and every build (FNV-1a of its id).
@@ -129,12 +133,26 @@ fn check_sharding(conn: &Conn) -> StoreResult<()> {
 }
 
 /// Opens a batch of a shard's writer: beside other shards' batches, after every instance-wide
-/// batch that came first, and one at a time with the same shard's batches of other nodes.
+/// batch that came first, and one at a time with the same shard's batches of other nodes. Under
+/// the shard's lock it takes the next value of the shard's counter of batches (the sequence
+/// `shard_epoch_<shard>`, migration 0013) and answers one row: that value and the configuration
+/// counter, as the batch starts (see [`crate::sqlite::Memory::begun`]).
 pub(crate) fn shard_begin(shard: usize) -> String {
     format!(
         "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock_shared({WRITE_LOCK}); \
-         SELECT pg_advisory_xact_lock({SHARD_LOCK_CLASS}, {shard})"
+         SELECT pg_advisory_xact_lock({SHARD_LOCK_CLASS}, {shard}); \
+         SELECT nextval('shard_epoch_{shard}'), (SELECT n FROM config_version WHERE id = 1)"
     )
+}
+
+/// Run by an instance-wide batch before its first job that may change what a send reads of its
+/// customer ([`crate::sqlite::Facts::May`]), and by an import: moves every shard's counter, so
+/// that no shard's writer keeps what it knew of its customers past it.
+pub(crate) fn bump_epochs() -> String {
+    let values: Vec<String> = (0..WRITE_SHARDS)
+        .map(|shard| format!("nextval('shard_epoch_{shard}')"))
+        .collect();
+    format!("SELECT {}", values.join(", "))
 }
 
 #[derive(Debug, Clone)]
@@ -1536,6 +1554,130 @@ mod tests {
             .unwrap();
         assert_eq!(left, (1, 1), "the pending event and its attempt stay");
         s.close();
+    }
+
+    /// Migration 0013 made one counter of batches for each of the code's shards, and each
+    /// shard's `BEGIN` takes the next value of its own.
+    #[test]
+    fn every_shard_has_its_counter_of_batches() {
+        let Some(db) = TestDb::create("every_shard_has_its_counter") else {
+            return;
+        };
+        let s = SqlStore::open_postgres(&db.url, PostgresOptions::default()).unwrap();
+        assert_eq!(
+            db.count("SELECT COUNT(*) FROM pg_sequences WHERE sequencename LIKE 'shard_epoch_%'"),
+            WRITE_SHARDS as i64
+        );
+        for shard in 0..WRITE_SHARDS {
+            assert!(shard_begin(shard).ends_with(&format!(
+                "SELECT nextval('shard_epoch_{shard}'), (SELECT n FROM config_version WHERE id = 1)"
+            )));
+        }
+        s.close();
+    }
+
+    /// A shard's writer keeps the facts its sends left between batches only while no other
+    /// batch wrote its shard: two nodes on one database, a customer sent to on the first. The
+    /// first's next send takes the kept facts; after the other node records that the customer
+    /// is not on WhatsApp (an instance-wide batch), and after its own sends took the pair's last
+    /// pacing tokens (batches of the same shard), the first node's send reads afresh and is
+    /// failed, then refused, as a send of the other node would be.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn kept_facts_last_until_another_batch_writes_the_shard() {
+        use crate::{InboundCommand, SendCommand, Store};
+        use greenlight_domain::message::{parse_request, Request};
+        let Some(db) = TestDb::create("kept_facts_last_until_another_batch") else {
+            return;
+        };
+        let a = Arc::new(SqlStore::open_postgres(&db.url, PostgresOptions::default()).unwrap());
+        let b = Arc::new(SqlStore::open_postgres(&db.url, PostgresOptions::default()).unwrap());
+        let t = tenant(&a, "B", &["+1 555 010 0001"]).await;
+        let (scope, phone) = crate::testkit::number(&a, &t, 0).await;
+        // the clock stands still: no pacing token comes back
+        let now = 10_000;
+        let customer = "15550000001";
+        let inbound = InboundCommand {
+            phone_id: phone.id.clone(),
+            from: customer.into(),
+            profile_name: None,
+            message: serde_json::json!({"type": "text", "text": {"body": "hi"}})
+                .as_object()
+                .unwrap()
+                .clone(),
+            now,
+        };
+        a.inbound(&scope, inbound).await.unwrap();
+        let send = || {
+            let body = serde_json::json!({"messaging_product": "whatsapp", "to": customer,
+                "type": "text", "text": {"body": "hello"}});
+            let Ok(Request::Send(request)) = parse_request(&body, "1") else {
+                panic!("a text send");
+            };
+            SendCommand {
+                phone: phone.clone().into(),
+                request,
+                idempotency: None,
+                now,
+                delivered_after: 600_000,
+            }
+        };
+        let business = scope.business_id.clone();
+        let kept_taken = |s: Arc<SqlStore>| {
+            let business = business.clone();
+            async move {
+                s.write_fast_on(Route::Business(&business), Facts::Keeps, |_, m| {
+                    Ok(m.pair_facts.taken)
+                })
+                .await
+                .unwrap()
+            }
+        };
+        let failed = || {
+            db.count(&format!(
+                "SELECT COUNT(*) FROM messages WHERE wa_id = '{customer}' AND status = 'failed'"
+            ))
+        };
+
+        a.send(&scope, send()).await.unwrap();
+        assert_eq!(
+            kept_taken(a.clone()).await,
+            0,
+            "the first send read its facts"
+        );
+        a.send(&scope, send()).await.unwrap();
+        assert_eq!(kept_taken(a.clone()).await, 1, "the second took them, kept");
+
+        // the other node: the customer is not on WhatsApp (sandbox, instance-wide)
+        b.set_user(customer, false, now).await.unwrap();
+        a.send(&scope, send()).await.unwrap();
+        assert_eq!(failed(), 1, "read afresh: not on WhatsApp, failed");
+        assert_eq!(kept_taken(a.clone()).await, 1);
+        b.set_user(customer, true, now).await.unwrap();
+        a.send(&scope, send()).await.unwrap();
+        a.send(&scope, send()).await.unwrap();
+        assert_eq!(kept_taken(a.clone()).await, 2, "kept again");
+
+        // five tokens of the pair's 45 gone (the failed send's too): the other node's sends take
+        // the other 40, each in a batch of the shard
+        for _ in 0..40 {
+            b.send(&scope, send()).await.unwrap();
+        }
+        match a.send(&scope, send()).await {
+            Err(crate::StoreError::Api(e)) => assert_eq!(e.code, 131056, "{e:?}"),
+            other => panic!("the pair's rate is spent: {other:?}"),
+        }
+        assert_eq!(
+            kept_taken(a.clone()).await,
+            2,
+            "read afresh, with the pair's bucket"
+        );
+        assert_eq!(
+            db.count(&format!(
+                "SELECT tokens::int8 FROM pacing_buckets WHERE phone_id = '{}' AND wa_id = '{customer}'",
+                phone.id
+            )),
+            0
+        );
     }
 
     /// A database from before migration 0012 (every event in `outbox_state` and `outbox_done`,

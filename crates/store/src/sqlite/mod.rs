@@ -174,8 +174,21 @@ pub(crate) struct Memory {
     config_held: bool,
     /// PostgreSQL: the facts of the customers of sends queued together, read at once.
     pub facts: ops::Prefetched,
-    /// SQLite: each customer's facts as the last send to it left them ([`ops::PairFacts`]).
+    /// Each customer's facts as the last send to it left them ([`ops::PairFacts`]): SQLite's
+    /// writer, and a PostgreSQL shard's writer while no other batch wrote its shard since its
+    /// own last (see [`Memory::begun`]).
     pub pair_facts: ops::PairFacts,
+    /// PostgreSQL, a shard's writer: the numbers' pacing buckets as its committed batches left
+    /// them, kept with [`Memory::pair_facts`] and forgotten with them (each kept customer's
+    /// facts carry its pair's bucket).
+    pub kept_number_buckets: HashMap<String, greenlight_domain::policy::pacing::Bucket>,
+    /// PostgreSQL, a shard's writer: the configuration counter as this batch's `BEGIN` read it,
+    /// while the customers' facts the writer kept may be used (`None` after a job forgot them).
+    pub batch_config: Option<i64>,
+    /// PostgreSQL, a shard's writer: its shard's counter of batches as this batch's `BEGIN` left
+    /// it, and as the writer's last committed batch left it.
+    epoch: Option<i64>,
+    last_epoch: Option<i64>,
     /// SQLite: the customers each business reached in the moving 24 h ([`ops::ReachSet`]):
     /// `reach_log` read forward, forgotten only when a job took rows out of the log or the
     /// writer rolled back ([`Memory::forget_reach`]).
@@ -300,9 +313,42 @@ impl Memory {
         // writes (a rolled-back job or batch): the next send reads the counter again
         self.config_held = false;
         self.facts.clear();
-        self.pair_facts.clear();
+        self.forget_kept();
         // a block's row written by a job that rolled back is gone with it
         self.outbox_blocks.clear();
+    }
+
+    /// Drops the customers' facts kept from earlier sends and, on PostgreSQL, the numbers'
+    /// buckets kept with them; the rest of the batch keeps none.
+    fn forget_kept(&mut self) {
+        self.pair_facts.clear();
+        self.kept_number_buckets.clear();
+        self.batch_config = None;
+    }
+
+    /// PostgreSQL, a shard's writer, after its `BEGIN` ([`crate::postgres::shard_begin`]),
+    /// with the row it answered: the shard's counter of batches, which this batch just moved,
+    /// and the configuration counter. A counter one past what this writer's last committed batch
+    /// left means that no other batch wrote the shard in between — no other node's batch of
+    /// this shard, no instance-wide batch that may change customers' facts, no import — so what
+    /// the writer kept of its customers and numbers is still what the database holds, and this
+    /// batch's sends may use it, as SQLite's sends do. Otherwise all of it goes. Either way, sends
+    /// put back what they leave ([`ops::PairFacts`]).
+    pub(crate) fn begun(&mut self, row: Option<&[Option<String>]>) {
+        let counters = match row {
+            Some([Some(n), Some(config)]) => n.parse::<i64>().ok().zip(config.parse::<i64>().ok()),
+            _ => None,
+        };
+        if counters.is_none()
+            || self
+                .last_epoch
+                .zip(counters)
+                .is_none_or(|(last, (n, _))| n != last + 1)
+        {
+            self.forget_kept();
+        }
+        self.epoch = counters.map(|(n, _)| n);
+        self.batch_config = counters.map(|(_, config)| config);
     }
 
     /// Drops every business's [`ops::ReachSet`] and what the writer knows of `reach_blocks`:
@@ -320,16 +366,29 @@ impl Memory {
         (self.number_buckets.clone(), self.pair_buckets.clone())
     }
 
-    /// After a batch committed or rolled back. On PostgreSQL the buckets in memory are the
-    /// batch's own (written before `COMMIT`, or undone with it): they go.
-    fn end_batch(&mut self, pg: bool) {
+    /// After a batch committed (`committed`) or rolled back. On PostgreSQL the buckets in
+    /// memory are the batch's own (written before `COMMIT`, or undone with it): they go, the
+    /// numbers' into [`Memory::kept_number_buckets`] if the batch committed and kept its
+    /// customers' facts (a shard's writer, see [`Memory::begun`]).
+    fn end_batch(&mut self, pg: bool, committed: bool) {
         self.batches += 1;
         // between batches other connections may write
         self.config_held = false;
         self.facts.clear();
         if pg {
+            if committed && self.batch_config.is_some() {
+                self.kept_number_buckets.extend(self.number_buckets.drain());
+                if self.kept_number_buckets.len() > KEPT_NUMBERS_MAX {
+                    self.forget_kept();
+                }
+            } else {
+                self.forget_kept();
+            }
             self.number_buckets.clear();
             self.pair_buckets.clear();
+            self.last_epoch = if committed { self.epoch } else { None };
+            self.epoch = None;
+            self.batch_config = None;
         }
     }
 }
@@ -695,7 +754,6 @@ impl SqlStore {
         for (i, conn) in writers.into_iter().enumerate() {
             let (tx, rx) = mpsc::channel::<Job>();
             let b = backend.clone();
-            let begin = backend.begins[i].clone();
             // the syncer, the WAL's upkeep and the chains belong to SQLite's only writer
             let (syncer, wal, chains) = (syncer.take(), wal.take(), chains.take());
             let name = if i == 0 {
@@ -704,17 +762,22 @@ impl SqlStore {
                 format!("store-writer-{i}")
             };
             let spawned = std::thread::Builder::new().name(name).spawn(move || {
+                let mut mem = Memory {
+                    chains,
+                    ..Memory::default()
+                };
+                if i > 0 {
+                    // a shard's writer keeps its share of the customers' facts
+                    mem.pair_facts.share(shards);
+                }
                 writer_loop(
                     Writer {
                         conn,
-                        mem: Memory {
-                            chains,
-                            ..Memory::default()
-                        },
+                        mem,
                         poisoned: false,
                     },
                     rx,
-                    &begin,
+                    i,
                     b,
                     syncer,
                     wal,
@@ -1215,14 +1278,19 @@ fn syncer(
     }
 }
 
+/// The loop of writer `index` of [`Backend::begins`] (0: the instance-wide writer; after it, on
+/// PostgreSQL, the shards' writers).
 fn writer_loop(
     mut w: Writer,
     rx: mpsc::Receiver<Job>,
-    begin: &str,
+    index: usize,
     backend: Backend,
     syncer: Option<Syncer>,
     wal: Option<WalCtl>,
 ) {
+    let begin = backend.begins[index].clone();
+    let begin = begin.as_str();
+    let shard_writer = index > 0;
     let mut wal = WalCatchUp::new(wal, WAL_LIMITS);
     let mut rc = Reconnect {
         broken: false,
@@ -1244,15 +1312,22 @@ fn writer_loop(
         let mut begun = Err(String::new());
         for _ in 0..2 {
             begun = rc.ensure(&mut w, &backend).and_then(|()| {
-                w.conn.execute_batch(begin).map_err(|e| {
-                    let msg = message(e);
-                    tracing::error!(error = %msg, "cannot begin a write transaction");
-                    if backend.connector.is_some() {
-                        rc.broken = true;
-                        let _ = w.conn.execute_batch("ROLLBACK");
-                    }
-                    msg
-                })
+                w.conn
+                    .execute_batch_row(begin)
+                    .map(|row| {
+                        if shard_writer {
+                            w.mem.begun(row.as_deref());
+                        }
+                    })
+                    .map_err(|e| {
+                        let msg = message(e);
+                        tracing::error!(error = %msg, "cannot begin a write transaction");
+                        if backend.connector.is_some() {
+                            rc.broken = true;
+                            let _ = w.conn.execute_batch("ROLLBACK");
+                        }
+                        msg
+                    })
             });
             if begun.is_ok() || !rc.broken {
                 break;
@@ -1270,6 +1345,10 @@ fn writer_loop(
             continue;
         }
         let pg = w.conn.is_pg();
+        // the instance-wide writer on PostgreSQL moves every shard's counter before its batch's
+        // first job that may change customers' facts (see `Memory::begun`)
+        let instance_wide_pg = pg && index == 0;
+        let mut epochs_moved = false;
         let mut finishers: Vec<Finisher> = Vec::with_capacity(SQLITE_MAX_BATCH);
         // those of the jobs answered at the COMMIT ([`Answer::AtCommit`])
         let mut at_commit: Vec<Finisher> = Vec::new();
@@ -1310,6 +1389,14 @@ fn writer_loop(
                 if let Facts::May = job.facts {
                     // it may change what was read for the sends after it
                     w.mem.forget_facts();
+                    if instance_wide_pg && !epochs_moved {
+                        // and what every shard's writer, on every node, kept of its customers
+                        epochs_moved = true;
+                        if let Err(e) = w.conn.execute_batch(&crate::postgres::bump_epochs()) {
+                            tracing::error!(error = %message(e), "moving the shards' counters failed");
+                            w.poisoned = true;
+                        }
+                    }
                 }
                 let answer = job.answer;
                 let finisher = (job.run)(Ok(&mut w));
@@ -1361,7 +1448,7 @@ fn writer_loop(
                     .map_err(message)
             })
         };
-        w.mem.end_batch(pg);
+        w.mem.end_batch(pg, commit.is_ok());
         if let Some(c) = w.mem.chains.as_mut() {
             c.end_batch(commit.is_ok());
         }
@@ -1408,6 +1495,10 @@ fn writer_loop(
 
 /// What the jobs of a batch that cannot commit answer.
 const POISONED: &str = "a write in this batch failed; nothing in it was committed, retry";
+
+/// Numbers whose buckets a PostgreSQL shard's writer keeps at most ([`Memory::end_batch`]):
+/// past it, it forgets them with its customers' facts and starts again.
+const KEPT_NUMBERS_MAX: usize = 100_000;
 
 /// Batches between two checks of the writer's page cache size ([`CacheSize`]).
 const CACHE_CHECK_EVERY: u32 = 64;
@@ -1634,6 +1725,74 @@ impl CacheSize {
 pub(crate) mod tests {
     use super::*;
 
+    /// A PostgreSQL shard's writer keeps the numbers' buckets (and the customers' facts with
+    /// them) from one committed batch to the next only when its shard's counter moved by its own
+    /// batch alone; a batch that rolled back, a job that forgot the facts, or a `BEGIN` without
+    /// the counters leaves it nothing kept.
+    #[test]
+    fn a_shards_writer_keeps_across_its_own_consecutive_batches_only() {
+        let row = |n: &str, config: &str| vec![Some(n.to_string()), Some(config.to_string())];
+        let bucket = greenlight_domain::policy::pacing::Bucket {
+            tokens: 1.0,
+            updated_at: 5,
+        };
+        let mut m = Memory::default();
+        let batch = |m: &mut Memory, begin: Option<Vec<Option<String>>>, committed: bool| {
+            m.begun(begin.as_deref());
+            let config = m.batch_config;
+            m.number_buckets.insert("p".into(), bucket);
+            m.end_batch(true, committed);
+            config
+        };
+        assert_eq!(batch(&mut m, Some(row("7", "3")), true), Some(3));
+        assert_eq!(m.kept_number_buckets.len(), 1, "committed: kept");
+        assert!(m.number_buckets.is_empty(), "the batch's own go");
+        m.begun(Some(&row("8", "4")));
+        assert_eq!(
+            (m.kept_number_buckets.len(), m.batch_config),
+            (1, Some(4)),
+            "the next batch of the shard is this writer's: kept"
+        );
+        m.end_batch(true, true);
+        m.begun(Some(&row("10", "4")));
+        assert!(
+            m.kept_number_buckets.is_empty(),
+            "another batch came between: forgotten"
+        );
+        assert_eq!(m.batch_config, Some(4), "and kept again from now");
+        m.end_batch(true, true);
+        batch(&mut m, Some(row("11", "4")), true);
+        assert_eq!(m.kept_number_buckets.len(), 1);
+        batch(&mut m, Some(row("12", "4")), false);
+        assert!(m.kept_number_buckets.is_empty(), "rolled back: forgotten");
+        // the counter as the rolled-back batch found it comes again: no last batch to follow
+        batch(&mut m, Some(row("12", "4")), true);
+        assert_eq!(m.kept_number_buckets.len(), 1);
+        m.begun(Some(&row("13", "4")));
+        m.forget_facts();
+        assert_eq!(
+            m.batch_config, None,
+            "a job that may change them: none kept"
+        );
+        m.number_buckets.insert("q".into(), bucket);
+        m.end_batch(true, true);
+        assert!(m.kept_number_buckets.is_empty());
+        for begin in [
+            None,
+            Some(vec![Some("14".to_string())]),
+            Some(row("x", "4")),
+            Some(vec![Some("14".to_string()), None]),
+        ] {
+            batch(&mut m, Some(row("14", "4")), true);
+            assert_eq!(
+                batch(&mut m, begin, true),
+                None,
+                "no counters, nothing kept"
+            );
+            assert!(m.kept_number_buckets.is_empty());
+        }
+    }
+
     /// A send reads the configuration counter unless only sends that changed no configuration
     /// ran since it was read in the batch: another job, a send that made the writer forget the
     /// customers' facts (a violation), a failed send and a new batch all make the next send read
@@ -1737,7 +1896,7 @@ pub(crate) mod tests {
                 bump();
             }
             if new_batch {
-                mem.end_batch(false);
+                mem.end_batch(false, true);
             }
             // a job as the writer runs it
             mem.next_job(send);

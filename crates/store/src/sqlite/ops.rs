@@ -449,8 +449,13 @@ pub(crate) struct CustomerFacts {
 /// does: if it moved since (a write outside this writer's jobs, such as an import), all of them
 /// go. The rest relies on the writer being the database's only writer, as its pacing buckets
 /// and chains' heads do.
-/// Bounded in two generations of half of [`PAIR_FACTS_MAX`], the
-/// older dropped when the newer fills.
+/// A PostgreSQL shard's writer keeps them by the same rule, and only while no other batch wrote
+/// its shard since its own last one ([`super::Memory::begun`]), with the pacing buckets the send
+/// left (the database's other writers are other nodes' batches and instance-wide batches, which
+/// the shard's counter of batches sees).
+/// Bounded in two generations of half of [`PAIR_FACTS_MAX`] (of [`PAIR_FACTS_MAX`] divided among
+/// a PostgreSQL node's shards' writers, see [`PairFacts::share`]), the older dropped when the
+/// newer fills.
 #[derive(Default)]
 pub(crate) struct PairFacts {
     /// (number, customer) → the business and the facts.
@@ -461,8 +466,9 @@ pub(crate) struct PairFacts {
     pub taken: u64,
 }
 
-/// Customers whose facts the SQLite writer keeps at most: 144 bytes each in their map (two maps
-/// of up to 50,000, which hashbrown sizes to 65,536 slots: ~19 MB), plus each user id's text
+/// Customers whose facts the SQLite writer keeps at most (a PostgreSQL node's shards' writers
+/// together): 152 bytes each in their map (two maps of up to 50,000, which hashbrown sizes to
+/// 65,536 slots: ~20 MB), plus each user id's text
 /// (~32 bytes), plus for those sent a template their consent records (~150 bytes for one):
 /// ~23 MB at most, ~38 MB if every one was sent a template (docs/BENCHMARKS.md, twenty-third,
 /// twenty-fourth and thirty-third rounds).
@@ -484,6 +490,10 @@ struct KeptFacts {
     marketing_stopped: bool,
     /// Boxed: 8 bytes fewer an entry than a `Vec`.
     consents: Option<Box<[Consent]>>,
+    /// PostgreSQL: the number's and the pair's pacing buckets as the send left them (the
+    /// number's is taken from [`super::Memory::kept_number_buckets`] when that holds a newer
+    /// one); boxed: SQLite's entries have none.
+    buckets: Option<Box<[Option<Bucket>; 2]>>,
 }
 
 impl KeptFacts {
@@ -497,6 +507,10 @@ impl KeptFacts {
             blocked: f.blocked,
             marketing_stopped: f.marketing_stopped,
             consents: f.consents.map(Vec::into_boxed_slice),
+            buckets: match f.buckets {
+                (None, None) => None,
+                (number, pair) => Some(Box::new([number, pair])),
+            },
         }
     }
 
@@ -509,7 +523,7 @@ impl KeptFacts {
             config_version: self.config_version,
             marketing_stopped: self.marketing_stopped,
             consents: self.consents.map(Vec::from),
-            buckets: (None, None),
+            buckets: self.buckets.map_or((None, None), |b| (b[0], b[1])),
         }
     }
 }
@@ -523,6 +537,17 @@ impl PairFacts {
     /// Moves whenever everything is forgotten.
     pub(crate) fn generation(&self) -> u64 {
         self.generation
+    }
+
+    /// Bounds this writer's entries at `n` (one of `shards` shards' writers on PostgreSQL: a
+    /// share of [`PAIR_FACTS_MAX`]).
+    pub(crate) fn share(&mut self, shards: usize) {
+        self.kept.max = Some(PAIR_FACTS_MAX / shards.max(1));
+    }
+
+    /// Whether the writer has facts of customer `pair` (of whichever business).
+    fn holds(&self, pair: &PairKey) -> bool {
+        self.kept.contains(pair)
     }
 
     /// The facts a send left of customer `pair`, if the writer still has them (taken: once).
@@ -713,8 +738,11 @@ pub(crate) fn prefetch_facts<'k>(
 ) -> crate::db::Result<()> {
     mem.facts.clear();
     let mut seen = std::collections::HashSet::new();
+    // a customer whose facts the writer kept from an earlier send is not read again
+    let kept = mem.batch_config.is_some();
     let keys: Vec<&SendKey> = sends
         .filter(|k| seen.insert((k.phone_id.as_str(), k.wa_id.as_str())))
+        .filter(|k| !(kept && mem.pair_facts.holds(&PairKey::of(&k.phone_id, &k.wa_id))))
         .collect();
     if keys.len() < 2 {
         return Ok(());
@@ -757,6 +785,19 @@ fn customer_facts(
         return Ok(facts);
     }
     let pg = conn.is_pg();
+    if let Some(config) = mem.batch_config.filter(|_| pg) {
+        // A shard's writer on PostgreSQL whose shard nobody else wrote since the send that left
+        // them (`Memory::begun`): the counter as this batch's `BEGIN` read it, and the number's
+        // bucket as the writer's last batch that changed it left it.
+        if let Some(mut facts) = mem.pair_facts.take(business_id, pair) {
+            facts.config_version = config;
+            if let Some(b) = mem.kept_number_buckets.get(phone_id) {
+                facts.buckets.0 = Some(*b);
+            }
+            mem.pair_facts.taken += 1;
+            return Ok(facts);
+        }
+    }
     if !pg {
         if let Some(facts) = mem.pair_facts.take(business_id, pair) {
             if mem.config_version(conn)? == Some(facts.config_version) {
@@ -1778,8 +1819,10 @@ fn send_tx(
         body = SendBody::Text(text);
     }
     apply_effects(conn, mem, scope, phone, &ev, now)?;
-    if !conn.is_pg() {
-        // what the next send to this customer would read (`PairFacts`)
+    let pg = conn.is_pg();
+    // what the next send to this customer would read (`PairFacts`): SQLite's writer, and a
+    // PostgreSQL shard's writer that may keep them (`Memory::begun`)
+    if !pg || mem.batch_config.is_some() {
         let window_after = d.window_after;
         let Evaluated {
             pair,
@@ -1790,6 +1833,16 @@ fn send_tx(
             left.window = window_after;
         }
         left.user_id = Some(user_id);
+        if pg {
+            // the buckets as this send left them (the batch's, written before its `COMMIT`)
+            left.buckets = (
+                mem.number_buckets
+                    .get(phone.id.as_str())
+                    .copied()
+                    .or(left.buckets.0),
+                mem.pair_buckets.get(&pair).copied().or(left.buckets.1),
+            );
+        }
         mem.pair_facts
             .put(facts_generation, &scope.business_id, pair, left);
     }
@@ -3883,7 +3936,7 @@ mod tests {
         );
         assert_eq!(
             std::mem::size_of::<(PairKey, KeptFacts)>(),
-            144,
+            152,
             "as PAIR_FACTS_MAX's memory says"
         );
     }
