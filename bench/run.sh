@@ -517,8 +517,10 @@ run_wrk() {
     for kv in $line; do W[${kv%%=*}]=${kv#*=}; done
     W[conns]=$conns
     W[errors]=$((W[err_connect] + W[err_read] + W[err_write] + W[err_status] + W[err_timeout]))
-    say "$(printf '%-20s c=%-3s %9.0f req/s  p50 %7.3f ms  p99 %8.3f ms  requests %s  errors %s' \
-        "$name" "$conns" "${W[rps]}" "${W[p50_ms]}" "${W[p99_ms]}" "${W[requests]}" "${W[errors]}")"
+    # the slowest answer too: one stall (a disk's fsync of 100 ms, say) in a run at few
+    # connections moves its p99 far (wrk adds the requests that would have waited behind it)
+    say "$(printf '%-20s c=%-3s %9.0f req/s  p50 %7.3f ms  p99 %8.3f ms  max %8.3f ms  requests %s  errors %s' \
+        "$name" "$conns" "${W[rps]}" "${W[p50_ms]}" "${W[p99_ms]}" "${W[max_ms]}" "${W[requests]}" "${W[errors]}")"
 }
 
 # A send run: every answer must be 2xx (a refusal, e.g. by pacing, fails the run).
