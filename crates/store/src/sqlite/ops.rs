@@ -539,8 +539,8 @@ impl PairFacts {
         self.generation
     }
 
-    /// Bounds this writer's entries at `n` (one of `shards` shards' writers on PostgreSQL: a
-    /// share of [`PAIR_FACTS_MAX`]).
+    /// Bounds this writer's entries at its share of [`PAIR_FACTS_MAX`], as one of `shards`
+    /// shards' writers of a PostgreSQL node.
     pub(crate) fn share(&mut self, shards: usize) {
         self.kept.max = Some(PAIR_FACTS_MAX / shards.max(1));
     }
