@@ -47,6 +47,49 @@ pub(crate) async fn number(
     (scope, phone)
 }
 
+/// Customer `from` writes "hi" to `phone` at `now` (a sandbox inbound message: it opens the
+/// window).
+pub(crate) async fn customer_writes(
+    s: &crate::sqlite::SqlStore,
+    scope: &crate::Scope,
+    phone: &crate::PhoneNumber,
+    from: &str,
+    now: greenlight_domain::Millis,
+) {
+    use crate::{InboundCommand, Store};
+    let message = serde_json::json!({"type": "text", "text": {"body": "hi"}});
+    let inbound = InboundCommand {
+        phone_id: phone.id.clone(),
+        from: from.into(),
+        profile_name: None,
+        message: message.as_object().unwrap().clone(),
+        now,
+    };
+    s.inbound(scope, inbound).await.unwrap();
+}
+
+/// A text `body` from `phone` to customer `to` at `now`, delivered 10 minutes later.
+pub(crate) fn text_send(
+    phone: &crate::PhoneNumber,
+    to: &str,
+    body: &str,
+    now: greenlight_domain::Millis,
+) -> crate::SendCommand {
+    use greenlight_domain::message::{parse_request, Request};
+    let request = serde_json::json!({"messaging_product": "whatsapp", "to": to,
+        "type": "text", "text": {"body": body}});
+    let Ok(Request::Send(request)) = parse_request(&request, "1") else {
+        panic!("a text send");
+    };
+    crate::SendCommand {
+        phone: phone.clone().into(),
+        request,
+        idempotency: None,
+        now,
+        delivered_after: 600_000,
+    }
+}
+
 /// The customer `15550000001` writes to the tenant's first number at `now`, and the business
 /// answers a second later with a text: an in-window send through the whole path.
 pub(crate) async fn in_window_text(
@@ -54,33 +97,12 @@ pub(crate) async fn in_window_text(
     t: &crate::CreatedTenant,
     now: greenlight_domain::Millis,
 ) -> crate::SendResult {
-    use crate::{InboundCommand, SendCommand, Store};
-    use greenlight_domain::message::{parse_request, Request};
-    use serde_json::json;
+    use crate::Store;
     let (scope, phone) = number(s, t, 0).await;
-    let message = json!({"type": "text", "text": {"body": "hi"}});
-    let inbound = InboundCommand {
-        phone_id: phone.id.clone(),
-        from: "15550000001".into(),
-        profile_name: None,
-        message: message.as_object().unwrap().clone(),
-        now,
-    };
-    s.inbound(&scope, inbound).await.unwrap();
-    let body = json!({"messaging_product": "whatsapp", "to": "15550000001",
-        "type": "text", "text": {"body": "hello"}});
-    let Ok(Request::Send(request)) = parse_request(&body, "1") else {
-        panic!("a text send");
-    };
+    customer_writes(s, &scope, &phone, "15550000001", now).await;
     s.send(
         &scope,
-        SendCommand {
-            phone: phone.into(),
-            request,
-            idempotency: None,
-            now: now + 1_000,
-            delivered_after: 600_000,
-        },
+        text_send(&phone, "15550000001", "hello", now + 1_000),
     )
     .await
     .unwrap()

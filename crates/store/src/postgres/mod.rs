@@ -845,8 +845,7 @@ mod tests {
     /// send of the batch, each written once, with the `COMMIT`.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn sends_queued_together_read_their_facts_at_once() {
-        use crate::{InboundCommand, SendCommand, Store};
-        use greenlight_domain::message::{parse_request, Request};
+        use crate::Store;
         let Some(db) = TestDb::create("sends_queued_together_read_their_facts_at_once") else {
             return;
         };
@@ -858,31 +857,10 @@ mod tests {
         let customer = |i: u32| format!("1555000000{i}");
         // customers 1 to 4 wrote in: their windows are open; 5 and 6 did not
         for i in 1..=4 {
-            let inbound = InboundCommand {
-                phone_id: phone.id.clone(),
-                from: customer(i),
-                profile_name: None,
-                message: serde_json::json!({"type": "text", "text": {"body": "hi"}})
-                    .as_object()
-                    .unwrap()
-                    .clone(),
-                now,
-            };
-            s.inbound(&scope, inbound).await.unwrap();
+            crate::testkit::customer_writes(&s, &scope, &phone, &customer(i), now).await;
         }
         let send_from = |phone: &crate::PhoneNumber, i: u32| {
-            let body = serde_json::json!({"messaging_product": "whatsapp", "to": customer(i),
-                "type": "text", "text": {"body": format!("to {i}")}});
-            let Ok(Request::Send(request)) = parse_request(&body, "1") else {
-                panic!("a text send");
-            };
-            SendCommand {
-                phone: phone.clone().into(),
-                request,
-                idempotency: None,
-                now,
-                delivered_after: 600_000,
-            }
+            crate::testkit::text_send(phone, &customer(i), &format!("to {i}"), now)
         };
         let send = |i: u32| send_from(&phone, i);
         let taken = |s: Arc<SqlStore>, b: String| async move {
@@ -1584,8 +1562,7 @@ mod tests {
     /// failed, then refused, as a send of the other node would be.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn kept_facts_last_until_another_batch_writes_the_shard() {
-        use crate::{InboundCommand, SendCommand, Store};
-        use greenlight_domain::message::{parse_request, Request};
+        use crate::Store;
         let Some(db) = TestDb::create("kept_facts_last_until_another_batch") else {
             return;
         };
@@ -1596,31 +1573,8 @@ mod tests {
         // the clock stands still: no pacing token comes back
         let now = 10_000;
         let customer = "15550000001";
-        let inbound = InboundCommand {
-            phone_id: phone.id.clone(),
-            from: customer.into(),
-            profile_name: None,
-            message: serde_json::json!({"type": "text", "text": {"body": "hi"}})
-                .as_object()
-                .unwrap()
-                .clone(),
-            now,
-        };
-        a.inbound(&scope, inbound).await.unwrap();
-        let send = || {
-            let body = serde_json::json!({"messaging_product": "whatsapp", "to": customer,
-                "type": "text", "text": {"body": "hello"}});
-            let Ok(Request::Send(request)) = parse_request(&body, "1") else {
-                panic!("a text send");
-            };
-            SendCommand {
-                phone: phone.clone().into(),
-                request,
-                idempotency: None,
-                now,
-                delivered_after: 600_000,
-            }
-        };
+        crate::testkit::customer_writes(&a, &scope, &phone, customer, now).await;
+        let send = || crate::testkit::text_send(&phone, customer, "hello", now);
         let business = scope.business_id.clone();
         let kept_taken = |s: Arc<SqlStore>| {
             let business = business.clone();

@@ -1288,8 +1288,7 @@ fn writer_loop(
     syncer: Option<Syncer>,
     wal: Option<WalCtl>,
 ) {
-    let begin = backend.begins[index].clone();
-    let begin = begin.as_str();
+    let begin = backend.begins[index].as_str();
     let shard_writer = index > 0;
     let mut wal = WalCatchUp::new(wal, WAL_LIMITS);
     let mut rc = Reconnect {
