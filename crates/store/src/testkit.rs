@@ -190,3 +190,82 @@ pub(crate) fn delivered(
         outcome: crate::AttemptOutcome::Delivered,
     }
 }
+
+/// On either dialect: a customer's message takes its customer's facts as a send does and puts
+/// them back with the window it opened, and leaves every other customer's with the writer: the
+/// next send to anyone reads nothing, and to the customer who wrote sees the window their
+/// message opened, where the facts kept before it held the window closed. A STOP, which changes
+/// the customer's consents for every number of the business, forgets every customer's facts.
+pub(crate) async fn a_customers_message_keeps_the_customers_facts(s: &crate::sqlite::SqlStore) {
+    use crate::sqlite::{Facts, Route};
+    use crate::Store;
+    const T: greenlight_domain::Millis = 1_700_000_000_000;
+    const HOUR: greenlight_domain::Millis = 3_600_000;
+    let t = tenant(s, "B", &["+1 555 010 0001"]).await;
+    let (scope, phone) = number(s, &t, 0).await;
+    let (a, b) = ("15550000001", "15550000002");
+    // jobs that took kept facts, and how many customers' are kept: read by a job that keeps
+    // them, on the business's writer
+    let kept = || async {
+        s.write_mem_on(Route::Business(&scope.business_id), Facts::Keeps, |_, m| {
+            Ok((m.pair_facts.taken, m.pair_facts.len()))
+        })
+        .await
+        .unwrap()
+    };
+    let send = |to: &'static str, now| {
+        let cmd = text_send(&phone, to, "x", now);
+        let scope = scope.clone();
+        async move { s.send(&scope, cmd).await.unwrap().wamid }
+    };
+    let status = |wamid: String| async move {
+        s.read(move |c| {
+            Ok(c.query_row(
+                "SELECT status FROM messages WHERE id = ?1",
+                crate::params![wamid],
+                |r| r.get::<_, String>(0),
+            )?)
+        })
+        .await
+        .unwrap()
+    };
+
+    customer_writes(s, &scope, &phone, a, T).await;
+    customer_writes(s, &scope, &phone, b, T).await;
+    assert_eq!(kept().await, (0, 2), "both read, both kept");
+    send(a, T + 1_000).await;
+    send(b, T + 1_000).await;
+    assert_eq!(kept().await, (2, 2), "the sends read nothing");
+
+    // b writes again: taken and put back; a's stay
+    customer_writes(s, &scope, &phone, b, T + 3_000).await;
+    assert_eq!(kept().await, (3, 2));
+    send(a, T + 4_000).await;
+    assert_eq!(kept().await, (4, 2), "a's taken after b's message");
+
+    // a day on, a's kept window is closed: the send fails; a writes, and the next send sees
+    // the window their message opened
+    let late = send(a, T + 25 * HOUR).await;
+    assert_eq!(status(late).await, "failed");
+    assert_eq!(kept().await, (5, 2));
+    customer_writes(s, &scope, &phone, a, T + 25 * HOUR + 1_000).await;
+    let back = send(a, T + 25 * HOUR + 2_000).await;
+    assert_eq!(status(back).await, "sent", "the window a's message opened");
+    assert_eq!(kept().await, (7, 2), "both took a's kept facts");
+
+    // a STOP changes a's consents, which any number's sends read: every customer's go
+    let message = serde_json::json!({"type": "text", "text": {"body": "STOP"}});
+    let stop = crate::InboundCommand {
+        phone_id: phone.id.clone(),
+        from: a.into(),
+        profile_name: None,
+        message: message.as_object().unwrap().clone(),
+        now: T + 25 * HOUR + 3_000,
+    };
+    s.inbound(&scope, stop).await.unwrap();
+    assert_eq!(kept().await, (8, 0), "all forgotten");
+    // b's window closed a day ago, as their facts, read afresh, say
+    let after = send(b, T + 25 * HOUR + 4_000).await;
+    assert_eq!(status(after).await, "failed");
+    assert_eq!(kept().await, (8, 1), "b's read afresh");
+}

@@ -14,6 +14,12 @@ fn template(name: &str, category: &str, body: &str) -> Value {
 /// template `spring_sale`.
 async fn with_templates(app: &TestApp) -> Tenant {
     let t = app.tenant().await;
+    add_templates(app, &t).await;
+    t
+}
+
+/// Creates and approves `order_update` and `spring_sale` for tenant `t`.
+async fn add_templates(app: &TestApp, t: &Tenant) {
     for b in [
         template(
             "order_update",
@@ -36,7 +42,6 @@ async fn with_templates(app: &TestApp) -> Tenant {
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     }
     app.advance(61).await;
-    t
 }
 
 fn tpl(to: &str, name: &str) -> Value {
@@ -233,6 +238,37 @@ async fn stop_revokes_consent_at_once_and_start_restores_it() {
         "{}",
         audit.body
     );
+}
+
+/// A STOP written to one of the business's numbers revokes the consent that every number's
+/// sends read: the next template from another number, whose customer's facts its last sends
+/// left with the writer, is refused.
+#[tokio::test]
+async fn stop_to_one_number_refuses_the_templates_of_another() {
+    let app = spawn_app().await;
+    let number = |n: &str| json!({"display_phone_number": n, "verified_name": "Acme Ltd"});
+    let t = app
+        .tenant_with(json!({"business_name": "Acme Ltd",
+            "phone_numbers": [number("+1 555 010 0001"), number("+1 555 010 0002")]}))
+        .await;
+    add_templates(&app, &t).await;
+    let c = "15551239002";
+    opt_in(&app, &t, c, "all").await;
+    let second = format!("/v23.0/{}/messages", t.phone_ids[1]);
+    let from_second = || app.post(&second, &t.token, tpl(c, "order_update"));
+    for _ in 0..2 {
+        let r = from_second().await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+    // to the first number
+    app.inbound(&t, c, "STOP").await;
+    let r = from_second().await;
+    assert_ne!(r.status, StatusCode::OK, "refused: {}", r.body);
+    assert_eq!(r.code(), 1900100, "{}", r.body);
+    // and START, to the first number too, restores it for the second
+    app.inbound(&t, c, "START").await;
+    let r = from_second().await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 }
 
 #[tokio::test]

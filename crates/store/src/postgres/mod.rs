@@ -885,6 +885,16 @@ mod tests {
             [send(6), send(4)],
         );
         let (phone_id, wa_6) = (phone.id.clone(), customer(6));
+        // 7 writes in the round, and is answered after
+        let message = serde_json::json!({"type": "text", "text": {"body": "hi"}});
+        let writes_7 = crate::InboundCommand {
+            phone_id: phone.id.clone(),
+            from: customer(7),
+            profile_name: None,
+            message: message.as_object().unwrap().clone(),
+            now,
+        };
+        let answer_7 = send(7);
         let round = tokio::spawn(async move {
             let first = sends_first.map(|c| s2.send(&scope2, c));
             // a job that changes no send's facts (as a delivery)
@@ -894,6 +904,7 @@ mod tests {
                 |c, _| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?),
             );
             let before = sends_before.map(|c| s2.send(&scope2, c));
+            let (writes_7, answer_7) = (s2.inbound(&scope2, writes_7), s2.send(&scope2, answer_7));
             let after = sends_after.map(|c| s2.send(&scope2, c));
             // another job of the shard (as a delivery is) opens 6's window
             let other = s2.write_fast_on(
@@ -908,14 +919,18 @@ mod tests {
                 },
             );
             // polled in order: queued in order
-            let (first, keeps, before, other, after) = tokio::join!(
+            let (first, keeps, before, writes_7, answer_7, other, after) = tokio::join!(
                 futures_util::future::join_all(first),
                 keeps,
                 futures_util::future::join_all(before),
+                writes_7,
+                answer_7,
                 other,
                 futures_util::future::join_all(after)
             );
             keeps.unwrap();
+            writes_7.unwrap();
+            answer_7.unwrap();
             other.unwrap();
             (first, before, after)
         });
@@ -944,9 +959,10 @@ mod tests {
                 status(3),
                 status(4),
                 status(5),
-                status(6)
+                status(6),
+                status(7)
             ],
-            [2, 1, 1, 1, 0, 1]
+            [2, 1, 1, 1, 0, 1, 1]
         );
         // the other number never heard from 1: failed
         assert_eq!(
@@ -957,8 +973,10 @@ mod tests {
             1
         );
         // prefetched: the first sends to 1, 2, 3 and 5 (after a job that keeps the facts), the
-        // other number's to 1; the second to 1 and those after the other job read afresh
-        assert_eq!(taken(s.clone(), scope.business_id.clone()).await, 5);
+        // other number's to 1, and 7's message, whose facts the send to 7 then took as the
+        // message left them (its window open); the second to 1 and those after the other job
+        // read afresh
+        assert_eq!(taken(s.clone(), scope.business_id.clone()).await, 6);
         // every send took a token (a failed one too), from the number's bucket and its pair's
         let tokens = |wa: &str| {
             db.count(&format!(
@@ -967,7 +985,7 @@ mod tests {
                 phone.id
             ))
         };
-        assert_eq!(tokens(""), 80 - 7, "the number's bucket");
+        assert_eq!(tokens(""), 80 - 8, "the number's bucket");
         assert_eq!(
             db.count(&format!(
                 "SELECT tokens::int8 FROM pacing_buckets WHERE phone_id = '{}' AND wa_id = ''",
@@ -1005,9 +1023,9 @@ mod tests {
         let (sent, failed) = round.await.unwrap();
         assert!(matches!(sent, Err(StoreError::Unavailable(_))), "{sent:?}");
         assert!(failed.is_err());
-        assert_eq!((tokens(""), tokens(&customer(2))), (80 - 7, 45 - 1));
+        assert_eq!((tokens(""), tokens(&customer(2))), (80 - 8, 45 - 1));
         s.send(&scope, send(2)).await.unwrap();
-        assert_eq!((tokens(""), tokens(&customer(2))), (80 - 8, 45 - 2));
+        assert_eq!((tokens(""), tokens(&customer(2))), (80 - 9, 45 - 2));
 
         // Memory keeps a batch's buckets until its COMMIT only: another node's send between two
         // of this node's counts.
@@ -1015,7 +1033,7 @@ mod tests {
         other_node.send(&scope, send(2)).await.unwrap();
         other_node.close();
         s.send(&scope, send(2)).await.unwrap();
-        assert_eq!((tokens(""), tokens(&customer(2))), (80 - 10, 45 - 4));
+        assert_eq!((tokens(""), tokens(&customer(2))), (80 - 11, 45 - 4));
 
         // A job whose savepoint rolls back leaves the batch's buckets as they were before it
         // (here one that empties the number's bucket in memory, then fails): the send after it
@@ -1046,7 +1064,7 @@ mod tests {
         assert!(failed.is_err());
         first.unwrap();
         second.unwrap();
-        assert_eq!(tokens(""), 80 - 12);
+        assert_eq!(tokens(""), 80 - 13);
         s.close();
     }
 
@@ -1595,21 +1613,25 @@ mod tests {
         a.send(&scope, send()).await.unwrap();
         assert_eq!(
             kept_taken(a.clone()).await,
-            0,
-            "the first send read its facts"
+            1,
+            "the first send took what the customer's message left"
         );
         a.send(&scope, send()).await.unwrap();
-        assert_eq!(kept_taken(a.clone()).await, 1, "the second took them, kept");
+        assert_eq!(
+            kept_taken(a.clone()).await,
+            2,
+            "the second what the first left"
+        );
 
         // the other node: the customer is not on WhatsApp (sandbox, instance-wide)
         b.set_user(customer, false, now).await.unwrap();
         a.send(&scope, send()).await.unwrap();
         assert_eq!(failed(), 1, "read afresh: not on WhatsApp, failed");
-        assert_eq!(kept_taken(a.clone()).await, 1);
+        assert_eq!(kept_taken(a.clone()).await, 2);
         b.set_user(customer, true, now).await.unwrap();
         a.send(&scope, send()).await.unwrap();
         a.send(&scope, send()).await.unwrap();
-        assert_eq!(kept_taken(a.clone()).await, 2, "kept again");
+        assert_eq!(kept_taken(a.clone()).await, 3, "kept again");
 
         // five tokens of the pair's 45 gone (the failed send's too): the other node's sends take
         // the other 40, each in a batch of the shard
@@ -1622,7 +1644,7 @@ mod tests {
         }
         assert_eq!(
             kept_taken(a.clone()).await,
-            2,
+            3,
             "read afresh, with the pair's bucket"
         );
         assert_eq!(
@@ -1632,6 +1654,17 @@ mod tests {
             )),
             0
         );
+    }
+
+    /// A customer's message on a shard keeps its customer's facts, and the shard's other customers'.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_customers_message_keeps_the_customers_facts() {
+        let Some(db) = TestDb::create("a_customers_message_keeps_facts") else {
+            return;
+        };
+        let s = SqlStore::open_postgres(&db.url, PostgresOptions::default()).unwrap();
+        crate::testkit::a_customers_message_keeps_the_customers_facts(&s).await;
+        s.close();
     }
 
     /// A database from before migration 0012 (every event in `outbox_state` and `outbox_done`,

@@ -115,13 +115,15 @@ impl Job {
 /// What a job does to the facts a send reads of its customer: those read ahead for a round of
 /// sends ([`ops::Prefetched`], PostgreSQL) and those sends left ([`ops::PairFacts`], SQLite).
 pub(crate) enum Facts {
-    /// It is a send to this customer: it reads them first.
-    Send(ops::SendKey),
+    /// PostgreSQL: it reads this customer's first, changes only theirs and puts back what it
+    /// leaves (a send, a customer's message): read ahead with its round's.
+    Customer(ops::CustomerKey),
     /// It changes none of them (deliveries: messages, statuses, events, tasks, and a customer's
     /// user id, which is derived: the same whoever writes it; the webhook workers' claims,
     /// attempts and purges: the outbox). A job that keeps them in part forgets them
     /// ([`Memory::forget_facts`]) before the part that may change them, as SQLite's scheduler
-    /// job does before any task but a delivery.
+    /// job does before any task but a delivery, or forgets those it changes (a keyword in a
+    /// customer's message changes their consents: all of them go).
     Keeps,
     /// A send on SQLite: it changes its own customer's, and takes them from and puts them back
     /// into [`ops::PairFacts`] itself; it changes no other customer's.
@@ -1373,7 +1375,7 @@ fn writer_loop(
             round.extend(waiting.drain(..n));
             if pg && !w.poisoned {
                 let sends = round.iter().filter_map(|j| match &j.facts {
-                    Facts::Send(key) => Some(key),
+                    Facts::Customer(key) => Some(key),
                     _ => None,
                 });
                 if let Err(e) = ops::prefetch_facts(&w.conn, &mut w.mem, sends) {

@@ -304,7 +304,8 @@ pub(crate) fn audit_note(
 
 /// STOP- and START-style keywords in a customer's message (policy::keywords), by the tenant's
 /// `settings`: STOP revokes every active consent at once, with the message as proof; START
-/// restores what the last STOP revoked.
+/// restores what the last STOP revoked. Whether it was such a keyword: the customer's consents,
+/// which every number of the business reads, may have changed.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn on_keywords(
     conn: &Conn,
@@ -315,7 +316,7 @@ pub(crate) fn on_keywords(
     wamid: &str,
     message: &serde_json::Map<String, Value>,
     now: Millis,
-) -> StoreResult<()> {
+) -> StoreResult<bool> {
     let text = match message.get("type").and_then(Value::as_str).unwrap_or("") {
         "text" => message.get("text").and_then(|t| t["body"].as_str()),
         "button" => message
@@ -328,9 +329,9 @@ pub(crate) fn on_keywords(
         }),
         _ => None,
     };
-    let Some(text) = text else { return Ok(()) };
+    let Some(text) = text else { return Ok(false) };
     let Some(action) = keywords::classify(text, &settings.compliance.keywords) else {
-        return Ok(());
+        return Ok(false);
     };
     let proof = format!("customer message {wamid}: {text:?}");
     match action {
@@ -388,7 +389,7 @@ pub(crate) fn on_keywords(
             )?;
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// The customer's business-scoped user id, created on first contact.
@@ -572,23 +573,33 @@ impl PairFacts {
     }
 }
 
-/// The customer of a queued send: its business, the sending number, the customer's `wa_id`.
-pub(crate) struct SendKey {
+/// The customer of a queued send or customer's message: its business, the number, the
+/// customer's `wa_id`.
+pub(crate) struct CustomerKey {
     pub business_id: String,
     pub phone_id: String,
     pub wa_id: String,
 }
 
-impl SendKey {
+impl CustomerKey {
     /// The key of `cmd` (none when it names its customer by user id: that is read first).
-    pub(crate) fn of(scope: &Scope, cmd: &SendCommand) -> Option<SendKey> {
+    pub(crate) fn of(scope: &Scope, cmd: &SendCommand) -> Option<CustomerKey> {
         match &cmd.request.recipient {
-            Recipient::WaId(w) => Some(SendKey {
+            Recipient::WaId(w) => Some(CustomerKey {
                 business_id: scope.business_id.clone(),
                 phone_id: cmd.phone.id.clone(),
                 wa_id: w.clone(),
             }),
             Recipient::UserId(_) => None,
+        }
+    }
+
+    /// The customer who writes `cmd`.
+    fn inbound(scope: &Scope, cmd: &InboundCommand) -> CustomerKey {
+        CustomerKey {
+            business_id: scope.business_id.clone(),
+            phone_id: cmd.phone_id.clone(),
+            wa_id: cmd.from.clone(),
         }
     }
 }
@@ -734,13 +745,13 @@ fn to_facts(r: &crate::db::Row<'_>, pg: bool) -> crate::db::Result<CustomerFacts
 pub(crate) fn prefetch_facts<'k>(
     conn: &Conn,
     mem: &mut Memory,
-    sends: impl Iterator<Item = &'k SendKey>,
+    sends: impl Iterator<Item = &'k CustomerKey>,
 ) -> crate::db::Result<()> {
     mem.facts.clear();
     let mut seen = std::collections::HashSet::new();
     // a customer whose facts the writer kept from an earlier send is not read again
     let kept = mem.batch_config.is_some();
-    let keys: Vec<&SendKey> = sends
+    let keys: Vec<&CustomerKey> = sends
         .filter(|k| seen.insert((k.phone_id.as_str(), k.wa_id.as_str())))
         .filter(|k| !(kept && mem.pair_facts.holds(&PairKey::of(&k.phone_id, &k.wa_id))))
         .collect();
@@ -1819,38 +1830,56 @@ fn send_tx(
         body = SendBody::Text(text);
     }
     apply_effects(conn, mem, scope, phone, &ev, now)?;
-    let pg = conn.is_pg();
-    // what the next send to this customer would read (`PairFacts`): SQLite's writer, and a
-    // PostgreSQL shard's writer that may keep them (`Memory::begun`)
-    if !pg || mem.batch_config.is_some() {
-        let window_after = d.window_after;
-        let Evaluated {
-            pair,
-            facts: mut left,
-            ..
-        } = ev;
-        if failed.is_none() {
-            left.window = window_after;
-        }
-        left.user_id = Some(user_id);
-        if pg {
-            // the buckets as this send left them (the batch's, written before its `COMMIT`)
-            left.buckets = (
-                mem.number_buckets
-                    .get(phone.id.as_str())
-                    .copied()
-                    .or(left.buckets.0),
-                mem.pair_buckets.get(&pair).copied().or(left.buckets.1),
-            );
-        }
-        mem.pair_facts
-            .put(facts_generation, &scope.business_id, pair, left);
+    let window_after = d.window_after;
+    let Evaluated {
+        pair,
+        facts: mut left,
+        ..
+    } = ev;
+    if failed.is_none() {
+        left.window = window_after;
     }
+    left.user_id = Some(user_id);
+    put_back(
+        conn,
+        mem,
+        facts_generation,
+        &scope.business_id,
+        &phone.id,
+        pair,
+        left,
+    );
     Ok(Ok(SendResult {
         wamid,
         body,
         replayed: false,
     }))
+}
+
+/// Keeps what a job that took customer `pair`'s facts ([`customer_facts`]) leaves of them, for
+/// the next send to them (`PairFacts`): on SQLite's writer, and on a PostgreSQL shard's writer
+/// that may keep them (`Memory::begun`), with the pacing buckets as the batch left them so far
+/// (written before its `COMMIT`).
+fn put_back(
+    conn: &Conn,
+    mem: &mut Memory,
+    generation: u64,
+    business_id: &str,
+    phone_id: &str,
+    pair: PairKey,
+    mut left: CustomerFacts,
+) {
+    let pg = conn.is_pg();
+    if pg && mem.batch_config.is_none() {
+        return;
+    }
+    if pg {
+        left.buckets = (
+            mem.number_buckets.get(phone_id).copied().or(left.buckets.0),
+            mem.pair_buckets.get(&pair).copied().or(left.buckets.1),
+        );
+    }
+    mem.pair_facts.put(generation, business_id, pair, left);
 }
 
 /// What a message's `delivered` event needs: the message and its customer's user id. Known to
@@ -2604,9 +2633,9 @@ impl Store for SqliteStore {
         // businesses run on their shards' writers side by side.
         // only PostgreSQL's shard writers read sends' facts ahead; SQLite's keeps those its
         // sends left (`PairFacts`)
-        let facts = match SendKey::of(scope, &cmd) {
+        let facts = match CustomerKey::of(scope, &cmd) {
             _ if !self.sharded() => Facts::OwnOnly,
-            Some(key) => Facts::Send(key),
+            Some(key) => Facts::Customer(key),
             None => Facts::May,
         };
         // The payload's column text is made here, and the command comes back to be dropped
@@ -2677,10 +2706,17 @@ impl Store for SqliteStore {
         // sends are: everything it writes is the business's. It writes no `users` row: a
         // customer without one is on WhatsApp to every reader, and an insert of the shared
         // row from several shards at once made them wait on each other, even deadlock.
-        self.write_mem_on(Route::Business(&business), Facts::May, move |c, mem| {
-            let Some(phone) = phone_cached(c, mem, &scope.business_id, &cmd.phone_id)? else {
-                return Err(ApiError::unknown_object(&cmd.phone_id).into());
-            };
+        // Of the facts sends read it changes its own customer's window, and with a keyword
+        // their consents: it takes the customer's facts as a send does (kept, read ahead with
+        // the round on PostgreSQL, or read) and puts them back with the window it opened, or
+        // forgets every customer's after a keyword; the writer keeps the other customers'.
+        // Without a savepoint (`write_fast_on`): its refusals all come before its first write.
+        let facts = if self.sharded() {
+            Facts::Customer(CustomerKey::inbound(&scope, &cmd))
+        } else {
+            Facts::Keeps
+        };
+        self.write_fast_on(Route::Business(&business), facts, move |c, mem| {
             let ty = cmd.message.get("type").and_then(Value::as_str).unwrap_or("text").to_string();
             if !INBOUND_TYPES.contains(&ty.as_str()) {
                 return Err(ApiError::invalid_parameter(format!(
@@ -2697,9 +2733,22 @@ impl Store for SqliteStore {
             let now = cmd.now;
             let wamid = ids::wamid();
             let referral = message.contains_key("referral");
-            let window = read::window(c, &phone.id, &cmd.from)?.after_inbound(now, referral);
-            save_window(c, &phone.id, &cmd.from, &window)?;
-            let user_id = user_id_for(c, &scope.business_id, &cmd.from, now)?;
+            let generation = mem.pair_facts.generation;
+            let pair = PairKey::of(&cmd.phone_id, &cmd.from);
+            let b = &scope.business_id;
+            // the facts first: they carry the configuration counter, which the number's
+            // lookup in the configuration cache then need not read
+            let mut facts = customer_facts(c, mem, b, &cmd.phone_id, &cmd.from, &pair)?;
+            mem.saw_config_version(facts.config_version);
+            let Some(phone) = phone_cached(c, mem, b, &cmd.phone_id)? else {
+                return Err(ApiError::unknown_object(&cmd.phone_id).into());
+            };
+            facts.window = facts.window.after_inbound(now, referral);
+            save_window(c, &phone.id, &cmd.from, &facts.window)?;
+            let user_id = match &facts.user_id {
+                Some(u) => u.clone(),
+                None => new_user_id(c, b, &cmd.from, now)?,
+            };
             let content = message.get(&ty).cloned().unwrap_or(Value::Null);
             let text = match ty.as_str() {
                 "text" => content["body"].as_str().map(str::to_string),
@@ -2744,7 +2793,13 @@ impl Store for SqliteStore {
             };
             enqueue_cached(c, mem, &event)?;
             let settings = settings_cached(c, mem, &scope.business_id)?;
-            on_keywords(c, &settings, &scope.business_id, &phone, &cmd.from, &wamid, &message, now)?;
+            if on_keywords(c, &settings, &scope.business_id, &phone, &cmd.from, &wamid, &message, now)? {
+                // the consents every number of the business reads for this customer
+                mem.forget_facts();
+            } else {
+                facts.user_id = Some(user_id);
+                put_back(c, mem, generation, b, &phone.id, pair, facts);
+            }
             Ok(wamid)
         })
         .await
@@ -3655,8 +3710,8 @@ mod tests {
 
     /// SQLite keeps each customer's facts as its last send left them: the next send to the
     /// customer reads none of its rows and decides as a read would (the window closes with the
-    /// clock); any other job forgets them all, so that the send after it sees what that job
-    /// changed.
+    /// clock); a job that may change them forgets them, so that the send after it sees what
+    /// that job changed.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_send_takes_the_facts_its_customers_last_send_left_until_another_job_runs() {
         use crate::Store;
@@ -3666,8 +3721,8 @@ mod tests {
         const T: Millis = 1_700_000_000_000;
         assert_eq!(
             pair_facts(&s).await,
-            (1, 1),
-            "the second send took the first's facts"
+            (2, 1),
+            "the first send took what the customer's message left, the second the first's"
         );
         assert_eq!(status_of(&s, second).await, "sent");
 
@@ -3675,23 +3730,24 @@ mod tests {
         // default) as with the facts read
         let late = text_at(&s, &t, T + 25 * 3_600_000).await.unwrap();
         assert_eq!(status_of(&s, late.wamid).await, "failed");
-        assert_eq!(pair_facts(&s).await, (2, 1));
+        assert_eq!(pair_facts(&s).await, (3, 1));
 
-        // the window opened again by the customer (another job): read, kept, taken
+        // the window opened again by the customer: their message takes the facts and puts them
+        // back with the window it opened, which the sends after it take
         crate::testkit::in_window_text(&s, &t, T + 26 * 3_600_000).await;
-        assert_eq!(pair_facts(&s).await, (2, 1), "read from the tables");
+        assert_eq!(pair_facts(&s).await, (5, 1), "the message's and the send's");
         let ok = text_at(&s, &t, T + 26 * 3_600_000 + 2_000).await.unwrap();
         assert_eq!(status_of(&s, ok.wamid).await, "sent");
-        assert_eq!(pair_facts(&s).await, (3, 1));
+        assert_eq!(pair_facts(&s).await, (6, 1));
 
         // the customer leaves WhatsApp: the next send sees it although its facts were kept
         s.set_user("15550000001", false, T + 26 * 3_600_000 + 3_000)
             .await
             .unwrap();
-        assert_eq!(pair_facts(&s).await, (3, 0), "forgotten by the other job");
+        assert_eq!(pair_facts(&s).await, (6, 0), "forgotten by the other job");
         let gone = text_at(&s, &t, T + 26 * 3_600_000 + 4_000).await.unwrap();
         assert_eq!(status_of(&s, gone.wamid).await, "failed");
-        assert_eq!(pair_facts(&s).await, (3, 1), "read afresh, and kept");
+        assert_eq!(pair_facts(&s).await, (6, 1), "read afresh, and kept");
 
         // the business blocks the customer: the same
         s.set_user("15550000001", true, T + 26 * 3_600_000 + 5_000)
@@ -3718,6 +3774,18 @@ mod tests {
         );
     }
 
+    /// A customer's message keeps its customer's facts, and every other customer's.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_customers_message_keeps_the_customers_facts() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqlStore::open(
+            &dir.path().join("t.db").to_string_lossy(),
+            SqliteOptions::default(),
+        )
+        .unwrap();
+        crate::testkit::a_customers_message_keeps_the_customers_facts(&s).await;
+    }
+
     /// A send that finds its customer's facts still reads the configuration counter: moved by a
     /// write outside the writer's jobs (an import, another process), every kept fact goes and
     /// the send reads afresh.
@@ -3725,7 +3793,7 @@ mod tests {
     async fn kept_facts_go_when_the_configuration_counter_moved_outside_the_writer() {
         let dir = tempfile::tempdir().unwrap();
         let (s, t, _) = two_sends(&dir).await;
-        assert_eq!(pair_facts(&s).await, (1, 1));
+        assert_eq!(pair_facts(&s).await, (2, 1));
         let outside = rusqlite::Connection::open(dir.path().join("t.db")).unwrap();
         outside
             .busy_timeout(std::time::Duration::from_secs(5))
@@ -3744,7 +3812,7 @@ mod tests {
         );
         assert_eq!(
             pair_facts(&s).await,
-            (1, 0),
+            (2, 0),
             "all forgotten, that send's own entry too"
         );
     }
@@ -3812,7 +3880,7 @@ mod tests {
         assert_eq!(s.run_due(T - 1, 64).await.unwrap(), 1);
         crate::testkit::in_window_text(&s, &t, T).await;
         text_at(&s, &t, T + 2_000).await.unwrap();
-        assert_eq!(pair_facts(&s).await, (1, 1));
+        assert_eq!(pair_facts(&s).await, (2, 1));
 
         assert_eq!(
             s.run_due(T + 700_000, 64).await.unwrap(),
@@ -3834,16 +3902,16 @@ mod tests {
             .await
             .unwrap();
         s.purge_webhooks(T, 100).await.unwrap();
-        assert_eq!(pair_facts(&s).await, (1, 1), "kept through all of them");
+        assert_eq!(pair_facts(&s).await, (2, 1), "kept through all of them");
         text_at(&s, &t, T + 800_000).await.unwrap();
-        assert_eq!(pair_facts(&s).await, (2, 1), "and taken by the next send");
+        assert_eq!(pair_facts(&s).await, (3, 1), "and taken by the next send");
 
         assert_eq!(
             s.run_due(T + 3_600_000, 64).await.unwrap(),
             1,
             "the other task"
         );
-        assert_eq!(pair_facts(&s).await, (2, 0), "forgotten");
+        assert_eq!(pair_facts(&s).await, (3, 0), "forgotten");
     }
 
     /// What a send puts back is dropped if everything was forgotten since it began (a violation
