@@ -604,14 +604,16 @@ impl CustomerKey {
     }
 }
 
-/// PostgreSQL: the [`CustomerFacts`] of the sends of a round of queued jobs, read in one
-/// statement before the round runs ([`prefetch_facts`]), each taken once, by the first send of
-/// its number and customer. They stay true while only sends (and jobs that keep them, see
-/// [`super::Facts`]) run: a send writes its own pair's window, its customer's user id (derived
-/// from the business and the customer: the same whoever writes it) and the pacing buckets,
-/// which are the writer's memory until `COMMIT` (see [`apply_effects`]). So the writer forgets
-/// them before any other job runs, a send that records a violation (configuration) forgets
-/// them too, and a second send to the same pair in the round reads afresh.
+/// PostgreSQL: the [`CustomerFacts`] of the sends (and customers' messages) of a round of
+/// queued jobs, read in one statement before the round runs ([`prefetch_facts`]), each taken
+/// once, by the first job of its number and customer. They stay true while only such jobs (and
+/// jobs that keep them, see [`super::Facts`]) run: a send writes its own pair's window, its
+/// customer's user id (derived from the business and the customer: the same whoever writes
+/// it) and the pacing buckets, which are the writer's memory until `COMMIT` (see
+/// [`apply_effects`]); a customer's message its own pair's window. So the writer forgets them
+/// before any other job runs, a send that records a violation (configuration) and a keyword
+/// (consents) forget them too, and a second job of the same pair in the round takes what the
+/// first left, or reads afresh.
 #[derive(Default)]
 pub(crate) struct Prefetched {
     /// (number, customer) → business, facts.
@@ -740,8 +742,9 @@ fn to_facts(r: &crate::db::Row<'_>, pg: bool) -> crate::db::Result<CustomerFacts
     })
 }
 
-/// PostgreSQL: reads the facts of the queued `sends` in one statement, for [`customer_facts`]
-/// to take (see [`Prefetched`]). Not worth it for a single send, whose own read is the same.
+/// PostgreSQL: reads the facts of the queued `sends` (and customers' messages,
+/// [`Facts::Customer`]) in one statement, for [`customer_facts`] to take (see [`Prefetched`]).
+/// Not worth it for a single one, whose own read is the same.
 pub(crate) fn prefetch_facts<'k>(
     conn: &Conn,
     mem: &mut Memory,
