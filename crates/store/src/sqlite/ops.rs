@@ -3780,12 +3780,7 @@ mod tests {
     /// A customer's message keeps its customer's facts, and every other customer's.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_customers_message_keeps_the_customers_facts() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = SqlStore::open(
-            &dir.path().join("t.db").to_string_lossy(),
-            SqliteOptions::default(),
-        )
-        .unwrap();
+        let (_dir, s) = crate::sqlite::tests::temp_store();
         crate::testkit::a_customers_message_keeps_the_customers_facts(&s).await;
     }
 
